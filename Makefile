@@ -1,0 +1,56 @@
+# provledger: the two commands a new user needs are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SEEDS ?= 2000
+
+.PHONY: demo test test-fast lint format proto proto-check bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/provledger demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests -m "not integration and not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto \
+		--grpc_python_out=proto proto/provledger/v1/*.proto
+
+# Regenerates into a scratch folder and compares with what is committed.
+proto-check: $(STAMP)
+	@rm -rf .proto-check && mkdir -p .proto-check
+	@$(PY) -m grpc_tools.protoc -Iproto --python_out=.proto-check --pyi_out=.proto-check \
+		--grpc_python_out=.proto-check proto/provledger/v1/*.proto
+	@for f in .proto-check/provledger/v1/*; do \
+		cmp -s $$f proto/provledger/v1/$$(basename $$f) || { echo "stale: proto/provledger/v1/$$(basename $$f) (run make proto)"; rm -rf .proto-check; exit 1; }; \
+	done
+	@rm -rf .proto-check
+	@echo "generated code is up to date"
+
+bench: $(STAMP)
+	$(PY) bench/single_node.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/single_node.py --events 20000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .proto-check build *.egg-info

@@ -1,0 +1,89 @@
+"""`provledger consortium init`: a genesis document, one folder per node, and identities.
+
+DIR/genesis.json               the chain: members, roles, keys, validators
+DIR/node-K/config.toml         node K's settings (ports on 127.0.0.1)
+DIR/node-K/validator-key.json  node K's validator key (owner-readable only)
+DIR/identities/<member>.json   a key file a member's client signs with
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from provledger.node import config as node_config
+from provledger.node.keyfile import new_signing_key, save_key
+
+DEFAULT_MEMBERS = (
+    ("agency-a", "Provincial Health Commission", "agency"),
+    ("agency-b", "Provincial Transport Department", "agency"),
+    ("exchange", "Data Exchange", "exchange"),
+    ("regulator", "Data Administration Bureau", "regulator"),
+    ("auditor", "Audit Office", "auditor"),
+)
+
+
+@dataclass(frozen=True)
+class ConsortiumLayout:
+    directory: Path
+    genesis_path: Path
+    node_configs: list[Path]
+    identities: dict[str, Path]
+    grpc_addresses: list[str]
+
+
+def init_consortium(
+    directory: Path,
+    nodes: int,
+    chain_id: str = "provledger-local",
+    base_port: int = 7050,
+    with_identities: bool = True,
+) -> ConsortiumLayout:
+    if nodes < 1:
+        raise ValueError("a consortium needs at least one node")
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / "genesis.json").exists():
+        raise FileExistsError(f"{directory / 'genesis.json'} exists; choose an empty folder")
+    validators = []
+    configs = []
+    addresses = []
+    for index in range(nodes):
+        node_id = f"node-{index}"
+        node_dir = directory / node_id
+        key = new_signing_key()
+        save_key(node_dir / "validator-key.json", key, validator_id=node_id)
+        validators.append({"validator_id": node_id, "public_key": key.public_key.hex()})
+        address = f"127.0.0.1:{base_port + index}"
+        addresses.append(address)
+        config_path = node_dir / "config.toml"
+        config_path.write_text(
+            node_config.render(node_id, "../genesis.json", "validator-key.json", address)
+        )
+        configs.append(config_path)
+
+    members = []
+    identities: dict[str, Path] = {}
+    for member_id, name, role in DEFAULT_MEMBERS if with_identities else ():
+        key = new_signing_key()
+        path = directory / "identities" / f"{member_id}.json"
+        save_key(path, key, member_id=member_id, role=role, chain_id=chain_id)
+        identities[member_id] = path
+        members.append(
+            {
+                "member_id": member_id,
+                "name": name,
+                "role": role,
+                "public_keys": [key.public_key.hex()],
+            }
+        )
+    genesis = {
+        "chain_id": chain_id,
+        "genesis_time_ms": time.time_ns() // 1_000_000,
+        "members": members,
+        "validators": validators,
+    }
+    genesis_path = directory / "genesis.json"
+    genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
+    return ConsortiumLayout(directory, genesis_path, configs, identities, addresses)

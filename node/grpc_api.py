@@ -1,0 +1,288 @@
+"""The gRPC `LedgerService`: thin translation between wire messages and `LedgerNode`.
+
+Status codes: malformed input INVALID_ARGUMENT, a rule the author may not break
+PERMISSION_DENIED, a state that does not allow it FAILED_PRECONDITION, a duplicate or replay
+ALREADY_EXISTS, an unknown id NOT_FOUND, a full mempool RESOURCE_EXHAUSTED. The details
+string is always "<code>: <reason>", the code stable for programs, the reason for people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from provledger.node.ledger import LedgerNode, TooManyWaiters
+from provledger.node.mempool import MempoolFull
+from provledger.protocol import merkle
+from provledger.protocol.errors import Rejected, RejectionKind
+from provledger.protocol.events import event_id, log_leaf
+from provledger.protocol.limits import (
+    HISTORY_PAGE_EVENTS_DEFAULT,
+    HISTORY_PAGE_EVENTS_MAX,
+    LINEAGE_DEPTH_DEFAULT,
+    LINEAGE_DEPTH_MAX,
+    LINEAGE_NODES_DEFAULT,
+    LINEAGE_NODES_MAX,
+    SUBMIT_BATCH_EVENTS_MAX,
+    SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
+    SUBMIT_WAIT_TIMEOUT_MS_MAX,
+    SUBSCRIBERS_MAX,
+)
+from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
+
+_STATUS = {
+    RejectionKind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    RejectionKind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    RejectionKind.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    RejectionKind.DUPLICATE: grpc.StatusCode.ALREADY_EXISTS,
+}
+
+
+async def _abort_rejected(context: grpc.aio.ServicerContext, rejection: Rejected) -> None:
+    await context.abort(_STATUS[rejection.kind], f"{rejection.code}: {rejection.reason}")
+
+
+def _capped(requested: int, default: int, maximum: int) -> int:
+    return min(requested or default, maximum)
+
+
+class LedgerService(api_pb2_grpc.LedgerServiceServicer):
+    def __init__(self, node: LedgerNode) -> None:
+        self._node = node
+        self._subscribers = 0
+
+    # --- submitting -------------------------------------------------------------------------
+
+    async def SubmitEvent(self, request, context):
+        try:
+            decoded = self._node.submit(request.event)
+        except Rejected as rejection:
+            await _abort_rejected(context, rejection)
+        except MempoolFull as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {error}")
+        return api_pb2.SubmitEventResponse(event_id=decoded.event_id)
+
+    async def SubmitEvents(self, request, context):
+        if len(request.events) > SUBMIT_BATCH_EVENTS_MAX:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"batch_too_large: {len(request.events)} events; the limit is "
+                f"{SUBMIT_BATCH_EVENTS_MAX}",
+            )
+        results = []
+        for signed in request.events:
+            try:
+                decoded = self._node.submit(signed)
+                results.append(api_pb2.SubmitResult(event_id=decoded.event_id, accepted=True))
+            except Rejected as rejection:
+                results.append(
+                    api_pb2.SubmitResult(error_code=rejection.code, error=rejection.reason)
+                )
+            except MempoolFull as error:
+                results.append(api_pb2.SubmitResult(error_code="mempool_full", error=str(error)))
+        return api_pb2.SubmitEventsResponse(results=results)
+
+    async def SubmitAndWait(self, request, context):
+        timeout_ms = _capped(
+            request.timeout_ms, SUBMIT_WAIT_TIMEOUT_MS_DEFAULT, SUBMIT_WAIT_TIMEOUT_MS_MAX
+        )
+        node = self._node
+        try:
+            decoded = node.check(request.event)
+            waiter = node.watch(decoded.event_id)
+        except Rejected as rejection:
+            await _abort_rejected(context, rejection)
+        except TooManyWaiters as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too_many_waiters: {error}")
+        try:
+            node.mempool.add(decoded)
+            outcome = await asyncio.wait_for(waiter, timeout_ms / 1000)
+        except MempoolFull as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {error}")
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"not_committed_yet: event {decoded.event_id.hex()} is queued but not "
+                f"committed after {timeout_ms} ms; ask GetEvent later",
+            )
+        finally:
+            node.unwatch(decoded.event_id, waiter)
+        if outcome.rejection is not None:
+            await _abort_rejected(context, outcome.rejection)
+        return self._receipt(decoded.event_id, outcome.height)
+
+    def _receipt(self, event_id: bytes, height: int) -> api_pb2.Receipt:
+        store = self._node.store
+        location = store.event(event_id)
+        checkpoint = store.checkpoint(height)
+        header = store.header(height)
+        proof = ledger_pb2.InclusionProof(
+            leaf_index=location.log_index,
+            tree_size=header.log_size,
+            leaf_hash=_leaf_hash(location),
+            hashes=store.inclusion_proof(location.log_index, header.log_size),
+        )
+        return api_pb2.Receipt(
+            event_id=event_id,
+            height=location.height,
+            log_index=location.log_index,
+            proof=proof,
+            checkpoint=checkpoint,
+        )
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def GetEvent(self, request, context):
+        location = self._node.store.event(request.event_id)
+        if location is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"unknown_event: no committed event {request.event_id.hex()}",
+            )
+        return api_pb2.GetEventResponse(
+            event=location.event,
+            event_id=request.event_id,
+            height=location.height,
+            log_index=location.log_index,
+        )
+
+    async def _height(self, requested: int, context) -> int:
+        head = self._node.store.head_height
+        if head == 0:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "empty_chain: no blocks yet")
+        if requested > head:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"unknown_height: height {requested} > head {head}"
+            )
+        return requested or head
+
+    async def GetBlock(self, request, context):
+        height = await self._height(request.height, context)
+        block, certificate = self._node.store.block(height)
+        return api_pb2.GetBlockResponse(block=block, certificate=certificate)
+
+    async def GetCheckpoint(self, request, context):
+        height = await self._height(request.height, context)
+        return self._node.store.checkpoint(height)
+
+    async def GetInclusionProof(self, request, context):
+        store = self._node.store
+        height = await self._height(request.height, context)
+        location = store.event(request.event_id)
+        if location is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"unknown_event: no committed event {request.event_id.hex()}",
+            )
+        if location.height > height:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"not_in_tree: the event was committed at height {location.height}, after "
+                f"height {height}",
+            )
+        tree_size = store.header(height).log_size
+        proof = ledger_pb2.InclusionProof(
+            leaf_index=location.log_index,
+            tree_size=tree_size,
+            leaf_hash=_leaf_hash(location),
+            hashes=store.inclusion_proof(location.log_index, tree_size),
+        )
+        return api_pb2.GetInclusionProofResponse(
+            proof=proof, checkpoint=store.checkpoint(height), event=location.event
+        )
+
+    async def GetConsistencyProof(self, request, context):
+        store = self._node.store
+        second = await self._height(request.second_height, context)
+        if request.first_height == 0 or request.first_height > second:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad_range: first_height must be 1..{second}, got {request.first_height}",
+            )
+        first_size = store.header(request.first_height).log_size
+        second_size = store.header(second).log_size
+        proof = ledger_pb2.ConsistencyProof(
+            first_size=first_size,
+            second_size=second_size,
+            hashes=store.consistency_proof(first_size, second_size) if first_size else [],
+        )
+        return api_pb2.GetConsistencyProofResponse(
+            proof=proof,
+            first=store.checkpoint(request.first_height),
+            second=store.checkpoint(second),
+        )
+
+    async def _record(self, kind: str, record_id: str, context):
+        record = self._node.store.load(kind, record_id)
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown_{kind}: {record_id!r}")
+        return record
+
+    async def GetAsset(self, request, context):
+        return await self._record("asset", request.asset_id, context)
+
+    async def GetGrant(self, request, context):
+        return await self._record("grant", request.grant_id, context)
+
+    async def GetOrder(self, request, context):
+        return await self._record("order", request.order_id, context)
+
+    async def GetAssetHistory(self, request, context):
+        await self._record("asset", request.asset_id, context)
+        limit = _capped(request.limit, HISTORY_PAGE_EVENTS_DEFAULT, HISTORY_PAGE_EVENTS_MAX)
+        cursor = request.after_log_index if request.has_cursor else None
+        entries, more = self._node.store.asset_history(request.asset_id, cursor, limit)
+        return api_pb2.GetAssetHistoryResponse(
+            entries=[
+                api_pb2.HistoryEntry(
+                    event_id=event_id(entry.event.body),
+                    log_index=entry.log_index,
+                    height=entry.height,
+                    event=entry.event,
+                )
+                for entry in entries
+            ],
+            more=more,
+        )
+
+    async def GetLineage(self, request, context):
+        await self._record("asset", request.asset_id, context)
+        if request.direction == api_pb2.LINEAGE_DIRECTION_UNSPECIFIED:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "missing_field: direction is upstream or downstream",
+            )
+        graph = self._node.store.lineage(
+            request.asset_id,
+            upstream=request.direction == api_pb2.LINEAGE_DIRECTION_UPSTREAM,
+            depth=_capped(request.depth, LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX),
+            nodes_max=_capped(request.max_nodes, LINEAGE_NODES_DEFAULT, LINEAGE_NODES_MAX),
+        )
+        return api_pb2.GetLineageResponse(
+            assets=graph.assets,
+            edges=[api_pb2.LineageEdge(parent_id=p, child_id=c) for p, c in graph.edges],
+            truncated=graph.truncated,
+        )
+
+    async def SubscribeBlocks(self, request, context) -> AsyncIterator[ledger_pb2.Block]:
+        if self._subscribers >= SUBSCRIBERS_MAX:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too_many_subscribers: {SUBSCRIBERS_MAX} are subscribed",
+            )
+        self._subscribers += 1
+        try:
+            height = max(request.from_height, 1)
+            while True:
+                await self._node.wait_for_height(height)
+                block, _ = self._node.store.block(height)
+                yield block
+                height += 1
+        finally:
+            self._subscribers -= 1
+
+
+def _leaf_hash(location: state_pb2.EventLocation) -> bytes:
+    return merkle.hash_leaf(log_leaf(event_id(location.event.body), location.event.signature))

@@ -1,0 +1,364 @@
+"""The node's LevelDB store: blocks, events, the Merkle log, world state and indexes.
+
+Invariants:
+- A block and everything derived from it (events, log entries, Merkle nodes, state records,
+  nonces, indexes, the new head) is written in ONE `write_batch(transaction=True, sync=True)`.
+  After a crash either all of it is on disk or none of it is, so the head is never ahead of
+  what it points at and nothing acknowledged is lost.
+- The head is the only mutable pointer. On open, the store checks the head against the chain:
+  the head block's certificate, the stored block-id index, and the log root recomputed from the
+  stored Merkle nodes must all agree with the head header.
+- Every key comes from `schema`; every Merkle proof is answered from stored perfect-subtree
+  hashes in O(log n) reads.
+
+One writer (the block committer) and many readers; plyvel reads are consistent per key, and
+readers only ever look at heights at or below the head they read first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import plyvel
+from google.protobuf.message import Message
+
+from provledger.node import schema
+from provledger.protocol import merkle
+from provledger.protocol.blocks import (
+    ExecutedBlock,
+    Tip,
+    decode_header,
+    genesis_tip,
+    genesis_writes,
+    verify_certificate,
+)
+from provledger.protocol.errors import check
+from provledger.protocol.events import DecodedEvent
+from provledger.protocol.genesis import Genesis
+from provledger.protocol.state import RECORD_TYPES, Write
+from provledger.v1 import ledger_pb2, state_pb2
+
+
+class StoreError(Exception):
+    """The data on disk is not a consistent chain for this genesis."""
+
+
+@dataclass(frozen=True)
+class LineageGraph:
+    assets: list[state_pb2.AssetRecord]
+    edges: list[tuple[str, str]]  # (parent, child)
+    truncated: bool
+
+
+class Store:
+    def __init__(self, path: Path | str, genesis: Genesis) -> None:
+        self._genesis = genesis
+        self._db = plyvel.DB(str(path), create_if_missing=True)
+        self._lock = threading.Lock()
+        stored_hash = self._db.get(schema.META_GENESIS_HASH)
+        if stored_hash is None:
+            self._initialise()
+        elif stored_hash != genesis.genesis_hash:
+            self._db.close()
+            raise StoreError(f"the database at {path} belongs to a different genesis")
+        self._head_height = schema.decode_number(self._db.get(schema.META_HEAD_HEIGHT))
+        self._log = merkle.CompactRange()
+        self._tip = genesis_tip(genesis)
+        self._check_head()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            for write in genesis_writes(self._genesis):
+                self._put_write(batch, write)
+            batch.put(schema.META_HEAD_HEIGHT, schema.encode_number(0))
+            batch.put(schema.META_GENESIS_HASH, self._genesis.genesis_hash)
+
+    def _check_head(self) -> None:
+        """Check the head against the stored chain and load the log's frontier."""
+        if self._head_height == 0:
+            return
+        stored = self._stored_block(self._head_height)
+        if stored is None:
+            raise StoreError(f"head height {self._head_height} has no stored block")
+        header = decode_header(stored.header)
+        tip = Tip.from_header(header, stored.header)
+        if self._db.get(schema.block_id_key(tip.block_id)) != schema.encode_number(tip.height):
+            raise StoreError("the head block is missing from the block-id index")
+        try:
+            verify_certificate(
+                stored.certificate, header, stored.header, self._genesis.validator_set
+            )
+        except Exception as error:
+            raise StoreError(f"the head block's certificate does not verify: {error}") from None
+        log = merkle.CompactRange.from_nodes(header.log_size, self.merkle_node)
+        if log.root() != header.log_root:
+            raise StoreError("the log root recomputed from stored nodes differs from the head's")
+        self._log = log
+        self._tip = tip
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- the head ---------------------------------------------------------------------------
+
+    @property
+    def head_height(self) -> int:
+        return self._head_height
+
+    @property
+    def tip(self) -> Tip:
+        return self._tip
+
+    @property
+    def log(self) -> merkle.CompactRange:
+        """The log's frontier at the head; callers must not modify it."""
+        return self._log
+
+    # --- StateReader ------------------------------------------------------------------------
+
+    def load(self, kind: str, record_id: str) -> Message | None:
+        raw = self._db.get(schema.state_key(kind, record_id))
+        if raw is None:
+            return None
+        record = RECORD_TYPES[kind]()
+        record.ParseFromString(raw)
+        return record
+
+    def nonce_used(self, member_id: str, nonce: int) -> bool:
+        return self._db.get(schema.nonce_key(member_id, nonce)) is not None
+
+    def members(self) -> Iterable[state_pb2.MemberRecord]:
+        prefix = schema.state_key("member", "")
+        for _, raw in self._db.iterator(prefix=prefix):
+            record = state_pb2.MemberRecord()
+            record.ParseFromString(raw)
+            yield record
+
+    # --- writing a block --------------------------------------------------------------------
+
+    def commit_block(
+        self,
+        executed: ExecutedBlock,
+        certificate: ledger_pb2.CommitCertificate,
+        last_commit: ledger_pb2.CommitCertificate | None,
+    ) -> None:
+        """Persist a committed block and everything derived from it, atomically and synced."""
+        height = executed.header.height
+        check(height == self._head_height + 1, f"block {height} does not follow the head")
+        check(certificate.block_id == executed.block_id, "certificate is for another block")
+        stored = state_pb2.StoredBlock(
+            header=executed.header_bytes,
+            certificate=certificate,
+            event_ids=[d.event_id for d in executed.events],
+        )
+        if last_commit is not None:
+            stored.last_commit.CopyFrom(last_commit)
+        block_writes = {(w.kind, w.record_id): w.record for w in executed.writes if w.record}
+        first_log_index = executed.header.log_size - len(executed.events)
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            batch.put(schema.block_key(height), stored.SerializeToString())
+            batch.put(schema.block_id_key(executed.block_id), schema.encode_number(height))
+            for position, decoded in enumerate(executed.events):
+                log_index = first_log_index + position
+                location = state_pb2.EventLocation(
+                    height=height, position=position, log_index=log_index, event=decoded.signed
+                )
+                batch.put(schema.event_key(decoded.event_id), location.SerializeToString())
+                batch.put(schema.log_key(log_index), decoded.event_id)
+                self._put_indexes(batch, decoded, log_index, block_writes)
+            for level, index, node_hash in executed.merkle_nodes:
+                batch.put(schema.tree_key(level, index), node_hash)
+            for write in executed.writes:
+                self._put_write(batch, write)
+            batch.put(schema.META_HEAD_HEIGHT, schema.encode_number(height))
+        with self._lock:
+            self._head_height = height
+            self._log = executed.log
+            self._tip = Tip.from_header(executed.header, executed.header_bytes)
+
+    def _put_write(self, batch, write: Write) -> None:
+        if write.nonce is not None:
+            batch.put(schema.nonce_key(write.record_id, write.nonce), b"")
+        else:
+            batch.put(
+                schema.state_key(write.kind, write.record_id),
+                write.record.SerializeToString(deterministic=True),  # type: ignore[union-attr]
+            )
+
+    def _put_indexes(
+        self,
+        batch,
+        decoded: DecodedEvent,
+        log_index: int,
+        block_writes: dict[tuple[str, str], Message | None],
+    ) -> None:
+        def lookup(kind: str, record_id: str):
+            record = block_writes.get((kind, record_id))
+            return record if record is not None else self.load(kind, record_id)
+
+        payload = getattr(decoded.event, decoded.kind)
+        for asset_id in _assets_concerned(decoded.kind, payload, lookup):
+            batch.put(schema.asset_history_key(asset_id, log_index), decoded.event_id)
+        if decoded.kind == "asset_derived":
+            for parent_id in payload.parent_ids:
+                batch.put(schema.upstream_key(payload.asset_id, parent_id), b"")
+                batch.put(schema.downstream_key(parent_id, payload.asset_id), b"")
+        elif decoded.kind == "grant_issued":
+            batch.put(schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b"")
+            batch.put(schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
+
+    # --- reading blocks and events ----------------------------------------------------------
+
+    def _stored_block(self, height: int) -> state_pb2.StoredBlock | None:
+        raw = self._db.get(schema.block_key(height))
+        if raw is None:
+            return None
+        stored = state_pb2.StoredBlock()
+        stored.ParseFromString(raw)
+        return stored
+
+    def block(self, height: int) -> tuple[ledger_pb2.Block, ledger_pb2.CommitCertificate] | None:
+        """The block at `height` and the certificate that commits it."""
+        if not 1 <= height <= self._head_height:
+            return None
+        stored = self._stored_block(height)
+        if stored is None:
+            return None
+        block = ledger_pb2.Block(header=stored.header)
+        if stored.HasField("last_commit"):
+            block.last_commit.CopyFrom(stored.last_commit)
+        for event_identifier in stored.event_ids:
+            location = self.event(event_identifier)
+            check(location is not None, "a stored block names an event that is not stored")
+            block.events.append(location.event)  # type: ignore[union-attr]
+        return block, stored.certificate
+
+    def checkpoint(self, height: int) -> ledger_pb2.Checkpoint | None:
+        if not 1 <= height <= self._head_height:
+            return None
+        stored = self._stored_block(height)
+        if stored is None:
+            return None
+        return ledger_pb2.Checkpoint(header=stored.header, certificate=stored.certificate)
+
+    def header(self, height: int) -> ledger_pb2.BlockHeader | None:
+        stored = self._stored_block(height) if 1 <= height <= self._head_height else None
+        return decode_header(stored.header) if stored is not None else None
+
+    def event(self, event_identifier: bytes) -> state_pb2.EventLocation | None:
+        raw = self._db.get(schema.event_key(event_identifier))
+        if raw is None:
+            return None
+        location = state_pb2.EventLocation()
+        location.ParseFromString(raw)
+        return location
+
+    def has_event(self, event_identifier: bytes) -> bool:
+        return self._db.get(schema.event_key(event_identifier)) is not None
+
+    def event_id_at(self, log_index: int) -> bytes | None:
+        return self._db.get(schema.log_key(log_index))
+
+    # --- proofs -----------------------------------------------------------------------------
+
+    def merkle_node(self, level: int, index: int) -> bytes:
+        node_hash = self._db.get(schema.tree_key(level, index))
+        check(node_hash is not None, f"Merkle node ({level}, {index}) is not stored")
+        return node_hash  # type: ignore[return-value]
+
+    def inclusion_proof(self, log_index: int, tree_size: int) -> list[bytes]:
+        return merkle.inclusion_proof(log_index, tree_size, self.merkle_node)
+
+    def consistency_proof(self, first_size: int, second_size: int) -> list[bytes]:
+        return merkle.consistency_proof(first_size, second_size, self.merkle_node)
+
+    def log_root_at(self, tree_size: int) -> bytes:
+        return merkle.root_at(tree_size, self.merkle_node)
+
+    # --- indexes ----------------------------------------------------------------------------
+
+    def asset_history(
+        self, asset_id: str, after_log_index: int | None, limit: int
+    ) -> tuple[list[state_pb2.EventLocation], bool]:
+        """Events concerning `asset_id` in log order, after a cursor; and whether more exist."""
+        prefix = schema.asset_history_prefix(asset_id)
+        start = (
+            schema.asset_history_key(asset_id, after_log_index + 1)
+            if after_log_index is not None
+            else prefix
+        )
+        entries: list[state_pb2.EventLocation] = []
+        for _, event_identifier in self._db.iterator(prefix=prefix, start=start):
+            if len(entries) == limit:
+                return entries, True
+            location = self.event(event_identifier)
+            check(location is not None, "the asset history names an event that is not stored")
+            entries.append(location)  # type: ignore[arg-type]
+        return entries, False
+
+    def lineage(self, asset_id: str, upstream: bool, depth: int, nodes_max: int) -> LineageGraph:
+        """Breadth-first over lineage edges from `asset_id`, within `depth` and `nodes_max`."""
+        root = self.load("asset", asset_id)
+        if root is None:
+            return LineageGraph(assets=[], edges=[], truncated=False)
+        assets = [root]
+        seen = {asset_id}
+        edges: list[tuple[str, str]] = []
+        queue: deque[tuple[str, int]] = deque([(asset_id, 0)])
+        truncated = False
+        while queue:
+            current, level = queue.popleft()
+            for neighbour in self._neighbours(current, upstream):
+                edge = (neighbour, current) if upstream else (current, neighbour)
+                if neighbour in seen:
+                    edges.append(edge)
+                    continue
+                if level + 1 > depth or len(assets) >= nodes_max:
+                    truncated = True
+                    continue
+                record = self.load("asset", neighbour)
+                check(record is not None, f"lineage edge to unknown asset {neighbour!r}")
+                seen.add(neighbour)
+                assets.append(record)  # type: ignore[arg-type]
+                edges.append(edge)
+                queue.append((neighbour, level + 1))
+        return LineageGraph(assets=assets, edges=edges, truncated=truncated)
+
+    def _neighbours(self, asset_id: str, upstream: bool) -> Iterator[str]:
+        prefix = (
+            schema.upstream_prefix(asset_id) if upstream else schema.downstream_prefix(asset_id)
+        )
+        for key in self._db.iterator(prefix=prefix, include_value=False):
+            yield key[len(prefix) :].decode()
+
+
+def _assets_concerned(kind: str, payload, lookup) -> list[str]:
+    """The assets whose history an event belongs to."""
+    if kind == "asset_derived":
+        return [payload.asset_id, *payload.parent_ids]
+    if hasattr(payload, "asset_id"):
+        return [payload.asset_id]
+    if kind in ("grant_revoked",):
+        grant = lookup("grant", payload.grant_id)
+        return [grant.grant.asset_id] if grant is not None else []
+    if kind == "certificate_revoked":
+        certificate = lookup("certificate", payload.certificate_id)
+        return [certificate.certificate.asset_id] if certificate is not None else []
+    order_id = getattr(payload, "order_id", "") or ""
+    if kind == "dispute_resolved":
+        dispute = lookup("dispute", payload.dispute_id)
+        order_id = dispute.order_id if dispute is not None else ""
+    if order_id:
+        order = lookup("order", order_id)
+        offer = lookup("offer", order.offer_id) if order is not None else None
+        return [offer.offer.asset_id] if offer is not None else []
+    if kind == "order_placed":
+        offer = lookup("offer", payload.offer_id)
+        return [offer.offer.asset_id] if offer is not None else []
+    return []

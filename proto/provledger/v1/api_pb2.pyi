@@ -1,0 +1,237 @@
+from provledger.v1 import ledger_pb2 as _ledger_pb2
+from provledger.v1 import state_pb2 as _state_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LineageDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LINEAGE_DIRECTION_UNSPECIFIED: _ClassVar[LineageDirection]
+    LINEAGE_DIRECTION_UPSTREAM: _ClassVar[LineageDirection]
+    LINEAGE_DIRECTION_DOWNSTREAM: _ClassVar[LineageDirection]
+LINEAGE_DIRECTION_UNSPECIFIED: LineageDirection
+LINEAGE_DIRECTION_UPSTREAM: LineageDirection
+LINEAGE_DIRECTION_DOWNSTREAM: LineageDirection
+
+class SubmitEventRequest(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _ledger_pb2.SignedEvent
+    def __init__(self, event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ...) -> None: ...
+
+class SubmitEventResponse(_message.Message):
+    __slots__ = ("event_id",)
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    def __init__(self, event_id: _Optional[bytes] = ...) -> None: ...
+
+class SubmitEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.SignedEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[_ledger_pb2.SignedEvent, _Mapping]]] = ...) -> None: ...
+
+class SubmitResult(_message.Message):
+    __slots__ = ("event_id", "accepted", "error_code", "error")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    accepted: bool
+    error_code: str
+    error: str
+    def __init__(self, event_id: _Optional[bytes] = ..., accepted: _Optional[bool] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SubmitEventsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SubmitResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SubmitResult, _Mapping]]] = ...) -> None: ...
+
+class SubmitAndWaitRequest(_message.Message):
+    __slots__ = ("event", "timeout_ms")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    event: _ledger_pb2.SignedEvent
+    timeout_ms: int
+    def __init__(self, event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("event_id", "height", "log_index", "proof", "checkpoint")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    height: int
+    log_index: int
+    proof: _ledger_pb2.InclusionProof
+    checkpoint: _ledger_pb2.Checkpoint
+    def __init__(self, event_id: _Optional[bytes] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ..., proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+
+class GetEventRequest(_message.Message):
+    __slots__ = ("event_id",)
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    def __init__(self, event_id: _Optional[bytes] = ...) -> None: ...
+
+class GetEventResponse(_message.Message):
+    __slots__ = ("event", "event_id", "height", "log_index")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    event: _ledger_pb2.SignedEvent
+    event_id: bytes
+    height: int
+    log_index: int
+    def __init__(self, event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ..., event_id: _Optional[bytes] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ...) -> None: ...
+
+class GetBlockRequest(_message.Message):
+    __slots__ = ("height",)
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    def __init__(self, height: _Optional[int] = ...) -> None: ...
+
+class GetBlockResponse(_message.Message):
+    __slots__ = ("block", "certificate")
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    block: _ledger_pb2.Block
+    certificate: _ledger_pb2.CommitCertificate
+    def __init__(self, block: _Optional[_Union[_ledger_pb2.Block, _Mapping]] = ..., certificate: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("height",)
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    def __init__(self, height: _Optional[int] = ...) -> None: ...
+
+class GetInclusionProofRequest(_message.Message):
+    __slots__ = ("event_id", "height")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    height: int
+    def __init__(self, event_id: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
+class GetInclusionProofResponse(_message.Message):
+    __slots__ = ("proof", "checkpoint", "event")
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    proof: _ledger_pb2.InclusionProof
+    checkpoint: _ledger_pb2.Checkpoint
+    event: _ledger_pb2.SignedEvent
+    def __init__(self, proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("first_height", "second_height")
+    FIRST_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SECOND_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    first_height: int
+    second_height: int
+    def __init__(self, first_height: _Optional[int] = ..., second_height: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofResponse(_message.Message):
+    __slots__ = ("proof", "first", "second")
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    proof: _ledger_pb2.ConsistencyProof
+    first: _ledger_pb2.Checkpoint
+    second: _ledger_pb2.Checkpoint
+    def __init__(self, proof: _Optional[_Union[_ledger_pb2.ConsistencyProof, _Mapping]] = ..., first: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., second: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+
+class GetAssetRequest(_message.Message):
+    __slots__ = ("asset_id",)
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    def __init__(self, asset_id: _Optional[str] = ...) -> None: ...
+
+class GetAssetHistoryRequest(_message.Message):
+    __slots__ = ("asset_id", "limit", "after_log_index", "has_cursor")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    HAS_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    limit: int
+    after_log_index: int
+    has_cursor: bool
+    def __init__(self, asset_id: _Optional[str] = ..., limit: _Optional[int] = ..., after_log_index: _Optional[int] = ..., has_cursor: _Optional[bool] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("event_id", "log_index", "height", "event")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    log_index: int
+    height: int
+    event: _ledger_pb2.SignedEvent
+    def __init__(self, event_id: _Optional[bytes] = ..., log_index: _Optional[int] = ..., height: _Optional[int] = ..., event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ...) -> None: ...
+
+class GetAssetHistoryResponse(_message.Message):
+    __slots__ = ("entries", "more")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    more: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class GetLineageRequest(_message.Message):
+    __slots__ = ("asset_id", "direction", "depth", "max_nodes")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_NODES_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    direction: LineageDirection
+    depth: int
+    max_nodes: int
+    def __init__(self, asset_id: _Optional[str] = ..., direction: _Optional[_Union[LineageDirection, str]] = ..., depth: _Optional[int] = ..., max_nodes: _Optional[int] = ...) -> None: ...
+
+class LineageEdge(_message.Message):
+    __slots__ = ("parent_id", "child_id")
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHILD_ID_FIELD_NUMBER: _ClassVar[int]
+    parent_id: str
+    child_id: str
+    def __init__(self, parent_id: _Optional[str] = ..., child_id: _Optional[str] = ...) -> None: ...
+
+class GetLineageResponse(_message.Message):
+    __slots__ = ("assets", "edges", "truncated")
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    assets: _containers.RepeatedCompositeFieldContainer[_state_pb2.AssetRecord]
+    edges: _containers.RepeatedCompositeFieldContainer[LineageEdge]
+    truncated: bool
+    def __init__(self, assets: _Optional[_Iterable[_Union[_state_pb2.AssetRecord, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[LineageEdge, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class GetGrantRequest(_message.Message):
+    __slots__ = ("grant_id",)
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    def __init__(self, grant_id: _Optional[str] = ...) -> None: ...
+
+class GetOrderRequest(_message.Message):
+    __slots__ = ("order_id",)
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    def __init__(self, order_id: _Optional[str] = ...) -> None: ...
+
+class SubscribeBlocksRequest(_message.Message):
+    __slots__ = ("from_height",)
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    from_height: int
+    def __init__(self, from_height: _Optional[int] = ...) -> None: ...

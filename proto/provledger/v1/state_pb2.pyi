@@ -1,0 +1,182 @@
+from provledger.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ORDER_STATUS_UNSPECIFIED: _ClassVar[OrderStatus]
+    ORDER_STATUS_ORDERED: _ClassVar[OrderStatus]
+    ORDER_STATUS_DELIVERED: _ClassVar[OrderStatus]
+    ORDER_STATUS_SETTLED: _ClassVar[OrderStatus]
+    ORDER_STATUS_DISPUTED: _ClassVar[OrderStatus]
+    ORDER_STATUS_RESOLVED: _ClassVar[OrderStatus]
+ORDER_STATUS_UNSPECIFIED: OrderStatus
+ORDER_STATUS_ORDERED: OrderStatus
+ORDER_STATUS_DELIVERED: OrderStatus
+ORDER_STATUS_SETTLED: OrderStatus
+ORDER_STATUS_DISPUTED: OrderStatus
+ORDER_STATUS_RESOLVED: OrderStatus
+
+class MemberKey(_message.Message):
+    __slots__ = ("key_id", "public_key")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    key_id: bytes
+    public_key: bytes
+    def __init__(self, key_id: _Optional[bytes] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+
+class MemberRecord(_message.Message):
+    __slots__ = ("member_id", "name", "role", "keys", "removed")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    name: str
+    role: _ledger_pb2.Role
+    keys: _containers.RepeatedCompositeFieldContainer[MemberKey]
+    removed: bool
+    def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[_Union[_ledger_pb2.Role, str]] = ..., keys: _Optional[_Iterable[_Union[MemberKey, _Mapping]]] = ..., removed: _Optional[bool] = ...) -> None: ...
+
+class AssetRecord(_message.Message):
+    __slots__ = ("asset_id", "owner_id", "classification", "content_digest", "name", "parent_ids", "activity", "origin_event_id", "retired", "holder_ids")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PARENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    owner_id: str
+    classification: _ledger_pb2.Classification
+    content_digest: bytes
+    name: str
+    parent_ids: _containers.RepeatedScalarFieldContainer[str]
+    activity: str
+    origin_event_id: bytes
+    retired: bool
+    holder_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, asset_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., classification: _Optional[_Union[_ledger_pb2.Classification, str]] = ..., content_digest: _Optional[bytes] = ..., name: _Optional[str] = ..., parent_ids: _Optional[_Iterable[str]] = ..., activity: _Optional[str] = ..., origin_event_id: _Optional[bytes] = ..., retired: _Optional[bool] = ..., holder_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GrantRecord(_message.Message):
+    __slots__ = ("grant", "grantor_id", "event_id", "revoked", "revoked_at_ms")
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    GRANTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    grant: _ledger_pb2.GrantIssued
+    grantor_id: str
+    event_id: bytes
+    revoked: bool
+    revoked_at_ms: int
+    def __init__(self, grant: _Optional[_Union[_ledger_pb2.GrantIssued, _Mapping]] = ..., grantor_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., revoked: _Optional[bool] = ..., revoked_at_ms: _Optional[int] = ...) -> None: ...
+
+class ApprovalRecord(_message.Message):
+    __slots__ = ("approval", "regulator_id", "event_id")
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    approval: _ledger_pb2.CrossBorderApproved
+    regulator_id: str
+    event_id: bytes
+    def __init__(self, approval: _Optional[_Union[_ledger_pb2.CrossBorderApproved, _Mapping]] = ..., regulator_id: _Optional[str] = ..., event_id: _Optional[bytes] = ...) -> None: ...
+
+class CertificateRecord(_message.Message):
+    __slots__ = ("certificate", "issuer_id", "event_id", "revoked")
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    certificate: _ledger_pb2.CertificateIssued
+    issuer_id: str
+    event_id: bytes
+    revoked: bool
+    def __init__(self, certificate: _Optional[_Union[_ledger_pb2.CertificateIssued, _Mapping]] = ..., issuer_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., revoked: _Optional[bool] = ...) -> None: ...
+
+class OfferRecord(_message.Message):
+    __slots__ = ("offer", "exchange_id", "event_id")
+    OFFER_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    offer: _ledger_pb2.OfferListed
+    exchange_id: str
+    event_id: bytes
+    def __init__(self, offer: _Optional[_Union[_ledger_pb2.OfferListed, _Mapping]] = ..., exchange_id: _Optional[str] = ..., event_id: _Optional[bytes] = ...) -> None: ...
+
+class OrderRecord(_message.Message):
+    __slots__ = ("order_id", "offer_id", "buyer_id", "seller_id", "exchange_id", "status", "status_before_dispute", "delivery_digest", "dispute_id", "event_ids")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_BEFORE_DISPUTE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    offer_id: str
+    buyer_id: str
+    seller_id: str
+    exchange_id: str
+    status: OrderStatus
+    status_before_dispute: OrderStatus
+    delivery_digest: bytes
+    dispute_id: str
+    event_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, order_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., exchange_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., status_before_dispute: _Optional[_Union[OrderStatus, str]] = ..., delivery_digest: _Optional[bytes] = ..., dispute_id: _Optional[str] = ..., event_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class DisputeRecord(_message.Message):
+    __slots__ = ("dispute_id", "order_id", "opened_by", "reason", "resolved", "outcome", "resolution")
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    OPENED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    dispute_id: str
+    order_id: str
+    opened_by: str
+    reason: str
+    resolved: bool
+    outcome: _ledger_pb2.DisputeOutcome
+    resolution: str
+    def __init__(self, dispute_id: _Optional[str] = ..., order_id: _Optional[str] = ..., opened_by: _Optional[str] = ..., reason: _Optional[str] = ..., resolved: _Optional[bool] = ..., outcome: _Optional[_Union[_ledger_pb2.DisputeOutcome, str]] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class StoredBlock(_message.Message):
+    __slots__ = ("header", "last_commit", "certificate", "event_ids")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    header: bytes
+    last_commit: _ledger_pb2.CommitCertificate
+    certificate: _ledger_pb2.CommitCertificate
+    event_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, header: _Optional[bytes] = ..., last_commit: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ..., certificate: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ..., event_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class EventLocation(_message.Message):
+    __slots__ = ("height", "position", "log_index", "event")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    position: int
+    log_index: int
+    event: _ledger_pb2.SignedEvent
+    def __init__(self, height: _Optional[int] = ..., position: _Optional[int] = ..., log_index: _Optional[int] = ..., event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ...) -> None: ...

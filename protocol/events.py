@@ -1,0 +1,273 @@
+"""Signed events: decoding, the checks that need no ledger state, and signing.
+
+An event travels as `SignedEvent{body, signature}`. The body is the serialized `Event`
+exactly as its author signed it; the node never re-serialises it, so there is no
+canonicalisation problem. The event id is SHA-256(body); the log leaf is id || signature.
+
+`decode` does everything that can be judged from the bytes alone (size, syntax, chain,
+field formats). Whether the author's key is real and the signature holds needs the member
+registry: that is `rules.authenticate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from provledger.protocol import crypto
+from provledger.protocol.errors import invalid
+from provledger.protocol.limits import (
+    APPROVALS_PER_GOVERNANCE_MAX,
+    DIGEST_SIZE_BYTES,
+    EVENT_BODY_SIZE_BYTES_MAX,
+    GRANTS_PER_DERIVATION_MAX,
+    IDENTIFIER_LENGTH_CHARS_MAX,
+    KEY_ID_SIZE_BYTES,
+    METADATA_ENTRIES_MAX,
+    PARENTS_PER_DERIVATION_MAX,
+    PURPOSES_PER_GRANT_MAX,
+    SIGNATURE_SIZE_BYTES,
+    TEXT_LENGTH_CHARS_MAX,
+)
+from provledger.v1 import ledger_pb2
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """A signed event whose bytes passed every state-free check."""
+
+    signed: ledger_pb2.SignedEvent
+    event: ledger_pb2.Event
+    event_id: bytes
+    kind: str  # the payload's field name, e.g. "asset_registered"
+
+    @property
+    def author_id(self) -> str:
+        return self.event.author.member_id
+
+    @property
+    def leaf(self) -> bytes:
+        return log_leaf(self.event_id, self.signed.signature)
+
+
+def event_id(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
+
+
+def log_leaf(event_identifier: bytes, signature: bytes) -> bytes:
+    """The ledger log's leaf for an event: its id followed by its signature (96 bytes)."""
+    return event_identifier + signature
+
+
+def sign_event(event: ledger_pb2.Event, key: crypto.SigningKey) -> ledger_pb2.SignedEvent:
+    body = event.SerializeToString(deterministic=True)
+    return ledger_pb2.SignedEvent(body=body, signature=key.sign(crypto.DOMAIN_EVENT, body))
+
+
+def decode(signed: ledger_pb2.SignedEvent, chain_id: str) -> DecodedEvent:
+    """Check everything about a signed event that needs no ledger state."""
+    if len(signed.body) > EVENT_BODY_SIZE_BYTES_MAX:
+        raise invalid(
+            "oversized",
+            f"event body is {len(signed.body)} bytes; the limit is {EVENT_BODY_SIZE_BYTES_MAX}",
+        )
+    if len(signed.signature) != SIGNATURE_SIZE_BYTES:
+        raise invalid(
+            "bad_signature",
+            f"signature is {len(signed.signature)} bytes, expected {SIGNATURE_SIZE_BYTES}",
+        )
+    event = ledger_pb2.Event()
+    try:
+        event.ParseFromString(signed.body)
+    except DecodeError as error:
+        raise invalid("malformed", f"event body is not a valid Event message: {error}") from None
+    if event.chain_id != chain_id:
+        raise invalid("wrong_chain", f"event is for chain {event.chain_id!r}, not {chain_id!r}")
+    if not event.author.member_id:
+        raise invalid("malformed", "event has no author")
+    if len(event.author.key_id) != KEY_ID_SIZE_BYTES:
+        raise invalid("malformed", f"author key id must be {KEY_ID_SIZE_BYTES} bytes")
+    kind = event.WhichOneof("payload")
+    if kind is None:
+        raise invalid("missing_payload", "event carries no payload")
+    _check_payload_fields(kind, getattr(event, kind))
+    return DecodedEvent(signed=signed, event=event, event_id=event_id(signed.body), kind=kind)
+
+
+# --- field formats -----------------------------------------------------------------------
+
+
+def require_identifier(value: str, field: str) -> None:
+    if not value:
+        raise invalid("missing_field", f"{field} is required")
+    if len(value) > IDENTIFIER_LENGTH_CHARS_MAX or not _IDENTIFIER.match(value):
+        raise invalid(
+            "bad_identifier",
+            f"{field} {value[:40]!r} must be 1-{IDENTIFIER_LENGTH_CHARS_MAX} characters of "
+            "letters, digits and . _ : / @ + -, starting with a letter or digit",
+        )
+
+
+def _optional_identifier(value: str, field: str) -> None:
+    if value:
+        require_identifier(value, field)
+
+
+def _text(value: str, field: str) -> None:
+    if len(value) > TEXT_LENGTH_CHARS_MAX:
+        raise invalid("text_too_long", f"{field} exceeds {TEXT_LENGTH_CHARS_MAX} characters")
+
+
+def _digest(value: bytes, field: str) -> None:
+    if len(value) != DIGEST_SIZE_BYTES:
+        raise invalid("bad_digest", f"{field} must be a {DIGEST_SIZE_BYTES}-byte SHA-256 digest")
+
+
+def _classification(value: int) -> None:
+    if value not in (
+        ledger_pb2.CLASSIFICATION_GENERAL,
+        ledger_pb2.CLASSIFICATION_IMPORTANT,
+        ledger_pb2.CLASSIFICATION_CORE,
+    ):
+        raise invalid("bad_classification", "classification must be general, important or core")
+
+
+def _metadata(entries: Iterable[tuple[str, str]]) -> None:
+    items = list(entries)
+    if len(items) > METADATA_ENTRIES_MAX:
+        raise invalid("too_many_metadata", f"at most {METADATA_ENTRIES_MAX} metadata entries")
+    for key, value in items:
+        _text(key, "metadata key")
+        _text(value, f"metadata[{key[:40]}]")
+
+
+def _unique_identifiers(values: Iterable[str], field: str, limit: int) -> None:
+    items = list(values)
+    if len(items) > limit:
+        raise invalid("too_many_items", f"{field} holds {len(items)} entries; the limit is {limit}")
+    for value in items:
+        require_identifier(value, field)
+    if len(set(items)) != len(items):
+        raise invalid("duplicate_items", f"{field} lists an entry twice")
+
+
+def _operation(value: int, field: str) -> None:
+    if value not in ledger_pb2.Operation.values() or value == ledger_pb2.OPERATION_UNSPECIFIED:
+        raise invalid("bad_operation", f"{field} must be read, compute, derive or share")
+
+
+def _check_payload_fields(kind: str, payload) -> None:
+    if kind == "asset_registered":
+        require_identifier(payload.asset_id, "asset_id")
+        _digest(payload.content_digest, "content_digest")
+        _classification(payload.classification)
+        _text(payload.name, "name")
+        _text(payload.schema_uri, "schema_uri")
+        _metadata(payload.metadata.items())
+    elif kind == "asset_derived":
+        require_identifier(payload.asset_id, "asset_id")
+        if not payload.parent_ids:
+            raise invalid("missing_field", "a derivation needs at least one parent")
+        _unique_identifiers(payload.parent_ids, "parent_ids", PARENTS_PER_DERIVATION_MAX)
+        if payload.asset_id in payload.parent_ids:
+            raise invalid("bad_lineage", "an asset cannot be its own parent")
+        _unique_identifiers(payload.grant_ids, "grant_ids", GRANTS_PER_DERIVATION_MAX)
+        _text(payload.activity, "activity")
+        if not payload.activity:
+            raise invalid("missing_field", "activity is required (cleaning, fusion, ...)")
+        _digest(payload.content_digest, "content_digest")
+        _classification(payload.classification)
+        _text(payload.name, "name")
+        _metadata(payload.metadata.items())
+    elif kind in ("asset_shared", "asset_transferred"):
+        require_identifier(payload.asset_id, "asset_id")
+        recipient_field = "recipient_id" if kind == "asset_shared" else "new_owner_id"
+        require_identifier(getattr(payload, recipient_field), recipient_field)
+        if kind == "asset_shared":
+            _optional_identifier(payload.grant_id, "grant_id")
+        _optional_identifier(payload.destination_region, "destination_region")
+        _optional_identifier(payload.approval_id, "approval_id")
+    elif kind == "asset_used":
+        require_identifier(payload.asset_id, "asset_id")
+        _optional_identifier(payload.grant_id, "grant_id")
+        if not payload.purpose:
+            raise invalid("missing_field", "purpose is required")
+        _text(payload.purpose, "purpose")
+        _operation(payload.operation, "operation")
+    elif kind == "certificate_issued":
+        require_identifier(payload.certificate_id, "certificate_id")
+        require_identifier(payload.asset_id, "asset_id")
+        _text(payload.scope, "scope")
+    elif kind in ("certificate_revoked", "grant_revoked"):
+        field = "certificate_id" if kind == "certificate_revoked" else "grant_id"
+        require_identifier(getattr(payload, field), field)
+        _text(payload.reason, "reason")
+    elif kind == "asset_retired":
+        require_identifier(payload.asset_id, "asset_id")
+        _text(payload.reason, "reason")
+    elif kind == "grant_issued":
+        require_identifier(payload.grant_id, "grant_id")
+        require_identifier(payload.asset_id, "asset_id")
+        require_identifier(payload.grantee_id, "grantee_id")
+        if not payload.purposes:
+            raise invalid("missing_field", "a grant names at least one purpose")
+        if len(payload.purposes) > PURPOSES_PER_GRANT_MAX:
+            raise invalid("too_many_items", f"at most {PURPOSES_PER_GRANT_MAX} purposes")
+        for purpose in payload.purposes:
+            if not purpose:
+                raise invalid("missing_field", "a purpose may not be empty")
+            _text(purpose, "purpose")
+        if not payload.operations:
+            raise invalid("missing_field", "a grant names at least one operation")
+        for operation in payload.operations:
+            _operation(operation, "operations")
+        if len(set(payload.operations)) != len(payload.operations):
+            raise invalid("duplicate_items", "operations lists an operation twice")
+        if payload.expires_at_ms <= 0:
+            raise invalid("missing_field", "a grant needs an expiry (expires_at_ms)")
+    elif kind == "cross_border_approved":
+        require_identifier(payload.approval_id, "approval_id")
+        require_identifier(payload.asset_id, "asset_id")
+        require_identifier(payload.recipient_id, "recipient_id")
+        require_identifier(payload.destination_region, "destination_region")
+        if payload.expires_at_ms <= 0:
+            raise invalid("missing_field", "an approval needs an expiry (expires_at_ms)")
+    elif kind == "offer_listed":
+        require_identifier(payload.offer_id, "offer_id")
+        require_identifier(payload.asset_id, "asset_id")
+        require_identifier(payload.seller_id, "seller_id")
+        require_identifier(payload.currency, "currency")
+        _text(payload.terms, "terms")
+    elif kind == "order_placed":
+        require_identifier(payload.order_id, "order_id")
+        require_identifier(payload.offer_id, "offer_id")
+    elif kind == "order_delivered":
+        require_identifier(payload.order_id, "order_id")
+        _digest(payload.delivery_digest, "delivery_digest")
+    elif kind == "order_settled":
+        require_identifier(payload.order_id, "order_id")
+        _text(payload.settlement_reference, "settlement_reference")
+    elif kind == "dispute_opened":
+        require_identifier(payload.dispute_id, "dispute_id")
+        require_identifier(payload.order_id, "order_id")
+        if not payload.reason:
+            raise invalid("missing_field", "a dispute states its reason")
+        _text(payload.reason, "reason")
+    elif kind == "dispute_resolved":
+        require_identifier(payload.dispute_id, "dispute_id")
+        if payload.outcome == ledger_pb2.DISPUTE_OUTCOME_UNSPECIFIED:
+            raise invalid("missing_field", "a resolution names its outcome")
+        _text(payload.resolution, "resolution")
+    elif kind == "governance":
+        if not payload.approvals:
+            raise invalid("missing_field", "a governance action needs approvals")
+        if len(payload.approvals) > APPROVALS_PER_GOVERNANCE_MAX:
+            raise invalid("too_many_items", f"at most {APPROVALS_PER_GOVERNANCE_MAX} approvals")
+    else:  # a payload this node was not built for
+        raise invalid("unknown_payload", f"event payload {kind!r} is not supported")

@@ -1,0 +1,166 @@
+"""The genesis document: the one file every member and auditor trusts.
+
+It names the chain, its first members (with their roles and public keys) and the validator
+set. Everything else is proven from it: a checkpoint is trusted because a quorum of these
+validators signed it, an event because one of these members' keys signed it.
+
+The document is JSON. `genesis_hash` is SHA-256 of its canonical form (sorted keys, no
+spaces, UTF-8), so re-formatting the file does not change the chain's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from provledger.protocol import crypto
+from provledger.protocol.errors import invalid
+from provledger.protocol.limits import CHAIN_ID_LENGTH_CHARS_MAX, PUBLIC_KEY_SIZE_BYTES
+from provledger.v1 import ledger_pb2, state_pb2
+
+ROLE_NAMES = {
+    "agency": ledger_pb2.ROLE_AGENCY,
+    "exchange": ledger_pb2.ROLE_EXCHANGE,
+    "regulator": ledger_pb2.ROLE_REGULATOR,
+    "auditor": ledger_pb2.ROLE_AUDITOR,
+}
+_CHAIN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def role_name(role: int) -> str:
+    for name, value in ROLE_NAMES.items():
+        if value == role:
+            return name
+    return "unspecified"
+
+
+@dataclass(frozen=True)
+class Validator:
+    validator_id: str
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    """The validators, ordered by id. A quorum is more than two thirds of them."""
+
+    validators: tuple[Validator, ...]
+
+    def __post_init__(self) -> None:
+        ids = [v.validator_id for v in self.validators]
+        if ids != sorted(set(ids)):
+            raise invalid("bad_validator_set", "validator ids must be unique and sorted")
+
+    @property
+    def quorum_size(self) -> int:
+        return len(self.validators) * 2 // 3 + 1
+
+    def public_key(self, validator_id: str) -> bytes | None:
+        for validator in self.validators:
+            if validator.validator_id == validator_id:
+                return validator.public_key
+        return None
+
+    def hash(self) -> bytes:
+        digest = hashlib.sha256(b"provledger/v1/validators\x00")
+        for validator in self.validators:
+            encoded_id = validator.validator_id.encode()
+            digest.update(len(encoded_id).to_bytes(2, "big") + encoded_id)
+            digest.update(validator.public_key)
+        return digest.digest()
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    genesis_time_ms: int
+    members: tuple[state_pb2.MemberRecord, ...]
+    validator_set: ValidatorSet
+    genesis_hash: bytes
+
+    def member(self, member_id: str) -> state_pb2.MemberRecord | None:
+        for member in self.members:
+            if member.member_id == member_id:
+                return member
+        return None
+
+
+def canonical_json(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _public_key(text: Any, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        raise invalid("bad_genesis", f"{where}: public key is not hex") from None
+    if len(key) != PUBLIC_KEY_SIZE_BYTES:
+        raise invalid("bad_genesis", f"{where}: public key must be {PUBLIC_KEY_SIZE_BYTES} bytes")
+    return key
+
+
+def parse_genesis(document_bytes: bytes) -> Genesis:
+    """Parse and check a genesis document; raise `Rejected` with the reason if it is bad."""
+    try:
+        document = json.loads(document_bytes)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise invalid("bad_genesis", f"not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise invalid("bad_genesis", "the genesis document must be a JSON object")
+    chain_id = document.get("chain_id")
+    if (
+        not isinstance(chain_id, str)
+        or not _CHAIN_ID.match(chain_id)
+        or len(chain_id) > CHAIN_ID_LENGTH_CHARS_MAX
+    ):
+        raise invalid("bad_genesis", "chain_id must be lower-case letters, digits, '.', '_', '-'")
+    genesis_time_ms = document.get("genesis_time_ms")
+    if not isinstance(genesis_time_ms, int) or genesis_time_ms < 0:
+        raise invalid("bad_genesis", "genesis_time_ms must be a non-negative integer")
+
+    members = []
+    for index, entry in enumerate(document.get("members") or []):
+        where = f"members[{index}]"
+        if not isinstance(entry, dict):
+            raise invalid("bad_genesis", f"{where} must be an object")
+        role = ROLE_NAMES.get(entry.get("role"))
+        if role is None:
+            raise invalid("bad_genesis", f"{where}: role must be one of {sorted(ROLE_NAMES)}")
+        member_id = entry.get("member_id")
+        if not isinstance(member_id, str) or not member_id:
+            raise invalid("bad_genesis", f"{where}: member_id missing")
+        keys = [_public_key(text, where) for text in entry.get("public_keys") or []]
+        if not keys:
+            raise invalid("bad_genesis", f"{where}: at least one public key is needed")
+        members.append(
+            state_pb2.MemberRecord(
+                member_id=member_id,
+                name=str(entry.get("name", member_id)),
+                role=role,
+                keys=[state_pb2.MemberKey(key_id=crypto.key_id(k), public_key=k) for k in keys],
+            )
+        )
+    if len({m.member_id for m in members}) != len(members):
+        raise invalid("bad_genesis", "member ids must be unique")
+
+    validators = []
+    for index, entry in enumerate(document.get("validators") or []):
+        where = f"validators[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("validator_id"), str):
+            raise invalid("bad_genesis", f"{where}: validator_id missing")
+        validators.append(
+            Validator(entry["validator_id"], _public_key(entry.get("public_key"), where))
+        )
+    if not validators:
+        raise invalid("bad_genesis", "at least one validator is needed")
+    validators.sort(key=lambda v: v.validator_id)
+    return Genesis(
+        chain_id=chain_id,
+        genesis_time_ms=genesis_time_ms,
+        members=tuple(members),
+        validator_set=ValidatorSet(tuple(validators)),
+        genesis_hash=hashlib.sha256(canonical_json(document)).digest(),
+    )
