@@ -36,6 +36,12 @@ class DisputeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISPUTE_OUTCOME_FOR_BUYER: _ClassVar[DisputeOutcome]
     DISPUTE_OUTCOME_FOR_SELLER: _ClassVar[DisputeOutcome]
     DISPUTE_OUTCOME_SETTLED_BY_AGREEMENT: _ClassVar[DisputeOutcome]
+
+class VoteType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VOTE_TYPE_UNSPECIFIED: _ClassVar[VoteType]
+    VOTE_TYPE_PREVOTE: _ClassVar[VoteType]
+    VOTE_TYPE_PRECOMMIT: _ClassVar[VoteType]
 CLASSIFICATION_UNSPECIFIED: Classification
 CLASSIFICATION_GENERAL: Classification
 CLASSIFICATION_IMPORTANT: Classification
@@ -54,6 +60,9 @@ DISPUTE_OUTCOME_UNSPECIFIED: DisputeOutcome
 DISPUTE_OUTCOME_FOR_BUYER: DisputeOutcome
 DISPUTE_OUTCOME_FOR_SELLER: DisputeOutcome
 DISPUTE_OUTCOME_SETTLED_BY_AGREEMENT: DisputeOutcome
+VOTE_TYPE_UNSPECIFIED: VoteType
+VOTE_TYPE_PREVOTE: VoteType
+VOTE_TYPE_PRECOMMIT: VoteType
 
 class SignedEvent(_message.Message):
     __slots__ = ("body", "signature")
@@ -402,7 +411,7 @@ class RoleChanged(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
-    __slots__ = ("chain_id", "height", "previous_block_id", "time_ms", "proposer_id", "events_root", "event_count", "log_size", "log_root", "state_root", "validators_hash", "last_commit_hash")
+    __slots__ = ("chain_id", "height", "previous_block_id", "time_ms", "proposer_id", "events_root", "event_count", "log_size", "log_root", "state_root", "validators_hash", "last_commit_hash", "evidence_hash")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -415,6 +424,7 @@ class BlockHeader(_message.Message):
     STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
     VALIDATORS_HASH_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_HASH_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_HASH_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     previous_block_id: bytes
@@ -427,17 +437,20 @@ class BlockHeader(_message.Message):
     state_root: bytes
     validators_hash: bytes
     last_commit_hash: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., previous_block_id: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., proposer_id: _Optional[str] = ..., events_root: _Optional[bytes] = ..., event_count: _Optional[int] = ..., log_size: _Optional[int] = ..., log_root: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., validators_hash: _Optional[bytes] = ..., last_commit_hash: _Optional[bytes] = ...) -> None: ...
+    evidence_hash: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., previous_block_id: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., proposer_id: _Optional[str] = ..., events_root: _Optional[bytes] = ..., event_count: _Optional[int] = ..., log_size: _Optional[int] = ..., log_root: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., validators_hash: _Optional[bytes] = ..., last_commit_hash: _Optional[bytes] = ..., evidence_hash: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "events", "last_commit")
+    __slots__ = ("header", "events", "last_commit", "evidence")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     header: bytes
     events: _containers.RepeatedCompositeFieldContainer[SignedEvent]
     last_commit: CommitCertificate
-    def __init__(self, header: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[SignedEvent, _Mapping]]] = ..., last_commit: _Optional[_Union[CommitCertificate, _Mapping]] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    def __init__(self, header: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[SignedEvent, _Mapping]]] = ..., last_commit: _Optional[_Union[CommitCertificate, _Mapping]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ...) -> None: ...
 
 class CommitSignature(_message.Message):
     __slots__ = ("validator_id", "signature")
@@ -458,6 +471,30 @@ class CommitCertificate(_message.Message):
     block_id: bytes
     signatures: _containers.RepeatedCompositeFieldContainer[CommitSignature]
     def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., block_id: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[CommitSignature, _Mapping]]] = ...) -> None: ...
+
+class Vote(_message.Message):
+    __slots__ = ("type", "height", "round", "block_id", "validator_id", "signature")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    type: VoteType
+    height: int
+    round: int
+    block_id: bytes
+    validator_id: str
+    signature: bytes
+    def __init__(self, type: _Optional[_Union[VoteType, str]] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_id: _Optional[bytes] = ..., validator_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("first", "second")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    first: Vote
+    second: Vote
+    def __init__(self, first: _Optional[_Union[Vote, _Mapping]] = ..., second: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
     __slots__ = ("header", "certificate")
