@@ -306,13 +306,17 @@ def verify_consistency_response(
             second.log_size,
         ):
             raise CommandError("the proof's sizes do not match the checkpoints")
-        merkle.verify_consistency(
-            first.log_size,
-            second.log_size,
-            list(response.proof.hashes),
-            first.log_root,
-            second.log_root,
-        )
+        if first.log_size == 0:  # the empty log is a prefix of every log
+            if first.log_root != merkle.EMPTY_ROOT:
+                raise CommandError("the first checkpoint's empty log has a wrong root")
+        else:
+            merkle.verify_consistency(
+                first.log_size,
+                second.log_size,
+                list(response.proof.hashes),
+                first.log_root,
+                second.log_root,
+            )
     except (Rejected, merkle.ProofError) as error:
         raise CommandError(f"proof does NOT verify: {error}") from None
     return {

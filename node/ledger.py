@@ -79,12 +79,9 @@ class LedgerNode:
         return self.mempool.peek(BLOCK_EVENTS_MAX)
 
     async def commit(
-        self,
-        executed: blocks.ExecutedBlock,
-        certificate: ledger_pb2.CommitCertificate,
-        last_commit: ledger_pb2.CommitCertificate | None,
+        self, executed: blocks.ExecutedBlock, certificate: ledger_pb2.CommitCertificate
     ) -> None:
-        await asyncio.to_thread(self.store.commit_block, executed, certificate, last_commit)
+        await asyncio.to_thread(self.store.commit_block, executed, certificate)
         height = executed.header.height
         self.mempool.remove([d.event_id for d in executed.events])
         for decoded in executed.events:
@@ -208,4 +205,4 @@ class SoloProducer:
                 )
             ],
         )
-        await node.commit(executed, certificate, last_commit)
+        await node.commit(executed, certificate)

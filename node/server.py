@@ -74,17 +74,22 @@ async def serve(config: NodeConfig, ready: asyncio.Event | None = None) -> None:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     producing = asyncio.create_task(producer.run())
+    stopping = asyncio.create_task(stop.wait())
     if ready is not None:
         ready.set()
     try:
-        await stop.wait()
+        # A producer that fails is a bug: stop serving rather than accept events forever.
+        await asyncio.wait((producing, stopping), return_when=asyncio.FIRST_COMPLETED)
     finally:
         log.info("node %s stopping", config.node_id)
         producer.stop()
-        await producing
+        stopping.cancel()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)
-        store.close()
+        try:
+            await producing  # re-raises the producer's failure, after a clean shutdown
+        finally:
+            store.close()
 
 
 def run(config: NodeConfig) -> None:

@@ -143,10 +143,7 @@ class Store:
     # --- writing a block --------------------------------------------------------------------
 
     def commit_block(
-        self,
-        executed: ExecutedBlock,
-        certificate: ledger_pb2.CommitCertificate,
-        last_commit: ledger_pb2.CommitCertificate | None,
+        self, executed: ExecutedBlock, certificate: ledger_pb2.CommitCertificate
     ) -> None:
         """Persist a committed block and everything derived from it, atomically and synced."""
         height = executed.header.height
@@ -156,9 +153,10 @@ class Store:
             header=executed.header_bytes,
             certificate=certificate,
             event_ids=[d.event_id for d in executed.events],
+            evidence=executed.evidence,
         )
-        if last_commit is not None:
-            stored.last_commit.CopyFrom(last_commit)
+        if executed.last_commit is not None:
+            stored.last_commit.CopyFrom(executed.last_commit)
         block_writes = {(w.kind, w.record_id): w.record for w in executed.writes if w.record}
         first_log_index = executed.header.log_size - len(executed.events)
         with self._db.write_batch(transaction=True, sync=True) as batch:
@@ -230,7 +228,7 @@ class Store:
         stored = self._stored_block(height)
         if stored is None:
             return None
-        block = ledger_pb2.Block(header=stored.header)
+        block = ledger_pb2.Block(header=stored.header, evidence=stored.evidence)
         if stored.HasField("last_commit"):
             block.last_commit.CopyFrom(stored.last_commit)
         for event_identifier in stored.event_ids:

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
 from provledger.protocol import crypto, merkle
 from provledger.protocol.errors import Rejected, check, invalid
-from provledger.protocol.events import DecodedEvent
+from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.genesis import Genesis, ValidatorSet
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
+from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
 from provledger.v1 import ledger_pb2
 
 DOMAIN_HEADER = b"provledger/v1/header\x00"
@@ -60,21 +61,14 @@ def certificate_hash(certificate: ledger_pb2.CommitCertificate | None) -> bytes:
 
 
 def precommit_sign_bytes(chain_id: str, height: int, round_number: int, block: bytes) -> bytes:
-    return (
-        chain_id.encode()
-        + b"\x00"
-        + height.to_bytes(8, "big")
-        + round_number.to_bytes(4, "big")
-        + block
-    )
+    """What a precommit for `block` signs (after the precommit domain tag)."""
+    return vote_sign_bytes(chain_id, height, round_number, block)
 
 
 def sign_precommit(
     key: crypto.SigningKey, chain_id: str, height: int, round_number: int, block: bytes
 ) -> bytes:
-    return key.sign(
-        crypto.DOMAIN_PRECOMMIT, precommit_sign_bytes(chain_id, height, round_number, block)
-    )
+    return key.sign(crypto.DOMAIN_PRECOMMIT, vote_sign_bytes(chain_id, height, round_number, block))
 
 
 # --- the chain tip -----------------------------------------------------------------------
@@ -132,11 +126,17 @@ class ExecutedBlock:
     log: merkle.CompactRange  # the log after this block
     merkle_nodes: list[tuple[int, int, bytes]]  # perfect subtrees this block completed
     rejected: list[tuple[DecodedEvent, Rejected]] = field(default_factory=list)
+    evidence: list[ledger_pb2.Evidence] = field(default_factory=list)
+    last_commit: ledger_pb2.CommitCertificate | None = None
 
-    def to_block(self, last_commit: ledger_pb2.CommitCertificate | None) -> ledger_pb2.Block:
-        block = ledger_pb2.Block(header=self.header_bytes, events=[d.signed for d in self.events])
-        if last_commit is not None:
-            block.last_commit.CopyFrom(last_commit)
+    def to_block(self) -> ledger_pb2.Block:
+        block = ledger_pb2.Block(
+            header=self.header_bytes,
+            events=[d.signed for d in self.events],
+            evidence=self.evidence,
+        )
+        if self.last_commit is not None:
+            block.last_commit.CopyFrom(self.last_commit)
         return block
 
 
@@ -152,11 +152,13 @@ def execute_block(
     validators: ValidatorSet,
     last_commit: ledger_pb2.CommitCertificate | None,
     strict: bool,
-    signatures_checked: bool = False,
+    signatures_checked: bool | Callable[[bytes], bool] = False,
+    evidence: Sequence[ledger_pb2.Evidence] = (),
 ) -> ExecutedBlock:
     """Apply `candidates` in order on top of `tip`. With `strict`, any rejection raises (a
     validator checking a proposal); without, rejected events are left out and reported (a
-    proposer filling a block). `log` is not modified."""
+    proposer filling a block). `signatures_checked` says (for all events, or per event id)
+    whose signature this node already verified. `log` is not modified."""
     if time_ms <= tip.time_ms:
         raise invalid(
             "time_not_monotonic",
@@ -181,6 +183,9 @@ def execute_block(
         overlay.apply(writes)
         accepted.append(decoded)
 
+    evidence_writes = _evidence_writes(overlay, chain_id, validators, evidence)
+    overlay.apply(evidence_writes)
+
     new_log = copy.deepcopy(log)
     leaf_hashes = [merkle.hash_leaf(d.leaf) for d in accepted]
     nodes: list[tuple[int, int, bytes]] = []
@@ -199,6 +204,7 @@ def execute_block(
         state_root=next_state_root(tip.state_root, overlay.writes),
         validators_hash=validators.hash(),
         last_commit_hash=certificate_hash(last_commit),
+        evidence_hash=evidence_hash(evidence),
     )
     header_bytes = encode_header(header)
     return ExecutedBlock(
@@ -210,7 +216,91 @@ def execute_block(
         log=new_log,
         merkle_nodes=nodes,
         rejected=rejected,
+        evidence=list(evidence),
+        last_commit=last_commit,
     )
+
+
+def evidence_hash(evidence: Sequence[ledger_pb2.Evidence]) -> bytes:
+    if not evidence:
+        return b""
+    digest = hashlib.sha256(b"provledger/v1/evidence\x00")
+    for item in evidence:
+        encoded = item.SerializeToString(deterministic=True)
+        digest.update(len(encoded).to_bytes(4, "big") + encoded)
+    return digest.digest()
+
+
+def _evidence_writes(
+    state: StateReader,
+    chain_id: str,
+    validators: ValidatorSet,
+    evidence: Sequence[ledger_pb2.Evidence],
+) -> list[Write]:
+    """Evidence must be a real equivocation, recorded once."""
+    writes = []
+    keys = set()
+    for item in evidence:
+        if not verify_evidence(chain_id, validators, item):
+            raise invalid("bad_evidence", "evidence is not two conflicting signed votes")
+        key = evidence_key(item.first)
+        if key in keys or state.load("evidence", key) is not None:
+            raise invalid("duplicate_evidence", f"evidence {key} is already recorded")
+        keys.add(key)
+        writes.append(Write("evidence", key, item))
+    return writes
+
+
+def validate_block(
+    *,
+    block: ledger_pb2.Block,
+    state: StateReader,
+    log: merkle.CompactRange,
+    tip: Tip,
+    genesis: Genesis,
+    signatures_checked: Callable[[bytes], bool],
+    time_drift_ms_max: int | None = None,
+    now_ms: int = 0,
+) -> ExecutedBlock:
+    """Re-execute a proposed (or synced) block on top of `tip`; return it executed if its
+    header is exactly what executing its events gives, else raise `Rejected`."""
+    header = decode_header(block.header)
+    if header.chain_id != genesis.chain_id or header.height != tip.height + 1:
+        raise invalid("bad_block", f"block is not the next block of chain {genesis.chain_id}")
+    if header.previous_block_id != tip.block_id:
+        raise invalid("bad_block", "block does not extend the committed chain")
+    if time_drift_ms_max is not None and header.time_ms > now_ms + time_drift_ms_max:
+        raise invalid("bad_block", "block time is too far in the future")
+    if genesis.validator_set.public_key(header.proposer_id) is None:
+        raise invalid("bad_block", f"proposer {header.proposer_id!r} is not a validator")
+    last_commit = block.last_commit if block.HasField("last_commit") else None
+    if tip.height == 0:
+        if last_commit is not None:
+            raise invalid("bad_block", "the first block carries no previous certificate")
+    else:
+        if last_commit is None:
+            raise invalid("bad_block", "block lacks the previous block's certificate")
+        verify_commit_signatures(
+            last_commit, genesis.chain_id, tip.height, tip.block_id, genesis.validator_set
+        )
+    candidates = [decode(signed, genesis.chain_id) for signed in block.events]
+    executed = execute_block(
+        state=state,
+        log=log,
+        tip=tip,
+        chain_id=genesis.chain_id,
+        candidates=candidates,
+        time_ms=header.time_ms,
+        proposer_id=header.proposer_id,
+        validators=genesis.validator_set,
+        last_commit=last_commit,
+        strict=True,
+        signatures_checked=signatures_checked,
+        evidence=list(block.evidence),
+    )
+    if executed.header_bytes != block.header:
+        raise invalid("bad_block", "the header does not match the result of its events")
+    return executed
 
 
 # --- certificates and checkpoints --------------------------------------------------------
@@ -223,17 +313,29 @@ def verify_certificate(
     validators: ValidatorSet,
 ) -> None:
     """Raise `Rejected` unless `certificate` commits this header with a quorum."""
-    expected_id = block_id(header_bytes)
-    if certificate.block_id != expected_id:
-        raise invalid("bad_certificate", "the certificate is for a different block")
-    if certificate.height != header.height:
-        raise invalid(
-            "bad_certificate",
-            f"the certificate is for height {certificate.height}, the header is {header.height}",
-        )
     if header.validators_hash != validators.hash():
         raise invalid("bad_certificate", "the header names a different validator set")
-    message = precommit_sign_bytes(header.chain_id, header.height, certificate.round, expected_id)
+    verify_commit_signatures(
+        certificate, header.chain_id, header.height, block_id(header_bytes), validators
+    )
+
+
+def verify_commit_signatures(
+    certificate: ledger_pb2.CommitCertificate,
+    chain_id: str,
+    height: int,
+    expected_id: bytes,
+    validators: ValidatorSet,
+) -> None:
+    """Raise `Rejected` unless a quorum of `validators` precommitted `expected_id`."""
+    if certificate.block_id != expected_id:
+        raise invalid("bad_certificate", "the certificate is for a different block")
+    if certificate.height != height:
+        raise invalid(
+            "bad_certificate",
+            f"the certificate is for height {certificate.height}, the block is {height}",
+        )
+    message = vote_sign_bytes(chain_id, height, certificate.round, expected_id)
     signers: set[str] = set()
     for entry in certificate.signatures:
         public_key = validators.public_key(entry.validator_id)

@@ -26,7 +26,9 @@ from provledger.protocol.limits import (
 )
 
 DOMAIN_EVENT = b"provledger/v1/event\x00"
+DOMAIN_PREVOTE = b"provledger/v1/prevote\x00"
 DOMAIN_PRECOMMIT = b"provledger/v1/precommit\x00"
+DOMAIN_PROPOSAL = b"provledger/v1/proposal\x00"
 DOMAIN_GOVERNANCE = b"provledger/v1/governance\x00"
 SEED_SIZE_BYTES = 32
 

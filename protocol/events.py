@@ -35,7 +35,7 @@ from provledger.protocol.limits import (
 )
 from provledger.v1 import ledger_pb2
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def decode(signed: ledger_pb2.SignedEvent, chain_id: str) -> DecodedEvent:
 def require_identifier(value: str, field: str) -> None:
     if not value:
         raise invalid("missing_field", f"{field} is required")
-    if len(value) > IDENTIFIER_LENGTH_CHARS_MAX or not _IDENTIFIER.match(value):
+    if len(value) > IDENTIFIER_LENGTH_CHARS_MAX or not _IDENTIFIER.fullmatch(value):
         raise invalid(
             "bad_identifier",
             f"{field} {value[:40]!r} must be 1-{IDENTIFIER_LENGTH_CHARS_MAX} characters of "

@@ -31,7 +31,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from provledger.protocol import crypto
-from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
+from provledger.protocol.errors import Rejected, duplicate, forbidden, invalid, precondition
 from provledger.protocol.events import DecodedEvent, require_identifier
 from provledger.protocol.limits import PUBLIC_KEY_SIZE_BYTES
 from provledger.protocol.state import StateReader, Write
@@ -282,15 +282,7 @@ def _asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write
                 f"{author.member_id!r} does not own parent {parent_id!r} and none of the named "
                 "grants lets it derive from it",
             )
-        _covering_grant(
-            state,
-            covering[0],
-            author.member_id,
-            parent_id,
-            ledger_pb2.OPERATION_DERIVE,
-            None,
-            block_time_ms,
-        )
+        _first_valid_grant(state, covering, author.member_id, parent_id, block_time_ms)
     if payload.classification < highest:
         raise forbidden(
             "classification_too_low",
@@ -308,6 +300,28 @@ def _asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write
         origin_event_id=decoded.event_id,
     )
     return [_put("asset", payload.asset_id, asset)]
+
+
+def _first_valid_grant(
+    state: StateReader, grant_ids: list[str], grantee_id: str, asset_id: str, block_time_ms: int
+) -> state_pb2.GrantRecord:
+    """The first of the named grants that lets the grantee derive from the asset now; if none
+    does, the reason the last one fails."""
+    for position, grant_id in enumerate(grant_ids):
+        try:
+            return _covering_grant(
+                state,
+                grant_id,
+                grantee_id,
+                asset_id,
+                ledger_pb2.OPERATION_DERIVE,
+                None,
+                block_time_ms,
+            )
+        except Rejected:
+            if position == len(grant_ids) - 1:
+                raise
+    raise forbidden("no_grant", "no grant named")  # unreachable: grant_ids is never empty
 
 
 def _grant_covers(state: StateReader, grant_id: str, grantee_id: str, asset_id: str) -> bool:

@@ -24,7 +24,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 
 from provledger.protocol.errors import check
-from provledger.v1 import state_pb2
+from provledger.v1 import ledger_pb2, state_pb2
 
 RECORD_TYPES: dict[str, type[Message]] = {
     "member": state_pb2.MemberRecord,
@@ -37,6 +37,8 @@ RECORD_TYPES: dict[str, type[Message]] = {
     "dispute": state_pb2.DisputeRecord,
     # A governance change that was applied, by the hex SHA-256 of its bytes (no replays).
     "governance": state_pb2.MemberKey,
+    # Equivocation recorded, by "<validator>/<height>/<round>/<vote type>".
+    "evidence": ledger_pb2.Evidence,
 }
 STATE_ROOT_GENESIS_PARENT = bytes(32)
 _STATE_DOMAIN = b"provledger/v1/state\x00"

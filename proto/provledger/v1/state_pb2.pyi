@@ -158,16 +158,18 @@ class DisputeRecord(_message.Message):
     def __init__(self, dispute_id: _Optional[str] = ..., order_id: _Optional[str] = ..., opened_by: _Optional[str] = ..., reason: _Optional[str] = ..., resolved: _Optional[bool] = ..., outcome: _Optional[_Union[_ledger_pb2.DisputeOutcome, str]] = ..., resolution: _Optional[str] = ...) -> None: ...
 
 class StoredBlock(_message.Message):
-    __slots__ = ("header", "last_commit", "certificate", "event_ids")
+    __slots__ = ("header", "last_commit", "certificate", "event_ids", "evidence")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     header: bytes
     last_commit: _ledger_pb2.CommitCertificate
     certificate: _ledger_pb2.CommitCertificate
     event_ids: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, header: _Optional[bytes] = ..., last_commit: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ..., certificate: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ..., event_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.Evidence]
+    def __init__(self, header: _Optional[bytes] = ..., last_commit: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ..., certificate: _Optional[_Union[_ledger_pb2.CommitCertificate, _Mapping]] = ..., event_ids: _Optional[_Iterable[bytes]] = ..., evidence: _Optional[_Iterable[_Union[_ledger_pb2.Evidence, _Mapping]]] = ...) -> None: ...
 
 class EventLocation(_message.Message):
     __slots__ = ("height", "position", "log_index", "event")
