@@ -1,0 +1,282 @@
+"""The `provledger` command, run as an operator or auditor would: as separate processes.
+
+`consortium init` makes the folders, `node run` serves in the background, and submit, event
+get, lineage and the proof commands talk to it, printing JSON with --json. Errors go to
+standard error with a non-zero exit code. `provledger demo` runs its whole story.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.processes import NodeProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+CLI_TIMEOUT_S = 60
+DEMO_TIMEOUT_S = 120
+
+
+def provledger_command() -> list[str]:
+    """The installed `provledger` console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "provledger"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("provledger")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "provledger.cli.main"]
+
+
+def run_cli(*args: str, stdin: str | None = None, timeout: float = CLI_TIMEOUT_S):
+    return subprocess.run(
+        [*provledger_command(), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+    )
+
+
+def cli_json(*args: str, stdin: str | None = None):
+    """Run a command that must succeed, and parse its JSON output."""
+    result = run_cli(*args, "--json", stdin=stdin)
+    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stderr}"
+    return json.loads(result.stdout)
+
+
+def digest_base64(text: str) -> str:
+    """A SHA-256 digest as protobuf JSON writes bytes: base64."""
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+@dataclass
+class CliConsortium:
+    directory: Path
+    init_output: dict
+    node: NodeProcess
+
+    @property
+    def address(self) -> str:
+        return self.node.address
+
+    @property
+    def genesis(self) -> str:
+        return self.init_output["genesis"]
+
+    def identity(self, member: str) -> str:
+        return self.init_output["identities"][member]
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliConsortium]:
+    tmp_path = tmp_path_factory.mktemp("cli")
+    directory = tmp_path / "consortium"
+    init_output = cli_json(
+        "consortium", "init", "--nodes", "1", "--dir", str(directory),
+        "--base-port", str(free_port()),
+    )  # fmt: skip
+    (node_entry,) = init_output["nodes"]
+    config = Path(node_entry["config"])
+    node = NodeProcess(
+        config=config,
+        address=node_entry["grpc"],
+        log_path=tmp_path / "node-0.log",
+        name="node-0",
+        command=[*provledger_command(), "node", "run", "--config", str(config)],
+    )
+    try:
+        node.start()
+        yield CliConsortium(directory=directory, init_output=init_output, node=node)
+    finally:
+        node.stop()
+
+
+def test_consortium_init_writes_genesis_config_and_identities(consortium: CliConsortium) -> None:
+    directory = consortium.directory
+    assert Path(consortium.genesis) == directory / "genesis.json"
+    genesis = json.loads((directory / "genesis.json").read_text())
+    assert [v["validator_id"] for v in genesis["validators"]] == ["node-0"]
+    assert set(consortium.init_output["identities"]) == {m["member_id"] for m in genesis["members"]}
+    config = (directory / "node-0" / "config.toml").read_text()
+    assert f'listen = "{consortium.address}"' in config
+    assert consortium.address.startswith("127.0.0.1:")
+    identity = json.loads(Path(consortium.identity("agency-a")).read_text())
+    assert identity["member_id"] == "agency-a" and identity["chain_id"] == genesis["chain_id"]
+    assert Path(consortium.identity("agency-a")).stat().st_mode & 0o077 == 0
+    # A second init into the same folder is refused.
+    result = run_cli("consortium", "init", "--nodes", "1", "--dir", str(directory))
+    assert result.returncode != 0
+    assert "exists" in result.stderr
+
+
+def test_submit_query_and_verify_proofs(consortium: CliConsortium) -> None:
+    node = ["--node", consortium.address]
+    raw = cli_json(
+        "submit", *node, "--identity", consortium.identity("agency-a"),
+        "--kind", "asset_registered",
+        "--set", "asset_id=cli/raw-survey",
+        "--set", f"content_digest={digest_base64('raw survey')}",
+        "--set", "classification=CLASSIFICATION_IMPORTANT",
+        "--set", "name=Raw survey",
+        "--set", 'metadata={"source": "field teams"}',
+        "--wait",
+    )  # fmt: skip
+    raw_id = base64.b64decode(raw["eventId"]).hex()
+    raw_height = int(raw["height"])
+    assert raw_height >= 1
+    assert int(raw["proof"].get("treeSize", 0)) >= 1
+    assert raw["checkpoint"]["certificate"]["signatures"][0]["validatorId"] == "node-0"
+
+    derived = cli_json(
+        "submit", *node, "--identity", consortium.identity("agency-a"),
+        "--kind", "asset_derived",
+        "--set", "asset_id=cli/clean-survey",
+        "--set", 'parent_ids=["cli/raw-survey"]',
+        "--set", "activity=cleaning",
+        "--set", f"content_digest={digest_base64('clean survey')}",
+        "--set", "classification=CLASSIFICATION_IMPORTANT",
+        "--wait",
+    )  # fmt: skip
+    derived_id = base64.b64decode(derived["eventId"]).hex()
+    assert int(derived["height"]) > raw_height
+
+    # An event described as JSON on standard input.
+    event_json = json.dumps(
+        {
+            "asset_used": {
+                "assetId": "cli/clean-survey",
+                "purpose": "quality check",
+                "operation": "OPERATION_READ",
+            }
+        }
+    )
+    used = cli_json(
+        "submit", *node, "--identity", consortium.identity("agency-a"),
+        "--event-json", "-", "--wait",
+        stdin=event_json,
+    )  # fmt: skip
+    assert int(used["height"]) > int(derived["height"])
+
+    event = cli_json("event", "get", raw_id, *node)
+    assert event["event_id"] == raw_id
+    assert event["height"] == raw_height
+    assert event["log_index"] == int(raw.get("logIndex", 0))
+    registered = event["event"]["assetRegistered"]
+    assert registered["assetId"] == "cli/raw-survey"
+    assert registered["classification"] == "CLASSIFICATION_IMPORTANT"
+    assert registered["metadata"] == {"source": "field teams"}
+    assert event["event"]["author"]["memberId"] == "agency-a"
+    assert len(bytes.fromhex(event["signature"])) == 64
+
+    upstream = cli_json("lineage", "cli/clean-survey", *node)
+    assert [a["assetId"] for a in upstream["assets"]] == ["cli/clean-survey", "cli/raw-survey"]
+    assert upstream["edges"] == [{"parentId": "cli/raw-survey", "childId": "cli/clean-survey"}]
+    assert not upstream.get("truncated", False)
+    downstream = cli_json("lineage", "cli/raw-survey", "--downstream", *node)
+    assert [a["assetId"] for a in downstream["assets"]] == ["cli/raw-survey", "cli/clean-survey"]
+    text = run_cli("lineage", "cli/clean-survey", *node)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("cli/clean-survey  (owner agency-a, important, cleaning)")
+    assert "cli/raw-survey" in lines[1]
+
+    inclusion = cli_json("proof", "inclusion", raw_id, "--genesis", consortium.genesis, *node)
+    assert inclusion["verified"] is True
+    assert inclusion["leaf_index"] == event["log_index"]
+    assert inclusion["tree_size"] > inclusion["leaf_index"]
+    assert (inclusion["signers"], inclusion["validators"]) == (1, 1)
+    at_commit = cli_json(
+        "proof", "inclusion", derived_id, "--genesis", consortium.genesis,
+        "--height", derived["height"], *node,
+    )  # fmt: skip
+    assert at_commit["verified"] is True and at_commit["height"] == int(derived["height"])
+    text = run_cli("proof", "inclusion", raw_id, "--genesis", consortium.genesis, *node)
+    assert text.returncode == 0 and text.stdout.strip().endswith("VERIFIED"), text.stderr
+
+    consistency = cli_json(
+        "proof", "consistency", "--first", str(raw_height), "--genesis", consortium.genesis, *node
+    )
+    assert consistency["verified"] is True
+    assert consistency["first_height"] == raw_height
+    assert consistency["second_height"] >= int(used["height"])
+    assert consistency["first_size"] < consistency["second_size"]
+
+
+def test_submit_without_wait_prints_the_event_id(consortium: CliConsortium) -> None:
+    accepted = cli_json(
+        "submit", "--node", consortium.address, "--identity", consortium.identity("agency-b"),
+        "--kind", "asset_registered",
+        "--set", "asset_id=cli/no-wait",
+        "--set", f"content_digest={digest_base64('no wait')}",
+        "--set", "classification=CLASSIFICATION_GENERAL",
+    )  # fmt: skip
+    assert len(bytes.fromhex(accepted["event_id"])) == 32
+
+
+def test_unknown_event_id_fails_with_a_message(consortium: CliConsortium) -> None:
+    result = run_cli("event", "get", "00" * 32, "--node", consortium.address)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "NOT_FOUND" in result.stderr and "unknown_event" in result.stderr
+
+    result = run_cli("event", "get", "not-hex", "--node", consortium.address)
+    assert result.returncode != 0
+    assert "event id must be hex" in result.stderr
+
+
+def test_bad_submissions_fail_with_a_message(consortium: CliConsortium) -> None:
+    base = ["submit", "--node", consortium.address, "--identity", consortium.identity("agency-a")]
+    result = run_cli(*base, "--kind", "asset_registered", "--set", "asset_id")
+    assert result.returncode != 0
+    assert "--set takes name=value" in result.stderr
+
+    result = run_cli(*base, "--kind", "asset_registered", "--set", "no_such_field=1")
+    assert result.returncode != 0
+    assert "bad event description" in result.stderr
+
+    result = run_cli(*base, "--kind", "no_such_kind", "--set", "asset_id=x")
+    assert result.returncode != 0
+    assert "unknown event kind" in result.stderr
+
+    result = run_cli(*base, "--set", "asset_id=x")
+    assert result.returncode != 0
+    assert "--kind" in result.stderr
+
+    # A rule the node enforces: auditors only read.
+    result = run_cli(
+        "submit", "--node", consortium.address, "--identity", consortium.identity("auditor"),
+        "--kind", "asset_registered",
+        "--set", "asset_id=cli/by-auditor",
+        "--set", f"content_digest={digest_base64('auditor')}",
+        "--set", "classification=CLASSIFICATION_GENERAL",
+        "--wait",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "PERMISSION_DENIED" in result.stderr and "wrong_role" in result.stderr
+
+
+def test_unreachable_node_and_missing_config_fail(tmp_path: Path) -> None:
+    result = run_cli("event", "get", "00" * 32, "--node", f"127.0.0.1:{free_port()}")
+    assert result.returncode != 0
+    assert "UNAVAILABLE" in result.stderr
+
+    result = run_cli("node", "run", "--config", str(tmp_path / "missing.toml"))
+    assert result.returncode != 0
+    assert "no config file" in result.stderr
+
+
+def test_demo_runs_its_story() -> None:
+    result = run_cli("demo", timeout=DEMO_TIMEOUT_S)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert result.stdout.count("VERIFIED") == 2, result.stdout
+    assert "rejected as expected" in result.stdout
