@@ -292,7 +292,9 @@ class Store:
             else prefix
         )
         entries: list[state_pb2.EventLocation] = []
-        for _, event_identifier in self._db.iterator(prefix=prefix, start=start):
+        for key, event_identifier in self._db.iterator(start=start):
+            if not key.startswith(prefix):
+                break
             if len(entries) == limit:
                 return entries, True
             location = self.event(event_identifier)

@@ -523,14 +523,6 @@ def test_consistency_proof_between_heights(ledger: Ledger) -> None:
 # --- world-state queries ------------------------------------------------------------------
 
 
-HISTORY_BUG = (
-    "bug: node/store.py, Store.asset_history, calls plyvel's "
-    "self._db.iterator(prefix=prefix, start=start), which plyvel refuses (TypeError: 'prefix' "
-    "cannot be used together with 'start' or 'stop'): every GetAssetHistory of a known asset "
-    "fails with UNKNOWN"
-)
-
-
 @pytest.fixture(scope="module")
 def history(ledger: Ledger) -> tuple[str, list[bytes], api_pb2.Receipt]:
     """An asset with more history than one page can hold: its registration and
@@ -569,7 +561,6 @@ def history_page(
     return ledger.stub.GetAssetHistory(request, timeout=RPC_TIMEOUT_S)
 
 
-@pytest.mark.xfail(strict=True, raises=grpc.RpcError, reason=HISTORY_BUG)
 def test_asset_history_limit_defaults_and_is_capped(ledger: Ledger, history) -> None:
     asset_id, expected, _ = history
     default = history_page(ledger, asset_id, 0)
@@ -582,7 +573,6 @@ def test_asset_history_limit_defaults_and_is_capped(ledger: Ledger, history) -> 
     assert [e.event_id for e in [*capped.entries, *rest.entries]] == expected
 
 
-@pytest.mark.xfail(strict=True, raises=grpc.RpcError, reason=HISTORY_BUG)
 def test_asset_history_pages_with_a_cursor(ledger: Ledger, history) -> None:
     asset_id, expected, registration = history
     # Walking every page with a cursor yields the whole history once, in log order.
