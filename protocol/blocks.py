@@ -28,6 +28,7 @@ from provledger.protocol import crypto, merkle
 from provledger.protocol.errors import Rejected, check, invalid
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.genesis import Genesis, ValidatorSet
+from provledger.protocol.limits import BLOCK_EVENTS_MAX
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
@@ -173,7 +174,12 @@ def execute_block(
         try:
             if decoded.event_id in seen:
                 raise invalid("duplicate_event", "the event appears twice in the block")
-            writes = apply_event(overlay, decoded, time_ms, verify_signature=not signatures_checked)
+            checked = (
+                signatures_checked(decoded.event_id)
+                if callable(signatures_checked)
+                else signatures_checked
+            )
+            writes = apply_event(overlay, decoded, time_ms, verify_signature=not checked)
         except Rejected as rejection:
             if strict:
                 raise
@@ -273,6 +279,10 @@ def validate_block(
         raise invalid("bad_block", "block time is too far in the future")
     if genesis.validator_set.public_key(header.proposer_id) is None:
         raise invalid("bad_block", f"proposer {header.proposer_id!r} is not a validator")
+    if len(block.events) > BLOCK_EVENTS_MAX:
+        raise invalid(
+            "bad_block", f"block holds {len(block.events)} events; the limit is {BLOCK_EVENTS_MAX}"
+        )
     last_commit = block.last_commit if block.HasField("last_commit") else None
     if tip.height == 0:
         if last_commit is not None:

@@ -406,6 +406,10 @@ def _asset_used(state, author, payload, decoded, block_time_ms) -> list[Write]:
 def _certificate_issued(state, author, payload, decoded, block_time_ms) -> list[Write]:
     _require_role(author, (REGULATOR,), "issuing an asset certificate")
     _asset(state, payload.asset_id)
+    if payload.expires_at_ms and payload.expires_at_ms <= block_time_ms:
+        raise precondition(
+            "already_expired", "the certificate's expiry is not after the block time"
+        )
     _new_id(state, "certificate", payload.certificate_id)
     record = state_pb2.CertificateRecord(
         certificate=payload, issuer_id=author.member_id, event_id=decoded.event_id

@@ -35,7 +35,8 @@ RECORD_TYPES: dict[str, type[Message]] = {
     "offer": state_pb2.OfferRecord,
     "order": state_pb2.OrderRecord,
     "dispute": state_pb2.DisputeRecord,
-    # A governance change that was applied, by the hex SHA-256 of its bytes (no replays).
+    # A governance change that was applied, by the hex of the first 16 bytes of SHA-256 of
+    # its bytes (no replays).
     "governance": state_pb2.MemberKey,
     # Equivocation recorded, by "<validator>/<height>/<round>/<vote type>".
     "evidence": ledger_pb2.Evidence,

@@ -489,15 +489,6 @@ def test_forged_signature_fails_execution(consortium: Consortium):
     assert _execute_with(chain, [_forged(consortium)], True).header.event_count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG protocol/blocks.py execute_block: verify_signature=not signatures_checked is "
-    "False for any callable, so with a per-event-id predicate (as validate_block and "
-    "node/application.py pass) no signature is verified, even for events the predicate says "
-    "were never checked; a forged event in a proposal is accepted. Fix: verify_signature = "
-    "not (signatures_checked(decoded.event_id) if callable(signatures_checked) else "
-    "signatures_checked)",
-)
 def test_signatures_not_checked_per_event_are_verified(consortium: Consortium):
     chain = MemoryChain(consortium)
     good = registration(consortium, "asset-1")

@@ -1291,6 +1291,20 @@ RULE_CASES = [
         "certificate 'cert-1' is already revoked",
         setup=lambda c, s: _do(c, s, "regulator", "certificate_revoked", certificate_id="cert-1"),
     ),
+    reject(
+        "certificate-expiring-at-block-time",
+        valid("certificate_issued", expires_at_ms=BLOCK_TIME_MS),
+        PRECONDITION,
+        "already_expired",
+        "the certificate's expiry is not after the block time",
+    ),
+    reject(
+        "certificate-with-negative-expiry",
+        valid("certificate_issued", expires_at_ms=-1),
+        PRECONDITION,
+        "already_expired",
+        "the certificate's expiry is not after the block time",
+    ),
     # grants
     reject(
         "grant-by-non-owner",
