@@ -1,0 +1,386 @@
+"""The consortium's PKI for node-to-node mutual TLS: its CA, node certificates, gRPC credentials.
+
+This module owns how a validator's transport identity is made, stored and read back:
+
+- `create_ca(chain_id)` makes the consortium CA (ECDSA P-256, CA:true, path length 0,
+  10 years). Whoever holds its key decides who may open a peer connection.
+- `issue_node_certificate(...)` makes a node's certificate (ECDSA P-256) signed by that CA:
+  subject CN = node id; SAN = DNS:localhost, IP:127.0.0.1, URI:provledger:node:<node id>
+  (plus any extra host names or addresses the node is reached at); extended key usage
+  serverAuth and clientAuth, because every node is both a server and a client of its peers.
+- `save_tls_material` / `load_tls_material` write and read a node's ca.pem, node.pem and
+  node-key.pem (the key file is created 0600 and never widened).
+- `server_credentials` / `channel_credentials` turn the material into gRPC credentials.
+  The server requires a client certificate, and gRPC checks its chain against the CA before
+  any handler runs: a certificate from any other issuer never gets a connection.
+- `peer_node_id(context)` reads the authenticated peer's certificate from a servicer
+  context and returns its node id.
+
+Invariants:
+- A node id in a certificate is always in the URI SAN `provledger:node:<node id>` and in the
+  CN; `node_id_from_certificate` prefers the URI SAN and falls back to the CN only for a
+  certificate without one. A certificate naming two different node ids names none.
+- `load_tls_material` refuses material whose certificate was not issued by its CA or whose
+  key does not match its certificate, so a misconfiguration fails at start, not at the
+  first handshake.
+- All node certificates share the same host names (localhost, 127.0.0.1), so TLS host name
+  checks say nothing about *which* node answered; identity is the node id, which the
+  server side checks against the validator set (see `provledger.node.peers`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Validity periods. Move to protocol/limits.py.
+CA_CERTIFICATE_VALIDITY_DAYS = 3_650
+NODE_CERTIFICATE_VALIDITY_DAYS = 1_095
+# X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
+# Move to protocol/limits.py.
+NODE_ID_LENGTH_CHARS_MAX = 64
+# Tolerated clock difference between the issuer and a verifier: certificates start this much
+# before their issue time. Move to protocol/limits.py.
+CERTIFICATE_CLOCK_SKEW_S_MAX = 300
+
+CA_CERTIFICATE_FILE = "ca.pem"
+NODE_CERTIFICATE_FILE = "node.pem"
+NODE_KEY_FILE = "node-key.pem"
+NODE_ID_URI_PREFIX = "provledger:node:"
+AUTH_CONTEXT_CERTIFICATE_KEY = "x509_pem_cert"
+
+# Letters, digits and . _ -, starting with a letter or digit: safe in a URI, a CN and a path.
+_NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CURVE = ec.SECP256R1()
+
+
+class TlsMaterialError(ValueError):
+    """A node's TLS files are missing, malformed or do not belong together."""
+
+
+class AuthContextSource(Protocol):
+    """What `peer_node_id` needs from a gRPC (sync or aio) servicer context."""
+
+    def auth_context(self) -> Mapping[str, Iterable[bytes]]: ...
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """A node's PEM-encoded TLS material: the consortium CA, its certificate and its key."""
+
+    ca_certificate_pem: bytes
+    certificate_pem: bytes
+    key_pem: bytes
+
+    @property
+    def node_id(self) -> str:
+        node_id = node_id_from_certificate(x509.load_pem_x509_certificate(self.certificate_pem))
+        if node_id is None:
+            raise TlsMaterialError("the node certificate names no node id")
+        return node_id
+
+    @classmethod
+    def load(cls, directory: Path | str) -> TlsMaterial:
+        return load_tls_material(directory)
+
+
+def validate_node_id(node_id: str) -> None:
+    if not node_id or len(node_id) > NODE_ID_LENGTH_CHARS_MAX or not _NODE_ID.match(node_id):
+        raise ValueError(
+            f"node id {node_id[:40]!r} must be 1-{NODE_ID_LENGTH_CHARS_MAX} characters of "
+            "letters, digits and . _ -, starting with a letter or digit"
+        )
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _encode_private_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _decode_private_key(key_pem: bytes) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _CURVE.name:
+        raise TlsMaterialError("expected an ECDSA P-256 private key")
+    return key
+
+
+def _san_entry(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def create_ca(chain_id: str, *, now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
+    """Make the consortium CA. Returns (certificate PEM, private key PEM)."""
+    if not chain_id:
+        raise ValueError("chain id is required")
+    issued_at = now or _utc_now()
+    key = ec.generate_private_key(_CURVE)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "provledger"),
+            # The CN is bounded to 64 characters; the chain id is at most as long.
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{chain_id[:40]} CA"),
+        ]
+    )
+    public_key = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(issued_at - datetime.timedelta(seconds=CERTIFICATE_CLOCK_SKEW_S_MAX))
+        .not_valid_after(issued_at + datetime.timedelta(days=CA_CERTIFICATE_VALIDITY_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), _encode_private_key(key)
+
+
+def issue_node_certificate(
+    ca_certificate_pem: bytes,
+    ca_key_pem: bytes,
+    node_id: str,
+    *,
+    extra_hosts: Iterable[str] = (),
+    now: datetime.datetime | None = None,
+) -> tuple[bytes, bytes]:
+    """Issue a node's certificate signed by the CA. Returns (certificate PEM, key PEM).
+
+    `extra_hosts` are further DNS names or IP addresses the node is reached at (for example a
+    container's host name); localhost and 127.0.0.1 are always included. The certificate
+    never outlives the CA.
+    """
+    validate_node_id(node_id)
+    issued_at = now or _utc_now()
+    ca_certificate = x509.load_pem_x509_certificate(ca_certificate_pem)
+    ca_key = _decode_private_key(ca_key_pem)
+    if ca_key.public_key() != ca_certificate.public_key():
+        raise TlsMaterialError("the CA key does not match the CA certificate")
+    key = ec.generate_private_key(_CURVE)
+    public_key = key.public_key()
+    names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    for host in extra_hosts:
+        entry = _san_entry(host)
+        if entry not in names:
+            names.append(entry)
+    names.append(x509.UniformResourceIdentifier(NODE_ID_URI_PREFIX + node_id))
+    not_after = min(
+        issued_at + datetime.timedelta(days=NODE_CERTIFICATE_VALIDITY_DAYS),
+        ca_certificate.not_valid_after_utc,
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "provledger"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+                ]
+            )
+        )
+        .issuer_name(ca_certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(issued_at - datetime.timedelta(seconds=CERTIFICATE_CLOCK_SKEW_S_MAX))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), _encode_private_key(key)
+
+
+def node_id_from_certificate(certificate: x509.Certificate) -> str | None:
+    """The node id a certificate names: its `provledger:node:` URI SAN, else its CN."""
+    try:
+        alternative_names = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        uris: list[str] = []
+    else:
+        uris = alternative_names.get_values_for_type(x509.UniformResourceIdentifier)
+    node_ids = {
+        uri[len(NODE_ID_URI_PREFIX) :] for uri in uris if uri.startswith(NODE_ID_URI_PREFIX)
+    }
+    if len(node_ids) > 1:
+        return None
+    if not node_ids:
+        common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(common_names) != 1:
+            return None
+        value = common_names[0].value
+        node_ids = {value if isinstance(value, str) else value.decode("utf-8", "replace")}
+    (node_id,) = node_ids
+    return node_id or None
+
+
+def peer_node_id(context: AuthContextSource) -> str | None:
+    """The node id of the peer on the other end of a mutual-TLS call, or None.
+
+    None means the call did not come with a client certificate (an insecure port) or the
+    certificate names no single node id. The certificate's chain was already checked by gRPC
+    against the consortium CA; this only reads the identity out of it.
+    """
+    auth_context = context.auth_context()
+    certificates = list(auth_context.get(AUTH_CONTEXT_CERTIFICATE_KEY) or ())
+    if len(certificates) != 1:
+        return None
+    certificate_pem = certificates[0]
+    if isinstance(certificate_pem, str):
+        certificate_pem = certificate_pem.encode()
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError:
+        return None
+    return node_id_from_certificate(certificate)
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to `path` atomically, the new file created with `mode` from the start."""
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(descriptor, mode)  # O_CREAT's mode is masked by umask; the key must be 0600
+        with os.fdopen(descriptor, "wb") as file:
+            descriptor = -1
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    finally:
+        if descriptor != -1:
+            os.close(descriptor)
+    os.replace(temporary, path)
+
+
+def save_tls_material(
+    directory: Path | str,
+    ca_certificate_pem: bytes,
+    certificate_pem: bytes,
+    key_pem: bytes,
+) -> TlsMaterial:
+    """Write ca.pem, node.pem and node-key.pem (0600) into `directory` and return them."""
+    material = TlsMaterial(ca_certificate_pem, certificate_pem, key_pem)
+    _check_material(material)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_file(directory / CA_CERTIFICATE_FILE, ca_certificate_pem, 0o644)
+    _write_file(directory / NODE_CERTIFICATE_FILE, certificate_pem, 0o644)
+    _write_file(directory / NODE_KEY_FILE, key_pem, 0o600)
+    return material
+
+
+def load_tls_material(directory: Path | str) -> TlsMaterial:
+    """Read a node's TLS files from `directory` and check that they belong together."""
+    directory = Path(directory)
+    try:
+        material = TlsMaterial(
+            ca_certificate_pem=(directory / CA_CERTIFICATE_FILE).read_bytes(),
+            certificate_pem=(directory / NODE_CERTIFICATE_FILE).read_bytes(),
+            key_pem=(directory / NODE_KEY_FILE).read_bytes(),
+        )
+    except OSError as error:
+        raise TlsMaterialError(f"cannot read TLS material in {directory}: {error}") from error
+    _check_material(material)
+    return material
+
+
+def _check_material(material: TlsMaterial) -> None:
+    try:
+        ca_certificate = x509.load_pem_x509_certificate(material.ca_certificate_pem)
+        certificate = x509.load_pem_x509_certificate(material.certificate_pem)
+        key = _decode_private_key(material.key_pem)
+    except ValueError as error:
+        raise TlsMaterialError(f"malformed TLS material: {error}") from error
+    if key.public_key() != certificate.public_key():
+        raise TlsMaterialError("the node key does not match the node certificate")
+    try:
+        certificate.verify_directly_issued_by(ca_certificate)
+    except (ValueError, TypeError, InvalidSignature) as error:
+        raise TlsMaterialError("the node certificate was not issued by the CA") from error
+    if node_id_from_certificate(certificate) is None:
+        raise TlsMaterialError("the node certificate names no node id")
+
+
+def server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
+    """Server credentials that demand a client certificate issued by the consortium CA."""
+    return grpc.ssl_server_credentials(
+        ((material.key_pem, material.certificate_pem),),
+        root_certificates=material.ca_certificate_pem,
+        require_client_auth=True,
+    )
+
+
+def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
+    """Client credentials: trust only the consortium CA, present this node's certificate."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=material.ca_certificate_pem,
+        private_key=material.key_pem,
+        certificate_chain=material.certificate_pem,
+    )

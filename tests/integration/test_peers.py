@@ -1,0 +1,574 @@
+"""The peer transport over real gRPC and mutual TLS on 127.0.0.1, in one process.
+
+Each test runs its own asyncio loop with up to three `PeerNetwork`s, each behind its own
+grpc.aio server on a free loopback port. What is checked: gossip in every direction and in
+order, block sync and status, automatic reconnection to a restarted peer, refusal of
+certificates from another CA and of CA-issued certificates outside the validator set, and
+the bounded outbound queue while a peer is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+
+from provledger.node import peers
+from provledger.node.peers import PeerNetwork, PeerRequestError
+from provledger.node.tls import TlsMaterial, create_ca, issue_node_certificate
+from provledger.v1 import ledger_pb2, peer_pb2, peer_pb2_grpc
+
+pytestmark = pytest.mark.integration
+
+NODE_IDS = ("node-a", "node-b", "node-c")
+TEST_TIMEOUT_S = 60.0
+WAIT_TIMEOUT_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def ca() -> tuple[bytes, bytes]:
+    return create_ca("provledger-test")
+
+
+@pytest.fixture(scope="module")
+def materials(ca: tuple[bytes, bytes]) -> dict[str, TlsMaterial]:
+    return {
+        node_id: TlsMaterial(ca[0], *issue_node_certificate(*ca, node_id))
+        for node_id in (*NODE_IDS, "outsider")
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def synced_block(height: int) -> peer_pb2.SyncedBlock:
+    return peer_pb2.SyncedBlock(block=ledger_pb2.Block(header=height.to_bytes(8, "big")))
+
+
+def block_height(block: peer_pb2.SyncedBlock) -> int:
+    return int.from_bytes(block.block.header, "big")
+
+
+def status_message(node_id: str, height: int) -> peer_pb2.PeerMessage:
+    return peer_pb2.PeerMessage(status=peer_pb2.StatusResponse(node_id=node_id, height=height))
+
+
+@dataclass
+class Node:
+    """One PeerNetwork with its server and everything it was handed."""
+
+    node_id: str
+    port: int
+    network: PeerNetwork
+    server: grpc.aio.Server
+    received: list[tuple[str, peer_pb2.PeerMessage]] = field(default_factory=list)
+    blocks_from_calls: list[tuple[int, int]] = field(default_factory=list)
+
+    def heights_from(self, sender_id: str) -> list[int]:
+        return [message.status.height for sender, message in self.received if sender == sender_id]
+
+    async def stop(self) -> None:
+        await self.network.stop()
+        await self.server.stop(grace=None)
+
+
+async def start_node(
+    node_id: str,
+    ports: dict[str, int],
+    materials: dict[str, TlsMaterial],
+    *,
+    validator_ids: tuple[str, ...] = NODE_IDS,
+    head_height: int = 1_000_000,
+    failing_height: int | None = None,
+    **options: int,
+) -> Node:
+    received: list[tuple[str, peer_pb2.PeerMessage]] = []
+    blocks_from_calls: list[tuple[int, int]] = []
+
+    def on_message(sender_id: str, message: peer_pb2.PeerMessage) -> None:
+        if message.status.height == failing_height:
+            raise RuntimeError("a bug in the consumer")
+        received.append((sender_id, message))
+
+    def blocks_from(from_height: int, max_blocks: int) -> list[peer_pb2.SyncedBlock]:
+        blocks_from_calls.append((from_height, max_blocks))
+        last = min(from_height + max_blocks - 1, head_height)
+        return [synced_block(height) for height in range(from_height, last + 1)]
+
+    def status() -> peer_pb2.StatusResponse:
+        return peer_pb2.StatusResponse(node_id=node_id, height=head_height, block_id=b"\x01" * 32)
+
+    network = PeerNetwork(
+        node_id,
+        {peer_id: f"127.0.0.1:{port}" for peer_id, port in ports.items() if peer_id != node_id},
+        materials[node_id],
+        validator_ids,
+        on_message,
+        blocks_from,
+        status,
+        rng=random.Random(7),
+        **options,
+    )
+    server = peers.create_peer_server()
+    port = network.add_to_server(server, f"127.0.0.1:{ports[node_id]}")
+    assert port == ports[node_id]
+    await server.start()
+    await network.start()
+    node = Node(node_id, port, network, server, received, blocks_from_calls)
+    return node
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(WAIT_TIMEOUT_S):
+        while not condition():
+            await asyncio.sleep(0.02)
+    assert condition(), what
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            await test()
+
+    asyncio.run(bounded())
+
+
+async def start_cluster(materials: dict[str, TlsMaterial]) -> dict[str, Node]:
+    ports = {node_id: free_port() for node_id in NODE_IDS}
+    nodes = {}
+    for node_id in NODE_IDS:
+        nodes[node_id] = await start_node(node_id, ports, materials)
+    return nodes
+
+
+async def stop_all(nodes: dict[str, Node]) -> None:
+    for node in nodes.values():
+        await node.stop()
+
+
+def test_broadcast_reaches_every_peer_in_order_both_ways(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    async def scenario() -> None:
+        nodes = await start_cluster(materials)
+        try:
+            for node in nodes.values():
+                others = set(NODE_IDS) - {node.node_id}
+                await eventually(
+                    lambda node=node, others=others: node.network.connected_peers() == others,
+                    f"{node.node_id} connects to {others}",
+                )
+            for node in nodes.values():
+                for height in range(100):
+                    node.network.broadcast(status_message(node.node_id, height))
+            for receiver in nodes.values():
+                for sender_id in set(NODE_IDS) - {receiver.node_id}:
+                    await eventually(
+                        lambda r=receiver, s=sender_id: len(r.heights_from(s)) == 100,
+                        f"{receiver.node_id} hears 100 messages from {sender_id}",
+                    )
+                    assert receiver.heights_from(sender_id) == list(range(100))
+                    assert all(
+                        message.status.node_id == sender for sender, message in receiver.received
+                    )
+            nodes["node-a"].network.send("node-c", status_message("node-a", 1_000))
+            await eventually(
+                lambda: nodes["node-c"].heights_from("node-a")[-1:] == [1_000],
+                "node-c hears the message sent to it alone",
+            )
+            await asyncio.sleep(0.2)
+            assert 1_000 not in nodes["node-b"].heights_from("node-a")
+            stats = nodes["node-a"].network.stats()
+            assert stats["node-b"].sent_messages == 100
+            assert stats["node-c"].sent_messages == 101
+            assert stats["node-b"].received_messages == 100
+            assert stats["node-b"].dropped_messages == 0
+            assert stats["node-b"].queued_messages == 0
+        finally:
+            await stop_all(nodes)
+
+    run(scenario)
+
+
+def test_sync_blocks_returns_what_blocks_from_gives_and_status_answers(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    async def scenario() -> None:
+        ports = {node_id: free_port() for node_id in NODE_IDS[:2]}
+        a = await start_node("node-a", ports, materials, head_height=1_000)
+        b = await start_node("node-b", ports, materials, head_height=1_000)
+        try:
+            blocks = await a.network.fetch_blocks("node-b", 5, 10)
+            assert [block_height(block) for block in blocks] == list(range(5, 15))
+            assert b.blocks_from_calls == [(5, 10)]
+            capped = await a.network.fetch_blocks("node-b", 1, 10_000)
+            assert [block_height(block) for block in capped] == list(
+                range(1, 1 + peers.SYNC_BLOCKS_MAX)
+            )
+            # The server reads the store a chunk at a time.
+            assert all(count <= peers.SYNC_BLOCKS_CHUNK_MAX for _, count in b.blocks_from_calls[1:])
+            at_head = await a.network.fetch_blocks("node-b", 990, 50)
+            assert [block_height(block) for block in at_head] == list(range(990, 1_001))
+            assert await a.network.fetch_blocks("node-b", 1_001, 50) == []
+            assert await a.network.fetch_blocks("node-b", 1, 0) == []
+            status = await a.network.peer_status("node-b")
+            assert status == peer_pb2.StatusResponse(
+                node_id="node-b", height=1_000, block_id=b"\x01" * 32
+            )
+            await b.stop()
+            assert await a.network.peer_status("node-b") is None
+            with pytest.raises(PeerRequestError) as raised:
+                await a.network.fetch_blocks("node-b", 1, 10)
+            assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+            with pytest.raises(ValueError, match="unknown peer"):
+                await a.network.fetch_blocks("node-z", 1, 10)
+        finally:
+            await a.stop()
+
+    run(scenario)
+
+
+def test_a_restarted_peer_is_reconnected_and_hears_later_messages(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    async def scenario() -> None:
+        ports = {node_id: free_port() for node_id in NODE_IDS[:2]}
+        a = await start_node("node-a", ports, materials)
+        b = await start_node("node-b", ports, materials)
+        try:
+            await eventually(lambda: a.network.connected_peers() == {"node-b"}, "a connects")
+            a.network.broadcast(status_message("node-a", 1))
+            await eventually(lambda: b.heights_from("node-a") == [1], "b hears 1")
+
+            await b.stop()
+            await eventually(lambda: a.network.connected_peers() == set(), "a notices b left")
+            b = await start_node("node-b", ports, materials)  # same port, fresh process state
+            await eventually(lambda: a.network.connected_peers() == {"node-b"}, "a reconnects")
+            a.network.broadcast(status_message("node-a", 2))
+            await eventually(lambda: b.heights_from("node-a") == [2], "restarted b hears 2")
+            await eventually(lambda: a.network.connected_peers() == {"node-b"}, "b reconnects")
+            b.network.broadcast(status_message("node-b", 3))
+            await eventually(lambda: a.heights_from("node-b") == [3], "a hears the new b")
+            assert a.network.stats()["node-b"].connections == 2
+        finally:
+            await a.stop()
+            await b.stop()
+
+    run(scenario)
+
+
+async def _gossip_with(
+    port: int, credentials: grpc.ChannelCredentials
+) -> grpc.aio.AioRpcError | None:
+    """Open a Gossip call with `credentials`, send one message, return the call's error."""
+
+    async def messages():  # type: ignore[no-untyped-def]
+        yield status_message("intruder", 666)
+
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+        stub = peer_pb2_grpc.PeerServiceStub(channel)
+        try:
+            await stub.Gossip(messages(), timeout=5)
+        except grpc.aio.AioRpcError as error:
+            return error
+    return None
+
+
+def test_a_certificate_from_another_ca_never_gets_a_call_through(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    # A self-made CA issuing a certificate that even claims a validator's node id.
+    rogue_ca = create_ca("provledger-test")
+    rogue_certificate, rogue_key = issue_node_certificate(*rogue_ca, "node-a")
+    trusts_our_ca = grpc.ssl_channel_credentials(
+        materials["node-b"].ca_certificate_pem, rogue_key, rogue_certificate
+    )
+    trusts_rogue_ca = grpc.ssl_channel_credentials(rogue_ca[0], rogue_key, rogue_certificate)
+
+    async def scenario() -> None:
+        b = await start_node("node-b", {"node-b": free_port()}, materials)
+        try:
+            for credentials in (trusts_our_ca, trusts_rogue_ca):
+                error = await _gossip_with(b.port, credentials)
+                assert error is not None
+                assert error.code() == grpc.StatusCode.UNAVAILABLE
+            await asyncio.sleep(0.2)
+            assert b.received == []
+        finally:
+            await b.stop()
+
+    run(scenario)
+
+
+def test_a_ca_issued_certificate_outside_the_validator_set_is_denied(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    outsider = materials["outsider"]
+    credentials = grpc.ssl_channel_credentials(
+        outsider.ca_certificate_pem, outsider.key_pem, outsider.certificate_pem
+    )
+
+    async def scenario() -> None:
+        ports = {"node-a": free_port(), "node-b": free_port()}
+        b = await start_node("node-b", ports, materials)
+        # node-a runs, but node-b's validator set does not include it either way round.
+        a = await start_node(
+            "node-a", ports, materials, validator_ids=("node-a", "node-b", "node-c")
+        )
+        try:
+            error = await _gossip_with(b.port, credentials)
+            assert error is not None
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "unknown_peer" in (error.details() or "")
+            async with grpc.aio.secure_channel(f"127.0.0.1:{b.port}", credentials) as channel:
+                stub = peer_pb2_grpc.PeerServiceStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as status_error:
+                    await stub.Status(peer_pb2.StatusRequest(), timeout=5)
+                assert status_error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                with pytest.raises(grpc.aio.AioRpcError) as sync_error:
+                    async for _ in stub.SyncBlocks(
+                        peer_pb2.SyncBlocksRequest(from_height=1, max_blocks=5), timeout=5
+                    ):
+                        pass
+                assert sync_error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert b.received == []
+            assert b.blocks_from_calls == []
+
+            # A validator removed from node-b's set is refused from then on.
+            await eventually(lambda: a.network.connected_peers() == {"node-b"}, "a connects")
+            b.network.set_validator_ids(("node-b", "node-c"))
+            await b.server.stop(grace=None)
+            b.server = peers.create_peer_server()
+            b.network.add_to_server(b.server, f"127.0.0.1:{b.port}")
+            await b.server.start()
+            await eventually(lambda: a.network.connected_peers() == set(), "a loses b")
+            a.network.broadcast(status_message("node-a", 5))
+            await asyncio.sleep(1.0)
+            assert a.network.connected_peers() == set()
+            assert b.received == []
+        finally:
+            await a.stop()
+            await b.stop()
+
+    run(scenario)
+
+
+def test_gossip_streams_per_sender_are_bounded(materials: dict[str, TlsMaterial]) -> None:
+    a = materials["node-a"]
+    credentials = grpc.ssl_channel_credentials(a.ca_certificate_pem, a.key_pem, a.certificate_pem)
+
+    async def scenario() -> None:
+        b = await start_node("node-b", {"node-b": free_port()}, materials)
+        try:
+            async with grpc.aio.secure_channel(f"127.0.0.1:{b.port}", credentials) as channel:
+                stub = peer_pb2_grpc.PeerServiceStub(channel)
+                calls = [stub.Gossip() for _ in range(peers.PEER_INBOUND_STREAMS_MAX)]
+                for call in calls:
+                    metadata = await call.initial_metadata()
+                    assert metadata.get(peers.NODE_ID_METADATA_KEY) == "node-b"
+                one_too_many = stub.Gossip()
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await one_too_many
+                assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                await calls[0].write(status_message("node-a", 1))
+                await calls[0].done_writing()
+                assert await calls[0] == peer_pb2.GossipAck()
+                replacement = stub.Gossip()  # a slot is free again
+                await replacement.write(status_message("node-a", 2))
+                await replacement.done_writing()
+                assert await replacement == peer_pb2.GossipAck()
+                assert b.heights_from("node-a") == [1, 2]
+                for call in calls[1:]:
+                    call.cancel()
+        finally:
+            await b.stop()
+
+    run(scenario)
+
+
+def test_a_failing_consumer_closes_the_stream_and_the_sender_reconnects(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    async def scenario() -> None:
+        ports = {node_id: free_port() for node_id in NODE_IDS[:2]}
+        a = await start_node("node-a", ports, materials)
+        b = await start_node("node-b", ports, materials, failing_height=2)
+        try:
+            await eventually(lambda: a.network.connected_peers() == {"node-b"}, "a connects")
+            a.network.broadcast(status_message("node-a", 1))
+            a.network.broadcast(status_message("node-a", 2))
+            await eventually(lambda: a.network.stats()["node-b"].connections == 2, "reconnect")
+            a.network.broadcast(status_message("node-a", 3))
+            await eventually(lambda: 3 in b.heights_from("node-a"), "b hears 3")
+            assert b.heights_from("node-a") == [1, 3]
+        finally:
+            await a.stop()
+            await b.stop()
+
+    run(scenario)
+
+
+class FreezingProxy:
+    """A TCP relay to a target port that can go silent, like a peer whose host froze."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.frozen = False
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target_reader, target_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65_536):
+                    if not self.frozen:  # frozen: swallow everything, answer nothing
+                        sink.write(data)
+                        await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pump(reader, target_writer), pump(target_reader, writer))
+
+
+@pytest.mark.slow
+def test_a_silent_peer_is_noticed_by_keepalive(materials: dict[str, TlsMaterial]) -> None:
+    async def scenario() -> None:
+        b = await start_node("node-b", {"node-b": free_port()}, materials)
+        proxy = FreezingProxy(b.port)
+        await proxy.start()
+        a = await start_node("node-a", {"node-a": free_port(), "node-b": proxy.port}, materials)
+        try:
+            await eventually(lambda: a.network.connected_peers() == {"node-b"}, "a connects")
+            proxy.frozen = True
+            loop = asyncio.get_running_loop()
+            frozen_at = loop.time()
+            async with asyncio.timeout(
+                (2 * peers.PEER_KEEPALIVE_INTERVAL_MS + peers.PEER_KEEPALIVE_TIMEOUT_MS) / 1000
+            ):
+                while a.network.connected_peers():
+                    await asyncio.sleep(0.1)
+            noticed_after_s = loop.time() - frozen_at
+            assert noticed_after_s > 1.0  # by keepalive, not by a closed connection
+        finally:
+            await a.stop()
+            await proxy.stop()
+            await b.stop()
+
+    run(scenario)
+
+
+def test_a_node_answering_at_the_wrong_address_is_not_a_connection(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    async def scenario() -> None:
+        c_port = free_port()
+        c = await start_node("node-c", {"node-c": c_port}, materials)
+        # node-a believes node-b is at node-c's address.
+        a = await start_node("node-a", {"node-a": free_port(), "node-b": c_port}, materials)
+        try:
+            a.network.broadcast(status_message("node-a", 1))
+            await asyncio.sleep(1.0)
+            assert a.network.connected_peers() == set()
+            assert a.network.stats()["node-b"].connections == 0
+        finally:
+            await a.stop()
+            await c.stop()
+
+    run(scenario)
+
+
+def test_the_queue_for_a_dead_peer_stays_bounded_and_drops_the_oldest(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    async def scenario() -> None:
+        ports = {"node-a": free_port(), "node-b": free_port()}  # node-b is not running
+        a = await start_node("node-a", ports, materials)
+        small = await start_node(
+            "node-c",
+            {"node-c": free_port(), "node-b": ports["node-b"]},
+            materials,
+            queue_messages_max=100,
+        )
+        try:
+            for height in range(peers.PEER_QUEUE_MESSAGES_MAX + 500):
+                a.network.broadcast(status_message("node-a", height))
+            for height in range(250):
+                small.network.broadcast(status_message("node-c", height))
+            await asyncio.sleep(0.3)
+            stats = a.network.stats()["node-b"]
+            assert not stats.connected
+            assert stats.queued_messages == peers.PEER_QUEUE_MESSAGES_MAX
+            assert stats.dropped_messages == 500
+            assert stats.queued_bytes <= peers.PEER_QUEUE_BYTES_MAX
+            assert small.network.stats()["node-b"].queued_messages == 100
+            assert small.network.stats()["node-b"].dropped_messages == 150
+
+            # When node-b comes up, it hears the newest messages, oldest dropped first.
+            b = await start_node("node-b", ports, materials)
+            try:
+                await eventually(lambda: len(b.heights_from("node-c")) == 100, "b hears c's queue")
+                assert b.heights_from("node-c") == list(range(150, 250))
+                await eventually(
+                    lambda: len(b.heights_from("node-a")) == peers.PEER_QUEUE_MESSAGES_MAX,
+                    "b hears a's queue",
+                )
+                assert b.heights_from("node-a")[0] == 500
+            finally:
+                await b.stop()
+        finally:
+            await a.stop()
+            await small.stop()
+
+    run(scenario)
+
+
+def test_an_oversized_message_is_refused_when_queued(materials: dict[str, TlsMaterial]) -> None:
+    network = PeerNetwork(
+        "node-a",
+        {"node-b": "127.0.0.1:1"},
+        materials["node-a"],
+        NODE_IDS,
+        lambda sender, message: None,
+        lambda height, count: [],
+        peer_pb2.StatusResponse,
+    )
+    huge = peer_pb2.PeerMessage(
+        events=peer_pb2.EventBatch(
+            events=[ledger_pb2.SignedEvent(body=b"x" * (1024 * 1024)) for _ in range(9)]
+        )
+    )
+    with pytest.raises(ValueError, match="exceeds"):
+        network.broadcast(huge)
+    with pytest.raises(ValueError, match="exceeds"):
+        network.send("node-b", huge)
+    assert network.stats()["node-b"].queued_messages == 0
+    with pytest.raises(ValueError, match="not in the validator set"):
+        PeerNetwork(
+            "node-a",
+            {"stranger": "127.0.0.1:1"},
+            materials["node-a"],
+            NODE_IDS,
+            lambda sender, message: None,
+            lambda height, count: [],
+            peer_pb2.StatusResponse,
+        )
