@@ -9,12 +9,16 @@ DIR/identities/<member>.json   a key file a member's client signs with
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from provledger.node import config as node_config
+from provledger.node import tls
 from provledger.node.keyfile import new_signing_key, save_key
+
+PEER_PORT_OFFSET = 100
 
 DEFAULT_MEMBERS = (
     ("agency-a", "Provincial Health Commission", "agency"),
@@ -23,6 +27,12 @@ DEFAULT_MEMBERS = (
     ("regulator", "Data Administration Bureau", "regulator"),
     ("auditor", "Audit Office", "auditor"),
 )
+
+
+def save_private(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
 
 
 @dataclass(frozen=True)
@@ -49,17 +59,40 @@ def init_consortium(
     validators = []
     configs = []
     addresses = []
-    for index in range(nodes):
-        node_id = f"node-{index}"
+    node_ids = [f"node-{index}" for index in range(nodes)]
+    peer_addresses = {
+        node_id: f"127.0.0.1:{base_port + PEER_PORT_OFFSET + index}"
+        for index, node_id in enumerate(node_ids)
+    }
+    if nodes > 1:
+        ca_certificate, ca_key = tls.create_ca(chain_id)
+        (directory / "ca").mkdir(exist_ok=True)
+        (directory / "ca" / "ca.pem").write_bytes(ca_certificate)
+        save_private(directory / "ca" / "ca-key.pem", ca_key)
+    for index, node_id in enumerate(node_ids):
         node_dir = directory / node_id
         key = new_signing_key()
         save_key(node_dir / "validator-key.json", key, validator_id=node_id)
         validators.append({"validator_id": node_id, "public_key": key.public_key.hex()})
         address = f"127.0.0.1:{base_port + index}"
         addresses.append(address)
+        peers = {}
+        if nodes > 1:
+            certificate, certificate_key = tls.issue_node_certificate(
+                ca_certificate, ca_key, node_id
+            )
+            tls.save_tls_material(node_dir / "tls", ca_certificate, certificate, certificate_key)
+            peers = {p: a for p, a in peer_addresses.items() if p != node_id}
         config_path = node_dir / "config.toml"
         config_path.write_text(
-            node_config.render(node_id, "../genesis.json", "validator-key.json", address)
+            node_config.render(
+                node_id,
+                "../genesis.json",
+                "validator-key.json",
+                address,
+                peer_listen=peer_addresses[node_id],
+                peers=peers,
+            )
         )
         configs.append(config_path)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from provledger.node.mempool import Mempool
@@ -63,6 +63,8 @@ class LedgerApplication:
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._executed: OrderedDict[bytes, blocks.ExecutedBlock] = OrderedDict()
         self._evidence: dict[str, ledger_pb2.Evidence] = {}
+        # Told about events a proposal left out because the rules now reject them.
+        self.on_rejected: Callable[[list[tuple[DecodedEvent, Rejected]]], None] | None = None
 
     # --- admission --------------------------------------------------------------------------
 
@@ -139,6 +141,8 @@ class LedgerApplication:
         for decoded, rejection in executed.rejected:
             log.info("left out event %s: %s", decoded.event_id.hex(), rejection)
         self.mempool.remove([d.event_id for d, _ in executed.rejected])
+        if executed.rejected and self.on_rejected is not None:
+            self.on_rejected(executed.rejected)
         self._cache(executed)
         return executed.to_block()
 
@@ -173,17 +177,24 @@ class LedgerApplication:
 
     # --- committing -------------------------------------------------------------------------
 
+    def executed(self, block: ledger_pb2.Block, block_id: bytes) -> blocks.ExecutedBlock:
+        """The decided `block`, executed on the tip (from the cache when this node already
+        validated or proposed it). Raises `Rejected` if it is not valid here."""
+        executed = self._executed.get(block_id)
+        if executed is None or executed.header.height != self.store.tip.height + 1:
+            executed = self.execute(block)
+        return executed
+
     def commit(
         self,
         block: ledger_pb2.Block,
         block_id: bytes,
         certificate: ledger_pb2.CommitCertificate,
     ) -> blocks.ExecutedBlock:
-        """Persist a decided block (executing it if this node has not), then forget what it
-        made obsolete: committed events, recorded evidence, executions on the old tip."""
-        executed = self._executed.get(block_id)
-        if executed is None or executed.header.height != self.store.tip.height + 1:
-            executed = self.execute(block)
+        """Persist a decided block, then forget what it made obsolete: committed events,
+        recorded evidence, executions on the old tip. (Synchronous; the node splits these
+        steps to write off its event loop.)"""
+        executed = self.executed(block, block_id)
         self.store.commit_block(executed, certificate)
         self.forget(executed.events, executed.evidence)
         return executed

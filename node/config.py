@@ -7,14 +7,27 @@ genesis = "../genesis.json"
 validator_key = "validator-key.json"
 
 [grpc]
-listen = "127.0.0.1:7050"
+listen = "127.0.0.1:7050"     # the client API
+
+[peer]                        # only with other validators
+listen = "127.0.0.1:7150"     # PeerService, mutual TLS
+tls_dir = "tls"               # ca.pem, node.pem, node-key.pem
+
+[peers]                       # the other validators' PeerService addresses
+node-1 = "127.0.0.1:7151"
+
+[consensus]                   # optional; defaults in protocol.consensus.Params
+propose_timeout_ms = 3000
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from provledger.protocol.consensus import Params
 
 
 class ConfigError(Exception):
@@ -28,6 +41,10 @@ class NodeConfig:
     genesis_path: Path
     validator_key_path: Path
     grpc_listen: str
+    peer_listen: str | None = None
+    tls_dir: Path | None = None
+    peers: dict[str, str] = field(default_factory=dict)
+    consensus: Params = field(default_factory=Params)
 
     @classmethod
     def load(cls, path: Path | str) -> NodeConfig:
@@ -41,20 +58,40 @@ class NodeConfig:
         base = path.resolve().parent
         try:
             node = document["node"]
+            peer = document.get("peer", {})
+            peers = {str(k): str(v) for k, v in document.get("peers", {}).items()}
+            if peers and ("listen" not in peer or "tls_dir" not in peer):
+                raise ConfigError(f"{path}: [peers] needs [peer] listen and tls_dir")
+            known = {f.name for f in dataclasses.fields(Params)}
+            settings = document.get("consensus", {})
+            unknown = sorted(set(settings) - known)
+            if unknown:
+                raise ConfigError(f"{path}: unknown [consensus] settings {unknown}")
             return cls(
                 node_id=str(node["id"]),
                 data_dir=base / node.get("data_dir", "data"),
                 genesis_path=base / node["genesis"],
                 validator_key_path=base / node["validator_key"],
                 grpc_listen=str(document.get("grpc", {}).get("listen", "127.0.0.1:7050")),
+                peer_listen=str(peer["listen"]) if "listen" in peer else None,
+                tls_dir=base / peer["tls_dir"] if "tls_dir" in peer else None,
+                peers=peers,
+                consensus=Params(**{k: int(v) for k, v in settings.items()}),
             )
         except KeyError as error:
             raise ConfigError(f"{path}: missing setting {error}") from None
 
 
-def render(node_id: str, genesis: str, validator_key: str, grpc_listen: str) -> str:
+def render(
+    node_id: str,
+    genesis: str,
+    validator_key: str,
+    grpc_listen: str,
+    peer_listen: str | None = None,
+    peers: dict[str, str] | None = None,
+) -> str:
     """A config file's text (TOML), as `consortium init` writes it."""
-    return (
+    text = (
         "[node]\n"
         f'id = "{node_id}"\n'
         'data_dir = "data"\n'
@@ -63,3 +100,7 @@ def render(node_id: str, genesis: str, validator_key: str, grpc_listen: str) -> 
         "\n[grpc]\n"
         f'listen = "{grpc_listen}"\n'
     )
+    if peers:
+        text += f'\n[peer]\nlisten = "{peer_listen}"\ntls_dir = "tls"\n\n[peers]\n'
+        text += "".join(f'{peer_id} = "{address}"\n' for peer_id, address in peers.items())
+    return text

@@ -97,7 +97,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         except TooManyWaiters as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too_many_waiters: {error}")
         try:
-            node.mempool.add(decoded)
+            node.queue(decoded)
             outcome = await asyncio.wait_for(waiter, timeout_ms / 1000)
         except MempoolFull as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {error}")

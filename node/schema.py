@@ -19,7 +19,7 @@ length-prefixed so that no id can be a prefix-collision of another.
 | d      | d + len + parent + child              | (empty) lineage edge, downstream       |
 | g      | g + len + asset id + grant id         | (empty) grants by asset                |
 | G      | G + len + grantee id + grant id       | (empty) grants by grantee              |
-| w      | w + name                              | consensus write-ahead log              |
+| w      | w + height + round (4) + type (1)     | what this validator signed (vote log)  |
 """
 
 from __future__ import annotations
@@ -122,5 +122,15 @@ def grants_by_grantee_key(grantee_id: str, grant_id: str) -> bytes:
     return GRANTS_BY_GRANTEE_PREFIX + _length_prefixed(grantee_id) + grant_id.encode()
 
 
-def consensus_key(name: str) -> bytes:
-    return CONSENSUS_PREFIX + name.encode()
+def signed_message_key(height: int, round_number: int, vote_type: int) -> bytes:
+    """What this validator signed at (height, round, type); type 0 is its proposal."""
+    return (
+        CONSENSUS_PREFIX
+        + encode_number(height)
+        + round_number.to_bytes(4, "big")
+        + bytes([vote_type])
+    )
+
+
+def signed_messages_from(height: int) -> bytes:
+    return CONSENSUS_PREFIX + encode_number(height)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from provledger.node.config import NodeConfig
+from provledger.node.consensus_driver import ConsensusDriver
 from provledger.node.grpc_api import LedgerService
 from provledger.node.keyfile import load_key
-from provledger.node.ledger import LedgerNode, SoloProducer
+from provledger.node.ledger import LedgerNode
+from provledger.node.peers import PeerNetwork, create_peer_server
 from provledger.node.store import Store
+from provledger.node.tls import load_tls_material
 from provledger.protocol.genesis import parse_genesis
 from provledger.protocol.limits import GRPC_CONCURRENT_STREAMS_MAX, GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.v1 import api_pb2, api_pb2_grpc
@@ -35,17 +37,29 @@ GRPC_OPTIONS = [
 SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 async def serve(config: NodeConfig, ready: asyncio.Event | None = None) -> None:
     genesis = parse_genesis(config.genesis_path.read_bytes())
     validator_key, _ = load_key(config.validator_key_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.data_dir, genesis)
     node = LedgerNode(genesis, store, config.node_id)
-    producer = SoloProducer(node, validator_key, wall_clock_ms)
+    if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
+        store.close()
+        raise ValueError(f"the validator key does not match {config.node_id} in the genesis")
+    network = None
+    driver_holder: list[ConsensusDriver] = []
+    if config.peers:
+        network = PeerNetwork(
+            config.node_id,
+            config.peers,
+            load_tls_material(config.tls_dir),
+            [v.validator_id for v in genesis.validator_set.validators],
+            on_message=lambda sender, message: driver_holder[0].on_peer_message(sender, message),
+            blocks_from=lambda start, count: driver_holder[0].blocks_from(start, count),
+            status=lambda: driver_holder[0].status(),
+        )
+    driver = ConsensusDriver(node, validator_key, network, config.consensus)
+    driver_holder.append(driver)
 
     server = grpc.aio.server(options=GRPC_OPTIONS)
     api_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerService(node), server)
@@ -58,6 +72,11 @@ async def serve(config: NodeConfig, ready: asyncio.Event | None = None) -> None:
     if port == 0:
         store.close()
         raise OSError(f"cannot listen on {config.grpc_listen}")
+    peer_server = None
+    if network is not None:
+        peer_server = create_peer_server()
+        network.add_to_server(peer_server, config.peer_listen)
+        await peer_server.start()
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -73,23 +92,29 @@ async def serve(config: NodeConfig, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
-    producing = asyncio.create_task(producer.run())
-    stopping = asyncio.create_task(stop.wait())
+    if network is not None:
+        await network.start()
+    driver.start()
     if ready is not None:
         ready.set()
+    stopping = asyncio.create_task(stop.wait())
+    failing = asyncio.create_task(driver.failed.wait())
     try:
-        # A producer that fails is a bug: stop serving rather than accept events forever.
-        await asyncio.wait((producing, stopping), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        log.info("node %s stopping", config.node_id)
-        producer.stop()
         stopping.cancel()
+        failing.cancel()
+        log.info("node %s stopping", config.node_id)
         await health_servicer.enter_graceful_shutdown()
+        await driver.stop()
+        if network is not None:
+            await network.stop()
         await server.stop(grace=2)
-        try:
-            await producing  # re-raises the producer's failure, after a clean shutdown
-        finally:
-            store.close()
+        if peer_server is not None:
+            await peer_server.stop(grace=1)
+        store.close()
+    if driver.failed.is_set():
+        raise SystemExit("consensus failed; the node stopped (see the log above)")
 
 
 def run(config: NodeConfig) -> None:

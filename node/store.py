@@ -40,7 +40,7 @@ from provledger.protocol.errors import check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.state import RECORD_TYPES, Write
-from provledger.v1 import ledger_pb2, state_pb2
+from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
 
 
 class StoreError(Exception):
@@ -175,6 +175,13 @@ class Store:
             for write in executed.writes:
                 self._put_write(batch, write)
             batch.put(schema.META_HEAD_HEIGHT, schema.encode_number(height))
+            # What this validator signed for heights now final is no longer needed.
+            for key in self._db.iterator(
+                start=schema.CONSENSUS_PREFIX,
+                stop=schema.signed_messages_from(height + 1),
+                include_value=False,
+            ):
+                batch.delete(key)
         with self._lock:
             self._head_height = height
             self._log = executed.log
@@ -210,6 +217,43 @@ class Store:
         elif decoded.kind == "grant_issued":
             batch.put(schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b"")
             batch.put(schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
+
+    # --- the consensus vote log -------------------------------------------------------------
+
+    def save_signed(
+        self, message: ledger_pb2.Vote | peer_pb2.Proposal, block: ledger_pb2.Block | None
+    ) -> None:
+        """Record a vote or proposal this validator signed, synced, before it is sent."""
+        if isinstance(message, peer_pb2.Proposal):
+            key = schema.signed_message_key(message.height, message.round, 0)
+            entry = peer_pb2.PeerMessage(proposal=message)
+        else:
+            key = schema.signed_message_key(message.height, message.round, message.type)
+            entry = peer_pb2.PeerMessage(vote=message)
+        value = entry.SerializeToString()
+        block_bytes = block.SerializeToString() if block is not None else b""
+        record = len(value).to_bytes(4, "big") + value + block_bytes
+        self._db.put(key, record, sync=True)
+
+    def load_signed(
+        self, from_height: int
+    ) -> list[tuple[ledger_pb2.Vote | peer_pb2.Proposal, ledger_pb2.Block | None]]:
+        """What this validator signed at `from_height` and later."""
+        entries: list[tuple[ledger_pb2.Vote | peer_pb2.Proposal, ledger_pb2.Block | None]] = []
+        start = schema.signed_messages_from(from_height)
+        for key, record in self._db.iterator(start=start):
+            if not key.startswith(schema.CONSENSUS_PREFIX):
+                break
+            length = int.from_bytes(record[:4], "big")
+            entry = peer_pb2.PeerMessage()
+            entry.ParseFromString(record[4 : 4 + length])
+            block = None
+            if len(record) > 4 + length:
+                block = ledger_pb2.Block()
+                block.ParseFromString(record[4 + length :])
+            message = entry.proposal if entry.HasField("proposal") else entry.vote
+            entries.append((message, block))
+        return entries
 
     # --- reading blocks and events ----------------------------------------------------------
 

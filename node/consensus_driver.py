@@ -1,0 +1,301 @@
+"""The I/O shell around `protocol.consensus`: timers, the vote log, the network, commits.
+
+One `ConsensusDriver` per node, on the node's asyncio loop. It feeds the pure state machine
+its inputs (peer messages, timer firings, "events are available", "start the next height")
+and carries out the outputs in order:
+- `Persist`: the signed vote or proposal is written to the store's consensus log with
+  `sync=True` *before* anything after it runs, so a restarted node never signs a conflict;
+- `Broadcast`: to every peer (nothing to do in a consortium of one);
+- `ScheduleTimeout`: an event-loop timer;
+- `Decide`: the block is committed (one synced batch, off the loop), waiters are woken, and
+  after a short pause the next height starts;
+- `EvidenceFound`: into the evidence pool, for a coming block.
+
+Catching up: a message from a later height, or a peer whose status is ahead, means blocks were
+committed that this node lacks. It fetches them (SyncBlocks), checks each one's commit
+certificate against the genesis validators and re-executes it, then commits and moves
+consensus on. One commit at a time: a lock serialises consensus commits and synced ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from provledger.node.ledger import LedgerNode
+from provledger.node.peers import PeerNetwork, PeerRequestError
+from provledger.protocol import blocks, consensus
+from provledger.protocol.crypto import SigningKey
+from provledger.protocol.errors import Rejected
+from provledger.protocol.events import DecodedEvent
+from provledger.v1 import ledger_pb2, peer_pb2
+
+log = logging.getLogger("provledger.consensus")
+
+REBROADCAST_INTERVAL_MS = 1_000
+STATUS_POLL_INTERVAL_MS = 2_000
+COMMIT_PAUSE_MS = 10
+GOSSIP_FLUSH_MS = 5
+GOSSIP_BATCH_EVENTS_MAX = 500
+SYNC_BATCH_BLOCKS_MAX = 64
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        node: LedgerNode,
+        key: SigningKey | None,
+        network: PeerNetwork | None,
+        params: consensus.Params,
+    ) -> None:
+        genesis = node.genesis
+        self._node = node
+        self._network = network
+        self._clock_ms: Callable[[], int] = node.clock_ms
+        is_validator = (
+            key is not None and genesis.validator_set.public_key(node.node_id) is not None
+        )
+        self.state = consensus.ConsensusState(
+            chain_id=genesis.chain_id,
+            validators=genesis.validator_set,
+            key=key if is_validator else None,
+            validator_id=node.node_id if is_validator else None,
+            params=params,
+        )
+        consensus.restore_signed(self.state, node.store.load_signed(node.store.head_height + 1))
+        self._commit_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._gossip: list[ledger_pb2.SignedEvent] = []
+        self._gossip_flush: asyncio.TimerHandle | None = None
+        self._syncing = False
+        self._stopped = False
+        self.failed = asyncio.Event()  # a consensus task crashed: the node must stop
+        node.submit_listeners.append(self._on_submitted)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._feed(consensus.StartHeight(self._node.store.head_height + 1, self._clock_ms()))
+        self._spawn(self._every(REBROADCAST_INTERVAL_MS, self._rebroadcast))
+        if self._network is not None:
+            self._spawn(self._every(STATUS_POLL_INTERVAL_MS, self._poll_status))
+
+    async def stop(self) -> None:
+        """Stop feeding consensus; a commit in progress is finished first."""
+        self._stopped = True
+        for timer in self._timers:
+            timer.cancel()
+        async with self._commit_lock:
+            pass
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("consensus task failed", exc_info=task.exception())
+            self.failed.set()
+
+    async def _every(self, interval_ms: int, action: Callable[[], object]) -> None:
+        while not self._stopped:
+            await asyncio.sleep(interval_ms / 1000)
+            result = action()
+            if asyncio.iscoroutine(result):
+                await result
+
+    # --- feeding the state machine ---------------------------------------------------------
+
+    def _feed(self, event: consensus.Input) -> None:
+        if self._stopped:
+            return
+        outputs = consensus.step(self.state, event, self._node.app)
+        for output in outputs:
+            if isinstance(output, consensus.Persist):
+                self._node.store.save_signed(output.message, output.block)
+            elif isinstance(output, consensus.Broadcast):
+                self._broadcast(output.message)
+            elif isinstance(output, consensus.ScheduleTimeout):
+                self._schedule(output)
+            elif isinstance(output, consensus.Decide):
+                self._spawn(self._commit_decision(output))
+            elif isinstance(output, consensus.EvidenceFound):
+                self._node.app.add_evidence(output.evidence)
+
+    def _schedule(self, output: consensus.ScheduleTimeout) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self._feed(
+                consensus.TimeoutFired(output.kind, output.height, output.round, self._clock_ms())
+            )
+
+        handle = loop.call_later(output.delay_ms / 1000, fire)
+        self._timers.add(handle)
+
+    def _rebroadcast(self) -> None:
+        if self._network is not None:
+            self._feed(consensus.Rebroadcast(self._clock_ms()))
+
+    # --- the network -------------------------------------------------------------------------
+
+    def _broadcast(
+        self, message: ledger_pb2.Vote | peer_pb2.Proposal | ledger_pb2.Evidence
+    ) -> None:
+        if self._network is None:
+            return
+        if isinstance(message, ledger_pb2.Vote):
+            wrapped = peer_pb2.PeerMessage(vote=message)
+        elif isinstance(message, peer_pb2.Proposal):
+            wrapped = peer_pb2.PeerMessage(proposal=message)
+        else:
+            wrapped = peer_pb2.PeerMessage(evidence=message)
+        self._network.broadcast(wrapped)
+
+    def on_peer_message(self, sender_id: str, message: peer_pb2.PeerMessage) -> None:
+        """Called by the PeerNetwork, on the loop, for every message a peer sends."""
+        kind = message.WhichOneof("message")
+        now = self._clock_ms()
+        if kind == "events":
+            self._node.accept_gossip(list(message.events.events))
+        elif kind == "proposal":
+            self._catch_up_if_behind(sender_id, message.proposal.height)
+            self._feed(consensus.ProposalReceived(message.proposal, now))
+        elif kind == "vote":
+            self._catch_up_if_behind(sender_id, message.vote.height)
+            self._feed(consensus.VoteReceived(message.vote, now))
+        elif kind == "evidence":
+            if self._node.app.add_evidence(message.evidence):
+                self._feed(consensus.EventsAvailable(now))
+        elif kind == "status":
+            self._catch_up_if_behind(sender_id, message.status.height + 1)
+
+    def status(self) -> peer_pb2.StatusResponse:
+        tip = self._node.store.tip
+        return peer_pb2.StatusResponse(
+            node_id=self._node.node_id, height=tip.height, block_id=tip.block_id
+        )
+
+    def blocks_from(self, from_height: int, max_blocks: int) -> list[peer_pb2.SyncedBlock]:
+        store = self._node.store
+        found = []
+        for height in range(
+            max(from_height, 1), min(store.head_height, from_height + max_blocks - 1) + 1
+        ):
+            stored = store.block(height)
+            if stored is None:
+                break
+            block, certificate = stored
+            found.append(peer_pb2.SyncedBlock(block=block, certificate=certificate))
+        return found
+
+    def _on_submitted(self, decoded: list[DecodedEvent]) -> None:
+        """New events in the mempool: wake a waiting proposer and forward them to peers."""
+        self._feed(consensus.EventsAvailable(self._clock_ms()))
+        if self._network is None or not decoded:
+            return
+        self._gossip.extend(d.signed for d in decoded)
+        if len(self._gossip) >= GOSSIP_BATCH_EVENTS_MAX:
+            self._flush_gossip()
+        elif self._gossip_flush is None:
+            self._gossip_flush = asyncio.get_running_loop().call_later(
+                GOSSIP_FLUSH_MS / 1000, self._flush_gossip
+            )
+
+    def _flush_gossip(self) -> None:
+        if self._gossip_flush is not None:
+            self._gossip_flush.cancel()
+            self._gossip_flush = None
+        pending, self._gossip = self._gossip, []
+        for start in range(0, len(pending), GOSSIP_BATCH_EVENTS_MAX):
+            batch = pending[start : start + GOSSIP_BATCH_EVENTS_MAX]
+            self._network.broadcast(  # type: ignore[union-attr]
+                peer_pb2.PeerMessage(events=peer_pb2.EventBatch(events=batch))
+            )
+
+    # --- committing --------------------------------------------------------------------------
+
+    async def _commit_decision(self, decision: consensus.Decide) -> None:
+        height = blocks.decode_header(decision.block.header).height
+        async with self._commit_lock:
+            if height != self._node.store.head_height + 1:
+                return  # block sync got there first
+            try:
+                executed = self._node.app.executed(decision.block, decision.block_id)
+            except Rejected as rejection:
+                # A quorum decided a block this node finds invalid: its state has diverged.
+                log.critical("decided block %d is invalid here: %s", height, rejection)
+                raise
+            await self._node.commit(executed, decision.certificate)
+            log.debug("committed block %d with %d events", height, len(executed.events))
+        await asyncio.sleep(COMMIT_PAUSE_MS / 1000)
+        self._start_next_height()
+
+    def _start_next_height(self) -> None:
+        head = self._node.store.head_height
+        if self.state.height <= head:
+            self._feed(consensus.StartHeight(head + 1, self._clock_ms()))
+
+    # --- catching up -------------------------------------------------------------------------
+
+    def _catch_up_if_behind(self, peer_id: str, height: int) -> None:
+        if height > self._node.store.head_height + 1 and not self._syncing:
+            self._syncing = True
+            self._spawn(self._sync_from(peer_id))
+
+    async def _poll_status(self) -> None:
+        network = self._network
+        if network is None or self._syncing:
+            return
+        for peer_id in sorted(network.connected_peers()):
+            status = await network.peer_status(peer_id)
+            if status is not None and status.height > self._node.store.head_height:
+                self._syncing = True
+                await self._sync_from(peer_id)
+                return
+
+    async def _sync_from(self, peer_id: str) -> None:
+        """Fetch, verify and commit the blocks `peer_id` has and this node lacks."""
+        store = self._node.store
+        validators = self._node.genesis.validator_set
+        try:
+            while not self._stopped:
+                try:
+                    synced = await self._network.fetch_blocks(  # type: ignore[union-attr]
+                        peer_id, store.head_height + 1, SYNC_BATCH_BLOCKS_MAX
+                    )
+                except PeerRequestError as error:
+                    log.info("block sync from %s failed: %s", peer_id, error)
+                    return
+                if not synced:
+                    return
+                for item in synced:
+                    async with self._commit_lock:
+                        header = blocks.decode_header(item.block.header)
+                        if header.height != store.head_height + 1:
+                            continue
+                        try:
+                            blocks.verify_certificate(
+                                item.certificate, header, item.block.header, validators
+                            )
+                            executed = self._node.app.executed(
+                                item.block, blocks.block_id(item.block.header)
+                            )
+                        except Rejected as rejection:
+                            log.warning(
+                                "peer %s sent a bad block %d: %s", peer_id, header.height, rejection
+                            )
+                            return
+                        await self._node.commit(executed, item.certificate)
+                    log.info("caught up block %d from %s", header.height, peer_id)
+                self._start_next_height()
+        finally:
+            self._syncing = False
