@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SEEDS ?= 2000
 
-.PHONY: demo test test-fast lint format proto proto-check bench bench-quick clean
+.PHONY: demo test test-fast lint format proto proto-check sim bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ proto-check: $(STAMP)
 	done
 	@rm -rf .proto-check
 	@echo "generated code is up to date"
+
+sim: $(STAMP)
+	$(PY) tests/sim/run.py --seeds $(SEEDS)
 
 bench: $(STAMP)
 	$(PY) bench/single_node.py

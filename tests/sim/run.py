@@ -1,7 +1,7 @@
 """Run the deterministic simulator from the command line.
 
-    python tests/sim/run.py --seed 1234 --validators 4      # replay one seed
-    python tests/sim/run.py --seeds 2000                      # many seeds, n = 4 and 7
+python tests/sim/run.py --seed 1234 --validators 4      # replay one seed
+python tests/sim/run.py --seeds 2000                      # many seeds, n = 4 and 7
 """
 
 from __future__ import annotations

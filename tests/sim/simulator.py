@@ -174,9 +174,7 @@ class SimNode:
 
     def _timeout(self, output: consensus.ScheduleTimeout, incarnation: int) -> None:
         if self.up and incarnation == self.incarnation:
-            self.feed(
-                consensus.TimeoutFired(output.kind, output.height, output.round, self.now())
-            )
+            self.feed(consensus.TimeoutFired(output.kind, output.height, output.round, self.now()))
 
     def broadcast(self, message: Any) -> None:
         sim = self.sim
@@ -248,9 +246,11 @@ class SimNode:
         if height > self.store.head_height + 1 and self.sim.time_ms >= self.sync_wait_until:
             self.sync_wait_until = self.sim.time_ms + SYNC_RETRY_MS
             self.sim.send(
-                self, sender, peer_pb2.SyncBlocksRequest(
+                self,
+                sender,
+                peer_pb2.SyncBlocksRequest(
                     from_height=self.store.head_height + 1, max_blocks=SYNC_BLOCKS_MAX
-                )
+                ),
             )
 
     def serve_sync(self, requester: SimNode, request: peer_pb2.SyncBlocksRequest) -> None:
@@ -453,8 +453,10 @@ class Simulation:
     # --- invariants ------------------------------------------------------------------------
 
     def fail(self, message: str) -> None:
-        raise InvariantBroken(f"seed {self.scenario.seed}, n={self.scenario.validators}, "
-                              f"t={self.time_ms} ms: {message}")
+        raise InvariantBroken(
+            f"seed {self.scenario.seed}, n={self.scenario.validators}, "
+            f"t={self.time_ms} ms: {message}"
+        )
 
     def record_signed(self, node: SimNode, message: Any) -> None:
         """No honest validator signs two different votes for one height, round and type."""
