@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sim.simulator import InvariantBroken, Scenario, Simulation
 
 SIM_SEEDS = int(os.environ.get("SIM_SEEDS", "500"))
