@@ -1,6 +1,7 @@
-"""`provledger demo`: a real node process on loopback and a provenance story told through its
-gRPC API, step by step. Everything it starts, it stops; it exits 0 only if every step did what
-the story says (including the rejection it expects).
+"""`provledger demo`: a consortium of four validator node processes on loopback (each with its
+own LevelDB folder, talking over mutual TLS) and a provenance story told through their gRPC
+APIs, each step sent to a different node. Everything it starts, it stops, by PID; it exits 0
+only if every step did what the story says (including the rejection it expects).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient, describe_rpc_error
-from provledger.cli.consortium import init_consortium
+from provledger.cli.consortium import PEER_PORT_OFFSET, init_consortium
 from provledger.cli.main import (
     CommandError,
     render_lineage_tree,
@@ -33,31 +34,61 @@ NODE_STOP_TIMEOUT_S = 10
 DAY_MS = 24 * 3600 * 1000
 
 
-def free_port() -> int:
+def _port_free(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port(nodes: int, peer_offset: int = PEER_PORT_OFFSET) -> int:
+    """A base port where every port the consortium needs on 127.0.0.1 is free."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        wanted = [base + i for i in range(nodes)] + [base + peer_offset + i for i in range(nodes)]
+        if max(wanted) < 65536 and all(_port_free(port) for port in wanted):
+            return base
+    raise CommandError("found no free ports on 127.0.0.1 for the demo")
 
 
 @contextmanager
-def node_process(config: Path, log_path: Path):
-    """Start `provledger node run` as a child process; stop it by PID on the way out."""
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "provledger.cli.main", "node", "run", "--config", str(config)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
+def node_processes(configs: list[Path], log_dir: Path):
+    """Start `provledger node run` for each config; stop every one by PID on the way out."""
+    processes: list[subprocess.Popen] = []
+    try:
+        for config in configs:
+            log_file = (log_dir / f"{config.parent.name}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "provledger.cli.main",
+                        "node",
+                        "run",
+                        "--config",
+                        str(config),
+                    ],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            log_file.close()
+        yield processes
+    finally:
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
-                try:
-                    process.wait(timeout=NODE_STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        for process in processes:
+            try:
+                process.wait(timeout=NODE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def step(number: int, text: str) -> None:
@@ -68,10 +99,10 @@ def digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def run_demo(keep_data: bool = False) -> None:
+def run_demo(keep_data: bool = False, nodes: int = 4) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="provledger-demo-"))
     try:
-        _story(workdir)
+        _story(workdir, nodes)
     finally:
         if keep_data:
             print(f"\ndata kept in {workdir}")
@@ -79,39 +110,61 @@ def run_demo(keep_data: bool = False) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _story(workdir: Path) -> None:
-    layout = init_consortium(workdir / "consortium", nodes=1, base_port=free_port())
+def _story(workdir: Path, nodes: int) -> None:
+    layout = init_consortium(workdir / "consortium", nodes=nodes, base_port=free_base_port(nodes))
     genesis = parse_genesis(layout.genesis_path.read_bytes())
     signer = {m: EventSigner(Identity.load(p)) for m, p in layout.identities.items()}
-    address = layout.grpc_addresses[0]
     print(
-        f"provledger demo: one validator node, chain {genesis.chain_id!r}, "
-        f"LevelDB in {layout.node_configs[0].parent / 'data'}"
+        f"provledger demo: {nodes} validator node processes on 127.0.0.1, chain "
+        f"{genesis.chain_id!r}, each with its own LevelDB folder under {layout.directory}"
     )
-    with node_process(layout.node_configs[0], workdir / "node-0.log") as process:
-        with LedgerClient(address) as client:
-            try:
-                client.wait_ready(NODE_START_TIMEOUT_S)
-            except grpc.FutureTimeoutError:
-                raise CommandError(
-                    f"the node did not start; see {workdir / 'node-0.log'}"
-                ) from None
-            print(f"node-0 is serving gRPC on {address} (pid {process.pid})")
-            _tell(client, signer, genesis)
-        print(f"\nstopping node-0 (pid {process.pid})")
+    with node_processes(layout.node_configs, workdir) as processes:
+        clients = [LedgerClient(address) for address in layout.grpc_addresses]
+        try:
+            for index, (client, process) in enumerate(zip(clients, processes, strict=True)):
+                try:
+                    client.wait_ready(NODE_START_TIMEOUT_S)
+                except grpc.FutureTimeoutError:
+                    raise CommandError(
+                        f"node-{index} did not start; see {workdir / f'node-{index}.log'}"
+                    ) from None
+                print(f"node-{index} serves gRPC on {client.address} (pid {process.pid})")
+            _tell(RoundRobin(clients), signer, genesis)
+        finally:
+            for client in clients:
+                client.close()
+        pids = ", ".join(str(process.pid) for process in processes)
+        print(f"\nstopping the {nodes} nodes (pids {pids})")
     print("demo finished: every step behaved as the story says")
 
 
-def _commit(client: LedgerClient, signed: ledger_pb2.SignedEvent) -> api_pb2.Receipt:
+class RoundRobin:
+    """Sends each submission to the next node in turn (any node takes any member's event and
+    gossips it to the others); queries go to the first node."""
+
+    def __init__(self, clients: list[LedgerClient]) -> None:
+        self._clients = clients
+        self._turn = 0
+        self.stub = clients[0].stub
+
+    def submit_and_wait(self, signed: ledger_pb2.SignedEvent) -> api_pb2.Receipt:
+        client = self._clients[self._turn % len(self._clients)]
+        self._turn += 1
+        print(f"     sent to {client.address}")
+        return client.submit_and_wait(signed)
+
+
+def _commit(client: RoundRobin, signed: ledger_pb2.SignedEvent) -> api_pb2.Receipt:
     receipt = client.submit_and_wait(signed)
+    signers = len(receipt.checkpoint.certificate.signatures)
     print(
-        f"     committed: height {receipt.height}, log index {receipt.log_index}, "
-        f"event {receipt.event_id.hex()[:16]}…"
+        f"     committed at height {receipt.height}, log index {receipt.log_index}, under "
+        f"{signers} validator signatures (event {receipt.event_id.hex()[:16]}…)"
     )
     return receipt
 
 
-def _tell(client: LedgerClient, signer: dict[str, EventSigner], genesis) -> None:
+def _tell(client: RoundRobin, signer: dict[str, EventSigner], genesis) -> None:
     now_ms = time.time_ns() // 1_000_000
     clinic, bus, fused = (
         "health/clinic-visits-2021",

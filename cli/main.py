@@ -331,7 +331,9 @@ def verify_consistency_response(
 def cmd_demo(args: argparse.Namespace) -> None:
     from provledger.cli.demo import run_demo
 
-    run_demo(keep_data=args.keep)
+    if args.nodes < 1:
+        raise CommandError("--nodes must be at least 1")
+    run_demo(keep_data=args.keep, nodes=args.nodes)
 
 
 # --- the parser ------------------------------------------------------------------------------
@@ -420,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     consistency.add_argument("--genesis", required=True, help="the genesis file to trust")
     consistency.set_defaults(handler=cmd_proof_consistency)
 
-    demo = commands.add_parser("demo", help="run a local node and tell a provenance story")
+    demo = commands.add_parser("demo", help="run a local consortium and tell a provenance story")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
+    demo.add_argument("--nodes", type=int, default=4, help="validator node processes (default 4)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
