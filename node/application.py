@@ -22,17 +22,18 @@ from provledger.protocol import blocks, merkle
 from provledger.protocol.errors import Rejected, duplicate
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.genesis import Genesis
-from provledger.protocol.limits import BLOCK_EVENTS_MAX
+from provledger.protocol.limits import (
+    BLOCK_EVENTS_MAX,
+    EVIDENCE_POOL_MAX,
+    EXECUTED_BLOCKS_CACHED_MAX,
+    VERIFIED_EVENTS_REMEMBERED_MAX,
+)
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader
 from provledger.protocol.votes import evidence_key, verify_evidence
 from provledger.v1 import ledger_pb2
 
 log = logging.getLogger("provledger.node")
-
-VERIFIED_EVENTS_REMEMBERED_MAX = 200_000
-EXECUTED_BLOCKS_CACHED_MAX = 16
-EVIDENCE_POOL_MAX = 1_000
 
 
 class ChainStore(StateReader, Protocol):

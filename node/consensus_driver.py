@@ -29,16 +29,17 @@ from provledger.protocol import blocks, consensus
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import DecodedEvent
+from provledger.protocol.limits import (
+    COMMIT_PAUSE_MS,
+    GOSSIP_BATCH_EVENTS_MAX,
+    GOSSIP_FLUSH_MS,
+    REBROADCAST_INTERVAL_MS,
+    STATUS_POLL_INTERVAL_MS,
+    SYNC_BATCH_BLOCKS_MAX,
+)
 from provledger.v1 import ledger_pb2, peer_pb2
 
 log = logging.getLogger("provledger.consensus")
-
-REBROADCAST_INTERVAL_MS = 1_000
-STATUS_POLL_INTERVAL_MS = 2_000
-COMMIT_PAUSE_MS = 10
-GOSSIP_FLUSH_MS = 5
-GOSSIP_BATCH_EVENTS_MAX = 500
-SYNC_BATCH_BLOCKS_MAX = 64
 
 
 class ConsensusDriver:

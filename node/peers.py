@@ -80,25 +80,27 @@ from provledger.node.tls import (
     peer_node_id,
     server_credentials,
 )
-from provledger.protocol.limits import GRPC_CONCURRENT_STREAMS_MAX, GRPC_MESSAGE_SIZE_BYTES_MAX
+from provledger.protocol.limits import (
+    GRPC_CONCURRENT_STREAMS_MAX,
+    GRPC_MESSAGE_SIZE_BYTES_MAX,
+    PEER_CONNECT_TIMEOUT_MS,
+    PEER_INBOUND_STREAMS_MAX,
+    PEER_KEEPALIVE_INTERVAL_MS,
+    PEER_KEEPALIVE_TIMEOUT_MS,
+    PEER_QUEUE_BYTES_MAX,
+    PEER_QUEUE_MESSAGES_MAX,
+    PEER_RECONNECT_BACKOFF_MS_MAX,
+    PEER_RECONNECT_BACKOFF_MS_MIN,
+    PEER_STATUS_TIMEOUT_MS,
+    PEER_SYNC_TIMEOUT_MS,
+    PEERS_MAX,
+    SYNC_BLOCKS_CHUNK_MAX,
+    SYNC_BLOCKS_MAX,
+)
 from provledger.v1 import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("provledger.peers")
 
-# Limits of the peer transport. Move to protocol/limits.py.
-PEERS_MAX = 128
-PEER_QUEUE_MESSAGES_MAX = 10_000
-PEER_QUEUE_BYTES_MAX = 64 * 1024 * 1024
-PEER_INBOUND_STREAMS_MAX = 4  # concurrent Gossip streams from one sender
-SYNC_BLOCKS_MAX = 256  # blocks per SyncBlocks call
-SYNC_BLOCKS_CHUNK_MAX = 16  # blocks read from the store at a time while serving SyncBlocks
-PEER_RECONNECT_BACKOFF_MS_MIN = 50
-PEER_RECONNECT_BACKOFF_MS_MAX = 2_000
-PEER_CONNECT_TIMEOUT_MS = 5_000
-PEER_SYNC_TIMEOUT_MS = 30_000
-PEER_STATUS_TIMEOUT_MS = 2_000
-PEER_KEEPALIVE_INTERVAL_MS = 10_000
-PEER_KEEPALIVE_TIMEOUT_MS = 5_000
 
 NODE_ID_METADATA_KEY = "provledger-node-id"
 

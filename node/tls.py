@@ -46,15 +46,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# Validity periods. Move to protocol/limits.py.
-CA_CERTIFICATE_VALIDITY_DAYS = 3_650
-NODE_CERTIFICATE_VALIDITY_DAYS = 1_095
-# X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
-# Move to protocol/limits.py.
-NODE_ID_LENGTH_CHARS_MAX = 64
-# Tolerated clock difference between the issuer and a verifier: certificates start this much
-# before their issue time. Move to protocol/limits.py.
-CERTIFICATE_CLOCK_SKEW_S_MAX = 300
+from provledger.protocol.limits import (
+    CA_CERTIFICATE_VALIDITY_DAYS,
+    CERTIFICATE_CLOCK_SKEW_S_MAX,
+    NODE_CERTIFICATE_VALIDITY_DAYS,
+    NODE_ID_LENGTH_CHARS_MAX,
+)
 
 CA_CERTIFICATE_FILE = "ca.pem"
 NODE_CERTIFICATE_FILE = "node.pem"

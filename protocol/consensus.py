@@ -44,6 +44,11 @@ from typing import Protocol
 from provledger.protocol import blocks, crypto
 from provledger.protocol.errors import check
 from provledger.protocol.genesis import ValidatorSet
+from provledger.protocol.limits import (
+    FUTURE_MESSAGES_MAX,
+    ROUND_MAX,
+    VOTES_PER_VALIDATOR_MAX,
+)
 from provledger.protocol.votes import (
     PRECOMMIT,
     PREVOTE,
@@ -54,9 +59,6 @@ from provledger.protocol.votes import (
 from provledger.v1 import ledger_pb2, peer_pb2
 
 NIL = b""
-FUTURE_MESSAGES_MAX = 4_096
-VOTES_PER_VALIDATOR_MAX = 2  # per type and round: the first, and one conflicting (evidence)
-ROUND_MAX = 10_000
 
 
 @dataclass(frozen=True)

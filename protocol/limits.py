@@ -21,7 +21,6 @@ CHAIN_ID_LENGTH_CHARS_MAX = 64
 
 # Blocks
 BLOCK_EVENTS_MAX = 2_000
-BLOCK_INTERVAL_MS = 50
 
 # Node resources
 MEMPOOL_EVENTS_MAX = 100_000
@@ -40,3 +39,44 @@ LINEAGE_DEPTH_DEFAULT = 16
 LINEAGE_DEPTH_MAX = 64
 LINEAGE_NODES_DEFAULT = 500
 LINEAGE_NODES_MAX = 1_000
+
+# Peer transport
+PEERS_MAX = 128
+PEER_QUEUE_MESSAGES_MAX = 10_000
+PEER_QUEUE_BYTES_MAX = 64 * 1024 * 1024
+PEER_INBOUND_STREAMS_MAX = 4  # concurrent Gossip streams from one sender
+SYNC_BLOCKS_MAX = 256  # blocks per SyncBlocks call
+SYNC_BLOCKS_CHUNK_MAX = 16  # blocks read from the store at a time while serving SyncBlocks
+PEER_RECONNECT_BACKOFF_MS_MIN = 50
+PEER_RECONNECT_BACKOFF_MS_MAX = 2_000
+PEER_CONNECT_TIMEOUT_MS = 5_000
+PEER_SYNC_TIMEOUT_MS = 30_000
+PEER_STATUS_TIMEOUT_MS = 2_000
+PEER_KEEPALIVE_INTERVAL_MS = 10_000
+PEER_KEEPALIVE_TIMEOUT_MS = 5_000
+
+# Node certificates (mutual TLS between validators)
+CA_CERTIFICATE_VALIDITY_DAYS = 3_650
+NODE_CERTIFICATE_VALIDITY_DAYS = 1_095
+# X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
+NODE_ID_LENGTH_CHARS_MAX = 64
+# Tolerated clock difference between issuer and verifier: certificates start this much early.
+CERTIFICATE_CLOCK_SKEW_S_MAX = 300
+
+# The ledger application's memory
+VERIFIED_EVENTS_REMEMBERED_MAX = 200_000
+EXECUTED_BLOCKS_CACHED_MAX = 16
+EVIDENCE_POOL_MAX = 1_000
+
+# The consensus shell
+REBROADCAST_INTERVAL_MS = 1_000
+STATUS_POLL_INTERVAL_MS = 2_000
+COMMIT_PAUSE_MS = 10
+GOSSIP_FLUSH_MS = 5
+GOSSIP_BATCH_EVENTS_MAX = 500
+SYNC_BATCH_BLOCKS_MAX = 64
+
+# Consensus state
+FUTURE_MESSAGES_MAX = 4_096
+VOTES_PER_VALIDATOR_MAX = 2  # per type and round: the first, and one conflicting (evidence)
+ROUND_MAX = 10_000
