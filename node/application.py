@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from provledger.node.mempool import Mempool
-from provledger.protocol import blocks, merkle
+from provledger.protocol import blocks, crypto, merkle
 from provledger.protocol.errors import Rejected, duplicate
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.genesis import Genesis
@@ -88,6 +88,35 @@ class LedgerApplication:
         decoded = self.check(signed, time_ms)
         self.mempool.add(decoded)
         return decoded
+
+    def signature_checks(
+        self, events: list[ledger_pb2.SignedEvent]
+    ) -> list[tuple[bytes, tuple[bytes, bytes, bytes]]]:
+        """(event id, (public key, signed message, signature)) for each event whose signature
+        is not yet verified and whose author's key is known; the rest are left to `check`,
+        which reports why they fail."""
+        checks = []
+        for signed in events:
+            try:
+                decoded = decode(signed, self.genesis.chain_id)
+            except Rejected:
+                continue
+            if decoded.event_id in self._verified:
+                continue
+            member = self.store.load("member", decoded.author_id)
+            key = None
+            for candidate in getattr(member, "keys", ()):
+                if candidate.key_id == decoded.event.author.key_id:
+                    key = candidate.public_key
+            if key is not None:
+                checks.append(
+                    (decoded.event_id, (key, crypto.DOMAIN_EVENT + signed.body, signed.signature))
+                )
+        return checks
+
+    def mark_verified(self, event_ids: Iterable[bytes]) -> None:
+        for event_id in event_ids:
+            self._remember_verified(event_id)
 
     def _remember_verified(self, event_id: bytes) -> None:
         self._verified[event_id] = None

@@ -166,7 +166,7 @@ class ConsensusDriver:
         kind = message.WhichOneof("message")
         now = self._clock_ms()
         if kind == "events":
-            self._node.accept_gossip(list(message.events.events))
+            self._spawn(self._node.accept_gossip(list(message.events.events)))
         elif kind == "proposal":
             self._catch_up_if_behind(sender_id, message.proposal.height)
             self._feed(consensus.ProposalReceived(message.proposal, now))
@@ -200,7 +200,8 @@ class ConsensusDriver:
 
     def _on_submitted(self, decoded: list[DecodedEvent]) -> None:
         """New events in the mempool: wake a waiting proposer and forward them to peers."""
-        self._feed(consensus.EventsAvailable(self._clock_ms()))
+        if self.state.awaiting_events:
+            self._feed(consensus.EventsAvailable(self._clock_ms()))
         if self._network is None or not decoded:
             return
         self._gossip.extend(d.signed for d in decoded)

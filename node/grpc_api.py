@@ -72,16 +72,13 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
                 f"{SUBMIT_BATCH_EVENTS_MAX}",
             )
         results = []
-        for signed in request.events:
-            try:
-                decoded = self._node.submit(signed)
-                results.append(api_pb2.SubmitResult(event_id=decoded.event_id, accepted=True))
-            except Rejected as rejection:
-                results.append(
-                    api_pb2.SubmitResult(error_code=rejection.code, error=rejection.reason)
-                )
-            except MempoolFull as error:
-                results.append(api_pb2.SubmitResult(error_code="mempool_full", error=str(error)))
+        for outcome in await self._node.submit_many(list(request.events)):
+            if isinstance(outcome, Rejected):
+                results.append(api_pb2.SubmitResult(error_code=outcome.code, error=outcome.reason))
+            elif isinstance(outcome, MempoolFull):
+                results.append(api_pb2.SubmitResult(error_code="mempool_full", error=str(outcome)))
+            else:
+                results.append(api_pb2.SubmitResult(event_id=outcome.event_id, accepted=True))
         return api_pb2.SubmitEventsResponse(results=results)
 
     async def SubmitAndWait(self, request, context):

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provledger.node.application import LedgerApplication
+from provledger.node.mempool import MempoolFull
 from provledger.node.store import Store
+from provledger.node.verifier import SignatureVerifier
 from provledger.protocol import blocks
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import DecodedEvent
@@ -53,11 +55,13 @@ class LedgerNode:
         store: Store,
         node_id: str,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        verifier: SignatureVerifier | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
         self.node_id = node_id
         self.clock_ms = clock_ms
+        self.verifier = verifier
         self.app = LedgerApplication(genesis, store, node_id)
         self.mempool = self.app.mempool
         self.app.on_rejected = self.discard
@@ -77,13 +81,42 @@ class LedgerNode:
         self._announce([decoded])
         return decoded
 
+    async def presign_check(self, events: list[ledger_pb2.SignedEvent]) -> None:
+        """Verify a batch's signatures in the worker pool (if any) and remember which hold,
+        so admission skips the crypto for them."""
+        if self.verifier is None:
+            return
+        checks = self.app.signature_checks(events)
+        if not checks:
+            return
+        results = await self.verifier.verify([check for _, check in checks])
+        self.app.mark_verified(
+            event_id for (event_id, _), ok in zip(checks, results, strict=True) if ok
+        )
+
+    async def submit_many(
+        self, events: list[ledger_pb2.SignedEvent]
+    ) -> list[DecodedEvent | Rejected | MempoolFull]:
+        """Admit a batch; each event gets its own outcome, in order. Listeners hear once."""
+        await self.presign_check(events)
+        now_ms = self.clock_ms()
+        outcomes: list[DecodedEvent | Rejected | MempoolFull] = []
+        for signed in events:
+            try:
+                outcomes.append(self.app.submit(signed, now_ms))
+            except (Rejected, MempoolFull) as error:
+                outcomes.append(error)
+        self._announce([o for o in outcomes if isinstance(o, DecodedEvent)])
+        return outcomes
+
     def queue(self, decoded: DecodedEvent) -> None:
         """Queue an event that passed `check`."""
         self.mempool.add(decoded)
         self._announce([decoded])
 
-    def accept_gossip(self, events: list[ledger_pb2.SignedEvent]) -> None:
+    async def accept_gossip(self, events: list[ledger_pb2.SignedEvent]) -> None:
         """Events a peer forwarded: admitted like a client's, but not forwarded again."""
+        await self.presign_check(events)
         for signed in events:
             try:
                 self.app.submit(signed, self.clock_ms())

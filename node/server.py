@@ -22,6 +22,7 @@ from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
 from provledger.node.store import Store
 from provledger.node.tls import load_tls_material
+from provledger.node.verifier import SignatureVerifier
 from provledger.protocol.genesis import parse_genesis
 from provledger.protocol.limits import GRPC_CONCURRENT_STREAMS_MAX, GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.v1 import api_pb2, api_pb2_grpc
@@ -37,12 +38,14 @@ GRPC_OPTIONS = [
 SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
-async def serve(config: NodeConfig, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    config: NodeConfig, verifier: SignatureVerifier, ready: asyncio.Event | None = None
+) -> None:
     genesis = parse_genesis(config.genesis_path.read_bytes())
     validator_key, _ = load_key(config.validator_key_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.data_dir, genesis)
-    node = LedgerNode(genesis, store, config.node_id)
+    node = LedgerNode(genesis, store, config.node_id, verifier=verifier)
     if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
         store.close()
         raise ValueError(f"the validator key does not match {config.node_id} in the genesis")
@@ -121,4 +124,8 @@ def run(config: NodeConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(config))
+    verifier = SignatureVerifier()  # worker processes first: before gRPC starts threads
+    try:
+        asyncio.run(serve(config, verifier))
+    finally:
+        verifier.close()

@@ -11,8 +11,10 @@ Invariants:
 - Every key comes from `schema`; every Merkle proof is answered from stored perfect-subtree
   hashes in O(log n) reads.
 
-One writer (the block committer) and many readers; plyvel reads are consistent per key, and
-readers only ever look at heights at or below the head they read first.
+One writer (the block committer, in a worker thread) and readers on the event loop; plyvel
+reads are consistent per key, and readers only ever look at heights at or below the head they
+read first. World-state records are cached parsed; a commit updates the cache under a lock and
+bumps a generation counter, so a read that raced a commit never caches a stale value.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ from provledger.protocol.blocks import (
 from provledger.protocol.errors import check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
+from provledger.protocol.limits import STATE_CACHE_RECORDS_MAX
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
+
+_NOT_CACHED = object()
 
 
 class StoreError(Exception):
@@ -54,11 +59,23 @@ class LineageGraph:
     truncated: bool
 
 
+@dataclass(frozen=True)
+class LineagePage:
+    assets: list[state_pb2.AssetRecord]
+    edges: list[tuple[str, str]]  # (parent, child)
+    truncated: bool
+    next_offset: int | None  # where the next page starts; None when this is the last
+
+
 class Store:
     def __init__(self, path: Path | str, genesis: Genesis) -> None:
         self._genesis = genesis
         self._db = plyvel.DB(str(path), create_if_missing=True)
         self._lock = threading.Lock()
+        # Parsed world-state records, read-through and updated by each commit. Callers never
+        # mutate what `load` returns (the rules copy before they change anything).
+        self._records: dict[tuple[str, str], Message | None] = {}
+        self._generation = 0
         stored_hash = self._db.get(schema.META_GENESIS_HASH)
         if stored_hash is None:
             self._initialise()
@@ -123,11 +140,23 @@ class Store:
     # --- StateReader ------------------------------------------------------------------------
 
     def load(self, kind: str, record_id: str) -> Message | None:
+        key = (kind, record_id)
+        cached = self._records.get(key, _NOT_CACHED)
+        if cached is not _NOT_CACHED:
+            return cached  # type: ignore[return-value]
+        generation = self._generation
         raw = self._db.get(schema.state_key(kind, record_id))
-        if raw is None:
-            return None
-        record = RECORD_TYPES[kind]()
-        record.ParseFromString(raw)
+        record = None
+        if raw is not None:
+            record = RECORD_TYPES[kind]()
+            record.ParseFromString(raw)
+        with self._lock:
+            # Only cache what no commit has overtaken since the read: otherwise a value read
+            # just before a block landed could outlive it in the cache.
+            if generation == self._generation:
+                if len(self._records) >= STATE_CACHE_RECORDS_MAX:
+                    self._records.clear()
+                self._records[key] = record
         return record
 
     def nonce_used(self, member_id: str, nonce: int) -> bool:
@@ -183,6 +212,10 @@ class Store:
             ):
                 batch.delete(key)
         with self._lock:
+            self._generation += 1
+            for write in executed.writes:
+                if write.record is not None:
+                    self._records[(write.kind, write.record_id)] = write.record
             self._head_height = height
             self._log = executed.log
             self._tip = Tip.from_header(executed.header, executed.header_bytes)
@@ -217,6 +250,14 @@ class Store:
         elif decoded.kind == "grant_issued":
             batch.put(schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b"")
             batch.put(schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
+            batch.put(schema.grants_by_grantor_key(decoded.author_id, payload.grant_id), b"")
+        elif decoded.kind == "order_placed":
+            order = lookup("order", payload.order_id)
+            offer = lookup("offer", order.offer_id) if order is not None else None
+            check(offer is not None, f"order {payload.order_id!r} was placed without its offer")
+            for member_id in {order.buyer_id, order.seller_id, order.exchange_id}:
+                batch.put(schema.orders_by_member_key(member_id, payload.order_id), b"")
+            batch.put(schema.orders_by_asset_key(offer.offer.asset_id, payload.order_id), b"")
 
     # --- the consensus vote log -------------------------------------------------------------
 
@@ -380,6 +421,120 @@ class Store:
         )
         for key in self._db.iterator(prefix=prefix, include_value=False):
             yield key[len(prefix) :].decode()
+
+    # --- queries for the auditor API (node/rest.py) -----------------------------------------
+
+    def stored_block(self, height: int) -> state_pb2.StoredBlock | None:
+        """The block at `height` as stored: header bytes, certificates and event ids."""
+        return self._stored_block(height) if 1 <= height <= self._head_height else None
+
+    def _index_page(self, prefix: bytes, after: str | None, limit: int) -> tuple[list[str], bool]:
+        """The ids under an index `prefix` (in byte order) after `after`, and whether more."""
+        start = prefix + after.encode() + b"\x00" if after is not None else prefix
+        identifiers: list[str] = []
+        for key in self._db.iterator(start=start, include_value=False):
+            if not key.startswith(prefix):
+                break
+            if len(identifiers) == limit:
+                return identifiers, True
+            identifiers.append(key[len(prefix) :].decode())
+        return identifiers, False
+
+    def _records_page(
+        self, kind: str, prefix: bytes, after: str | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        identifiers, more = self._index_page(prefix, after, limit)
+        records = []
+        for identifier in identifiers:
+            record = self.load(kind, identifier)
+            check(record is not None, f"an index names {kind} {identifier!r}, which is not stored")
+            records.append(record)
+        return records, more
+
+    def grants_of_asset(
+        self, asset_id: str, after_grant_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.GrantRecord], bool]:
+        """Grants on `asset_id` by grant id, after a cursor; and whether more exist."""
+        prefix = schema.grants_by_asset_prefix(asset_id)
+        return self._records_page("grant", prefix, after_grant_id, limit)  # type: ignore[return-value]
+
+    def grants_held_by(
+        self, grantee_id: str, after_grant_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.GrantRecord], bool]:
+        prefix = schema.grants_by_grantee_prefix(grantee_id)
+        return self._records_page("grant", prefix, after_grant_id, limit)  # type: ignore[return-value]
+
+    def grants_issued_by(
+        self, grantor_id: str, after_grant_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.GrantRecord], bool]:
+        prefix = schema.grants_by_grantor_prefix(grantor_id)
+        return self._records_page("grant", prefix, after_grant_id, limit)  # type: ignore[return-value]
+
+    def orders_of_member(
+        self, member_id: str, after_order_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.OrderRecord], bool]:
+        """Orders where `member_id` is the buyer, the seller or the listing exchange."""
+        prefix = schema.orders_by_member_prefix(member_id)
+        return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
+
+    def orders_of_asset(
+        self, asset_id: str, after_order_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.OrderRecord], bool]:
+        prefix = schema.orders_by_asset_prefix(asset_id)
+        return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
+
+    def lineage_page(
+        self,
+        asset_id: str,
+        upstream: bool,
+        depth: int,
+        offset: int,
+        limit: int,
+        total_max: int,
+    ) -> LineagePage:
+        """Nodes `offset .. offset + limit - 1` of the lineage graph of `asset_id` in
+        breadth-first order (the root is node 0; neighbours in id order), within `depth`
+        edges of the root and at most `total_max` nodes in all.
+
+        Each edge is reported once, on the page of the node it leads away from (towards
+        parents when `upstream`), so the pages together hold the whole graph. `truncated`
+        says that the depth limit hid lineage of a node on this page, or that the graph has
+        more than `total_max` nodes. Earlier pages' nodes are walked again (their neighbours
+        read, not their records): a page costs O(offset + limit) index reads."""
+        check(depth >= 0 and offset >= 0 and limit > 0, "bad lineage page bounds")
+        if self.load("asset", asset_id) is None:
+            return LineagePage(assets=[], edges=[], truncated=False, next_offset=None)
+        end = min(offset + limit, total_max)
+        seen = {asset_id}
+        queue: deque[tuple[str, int]] = deque([(asset_id, 0)])
+        assets: list[state_pb2.AssetRecord] = []
+        edges: list[tuple[str, str]] = []
+        truncated = False
+        index = 0
+        while queue and index < end:
+            current, level = queue.popleft()
+            on_page = index >= offset
+            for neighbour in self._neighbours(current, upstream):
+                if neighbour not in seen:
+                    if level == depth:
+                        truncated = truncated or on_page
+                        continue
+                    seen.add(neighbour)
+                    queue.append((neighbour, level + 1))
+                if on_page:
+                    edges.append((neighbour, current) if upstream else (current, neighbour))
+            if on_page:
+                record = self.load("asset", current)
+                check(record is not None, f"lineage edge to unknown asset {current!r}")
+                assets.append(record)  # type: ignore[arg-type]
+            index += 1
+        next_offset = None
+        if queue:
+            if index < total_max:
+                next_offset = index
+            else:
+                truncated = True
+        return LineagePage(assets=assets, edges=edges, truncated=truncated, next_offset=next_offset)
 
 
 def _assets_concerned(kind: str, payload, lookup) -> list[str]:

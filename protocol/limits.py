@@ -80,3 +80,27 @@ SYNC_BATCH_BLOCKS_MAX = 64
 FUTURE_MESSAGES_MAX = 4_096
 VOTES_PER_VALIDATOR_MAX = 2  # per type and round: the first, and one conflicting (evidence)
 ROUND_MAX = 10_000
+
+# Signature checks in worker processes
+SIGNATURE_POOL_WORKERS_MAX = 4
+SIGNATURE_POOL_BATCH_EVENTS_MIN = 16  # smaller batches are checked inline
+
+# Store
+STATE_CACHE_RECORDS_MAX = 200_000
+
+# Auditor API
+TOKEN_TTL_MS_DEFAULT = 3_600_000  # one hour
+TOKEN_TTL_MS_MAX = 30 * 24 * 3_600_000  # thirty days
+TOKEN_SIZE_BYTES_MAX = 1_024  # the whole `payload.signature` text
+TOKEN_CLOCK_SKEW_MS_MAX = 60_000  # a token issued this much "in the future" is still valid
+REST_PAGE_ITEMS_DEFAULT = 50
+REST_PAGE_ITEMS_MAX = 500
+REST_CURSOR_LENGTH_CHARS_MAX = 256
+REST_LINEAGE_NODES_TOTAL_MAX = 100_000  # a paged lineage lists at most this many nodes
+REST_GRACEFUL_SHUTDOWN_S = 2
+
+# Evidence bundles
+BUNDLE_EVENTS_MAX = 2_000
+# Above the largest bundle BUNDLE_EVENTS_MAX events of the largest body can make (about 181 MiB:
+# 87 KiB of base64 body, a signature and a 65-hash proof per event).
+BUNDLE_SIZE_BYTES_MAX = 256 * 1024 * 1024
