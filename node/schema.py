@@ -20,6 +20,9 @@ length-prefixed so that no id can be a prefix-collision of another.
 | g      | g + len + asset id + grant id         | (empty) grants by asset                |
 | G      | G + len + grantee id + grant id       | (empty) grants by grantee              |
 | w      | w + height + round (4) + type (1)     | what this validator signed (vote log)  |
+| i      | i + len + grantor id + grant id       | (empty) grants by grantor (issuer)     |
+| o      | o + len + member id + order id        | (empty) orders by buyer/seller/exchange|
+| O      | O + len + asset id + order id         | (empty) orders by asset                |
 """
 
 from __future__ import annotations
@@ -134,3 +137,42 @@ def signed_message_key(height: int, round_number: int, vote_type: int) -> bytes:
 
 def signed_messages_from(height: int) -> bytes:
     return CONSENSUS_PREFIX + encode_number(height)
+
+
+# --- indexes for the auditor API (node/rest.py) ----------------------------------------------
+
+GRANTS_BY_GRANTOR_PREFIX = b"i"
+ORDERS_BY_MEMBER_PREFIX = b"o"
+ORDERS_BY_ASSET_PREFIX = b"O"
+
+
+def grants_by_asset_prefix(asset_id: str) -> bytes:
+    return GRANTS_BY_ASSET_PREFIX + _length_prefixed(asset_id)
+
+
+def grants_by_grantee_prefix(grantee_id: str) -> bytes:
+    return GRANTS_BY_GRANTEE_PREFIX + _length_prefixed(grantee_id)
+
+
+def grants_by_grantor_prefix(grantor_id: str) -> bytes:
+    return GRANTS_BY_GRANTOR_PREFIX + _length_prefixed(grantor_id)
+
+
+def grants_by_grantor_key(grantor_id: str, grant_id: str) -> bytes:
+    return grants_by_grantor_prefix(grantor_id) + grant_id.encode()
+
+
+def orders_by_member_prefix(member_id: str) -> bytes:
+    return ORDERS_BY_MEMBER_PREFIX + _length_prefixed(member_id)
+
+
+def orders_by_member_key(member_id: str, order_id: str) -> bytes:
+    return orders_by_member_prefix(member_id) + order_id.encode()
+
+
+def orders_by_asset_prefix(asset_id: str) -> bytes:
+    return ORDERS_BY_ASSET_PREFIX + _length_prefixed(asset_id)
+
+
+def orders_by_asset_key(asset_id: str, order_id: str) -> bytes:
+    return orders_by_asset_prefix(asset_id) + order_id.encode()

@@ -257,7 +257,8 @@ class Store:
             check(offer is not None, f"order {payload.order_id!r} was placed without its offer")
             for member_id in {order.buyer_id, order.seller_id, order.exchange_id}:
                 batch.put(schema.orders_by_member_key(member_id, payload.order_id), b"")
-            batch.put(schema.orders_by_asset_key(offer.offer.asset_id, payload.order_id), b"")
+            asset_id = offer.offer.asset_id  # type: ignore[union-attr]
+            batch.put(schema.orders_by_asset_key(asset_id, payload.order_id), b"")
 
     # --- the consensus vote log -------------------------------------------------------------
 
