@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -336,6 +337,129 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(keep_data=args.keep, nodes=args.nodes)
 
 
+# --- evidence bundles ------------------------------------------------------------------------
+
+EVIDENCE_SUBJECTS = {"event": "event_id", "lineage": "asset_id", "trade": "order_id"}
+REST_TIMEOUT_S = 120
+REST_ERROR_BYTES_MAX = 64 * 1024
+
+
+def cmd_evidence_export(args: argparse.Namespace) -> None:
+    kind = next(k for k in EVIDENCE_SUBJECTS if getattr(args, k) is not None)
+    subject = getattr(args, kind)
+    genesis = _load_genesis(args.genesis) if args.genesis else None
+    if args.data_dir is not None:
+        if genesis is None:
+            raise CommandError("--data-dir needs --genesis, the chain's genesis file")
+        data = _bundle_from_data_dir(Path(args.data_dir), genesis, kind, subject)
+    else:
+        data = _bundle_from_rest(args.rest, args.token, kind, subject)
+    if genesis is not None:  # never write a bundle that does not verify
+        _verify_bundle(data, genesis, "the exported bundle")
+    out = Path(args.out)
+    try:
+        out.write_bytes(data)
+    except OSError as error:
+        raise CommandError(f"cannot write {out}: {error}") from None
+    checked = "verified against the genesis" if genesis is not None else "not verified"
+    _print(
+        args,
+        {"path": str(out), "bytes": len(data), "kind": kind, "subject": subject,
+         "verified": genesis is not None},
+        f"wrote {kind} evidence for {subject} to {out} ({len(data)} bytes, {checked})",
+    )  # fmt: skip
+
+
+def _bundle_from_data_dir(data_dir: Path, genesis, kind: str, subject: str) -> bytes:
+    """Build the bundle from a stopped node's LevelDB folder."""
+    import plyvel
+
+    from provledger.node import bundles
+    from provledger.node.store import Store, StoreError
+
+    if not (data_dir / "CURRENT").is_file():
+        raise CommandError(f"{data_dir} holds no ledger database (give a node's data folder)")
+    try:
+        store = Store(data_dir, genesis)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    except plyvel.Error as error:
+        raise CommandError(
+            f"cannot open the database in {data_dir} ({error}); is its node running? Stop it, "
+            "or export over --rest"
+        ) from None
+    try:
+        if kind == "event":
+            identifier = _hex(subject, "event id")
+            if len(identifier) != 32:
+                raise CommandError("an event id is 32 bytes (64 hex digits)")
+            return bundles.event_bundle(store, genesis, identifier)
+        builder = bundles.lineage_bundle if kind == "lineage" else bundles.trade_bundle
+        return builder(store, genesis, subject)
+    except bundles.BundleBuildError as error:
+        raise CommandError(error.reason) from None
+    finally:
+        store.close()
+
+
+def _bundle_from_rest(base_url: str, token: str | None, kind: str, subject: str) -> bytes:
+    """Fetch the bundle from a node's auditor REST API."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from provledger.protocol.limits import BUNDLE_SIZE_BYTES_MAX
+
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CommandError(f"--rest takes a URL such as http://127.0.0.1:7250, got {base_url!r}")
+    if not token:
+        raise CommandError("--rest needs --token (or PROVLEDGER_TOKEN): provledger token issue")
+    query = urllib.parse.urlencode({EVIDENCE_SUBJECTS[kind]: subject})
+    url = f"{base_url.rstrip('/')}/v1/evidence/{kind}?{query}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=REST_TIMEOUT_S) as response:
+            data = response.read(BUNDLE_SIZE_BYTES_MAX + 1)
+    except urllib.error.HTTPError as error:
+        raise CommandError(f"the node answered HTTP {error.code}: {_rest_error(error)}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CommandError(f"cannot reach {base_url}: {reason}") from None
+    if len(data) > BUNDLE_SIZE_BYTES_MAX:
+        raise CommandError(f"the node's answer exceeds {BUNDLE_SIZE_BYTES_MAX} bytes")
+    return data
+
+
+def _rest_error(error) -> str:
+    """The `error: reason` of a REST error response, or the start of its body."""
+    try:
+        body = error.read(REST_ERROR_BYTES_MAX)
+        document = json.loads(body)
+        return f"{document['error']}: {document['reason']}"
+    except Exception:
+        return str(error.reason)
+
+
+def _verify_bundle(data: bytes, genesis, what: str):
+    from provledger.protocol.evidence import BundleError, verify_bundle
+
+    try:
+        return verify_bundle(data, genesis)
+    except BundleError as error:
+        raise CommandError(f"{what} does NOT verify: {error.reason} [{error.code}]") from None
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    genesis = _load_genesis(args.genesis)
+    try:
+        data = Path(args.bundle).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {args.bundle}: {error}") from None
+    verified = _verify_bundle(data, genesis, "bundle")
+    _print(args, verified.to_json(), "\n".join(verified.summary_lines()))
+
+
 # --- the parser ------------------------------------------------------------------------------
 
 
@@ -426,6 +550,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
     demo.add_argument("--nodes", type=int, default=4, help="validator node processes (default 4)")
     demo.set_defaults(handler=cmd_demo)
+
+    evidence = commands.add_parser("evidence", help="evidence bundles").add_subparsers(
+        dest="evidence_cmd", required=True
+    )
+    export = with_output(
+        evidence.add_parser("export", help="save an evidence bundle from a node or its data")
+    )
+    subject = export.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--event", metavar="EVENT_ID", help="one event (hex id)")
+    subject.add_argument("--lineage", metavar="ASSET_ID", help="an asset's upstream lineage")
+    subject.add_argument("--trade", metavar="ORDER_ID", help="an order, its life cycle, dispute")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--rest", metavar="URL", help="a node's REST API, http://HOST:PORT")
+    source.add_argument("--data-dir", metavar="DIR", help="a stopped node's data folder")
+    export.add_argument(
+        "--token", default=os.environ.get("PROVLEDGER_TOKEN"), help="REST bearer token"
+    )
+    export.add_argument(
+        "--genesis", help="genesis file: needed with --data-dir; verifies before writing"
+    )
+    export.add_argument("--out", required=True, metavar="FILE")
+    export.set_defaults(handler=cmd_evidence_export)
+
+    verify = with_output(
+        commands.add_parser("verify", help="check an evidence bundle offline against the genesis")
+    )
+    verify.add_argument("bundle", metavar="BUNDLE")
+    verify.add_argument("--genesis", required=True, help="the genesis file to trust")
+    verify.set_defaults(handler=cmd_verify)
     return parser
 
 

@@ -1,0 +1,143 @@
+"""Evidence bundles built from the store: what `provledger evidence export` and the REST API's
+/v1/evidence/* endpoints hand out.
+
+Each builder finds the events a bundle of its kind needs (`protocol.evidence` says which),
+proves every one of them against the latest checkpoint with the store's inclusion proofs, and
+encodes the bundle. Before returning, it verifies the bytes against the same genesis: the
+node never hands out a bundle that does not verify.
+
+Consistency with a running node: a committed event never moves and the head only grows, but a
+block's records are on disk a moment before the store's head names it. So if the head read
+is older than an event the records name, the head is read again; after HEAD_READS_MAX tries
+the caller is told to try again (`BundleUnavailable`). Everything is bounded by
+BUNDLE_EVENTS_MAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from provledger.node.store import Store
+from provledger.protocol.blocks import decode_header
+from provledger.protocol.errors import InvariantViolation, check
+from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
+from provledger.protocol.genesis import Genesis
+from provledger.protocol.limits import BUNDLE_EVENTS_MAX
+from provledger.v1 import ledger_pb2, state_pb2
+
+HEAD_READS_MAX = 3
+
+
+class BundleBuildError(Exception):
+    """A bundle that cannot be built; `code` for programs (the REST API's error code),
+    `reason` for people."""
+
+    code = "bundle_error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BundleNotFound(BundleBuildError):
+    """No committed event, asset or order has that id."""
+
+    code = "not_found"
+
+
+class BundleTooLarge(BundleBuildError):
+    """The bundle would hold more than BUNDLE_EVENTS_MAX events."""
+
+    code = "too_large"
+
+
+class BundleUnavailable(BundleBuildError):
+    """The bundle cannot be built now (the ledger moved meanwhile) or in this format (an
+    author whose key is not in the genesis document)."""
+
+    code = "unavailable"
+
+
+def event_bundle(store: Store, genesis: Genesis, event_id: bytes) -> bytes:
+    """The evidence bundle of one committed event."""
+    if store.event(event_id) is None:
+        raise BundleNotFound(f"no committed event has id {event_id.hex()}")
+    return _build(store, genesis, "event", event_id.hex(), [event_id])
+
+
+def lineage_bundle(store: Store, genesis: Genesis, asset_id: str) -> bytes:
+    """The evidence bundle of an asset's upstream lineage: the event that registered or
+    derived each asset it comes from, back to registrations."""
+    if store.load("asset", asset_id) is None:
+        raise BundleNotFound(f"no asset has id {asset_id!r}")
+    event_ids: list[bytes] = []
+    pending, reached = [asset_id], {asset_id}
+    while pending:
+        record = store.load("asset", pending.pop())
+        check(isinstance(record, state_pb2.AssetRecord), "a lineage edge names an unknown asset")
+        event_ids.append(record.origin_event_id)  # type: ignore[union-attr]
+        if len(event_ids) > BUNDLE_EVENTS_MAX:
+            raise BundleTooLarge(
+                f"the upstream lineage of {asset_id!r} has more than {BUNDLE_EVENTS_MAX} assets; "
+                "export the lineage of an asset further upstream"
+            )
+        for parent_id in record.parent_ids:  # type: ignore[union-attr]
+            if parent_id not in reached:
+                reached.add(parent_id)
+                pending.append(parent_id)
+    return _build(store, genesis, "lineage", asset_id, event_ids)
+
+
+def trade_bundle(store: Store, genesis: Genesis, order_id: str) -> bytes:
+    """The evidence bundle of an order: its offer, the order, its life cycle and dispute."""
+    order = store.load("order", order_id)
+    if order is None:
+        raise BundleNotFound(f"no order has id {order_id!r}")
+    return _build(store, genesis, "trade", order_id, list(order.event_ids))  # type: ignore[attr-defined]
+
+
+def _build(
+    store: Store, genesis: Genesis, kind: str, subject_id: str, event_ids: Sequence[bytes]
+) -> bytes:
+    if len(event_ids) > BUNDLE_EVENTS_MAX:
+        raise BundleTooLarge(f"the bundle would hold more than {BUNDLE_EVENTS_MAX} events")
+    locations: list[state_pb2.EventLocation] = []
+    for event_id in event_ids:
+        location = store.event(event_id)
+        check(location is not None, f"a record names event {event_id.hex()}, which is not stored")
+        locations.append(location)  # type: ignore[arg-type]
+    checkpoint, header = _latest_checkpoint(store, max(e.log_index for e in locations))
+    entries = [
+        EventEntry(
+            signed=location.event,
+            log_index=location.log_index,
+            proof=store.inclusion_proof(location.log_index, header.log_size),
+        )
+        for location in locations
+    ]
+    try:
+        data = encode_bundle(kind, subject_id, genesis, checkpoint, entries)
+    except BundleError as error:
+        if error.code == "unsupported_author":
+            raise BundleUnavailable(error.reason) from None
+        raise InvariantViolation(f"the store's records make no valid bundle: {error}") from None
+    try:
+        verify_bundle(data, genesis)
+    except BundleError as error:
+        raise InvariantViolation(
+            f"a bundle built from the store does not verify: {error}"
+        ) from None
+    return data
+
+
+def _latest_checkpoint(
+    store: Store, last_log_index: int
+) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.BlockHeader]:
+    """The head's checkpoint, once the head covers `last_log_index`."""
+    for _ in range(HEAD_READS_MAX):
+        checkpoint = store.checkpoint(store.head_height)
+        if checkpoint is not None:
+            header = decode_header(checkpoint.header)
+            if last_log_index < header.log_size:
+                return checkpoint, header
+    raise BundleUnavailable("a block was being committed while the bundle was built; try again")

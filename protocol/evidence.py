@@ -1,0 +1,736 @@
+"""Evidence bundles: one self-contained JSON file that proves a piece of ledger history to
+someone who trusts nothing but the consortium's genesis document.
+
+A bundle holds signed events, an RFC 6962 inclusion proof for each, ONE checkpoint (a block
+header and its commit certificate) that every proof is checked against, the validator set and
+the authors' keys, and the `claims`: what the events show, in plain JSON. The verifier
+re-derives the claims from the events and accepts the bundle only if they are equal, so a
+bundle that verifies says nothing its signed events do not say. This module is pure (no I/O,
+no clock); `node/bundles.py` builds bundles from the store, `provledger verify` checks them.
+
+Format "provledger-evidence/1" (docs/evidence.md explains each field for other languages):
+- The file is exactly `json.dumps(bundle, sort_keys=True, separators=(",", ":"),
+  ensure_ascii=True)` followed by one "\\n": ASCII, keys sorted by code point, no spaces,
+  no duplicate keys, no floats. Any other spelling of the same JSON is refused, and every
+  object must have exactly the fields listed here, so that every byte of the file is bound.
+- Bytes are lower-case hex where people compare them with other tools (event ids, key ids,
+  public keys, block ids, digests, the genesis hash) and RFC 4648 base64 with padding where
+  only programs read them (event bodies, signatures, the header, proof hashes). Both must be
+  canonical: re-encoding the decoded bytes gives the same text. Integers are non-negative.
+
+    {"format": "provledger-evidence/1",
+     "kind": "event" | "lineage" | "trade",
+     "subject": {"event_id": hex} | {"asset_id": str} | {"order_id": str},
+     "chain_id": str, "genesis_hash": hex,
+     "validators": [{"validator_id": str, "public_key": hex}],      # the genesis set, in order
+     "members": [{"member_id": str, "name": str, "role": str,        # the events' authors,
+                  "keys": [{"key_id": hex, "public_key": hex}]}],    # as in genesis, by id
+     "checkpoint": {"header": b64 (a serialized BlockHeader),
+                    "certificate": {"height": int, "round": int, "block_id": hex,
+                                    "signatures": [{"validator_id": str, "signature": b64}]}},
+     "events": [{"event_id": hex, "body": b64 (a serialized Event, as signed),
+                 "signature": b64, "log_index": int, "proof": [b64, ...]}],  # by log index
+     "claims": {...}}                                                # see derive_claims
+
+Verification, in order; the first failure raises `BundleError` with a code and a reason:
+1. the bytes are canonical JSON of the shape above (at most BUNDLE_SIZE_BYTES_MAX bytes and
+   BUNDLE_EVENTS_MAX events);
+2. chain id, genesis hash and validators equal the genesis document's;
+3. the checkpoint verifies: certificate signatures sorted by validator id, a quorum of the
+   genesis validators precommitted the header's block id at its height (blocks.verify_checkpoint);
+4. every event: its id is SHA-256(body); it decodes for this chain (events.decode); its
+   author is a genesis member and the key it names is one of that member's genesis keys; the
+   Ed25519 signature over "provledger/v1/event\\0" || body holds; log_index < the checkpoint's
+   log size and the proof shows leaf SHA-256(0x00 || event_id || signature) at log_index in the
+   checkpoint's log root (RFC 9162 §2.1.3.2). Events are in strictly increasing log order;
+5. `members` is exactly the authors' genesis records, sorted by member id;
+6. the claims re-derived from the events (derive_claims) equal `claims`, and the events are
+   exactly those the kind needs: no event is missing and none is extra.
+
+What a bundle cannot show: that no OTHER events exist. It proves presence, not absence (the
+state root is a hash chain, not a tree: docs/adr/003). Keys added by governance after genesis
+are not supported by this version of the format; such authors are refused with a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provledger.protocol import crypto, merkle
+from provledger.protocol.blocks import block_id, verify_checkpoint
+from provledger.protocol.errors import Rejected, RejectionKind
+from provledger.protocol.events import DecodedEvent, decode
+from provledger.protocol.genesis import Genesis, role_name
+from provledger.protocol.limits import (
+    BUNDLE_EVENTS_MAX,
+    BUNDLE_SIZE_BYTES_MAX,
+    IDENTIFIER_LENGTH_CHARS_MAX,
+)
+from provledger.v1 import ledger_pb2, state_pb2
+
+FORMAT = "provledger-evidence/1"
+SUBJECT_FIELDS = {"event": "event_id", "lineage": "asset_id", "trade": "order_id"}
+_TOP_FIELDS = (
+    "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "kind", "members",
+    "subject", "validators",
+)  # fmt: skip
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+_UINT64_MAX = 2**64 - 1
+
+
+class BundleError(Rejected):
+    """A bundle that does not verify (or cannot be built): `code` for programs, `reason` for
+    people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(RejectionKind.INVALID, code, reason)
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """A committed event as the builder hands it in: the event, its log index and its
+    inclusion proof at the checkpoint's log size."""
+
+    signed: ledger_pb2.SignedEvent
+    log_index: int
+    proof: Sequence[bytes]
+
+
+# --- encoding ----------------------------------------------------------------------------
+
+
+def encode_canonical(document: Any) -> bytes:
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii") + b"\n"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _validators_json(genesis: Genesis) -> list[dict[str, str]]:
+    return [
+        {"validator_id": v.validator_id, "public_key": v.public_key.hex()}
+        for v in genesis.validator_set.validators
+    ]
+
+
+def _member_json(member: state_pb2.MemberRecord) -> dict[str, Any]:
+    keys = [{"key_id": k.key_id.hex(), "public_key": k.public_key.hex()} for k in member.keys]
+    return {
+        "member_id": member.member_id,
+        "name": member.name,
+        "role": role_name(member.role),
+        "keys": keys,
+    }
+
+
+def encode_bundle(
+    kind: str,
+    subject_id: str,
+    genesis: Genesis,
+    checkpoint: ledger_pb2.Checkpoint,
+    entries: Sequence[EventEntry],
+) -> bytes:
+    """The canonical bytes of the bundle of `kind` about `subject_id` over `entries`. Raises
+    `BundleError` if the events are not what such a bundle needs."""
+    if kind not in SUBJECT_FIELDS:
+        raise BundleError("malformed", f"kind must be one of {sorted(SUBJECT_FIELDS)}")
+    entries = sorted(entries, key=lambda e: e.log_index)
+    decoded = [(e.log_index, decode(e.signed, genesis.chain_id)) for e in entries]
+    for _, event in decoded:
+        _author_key(genesis, event)
+    authors = sorted({event.author_id for _, event in decoded})
+    certificate = checkpoint.certificate
+    document = {
+        "format": FORMAT,
+        "kind": kind,
+        "subject": {SUBJECT_FIELDS[kind]: subject_id},
+        "chain_id": genesis.chain_id,
+        "genesis_hash": genesis.genesis_hash.hex(),
+        "validators": _validators_json(genesis),
+        "members": [_member_json(genesis.member(a)) for a in authors],  # type: ignore[arg-type]
+        "checkpoint": {
+            "header": _b64(checkpoint.header),
+            "certificate": {
+                "height": certificate.height,
+                "round": certificate.round,
+                "block_id": certificate.block_id.hex(),
+                "signatures": [
+                    {"validator_id": s.validator_id, "signature": _b64(s.signature)}
+                    for s in sorted(certificate.signatures, key=lambda s: s.validator_id)
+                ],
+            },
+        },
+        "events": [
+            {
+                "event_id": event.event_id.hex(),
+                "body": _b64(event.signed.body),
+                "signature": _b64(event.signed.signature),
+                "log_index": log_index,
+                "proof": [_b64(h) for h in entry.proof],
+            }
+            for (log_index, event), entry in zip(decoded, entries, strict=True)
+        ],
+        "claims": derive_claims(kind, subject_id, decoded),
+    }
+    return encode_canonical(document)
+
+
+# --- strict reading ----------------------------------------------------------------------
+
+
+def _malformed(reason: str) -> BundleError:
+    return BundleError("malformed", reason)
+
+
+def _object(value: Any, where: str, fields: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(f"{where} must be an object")
+    for name in sorted(fields):
+        if name not in value:
+            raise _malformed(f"{where} lacks the field {name!r}")
+    for name in sorted(value):
+        if name not in fields:
+            raise _malformed(f"{where} has an unknown field {name!r}")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _malformed(f"{where} must be a string")
+    return value
+
+
+def _integer(value: Any, where: str, maximum: int = _UINT64_MAX) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise _malformed(f"{where} must be an integer in [0, {maximum}]")
+    return value
+
+
+def _array(value: Any, where: str, maximum: int) -> list[Any]:
+    if not isinstance(value, list) or len(value) > maximum:
+        raise _malformed(f"{where} must be an array of at most {maximum} entries")
+    return value
+
+
+def _hex_bytes(value: Any, where: str, size: int) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
+        raise _malformed(f"{where} must be {size} bytes in lower-case hex")
+    return bytes.fromhex(value)
+
+
+def _base64_bytes(value: Any, where: str) -> bytes:
+    try:
+        data = base64.b64decode(_string(value, where), validate=True)
+    except (binascii.Error, ValueError):
+        raise _malformed(f"{where} is not base64") from None
+    if _b64(data) != value:
+        raise _malformed(f"{where} is not canonical base64")
+    return data
+
+
+def _reject_number(text: str) -> Any:
+    raise _malformed(f"the bundle holds the number {text[:20]}; only integers are allowed")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _malformed("an object in the bundle repeats a key")
+    return document
+
+
+def _parse(data: bytes) -> Any:
+    if len(data) > BUNDLE_SIZE_BYTES_MAX:
+        raise BundleError("too_large", f"the bundle exceeds {BUNDLE_SIZE_BYTES_MAX} bytes")
+    try:
+        document = json.loads(
+            data.decode("ascii"),
+            object_pairs_hook=_unique_keys,
+            parse_float=_reject_number,
+            parse_constant=_reject_number,
+        )
+    except UnicodeDecodeError:
+        raise BundleError("not_canonical", "bundle is not in canonical form: not ASCII") from None
+    except (ValueError, RecursionError) as error:
+        raise _malformed(f"the bundle is not JSON: {error}") from None
+    if encode_canonical(document) != data:
+        raise BundleError(
+            "not_canonical",
+            "bundle is not in canonical form (sorted keys, no spaces, ASCII escapes, one "
+            "final newline)",
+        )
+    return document
+
+
+# --- verification ------------------------------------------------------------------------
+
+
+def _author_key(genesis: Genesis, event: DecodedEvent) -> bytes:
+    """The genesis public key that `event` names as its author's."""
+    author = event.event.author
+    member = genesis.member(author.member_id)
+    for key in member.keys if member is not None else ():
+        if key.key_id == author.key_id:
+            return key.public_key
+    raise BundleError(
+        "unsupported_author",
+        f"event {event.event_id.hex()}: key {author.key_id.hex()} of {author.member_id!r} is "
+        f"not in the genesis document ({FORMAT} only proves authors' genesis keys)",
+    )
+
+
+def _verify_checkpoint(
+    value: Any, genesis: Genesis
+) -> tuple[ledger_pb2.BlockHeader, bytes, tuple[str, ...]]:
+    """The checkpoint's header, block id and signers, if a quorum of genesis validators
+    committed it."""
+    checkpoint = _object(value, "checkpoint", ("certificate", "header"))
+    where = "checkpoint.certificate"
+    fields = _object(
+        checkpoint["certificate"], where, ("block_id", "height", "round", "signatures")
+    )
+    validators_total = len(genesis.validator_set.validators)
+    entries = _array(fields["signatures"], f"{where}.signatures", validators_total)
+    signers: list[str] = []
+    certificate = ledger_pb2.CommitCertificate(
+        height=_integer(fields["height"], f"{where}.height"),
+        round=_integer(fields["round"], f"{where}.round", 2**32 - 1),
+        block_id=_hex_bytes(fields["block_id"], f"{where}.block_id", 32),
+    )
+    for index, entry in enumerate(entries):
+        place = f"{where}.signatures[{index}]"
+        entry = _object(entry, place, ("signature", "validator_id"))
+        signer = _string(entry["validator_id"], f"{place}.validator_id")
+        if signers and signer <= signers[-1]:
+            raise _malformed(f"{where}.signatures must be sorted by validator_id, each once")
+        signers.append(signer)
+        certificate.signatures.add(
+            validator_id=signer, signature=_base64_bytes(entry["signature"], f"{place}.signature")
+        )
+    header_bytes = _base64_bytes(checkpoint["header"], "checkpoint.header")
+    try:
+        header = verify_checkpoint(
+            ledger_pb2.Checkpoint(header=header_bytes, certificate=certificate), genesis
+        )
+    except Rejected as error:
+        raise BundleError("bad_checkpoint", f"the checkpoint does not verify: {error}") from None
+    return header, block_id(header_bytes), tuple(signers)
+
+
+def _verify_event(
+    value: Any, where: str, genesis: Genesis, header: ledger_pb2.BlockHeader
+) -> tuple[int, DecodedEvent]:
+    entry = _object(value, where, ("body", "event_id", "log_index", "proof", "signature"))
+    identifier = _hex_bytes(entry["event_id"], f"{where}.event_id", 32)
+    signed = ledger_pb2.SignedEvent(
+        body=_base64_bytes(entry["body"], f"{where}.body"),
+        signature=_base64_bytes(entry["signature"], f"{where}.signature"),
+    )
+    log_index = _integer(entry["log_index"], f"{where}.log_index")
+    items = _array(entry["proof"], f"{where}.proof", merkle.PROOF_HASHES_MAX)
+    proof = [_base64_bytes(h, f"{where}.proof[{i}]") for i, h in enumerate(items)]
+    if hashlib.sha256(signed.body).digest() != identifier:
+        raise BundleError("bad_event", f"{where}.event_id is not SHA-256 of its body")
+    try:
+        event = decode(signed, genesis.chain_id)
+    except Rejected as error:
+        raise BundleError("bad_event", f"event {identifier.hex()}: {error}") from None
+    if not crypto.verify(
+        _author_key(genesis, event), crypto.DOMAIN_EVENT, signed.body, signed.signature
+    ):
+        raise BundleError(
+            "bad_signature", f"event {identifier.hex()}: the author's signature does not verify"
+        )
+    try:
+        merkle.verify_inclusion(
+            merkle.hash_leaf(event.leaf), log_index, header.log_size, proof, header.log_root
+        )
+    except merkle.ProofError as error:
+        raise BundleError(
+            "bad_proof",
+            f"event {identifier.hex()} is not proven at log index {log_index} of the "
+            f"checkpoint's log (size {header.log_size}): {error}",
+        ) from None
+    return log_index, event
+
+
+def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
+    """Check a bundle's bytes against `genesis` alone; what it proves, or `BundleError`."""
+    bundle = _object(_parse(data), "the bundle", _TOP_FIELDS)
+    if bundle["format"] != FORMAT:
+        raise BundleError("unsupported_format", f"format is not {FORMAT!r}")
+    kind = _string(bundle["kind"], "kind")
+    if kind not in SUBJECT_FIELDS:
+        raise _malformed(f"kind must be one of {sorted(SUBJECT_FIELDS)}")
+    subject = _object(bundle["subject"], "subject", (SUBJECT_FIELDS[kind],))
+    subject_id = _string(subject[SUBJECT_FIELDS[kind]], "subject")
+    if len(subject_id) > IDENTIFIER_LENGTH_CHARS_MAX:
+        raise _malformed(f"the subject is longer than {IDENTIFIER_LENGTH_CHARS_MAX} characters")
+    if bundle["chain_id"] != genesis.chain_id:
+        raise BundleError("wrong_genesis", f"the bundle is not for chain {genesis.chain_id!r}")
+    if _hex_bytes(bundle["genesis_hash"], "genesis_hash", 32) != genesis.genesis_hash:
+        raise BundleError("wrong_genesis", "the bundle is for another genesis document")
+    if bundle["validators"] != _validators_json(genesis):
+        raise BundleError("wrong_genesis", "the validators differ from the genesis document's")
+    header, checkpoint_id, signers = _verify_checkpoint(bundle["checkpoint"], genesis)
+
+    events: list[tuple[int, DecodedEvent]] = []
+    for index, entry in enumerate(_array(bundle["events"], "events", BUNDLE_EVENTS_MAX)):
+        log_index, event = _verify_event(entry, f"events[{index}]", genesis, header)
+        if events and log_index <= events[-1][0]:
+            raise _malformed("events must be in strictly increasing log_index order")
+        events.append((log_index, event))
+    authors = sorted({event.author_id for _, event in events})
+    expected_members = [_member_json(genesis.member(a)) for a in authors]  # type: ignore[arg-type]
+    if bundle["members"] != expected_members:
+        raise BundleError(
+            "wrong_members", "members must be exactly the authors' genesis records, by member_id"
+        )
+    claims = derive_claims(kind, subject_id, events)
+    difference = _first_difference(bundle["claims"], claims, "claims")
+    if difference is not None:
+        path, stated, derived = difference
+        raise BundleError(
+            "claims_mismatch",
+            f"{path} says {_show(stated)} but the events show {_show(derived)}",
+        )
+    return VerifiedBundle(
+        kind=kind,
+        subject_id=subject_id,
+        claims=claims,
+        genesis=genesis,
+        header=header,
+        block_id=checkpoint_id,
+        signers=signers,
+        events=tuple(events),
+    )
+
+
+_MISSING = object()  # a field one side lacks
+
+
+def _first_difference(stated: Any, derived: Any, path: str) -> tuple[str, Any, Any] | None:
+    """The first place where `stated` and `derived` differ: its path and both values."""
+    if isinstance(stated, dict) and isinstance(derived, dict):
+        for name in sorted(set(stated) | set(derived)):
+            found = _first_difference(
+                stated.get(name, _MISSING), derived.get(name, _MISSING), f"{path}.{name}"
+            )
+            if found:
+                return found
+        return None
+    if isinstance(stated, list) and isinstance(derived, list) and len(stated) == len(derived):
+        for index, (left, right) in enumerate(zip(stated, derived, strict=True)):
+            found = _first_difference(left, right, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    same = type(stated) is type(derived) and stated == derived
+    return None if same else (path, stated, derived)
+
+
+def _show(value: Any) -> str:
+    text = "(nothing)" if value is _MISSING else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- claims ------------------------------------------------------------------------------
+
+
+def _name(enum: Any, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix).lower() if value in enum.values() else str(value)
+
+
+def derive_claims(kind: str, subject_id: str, events: Sequence[tuple[int, DecodedEvent]]) -> Any:
+    """What `events` (log index, event; in log order) show about the subject. Raises
+    `BundleError` unless they are exactly the events a bundle of `kind` needs."""
+    if kind == "event":
+        if len(events) != 1 or events[0][1].event_id.hex() != subject_id:
+            raise BundleError("wrong_events", "an event bundle holds its subject event, only")
+        log_index, event = events[0]
+        author = event.event.author
+        return {
+            "event_id": subject_id,
+            "kind": event.kind,
+            "author": author.member_id,
+            "key_id": author.key_id.hex(),
+            "log_index": log_index,
+        }
+    if kind == "lineage":
+        return _lineage_claims(subject_id, events)
+    return _trade_claims(subject_id, events)
+
+
+def _lineage_claims(asset_id: str, events: Sequence[tuple[int, DecodedEvent]]) -> Any:
+    """The upstream graph of `asset_id`: every asset's registering or deriving event, back to
+    registrations. Each asset is created by exactly one event (the rules refuse a second)."""
+    origins: dict[str, tuple[int, DecodedEvent]] = {}
+    for log_index, event in events:
+        if event.kind not in ("asset_registered", "asset_derived"):
+            raise BundleError(
+                "wrong_events", f"event {event.event_id.hex()} ({event.kind}) is not in a lineage"
+            )
+        created = getattr(event.event, event.kind).asset_id
+        if created in origins:
+            raise BundleError("wrong_events", f"two events create asset {created!r}")
+        origins[created] = (log_index, event)
+    assets, edges, pending, reached = [], [], [asset_id], {asset_id}
+    while pending:
+        current = pending.pop()
+        if current not in origins:
+            raise BundleError(
+                "incomplete", f"no event in the bundle registers or derives asset {current!r}"
+            )
+        log_index, event = origins[current]
+        payload = getattr(event.event, event.kind)
+        parents = list(payload.parent_ids) if event.kind == "asset_derived" else []
+        for parent in parents:
+            if parent in origins and origins[parent][0] > log_index:
+                raise BundleError("bad_lineage", f"{current!r} is older than its parent {parent!r}")
+            edges.append({"parent": parent, "child": current})
+            if parent not in reached:
+                reached.add(parent)
+                pending.append(parent)
+        assets.append(
+            {
+                "asset_id": current,
+                "event_id": event.event_id.hex(),
+                "creator": event.author_id,
+                "classification": _name(
+                    ledger_pb2.Classification, payload.classification, "CLASSIFICATION_"
+                ),
+                "content_digest": payload.content_digest.hex(),
+                "activity": payload.activity if event.kind == "asset_derived" else "",
+            }
+        )
+    extra = sorted(set(origins) - reached)
+    if extra:
+        raise BundleError("wrong_events", f"asset {extra[0]!r} is not upstream of {asset_id!r}")
+    return {
+        "asset_id": asset_id,
+        "assets": sorted(assets, key=lambda a: a["asset_id"]),
+        "edges": sorted(edges, key=lambda e: (e["parent"], e["child"])),
+    }
+
+
+# kind: (the statuses it may follow, the status it leads to); the rules' trade life cycle.
+_TRADE_STEPS = {
+    "order_placed": (("listed",), "ordered"),
+    "order_delivered": (("ordered",), "delivered"),
+    "order_settled": (("delivered",), "settled"),
+    "dispute_opened": (("ordered", "delivered", "settled"), "disputed"),
+    "dispute_resolved": (("disputed",), "resolved"),
+}
+
+
+def _trade_claims(order_id: str, events: Sequence[tuple[int, DecodedEvent]]) -> Any:
+    """The offer, the order and its life cycle, replayed in log order."""
+    if not events or events[0][1].kind != "offer_listed":
+        raise BundleError("incomplete", "a trade bundle starts with its offer_listed event")
+    offer = events[0][1].event.offer_listed
+    claims: dict[str, Any] = {
+        "order_id": order_id,
+        "offer_id": offer.offer_id,
+        "asset_id": offer.asset_id,
+        "price": offer.price,
+        "currency": offer.currency,
+        "seller": offer.seller_id,
+        "exchange": events[0][1].author_id,
+        "buyer": "",
+        "statuses": ["listed"],
+        "delivery_digest": "",
+        "dispute": None,
+    }
+    for _, event in events[1:]:
+        payload = getattr(event.event, event.kind)
+        if event.kind == "dispute_resolved":
+            concerns = claims["dispute"] is not None
+            concerns = concerns and payload.dispute_id == claims["dispute"]["dispute_id"]
+        else:
+            concerns = getattr(payload, "order_id", None) == order_id
+            if event.kind == "order_placed":
+                concerns = concerns and payload.offer_id == offer.offer_id
+        if event.kind not in _TRADE_STEPS or not concerns:
+            raise BundleError(
+                "wrong_events",
+                f"event {event.event_id.hex()} ({event.kind}) is not part of order {order_id!r}",
+            )
+        follows, status = _TRADE_STEPS[event.kind]
+        if claims["statuses"][-1] not in follows:
+            raise BundleError(
+                "bad_trade", f"{event.kind} cannot follow status {claims['statuses'][-1]}"
+            )
+        author = event.author_id
+        parties = {
+            "order_placed": author != claims["seller"],
+            "order_delivered": author == claims["seller"],
+            "order_settled": author == claims["exchange"],
+            "dispute_opened": author in (claims["buyer"], claims["seller"]),
+        }
+        if not parties.get(event.kind, True):
+            raise BundleError("bad_trade", f"{event.kind} by {author!r} breaks the trade rules")
+        if event.kind == "order_placed":
+            claims["buyer"] = author
+        elif event.kind == "order_delivered":
+            claims["delivery_digest"] = payload.delivery_digest.hex()
+        elif event.kind == "dispute_opened":
+            claims["dispute"] = {
+                "dispute_id": payload.dispute_id,
+                "opened_by": author,
+                "outcome": "",
+                "resolved_by": "",
+            }
+        elif event.kind == "dispute_resolved":
+            outcome = _name(ledger_pb2.DisputeOutcome, payload.outcome, "DISPUTE_OUTCOME_")
+            claims["dispute"].update(outcome=outcome, resolved_by=author)
+        claims["statuses"].append(status)
+    if len(claims["statuses"]) < 2:
+        raise BundleError("incomplete", f"the bundle lacks the order_placed event of {order_id!r}")
+    return claims
+
+
+# --- the result --------------------------------------------------------------------------
+
+
+def _time(ms: int) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms after 1970"
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """What a verified bundle proves, and under which checkpoint."""
+
+    kind: str
+    subject_id: str
+    claims: Any
+    genesis: Genesis
+    header: ledger_pb2.BlockHeader
+    block_id: bytes
+    signers: tuple[str, ...]
+    events: tuple[tuple[int, DecodedEvent], ...] = field(repr=False)
+
+    def summary_lines(self) -> list[str]:
+        validators = self.genesis.validator_set
+        header, claims = self.header, self.claims
+        lines = [
+            f"VERIFIED {self.kind} evidence for {SUBJECT_FIELDS[self.kind]} {self.subject_id}",
+            f"  chain {self.genesis.chain_id}, genesis {self.genesis.genesis_hash.hex()}",
+            f"  checkpoint: block {header.height} (id {self.block_id.hex()}), block time "
+            f"{_time(header.time_ms)}, log size {header.log_size}, "
+            f"log root {header.log_root.hex()}",
+            f"  signed by {len(self.signers)} of {len(validators.validators)} validators "
+            f"(quorum {validators.quorum_size}): {', '.join(self.signers)}",
+            "it proves:",
+        ]
+        if self.kind == "event":
+            ((log_index, event),) = self.events
+            lines.append(
+                f"  event {claims['event_id']} ({claims['kind']}) was signed by "
+                f"{claims['author']} (key {claims['key_id']}) and is entry {log_index} of the "
+                f"ledger log; author's clock {_time(event.event.timestamp_ms)}"
+            )
+            lines.append(f"  {claims['kind']}: {_describe(getattr(event.event, event.kind))}")
+        elif self.kind == "lineage":
+            parents: dict[str, list[str]] = {}
+            for edge in claims["edges"]:
+                parents.setdefault(edge["child"], []).append(edge["parent"])
+            lines.append(
+                f"  the upstream lineage of {claims['asset_id']}: {len(claims['assets'])} "
+                f"assets, {len(claims['edges'])} derivation edges, each path back to a "
+                "registration"
+            )
+            for asset in claims["assets"]:
+                how = (
+                    f"derived by {asset['activity']} from {', '.join(parents[asset['asset_id']])}"
+                    if asset["activity"]
+                    else "registered"
+                )
+                lines.append(
+                    f"  {asset['asset_id']}: {how}; by {asset['creator']}; "
+                    f"{asset['classification']}; content sha256 {asset['content_digest']}"
+                )
+        else:
+            lines.append(
+                f"  order {claims['order_id']} on offer {claims['offer_id']} (asset "
+                f"{claims['asset_id']}, {claims['price']} {claims['currency']}): seller "
+                f"{claims['seller']}, buyer {claims['buyer']}, exchange {claims['exchange']}"
+            )
+            lines.append(f"  life cycle: {' -> '.join(claims['statuses'])}")
+            if claims["delivery_digest"]:
+                lines.append(f"  delivered content sha256 {claims['delivery_digest']}")
+            for _, event in self.events:
+                if event.kind in ("dispute_opened", "dispute_resolved"):
+                    payload = getattr(event.event, event.kind)
+                    lines.append(f"  {event.kind} by {event.author_id}: {_describe(payload)}")
+        lines.append(
+            "a bundle proves that its events are in the ledger; it cannot prove that no other "
+            "events exist"
+        )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        header = self.header
+        return {
+            "verified": True,
+            "format": FORMAT,
+            "kind": self.kind,
+            "subject": {SUBJECT_FIELDS[self.kind]: self.subject_id},
+            "chain_id": self.genesis.chain_id,
+            "genesis_hash": self.genesis.genesis_hash.hex(),
+            "checkpoint": {
+                "height": header.height,
+                "block_id": self.block_id.hex(),
+                "time_ms": header.time_ms,
+                "log_size": header.log_size,
+                "log_root": header.log_root.hex(),
+            },
+            "signers": list(self.signers),
+            "validators": len(self.genesis.validator_set.validators),
+            "quorum": self.genesis.validator_set.quorum_size,
+            "events": [
+                {
+                    "event_id": e.event_id.hex(),
+                    "kind": e.kind,
+                    "author": e.author_id,
+                    "log_index": i,
+                }
+                for i, e in self.events
+            ],
+            "claims": self.claims,
+        }
+
+
+def _describe(message: Any) -> str:
+    """A payload's set fields on one line, for people: bytes as hex, enums by name."""
+    parts = []
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            text = json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
+        elif descriptor.message_type is not None:
+            text = f"({len(value)} entries)" if hasattr(value, "__len__") else "(message)"
+        else:
+            items = (
+                list(value)
+                if hasattr(value, "__len__") and not isinstance(value, str | bytes)
+                else [value]
+            )
+            if descriptor.enum_type is not None:
+                names = descriptor.enum_type.values_by_number
+                items = [names[v].name if v in names else v for v in items]
+            text = ", ".join(v.hex() if isinstance(v, bytes) else str(v) for v in items)
+        parts.append(f"{descriptor.name}={text}")
+    return "; ".join(parts)

@@ -1,0 +1,637 @@
+"""Evidence bundles over a real LevelDB store: built by node/bundles.py, checked by
+protocol/evidence.py against the genesis alone.
+
+The chain is a deterministic consortium's story: registrations, derivations up to depth four
+with fan-in (fusion of two parents) and a diamond (a report that uses an asset twice over),
+a derive grant, a trade that is delivered, settled, disputed and resolved, and a second trade
+that stops at ordered. Then every kind of bundle is built, verified and tampered with:
+- byte by byte, on a small event bundle: every byte flipped, case-flipped, deleted, and a
+  space inserted before it;
+- field by field, on the larger lineage and trade bundles (re-encoded canonically, so that
+  the deeper checks are reached): every leaf changed, nulled and retyped, every key deleted,
+  a key added to every object, every array shortened, lengthened and reordered.
+Each must fail with a reason. The one change that still verifies is documented below: a
+certificate with one of its four signatures removed is still a quorum.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from support.memory_state import GENESIS_TIME_MS, Consortium, digest, signing_key
+
+from provledger.node import bundles
+from provledger.node.store import Store
+from provledger.protocol import blocks, evidence
+from provledger.protocol.events import sign_event
+from provledger.protocol.evidence import BundleError, encode_canonical, verify_bundle
+from provledger.v1 import ledger_pb2
+
+BLOCK_INTERVAL_MS = 1_000
+EXPIRY_MS = GENESIS_TIME_MS + 10**9
+IMPORTANT = ledger_pb2.CLASSIFICATION_IMPORTANT
+GENERAL = ledger_pb2.CLASSIFICATION_GENERAL
+
+
+@dataclass
+class Chain:
+    consortium: Consortium
+    store: Store
+    ids: dict[str, bytes]  # story label -> event id
+
+    @property
+    def genesis(self):
+        return self.consortium.genesis
+
+
+def _commit(consortium: Consortium, store: Store, signed, last_commit, time_ms: int):
+    executed = blocks.execute_block(
+        state=store,
+        log=store.log,
+        tip=store.tip,
+        chain_id=consortium.chain_id,
+        candidates=[consortium.decode(s) for s in signed],
+        time_ms=time_ms,
+        proposer_id="validator-0",
+        validators=consortium.genesis.validator_set,
+        last_commit=last_commit,
+        strict=True,
+    )
+    certificate = consortium.certificate(executed)
+    store.commit_block(executed, certificate)
+    return certificate
+
+
+def _story(consortium: Consortium) -> list[list[tuple[str, ledger_pb2.SignedEvent]]]:
+    """The story's blocks: each a list of (label, signed event)."""
+    c = consortium
+    agency_c = signing_key("agency-c")
+    added = ledger_pb2.GovernanceChange(
+        proposal_nonce=1,
+        member_added=ledger_pb2.MemberAdded(
+            member_id="agency-c", role=ledger_pb2.ROLE_AGENCY, public_key=agency_c.public_key
+        ),
+    )
+    by_agency_c = ledger_pb2.Event(
+        chain_id=c.chain_id,
+        author=ledger_pb2.Author(member_id="agency-c", key_id=agency_c.key_id),
+        nonce=1,
+        timestamp_ms=GENESIS_TIME_MS,
+        asset_registered=ledger_pb2.AssetRegistered(
+            asset_id="c/raw", content_digest=digest("c raw"), classification=GENERAL
+        ),
+    )
+    register = "asset_registered"
+    derive = "asset_derived"
+    return [
+        [
+            ("raw-a", c.sign("agency-a", register, asset_id="raw-a", content_digest=digest("raw a"),
+                             classification=IMPORTANT, name="Raw A")),
+            ("raw-b", c.sign("agency-b", register, asset_id="raw-b", content_digest=digest("raw b"),
+                             classification=GENERAL)),
+            ("raw-c", c.sign("agency-a", register, asset_id="raw-c", content_digest=digest("raw c"),
+                             classification=GENERAL, metadata={"source": "survey"})),
+        ],
+        [
+            ("clean-a", c.sign("agency-a", derive, asset_id="clean-a", parent_ids=["raw-a"],
+                               activity="cleaning", content_digest=digest("clean a"),
+                               classification=IMPORTANT)),
+            ("grant", c.sign("agency-b", "grant_issued", grant_id="g-b1", asset_id="raw-b",
+                             grantee_id="agency-a", purposes=["fusion"],
+                             operations=[ledger_pb2.OPERATION_DERIVE], expires_at_ms=EXPIRY_MS)),
+        ],
+        [
+            ("fused", c.sign("agency-a", derive, asset_id="fused", parent_ids=["clean-a", "raw-b"],
+                             grant_ids=["g-b1"], activity="fusion", content_digest=digest("fused"),
+                             classification=IMPORTANT)),
+            ("used", c.sign("agency-a", "asset_used", asset_id="raw-c", purpose="audit",
+                            operation=ledger_pb2.OPERATION_READ)),
+        ],
+        [
+            ("model", c.sign("agency-a", derive, asset_id="model", parent_ids=["fused", "raw-c"],
+                             activity="modelling", content_digest=digest("model"),
+                             classification=IMPORTANT)),
+        ],
+        [
+            ("report", c.sign("agency-a", derive, asset_id="report",
+                              parent_ids=["model", "clean-a"], activity="reporting",
+                              content_digest=digest("report"), classification=IMPORTANT)),
+            ("offer", c.sign("exchange", "offer_listed", offer_id="offer-1", asset_id="model",
+                             seller_id="agency-a", price=1_000, currency="CNY", terms="one copy")),
+        ],
+        [
+            ("order-1", c.sign("agency-b", "order_placed", order_id="order-1", offer_id="offer-1")),
+            ("order-2", c.sign("regulator", "order_placed", order_id="order-2",
+                               offer_id="offer-1")),
+        ],
+        [("delivered", c.sign("agency-a", "order_delivered", order_id="order-1",
+                              delivery_digest=digest("delivery")))],
+        [("settled", c.sign("exchange", "order_settled", order_id="order-1",
+                            settlement_reference="bank-42"))],
+        [("disputed", c.sign("agency-b", "dispute_opened", dispute_id="d-1", order_id="order-1",
+                             reason="the model is not the one listed"))],
+        [
+            ("resolved", c.sign("regulator", "dispute_resolved", dispute_id="d-1",
+                                outcome=ledger_pb2.DISPUTE_OUTCOME_FOR_BUYER,
+                                resolution="refund the buyer")),
+            ("governance", c.govern("agency-a", added,
+                                    ["agency-a", "agency-b", "exchange", "regulator"])),
+        ],
+        [("by-agency-c", sign_event(by_agency_c, agency_c))],
+        [("raw-z", c.sign("agency-b", register, asset_id="raw-z", content_digest=digest("raw z"),
+                          classification=GENERAL))],
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    consortium = Consortium()
+    store = Store(tmp_path_factory.mktemp("evidence") / "db", consortium.genesis)
+    ids: dict[str, bytes] = {}
+    last_commit = None
+    for number, block in enumerate(_story(consortium), start=1):
+        time_ms = GENESIS_TIME_MS + number * BLOCK_INTERVAL_MS
+        last_commit = _commit(consortium, store, [s for _, s in block], last_commit, time_ms)
+        ids.update((label, consortium.decode(s).event_id) for label, s in block)
+    try:
+        yield Chain(consortium, store, ids)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def event_bytes(chain: Chain) -> bytes:
+    return bundles.event_bundle(chain.store, chain.genesis, chain.ids["raw-a"])
+
+
+@pytest.fixture(scope="module")
+def lineage_bytes(chain: Chain) -> bytes:
+    return bundles.lineage_bundle(chain.store, chain.genesis, "report")
+
+
+@pytest.fixture(scope="module")
+def trade_bytes(chain: Chain) -> bytes:
+    return bundles.trade_bundle(chain.store, chain.genesis, "order-1")
+
+
+def rejection(data: bytes, genesis) -> BundleError:
+    with pytest.raises(BundleError) as caught:
+        verify_bundle(data, genesis)
+    assert caught.value.reason
+    return caught.value
+
+
+# --- building and verifying --------------------------------------------------------------
+
+
+def test_event_bundle_verifies_and_says_what_it_proves(chain: Chain, event_bytes: bytes) -> None:
+    assert event_bytes == encode_canonical(json.loads(event_bytes))
+    verified = verify_bundle(event_bytes, chain.genesis)
+    head = chain.store.header(chain.store.head_height)
+    assert verified.header == head
+    assert verified.signers == ("validator-0", "validator-1", "validator-2", "validator-3")
+    assert verified.claims == {
+        "event_id": chain.ids["raw-a"].hex(),
+        "kind": "asset_registered",
+        "author": "agency-a",
+        "key_id": chain.consortium["agency-a"].key.key_id.hex(),
+        "log_index": 0,
+    }
+    summary = "\n".join(verified.summary_lines())
+    assert summary.startswith(f"VERIFIED event evidence for event_id {chain.ids['raw-a'].hex()}")
+    assert f"block {head.height} " in summary and f"log size {head.log_size}" in summary
+    assert "signed by 4 of 4 validators (quorum 3)" in summary
+    assert "asset_id=raw-a" in summary and "classification=CLASSIFICATION_IMPORTANT" in summary
+    document = verified.to_json()
+    assert document["verified"] is True and document["checkpoint"]["height"] == head.height
+    bundle = json.loads(event_bytes)
+    assert [m["member_id"] for m in bundle["members"]] == ["agency-a"]
+    assert bundle["genesis_hash"] == chain.genesis.genesis_hash.hex()
+
+
+def test_every_event_by_a_genesis_member_has_a_bundle(chain: Chain) -> None:
+    for label, event_id in chain.ids.items():
+        if label == "by-agency-c":
+            continue
+        data = bundles.event_bundle(chain.store, chain.genesis, event_id)
+        verified = verify_bundle(data, chain.genesis)
+        assert verified.claims["event_id"] == event_id.hex(), label
+        assert verified.summary_lines()
+
+
+def test_lineage_bundle_holds_the_whole_upstream_graph(chain: Chain, lineage_bytes: bytes) -> None:
+    verified = verify_bundle(lineage_bytes, chain.genesis)
+    claims = verified.claims
+    assets = {a["asset_id"]: a for a in claims["assets"]}
+    assert sorted(assets) == ["clean-a", "fused", "model", "raw-a", "raw-b", "raw-c", "report"]
+    edges = {(e["parent"], e["child"]) for e in claims["edges"]}
+    assert edges == {
+        ("raw-a", "clean-a"),
+        ("clean-a", "fused"),
+        ("raw-b", "fused"),
+        ("fused", "model"),
+        ("raw-c", "model"),
+        ("model", "report"),
+        ("clean-a", "report"),
+    }
+    assert assets["raw-b"]["creator"] == "agency-b"
+    assert assets["fused"]["activity"] == "fusion" and assets["raw-a"]["activity"] == ""
+    assert assets["fused"]["classification"] == "important"
+    assert assets["raw-c"]["classification"] == "general"
+    assert assets["model"]["content_digest"] == digest("model").hex()
+    assert assets["clean-a"]["event_id"] == chain.ids["clean-a"].hex()
+    # Exactly the registering and deriving events, in log order; the grant is not among them.
+    kinds = [e.kind for _, e in verified.events]
+    assert kinds.count("asset_registered") == 3 and kinds.count("asset_derived") == 4
+    summary = "\n".join(verified.summary_lines())
+    assert "7 assets, 7 derivation edges" in summary
+    assert "fused: derived by fusion from clean-a, raw-b; by agency-a; important" in summary
+
+
+def test_lineage_of_a_registered_asset_is_one_event(chain: Chain) -> None:
+    data = bundles.lineage_bundle(chain.store, chain.genesis, "raw-b")
+    claims = verify_bundle(data, chain.genesis).claims
+    assert [a["asset_id"] for a in claims["assets"]] == ["raw-b"] and claims["edges"] == []
+
+
+def test_trade_bundle_replays_the_life_cycle_and_dispute(chain: Chain, trade_bytes: bytes) -> None:
+    verified = verify_bundle(trade_bytes, chain.genesis)
+    assert verified.claims == {
+        "order_id": "order-1",
+        "offer_id": "offer-1",
+        "asset_id": "model",
+        "price": 1_000,
+        "currency": "CNY",
+        "seller": "agency-a",
+        "buyer": "agency-b",
+        "exchange": "exchange",
+        "statuses": ["listed", "ordered", "delivered", "settled", "disputed", "resolved"],
+        "delivery_digest": digest("delivery").hex(),
+        "dispute": {
+            "dispute_id": "d-1",
+            "opened_by": "agency-b",
+            "outcome": "for_buyer",
+            "resolved_by": "regulator",
+        },
+    }
+    labels = ["offer", "order-1", "delivered", "settled", "disputed", "resolved"]
+    assert [e.event_id for _, e in verified.events] == [chain.ids[label] for label in labels]
+    summary = "\n".join(verified.summary_lines())
+    assert (
+        "life cycle: listed -> ordered -> delivered -> settled -> disputed -> resolved" in summary
+    )
+    assert "reason=the model is not the one listed" in summary
+    assert "outcome=DISPUTE_OUTCOME_FOR_BUYER" in summary
+
+
+def test_trade_without_dispute(chain: Chain) -> None:
+    data = bundles.trade_bundle(chain.store, chain.genesis, "order-2")
+    claims = verify_bundle(data, chain.genesis).claims
+    assert claims["statuses"] == ["listed", "ordered"]
+    assert claims["buyer"] == "regulator" and claims["dispute"] is None
+
+
+def test_unknown_ids_raise_not_found(chain: Chain) -> None:
+    with pytest.raises(bundles.BundleNotFound, match="no committed event"):
+        bundles.event_bundle(chain.store, chain.genesis, bytes(32))
+    with pytest.raises(bundles.BundleNotFound, match="no asset"):
+        bundles.lineage_bundle(chain.store, chain.genesis, "no-such-asset")
+    with pytest.raises(bundles.BundleNotFound, match="no order"):
+        bundles.trade_bundle(chain.store, chain.genesis, "no-such-order")
+    assert bundles.BundleNotFound.code == "not_found"
+
+
+def test_authors_added_by_governance_are_refused_with_a_reason(chain: Chain) -> None:
+    with pytest.raises(bundles.BundleUnavailable, match="not in the genesis document"):
+        bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    with pytest.raises(bundles.BundleUnavailable, match="agency-c"):
+        bundles.lineage_bundle(chain.store, chain.genesis, "c/raw")
+
+
+def test_lineage_beyond_the_event_cap_fails(chain: Chain, monkeypatch) -> None:
+    monkeypatch.setattr(bundles, "BUNDLE_EVENTS_MAX", 6)
+    with pytest.raises(bundles.BundleTooLarge, match="more than 6 assets"):
+        bundles.lineage_bundle(chain.store, chain.genesis, "report")
+    assert bundles.lineage_bundle(chain.store, chain.genesis, "model")  # 5 assets
+
+
+# --- tampering: every byte ---------------------------------------------------------------
+
+
+def byte_mutations(data: bytes) -> Iterator[tuple[str, bytes]]:
+    for position, value in enumerate(data):
+        before, after = data[:position], data[position + 1 :]
+        yield f"byte {position} ^ 0x01", before + bytes([value ^ 0x01]) + after
+        if chr(value).isalpha():
+            yield f"byte {position} case-flipped", before + bytes([value ^ 0x20]) + after
+        yield f"byte {position} deleted", before + after
+        yield f"space before byte {position}", before + b" " + data[position:]
+    yield "a byte appended", data + b"\n"
+
+
+def test_every_byte_of_a_small_bundle_is_bound(chain: Chain, event_bytes: bytes) -> None:
+    assert len(event_bytes) < 4_000
+    codes: dict[str, int] = {}
+    count = 0
+    for description, mutated in byte_mutations(event_bytes):
+        error = rejection(mutated, chain.genesis)
+        codes[error.code] = codes.get(error.code, 0) + 1
+        count += 1
+        assert error.code in {
+            "malformed",
+            "not_canonical",
+            "bad_checkpoint",
+            "bad_event",
+            "bad_signature",
+            "bad_proof",
+            "wrong_genesis",
+            "wrong_members",
+            "claims_mismatch",
+            "unsupported_format",
+            "unsupported_author",
+            "wrong_events",
+        }, description
+    assert count > 3 * len(event_bytes)
+    # Each layer of the check is reached by some single-byte change.
+    for code in ("malformed", "not_canonical", "bad_checkpoint", "bad_event", "bad_proof"):
+        assert codes.get(code), (code, codes)
+
+
+# --- tampering: every field --------------------------------------------------------------
+
+Path_ = tuple[Any, ...]
+
+
+def _nodes(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _nodes(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _nodes(value, (*path, index))
+
+
+def _replaced(document: Any, path: Path_, value: Any) -> Any:
+    if not path:
+        return value
+    result = copy.deepcopy(document)
+    target = result
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return result
+
+
+def _changed_text(text: str, position: int) -> str:
+    if not text:
+        return "x"
+    characters = list(text)
+    characters[position] = "1" if characters[position] == "0" else "0"
+    return "".join(characters)
+
+
+def field_mutations(document: Any) -> Iterator[tuple[str, Path_, Any]]:
+    """(description, path, mutated document) for every field-level change."""
+    for path, node in _nodes(document):
+        place = "/".join(map(str, path)) or "(root)"
+        if isinstance(node, dict):
+            for key in node:
+                yield (
+                    f"delete {place}/{key}",
+                    path,
+                    _replaced(document, path, {k: v for k, v in node.items() if k != key}),
+                )
+            yield f"add a key to {place}", path, _replaced(document, path, {**node, "note": ""})
+        elif isinstance(node, list):
+            for index in range(len(node)):
+                yield (
+                    f"drop {place}[{index}]",
+                    path,
+                    _replaced(document, path, node[:index] + node[index + 1 :]),
+                )
+            if node:
+                yield f"repeat {place}[0]", path, _replaced(document, path, [node[0], *node])
+            if node[::-1] != node:
+                yield f"reverse {place}", path, _replaced(document, path, node[::-1])
+            yield f"append to {place}", path, _replaced(document, path, [*node, "x"])
+        else:
+            if isinstance(node, str):
+                yield (
+                    f"first character of {place}",
+                    path,
+                    _replaced(document, path, _changed_text(node, 0)),
+                )
+                if len(node) > 1:
+                    yield (
+                        f"last character of {place}",
+                        path,
+                        _replaced(document, path, _changed_text(node, -1)),
+                    )
+                yield f"{place} as a number", path, _replaced(document, path, 0)
+            elif isinstance(node, int):
+                yield f"{place} + 1", path, _replaced(document, path, node + 1)
+                yield f"{place} as a string", path, _replaced(document, path, str(node))
+                yield f"{place} as true", path, _replaced(document, path, True)
+            if node is not None:
+                yield f"{place} as null", path, _replaced(document, path, None)
+            else:
+                yield f"{place} as an object", path, _replaced(document, path, {})
+
+
+def _is_one_signature_fewer(path: Path_, document: Any, mutated: Any) -> bool:
+    """Dropping one precommit of four leaves three: still a quorum of four validators."""
+    signatures = ("checkpoint", "certificate", "signatures")
+    return (
+        path == signatures
+        and len(mutated["checkpoint"]["certificate"]["signatures"])
+        == len(document["checkpoint"]["certificate"]["signatures"]) - 1
+        and all(
+            s in document["checkpoint"]["certificate"]["signatures"]
+            for s in mutated["checkpoint"]["certificate"]["signatures"]
+        )
+    )
+
+
+@pytest.mark.parametrize("which", ["event", "lineage", "trade"])
+def test_every_field_is_bound(
+    chain: Chain, which: str, event_bytes: bytes, lineage_bytes: bytes, trade_bytes: bytes
+) -> None:
+    data = {"event": event_bytes, "lineage": lineage_bytes, "trade": trade_bytes}[which]
+    document = json.loads(data)
+    count = 0
+    still_a_quorum = 0
+    for description, path, mutated in field_mutations(document):
+        count += 1
+        encoded = encode_canonical(mutated)
+        if _is_one_signature_fewer(path, document, mutated):
+            verified = verify_bundle(encoded, chain.genesis)
+            assert len(verified.signers) == 3, description
+            still_a_quorum += 1
+            continue
+        with pytest.raises(BundleError) as caught:
+            verify_bundle(encoded, chain.genesis)
+        assert caught.value.reason, description
+    assert still_a_quorum == 4
+    assert count > 100
+
+
+def test_whitespace_and_key_order_are_refused(chain: Chain, trade_bytes: bytes) -> None:
+    document = json.loads(trade_bytes)
+    pretty = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
+    assert rejection(pretty, chain.genesis).code == "not_canonical"
+    reordered = {key: document[key] for key in reversed(list(document))}
+    unsorted = json.dumps(reordered, separators=(",", ":")).encode() + b"\n"
+    assert rejection(unsorted, chain.genesis).code == "not_canonical"
+    assert rejection(trade_bytes[:-1], chain.genesis).code == "not_canonical"
+    assert rejection(trade_bytes + b"\n", chain.genesis).code == "not_canonical"
+    escaped = trade_bytes.replace(b'"CNY"', b'"\\u0043NY"')
+    assert rejection(escaped, chain.genesis).code == "not_canonical"
+    repeated = trade_bytes.replace(b'{"chain_id":', b'{"chain_id":"x","chain_id":', 1)
+    assert "repeats a key" in rejection(repeated, chain.genesis).reason
+    floating = trade_bytes.replace(b'"price":1000', b'"price":1000.0')
+    assert "only integers" in rejection(floating, chain.genesis).reason
+    assert rejection("é".encode() + trade_bytes, chain.genesis).code == "not_canonical"
+    assert rejection(b"[" * 100_000 + b"]" * 100_000 + b"\n", chain.genesis).code == "malformed"
+
+
+# --- tampering: semantics (canonical bundles that lie) -----------------------------------
+
+
+def test_a_checkpoint_with_too_few_signatures_fails(chain: Chain, event_bytes: bytes) -> None:
+    document = json.loads(event_bytes)
+    signatures = document["checkpoint"]["certificate"]["signatures"]
+    document["checkpoint"]["certificate"]["signatures"] = signatures[:2]
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "bad_checkpoint"
+    assert "2 validators signed; a quorum is 3" in error.reason
+
+
+def test_another_genesis_is_refused(chain: Chain, event_bytes: bytes) -> None:
+    other_chain = Consortium(chain_id="provledger-other").genesis
+    assert "not for chain 'provledger-other'" in rejection(event_bytes, other_chain).reason
+    other_validators = Consortium(validator_ids=("v-a", "v-b", "v-c", "v-d")).genesis
+    assert rejection(event_bytes, other_validators).code == "wrong_genesis"
+    # The same chain id and validators, other members: another genesis hash.
+    roles = {"agency-a": "agency", "auditor": "auditor"}
+    other_members = Consortium(member_roles=roles).genesis
+    assert "another genesis document" in rejection(event_bytes, other_members).reason
+    # Claiming the other genesis' identity does not help: its validators did not sign.
+    document = json.loads(event_bytes)
+    document["validators"] = [
+        {"validator_id": v.validator_id, "public_key": v.public_key.hex()}
+        for v in other_validators.validator_set.validators
+    ]
+    forged = encode_canonical(document)
+    assert rejection(forged, other_validators).code in ("wrong_genesis", "bad_checkpoint")
+
+
+def _entry(chain: Chain, label: str, tree_size: int) -> dict[str, Any]:
+    """The bundle entry of the story's event `label`, proven at `tree_size`."""
+    location = chain.store.event(chain.ids[label])
+    proof = chain.store.inclusion_proof(location.log_index, tree_size)
+    return {
+        "event_id": chain.ids[label].hex(),
+        "body": evidence._b64(location.event.body),
+        "signature": evidence._b64(location.event.signature),
+        "log_index": location.log_index,
+        "proof": [evidence._b64(h) for h in proof],
+    }
+
+
+def _with_event(document: dict[str, Any], entry: dict[str, Any]) -> bytes:
+    document = copy.deepcopy(document)
+    document["events"] = sorted([*document["events"], entry], key=lambda e: e["log_index"])
+    return encode_canonical(document)
+
+
+def test_a_bundle_at_an_older_checkpoint_verifies(chain: Chain) -> None:
+    old = chain.store.checkpoint(2)
+    size = blocks.decode_header(old.header).log_size
+    location = chain.store.event(chain.ids["clean-a"])
+    entry = evidence.EventEntry(
+        location.event, location.log_index, chain.store.inclusion_proof(location.log_index, size)
+    )
+    data = evidence.encode_bundle("event", chain.ids["clean-a"].hex(), chain.genesis, old, [entry])
+    assert verify_bundle(data, chain.genesis).header.height == 2
+
+
+def test_an_older_checkpoint_does_not_prove_later_events(chain: Chain, trade_bytes) -> None:
+    old = chain.store.checkpoint(2)
+    size = blocks.decode_header(old.header).log_size
+    location = chain.store.event(chain.ids["raw-a"])
+    entry = evidence.EventEntry(location.event, 0, chain.store.inclusion_proof(0, size))
+    older = evidence.encode_bundle("event", chain.ids["raw-a"].hex(), chain.genesis, old, [entry])
+    document = json.loads(trade_bytes)
+    document["checkpoint"] = json.loads(older)["checkpoint"]
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "bad_proof"
+    assert f"is not proven at log index {chain.store.event(chain.ids['offer']).log_index}" in (
+        error.reason
+    )
+
+
+def test_a_lineage_missing_a_parent_or_with_an_extra_asset_fails(
+    chain: Chain, lineage_bytes: bytes
+) -> None:
+    document = json.loads(lineage_bytes)
+    size = chain.store.header(chain.store.head_height).log_size
+    without_raw_b = copy.deepcopy(document)
+    without_raw_b["events"] = [
+        e for e in document["events"] if e["event_id"] != chain.ids["raw-b"].hex()
+    ]
+    # agency-b authored only raw-b's registration, so it leaves the members too.
+    without_raw_b["members"] = [m for m in document["members"] if m["member_id"] != "agency-b"]
+    error = rejection(encode_canonical(without_raw_b), chain.genesis)
+    assert error.code == "incomplete" and "'raw-b'" in error.reason
+    error = rejection(_with_event(document, _entry(chain, "raw-z", size)), chain.genesis)
+    assert error.code == "wrong_events"
+    assert "asset 'raw-z' is not upstream of 'report'" in error.reason
+    error = rejection(_with_event(document, _entry(chain, "grant", size)), chain.genesis)
+    assert error.code == "wrong_events" and "(grant_issued) is not in a lineage" in error.reason
+
+
+def test_a_trade_with_another_orders_event_fails(chain: Chain, trade_bytes: bytes) -> None:
+    document = json.loads(trade_bytes)
+    size = chain.store.header(chain.store.head_height).log_size
+    assert "regulator" in [m["member_id"] for m in document["members"]]  # resolved d-1
+    error = rejection(_with_event(document, _entry(chain, "order-2", size)), chain.genesis)
+    assert error.code == "wrong_events" and "is not part of order 'order-1'" in error.reason
+    without_order = copy.deepcopy(json.loads(trade_bytes))
+    del without_order["events"][1]
+    error = rejection(encode_canonical(without_order), chain.genesis)
+    assert error.code == "bad_trade" and "order_delivered cannot follow status listed" in (
+        error.reason
+    )
+
+
+def test_an_event_bundle_for_another_subject_fails(chain: Chain, event_bytes: bytes) -> None:
+    document = json.loads(event_bytes)
+    document["subject"]["event_id"] = chain.ids["raw-c"].hex()
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "wrong_events"
+
+
+def test_an_author_outside_the_genesis_is_refused(chain: Chain) -> None:
+    data = bundles.event_bundle(chain.store, chain.genesis, chain.ids["raw-z"])
+    document = json.loads(data)
+    size = chain.store.header(chain.store.head_height).log_size
+    document["events"] = [_entry(chain, "by-agency-c", size)]
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "unsupported_author"
+    assert "of 'agency-c' is not in the genesis document" in error.reason
+
+
+def test_a_forged_signature_fails_even_with_a_valid_proof_shape(
+    chain: Chain, event_bytes: bytes
+) -> None:
+    document = json.loads(event_bytes)
+    other = chain.store.event(chain.ids["raw-c"]).event.signature
+    document["events"][0]["signature"] = evidence._b64(other)
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "bad_signature"
