@@ -39,7 +39,7 @@ class Mempool:
 
     def peek(self, count_max: int) -> list[DecodedEvent]:
         """The oldest events, up to `count_max`, left in the pool."""
-        batch = []
+        batch: list[DecodedEvent] = []
         for decoded in self._events.values():
             if len(batch) == count_max:
                 break

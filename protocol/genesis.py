@@ -126,7 +126,7 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
         where = f"members[{index}]"
         if not isinstance(entry, dict):
             raise invalid("bad_genesis", f"{where} must be an object")
-        role = ROLE_NAMES.get(entry.get("role"))
+        role = ROLE_NAMES.get(str(entry.get("role")))
         if role is None:
             raise invalid("bad_genesis", f"{where}: role must be one of {sorted(ROLE_NAMES)}")
         member_id = entry.get("member_id")
