@@ -31,19 +31,18 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.staticfiles import StaticFiles
 from google.protobuf.message import DecodeError, Message
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from provledger.node import explorer
 from provledger.node.store import Store
 from provledger.protocol import merkle
 from provledger.protocol.blocks import decode_header
@@ -68,7 +67,6 @@ from provledger.v1 import ledger_pb2, state_pb2
 
 log = logging.getLogger("provledger.rest")
 
-EXPLORER_DIR = Path(__file__).resolve().parent / "explorer"
 HEADERS_CACHED_MAX = 4_096
 INT64_MAX = 2**63 - 1
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
@@ -1624,18 +1622,7 @@ def create_app(view: NodeView) -> FastAPI:
 
     # --- the explorer and health -----------------------------------------------------------
 
-    @app.get("/", include_in_schema=False, response_model=None)
-    def explorer_index() -> Response:
-        index = EXPLORER_DIR / "index.html"
-        if index.is_file():
-            return FileResponse(index)
-        return HTMLResponse(
-            "<!doctype html><title>provledger</title><h1>provledger auditor API</h1>"
-            '<p>See the <a href="/docs">API documentation</a>.</p>'
-        )
-
-    if EXPLORER_DIR.is_dir():
-        app.mount("/explorer", StaticFiles(directory=EXPLORER_DIR, html=True), name="explorer")
+    explorer.mount(app)  # the web page at / and /explorer/*
 
     @app.get("/v1/health", response_model=Health, tags=["node"])
     def health() -> Health:
