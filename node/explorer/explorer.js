@@ -26,9 +26,6 @@
   const OPERATIONS = { 1: "read", 2: "compute", 3: "derive", 4: "share" };
   const ORDER_STATUSES = { 1: "ordered", 2: "delivered", 3: "settled", 4: "disputed", 5: "resolved" };
   const DISPUTE_OUTCOMES = { 1: "for buyer", 2: "for seller", 3: "settled by agreement" };
-  const EVENT_ENVELOPE_FIELDS = new Set([
-    "chain_id", "chainId", "author", "nonce", "timestamp_ms", "timestampMs",
-  ]);
   const KIND_FAMILIES = {
     provenance: [
       "asset_registered", "asset_derived", "asset_shared", "asset_transferred", "asset_used",
@@ -69,15 +66,11 @@
     return node;
   }
 
-  /** The first of `names` that `object` has (snake_case and camelCase spellings alike). */
-  function pick(object, ...names) {
+  /** `object[name]`, or undefined for a missing object or a null field (never throws). */
+  function pick(object, name) {
     if (!object || typeof object !== "object") return undefined;
-    for (const name of names) {
-      if (object[name] !== undefined && object[name] !== null) return object[name];
-      const camel = name.replace(/_([a-z])/g, (_, letter) => letter.toUpperCase());
-      if (object[camel] !== undefined && object[camel] !== null) return object[camel];
-    }
-    return undefined;
+    const value = object[name];
+    return value === null ? undefined : value;
   }
 
   function asList(value) {
@@ -161,6 +154,12 @@
 
   function classificationBadge(classification) {
     return badge(classification, classification, `classification: ${classification}`);
+  }
+
+  function emptyRow(text, columns) {
+    return element("tr", {}, [
+      element("td", { className: "empty", text, attributes: { colspan: String(columns) } }),
+    ]);
   }
 
   function chips(values, render = (value) => String(value)) {
@@ -321,7 +320,7 @@
     for (let page = 0; page < PAGES_MAX; page += 1) {
       const body = await getJson(path, { ...parameters, limit: PAGE_LIMIT, cursor });
       items.push(...asList(body.items));
-      cursor = body.next_cursor ?? body.nextCursor ?? null;
+      cursor = body.next_cursor;
       if (!cursor) return { items, truncated: false };
     }
     return { items, truncated: true };
@@ -341,7 +340,7 @@
   function validatorIds(status, checkpoint) {
     const ids = [];
     for (const validator of asList(pick(status, "validators"))) {
-      const id = typeof validator === "string" ? validator : pick(validator, "validator_id", "id");
+      const id = pick(validator, "validator_id");
       if (id && !ids.includes(id)) ids.push(id);
     }
     for (const signature of signaturesOf(checkpoint)) {
@@ -358,19 +357,17 @@
 
   function renderHealth(status, checkpoint) {
     const header = pick(checkpoint, "header") || {};
-    const decoded = typeof header === "object" ? pick(header, "decoded") || header : {};
-    const certificate = pick(checkpoint, "certificate") || {};
     $("health-chain-id").textContent = pick(status, "chain_id") ?? "—";
     $("health-node-id").textContent = pick(status, "node_id") ?? "—";
     $("health-height").textContent = String(pick(status, "height") ?? "—");
-    $("health-head-block").replaceChildren(hashElement(pick(status, "head_block_id", "block_id")));
+    $("health-head-block").replaceChildren(hashElement(pick(status, "head_block_id")));
     $("health-log-size").textContent = String(pick(status, "log_size") ?? "—");
     $("health-log-root").replaceChildren(hashElement(pick(status, "log_root")));
     $("health-genesis").replaceChildren(hashElement(pick(status, "genesis_hash")));
 
-    const checkpointHeight = pick(certificate, "height") ?? pick(decoded, "height");
-    const time = formatTime(pick(decoded, "time_ms"));
-    const proposer = pick(decoded, "proposer_id");
+    const checkpointHeight = pick(checkpoint, "height");
+    const time = formatTime(pick(header, "time_ms"));
+    const proposer = pick(header, "proposer_id");
     $("health-checkpoint").textContent = checkpoint
       ? [
         checkpointHeight !== undefined ? `height ${checkpointHeight}` : "",
@@ -405,7 +402,7 @@
         ),
       );
     }
-    const quorum = asNumber(pick(status, "quorum_size")) ?? (ids.length ? Math.floor((2 * ids.length) / 3) + 1 : 0);
+    const quorum = asNumber(pick(status, "quorum_size")) ?? 0;
     setHealthState(
       `${signed.size} of ${ids.length} validators signed (quorum ${quorum})`,
       signed.size >= quorum && quorum > 0 ? "ok" : "warn",
@@ -467,7 +464,9 @@
    */
   function assignLayers(ids, parentsOf, childrenOf) {
     const indegree = new Map(ids.map((id) => [id, 0]));
-    for (const id of ids) for (const child of childrenOf.get(id)) indegree.set(child, indegree.get(child) + 1);
+    for (const id of ids) {
+      for (const child of childrenOf.get(id)) indegree.set(child, indegree.get(child) + 1);
+    }
     const queue = ids.filter((id) => indegree.get(id) === 0);
     const order = [];
     const seen = new Set();
@@ -677,7 +676,9 @@
     if (!vertical) {
       layers.forEach((_, level) => {
         const distance = level - rootLayer;
-        const text = distance === 0 ? "this asset" : distance < 0 ? `upstream ${-distance}` : `downstream ${distance}`;
+        let text = "this asset";
+        if (distance < 0) text = `upstream ${-distance}`;
+        if (distance > 0) text = `downstream ${distance}`;
         svg.append(
           svgElement("text", {
             class: "layer-label",
@@ -782,15 +783,15 @@
     if (retired) badges.append(badge("retired", "retired", "the asset was retired (destroyed)"));
     badges.dataset.classification = classification;
 
-    const parents = asList(pick(asset, "parent_ids", "parents"));
+    const parents = asList(pick(asset, "parent_ids"));
     const parentList = parents.length
       ? element("ul", { className: "list-inline" }, parents.map((id) => element("li", {}, [assetLink(id)])))
       : element("span", { className: "empty", text: "none: registered, not derived" });
     $("asset-facts").replaceChildren(
       fact("Asset id", element("span", { className: "mono", text: pick(asset, "asset_id") || assetId })),
-      fact("Owner", pick(asset, "owner_id", "owner")),
+      fact("Owner", pick(asset, "owner_id")),
       fact("Classification", classificationBadge(classification)),
-      fact("Holders (shared with)", chips(pick(asset, "holder_ids", "holders"))),
+      fact("Holders (shared with)", chips(pick(asset, "holder_ids"))),
       fact("Retired", retired ? "yes — destroyed" : "no"),
       fact("Activity", pick(asset, "activity") || (parents.length ? "" : "registration")),
       fact("Parents", parentList),
@@ -811,7 +812,7 @@
       nodes.push(...asList(body.nodes));
       edges.push(...asList(body.edges));
       truncated = truncated || Boolean(body.truncated);
-      cursor = body.next_cursor ?? body.nextCursor ?? null;
+      cursor = body.next_cursor;
       if (!cursor) return { nodes, edges, truncated };
     }
     return { nodes, edges, truncated: true };
@@ -820,14 +821,14 @@
   function renderLineage(asset, assetId, upstream, downstream) {
     const nodes = new Map([[assetId, asset]]);
     for (const node of [...upstream.nodes, ...downstream.nodes]) {
-      const id = pick(node, "asset_id", "id");
+      const id = pick(node, "asset_id");
       if (id && !nodes.has(id)) nodes.set(id, node);
     }
     const seen = new Set();
     const edges = [];
     for (const edge of [...upstream.edges, ...downstream.edges]) {
-      const parent = pick(edge, "parent", "parent_id");
-      const child = pick(edge, "child", "child_id");
+      const parent = pick(edge, "parent");
+      const child = pick(edge, "child");
       if (!parent || !child || parent === child) continue;
       const key = JSON.stringify([parent, child]);
       if (seen.has(key)) continue;
@@ -837,8 +838,9 @@
       edges.push({ parent, child });
     }
     drawLineage($("lineage-graph-container"), nodes, edges, assetId);
-    const upstreamCount = upstream.nodes.filter((n) => pick(n, "asset_id", "id") !== assetId).length;
-    const downstreamCount = downstream.nodes.filter((n) => pick(n, "asset_id", "id") !== assetId).length;
+    const others = (list) => list.nodes.filter((node) => pick(node, "asset_id") !== assetId).length;
+    const upstreamCount = others(upstream);
+    const downstreamCount = others(downstream);
     $("lineage-caption").textContent =
       `${nodes.size} assets and ${edges.length} derivations: ${upstreamCount} upstream, ` +
       `${downstreamCount} downstream of ${assetId}.`;
@@ -850,24 +852,8 @@
     const rows = edges.map(({ parent, child }) =>
       element("tr", {}, [element("td", {}, [assetLink(parent)]), element("td", {}, [assetLink(child)])]));
     $("lineage-edges").replaceChildren(
-      ...(rows.length ? rows : [element("tr", {}, [element("td", { className: "empty", text: "no derivations", attributes: { colspan: "2" } })])]),
+      ...(rows.length ? rows : [emptyRow("no derivations", 2)]),
     );
-  }
-
-  /** The payload kind and fields of a decoded event, whatever spelling the API used. */
-  function eventPayload(item) {
-    const event = pick(item, "event", "body") || item;
-    const explicitKind = pick(item, "kind") || pick(event, "kind");
-    if (explicitKind) {
-      const payload = pick(item, "payload") || pick(event, "payload") || pick(event, snakeCase(explicitKind)) || {};
-      return { kind: snakeCase(explicitKind), payload, event };
-    }
-    for (const [key, value] of Object.entries(event || {})) {
-      if (!EVENT_ENVELOPE_FIELDS.has(key) && value && typeof value === "object" && !Array.isArray(value)) {
-        return { kind: snakeCase(key), payload: value, event };
-      }
-    }
-    return { kind: "unknown", payload: {}, event };
   }
 
   function describeValue(key, value) {
@@ -915,14 +901,14 @@
       return;
     }
     for (const item of history.items) {
-      const { kind, payload, event } = eventPayload(item);
-      const author = pick(item, "author") || pick(event, "author") || {};
-      const authorId = typeof author === "string" ? author : pick(author, "member_id") || "";
+      // Each item is an EventView: kind, payload, author, height, log index, times.
+      const kind = pick(item, "kind") || "unknown";
+      const authorId = pick(pick(item, "author"), "member_id") || "";
       const height = pick(item, "height");
       const logIndex = pick(item, "log_index");
-      const eventId = pick(item, "event_id", "id");
-      const blockTime = formatTime(pick(item, "block_time_ms", "time_ms"));
-      const signedTime = formatTime(pick(item, "timestamp_ms") ?? pick(event, "timestamp_ms"));
+      const eventId = pick(item, "event_id");
+      const blockTime = formatTime(pick(item, "block_time_ms"));
+      const signedTime = formatTime(pick(item, "timestamp_ms"));
       const entry = element("li", {
         className: `kind--${kindFamily(kind)}`,
         attributes: { "data-kind": kind, "data-event-id": eventId || "" },
@@ -952,32 +938,29 @@
         head.append(button);
       }
       entry.append(head);
-      const summary = payloadSummary(payload, currentAssetId);
+      const summary = payloadSummary(pick(item, "payload"), currentAssetId);
       if (summary) entry.append(element("p", { className: "timeline__detail", text: summary }));
-      if (eventId) entry.append(element("p", { className: "timeline__detail" }, ["event ", hashElement(eventId)]));
+      if (eventId) {
+        entry.append(element("p", { className: "timeline__detail" }, ["event ", hashElement(eventId)]));
+      }
       list.append(entry);
     }
     if (history.truncated) {
-      list.append(element("li", { className: "empty", text: `showing the first ${history.items.length} events` }));
+      const text = `showing the first ${history.items.length} events`;
+      list.append(element("li", { className: "empty", text }));
     }
-  }
-
-  function flattenGrant(item) {
-    const inner = pick(item, "grant");
-    return inner && typeof inner === "object" ? { ...inner, ...item, grant: undefined } : item;
   }
 
   function renderGrants(grants) {
     const body = $("grants-body");
     body.replaceChildren();
     if (grants.items.length === 0) {
-      body.append(element("tr", {}, [element("td", { className: "empty", text: "no grants", attributes: { colspan: "8" } })]));
+      body.append(emptyRow("no grants", 8));
       return;
     }
     const now = Date.now();
-    for (const raw of grants.items) {
-      const grant = flattenGrant(raw);
-      const grantId = pick(grant, "grant_id", "id") || "";
+    for (const grant of grants.items) {
+      const grantId = pick(grant, "grant_id") || "";
       const expires = asNumber(pick(grant, "expires_at_ms"));
       const revoked = Boolean(pick(grant, "revoked"));
       const expired = expires !== null && expires > 0 && expires < now;
@@ -989,8 +972,8 @@
       body.append(
         element("tr", { attributes: { "data-grant-id": grantId } }, [
           element("td", { className: "mono", text: grantId }),
-          element("td", { text: pick(grant, "grantor_id", "grantor") || "" }),
-          element("td", { text: pick(grant, "grantee_id", "grantee") || "" }),
+          element("td", { text: pick(grant, "grantor_id") || "" }),
+          element("td", { text: pick(grant, "grantee_id") || "" }),
           element("td", {}, [chips(pick(grant, "purposes"))]),
           element("td", {}, [chips(pick(grant, "operations"), operationName)]),
           element("td", { text: expires ? formatTime(expires) : "no expiry" }),
@@ -1114,7 +1097,8 @@
       list.append(article);
     });
     if (trades.truncated) {
-      list.append(element("p", { className: "empty", text: `showing the first ${trades.items.length} trades` }));
+      const text = `showing the first ${trades.items.length} trades`;
+      list.append(element("p", { className: "empty", text }));
     }
   }
 
@@ -1144,7 +1128,10 @@
     const status = $("search-status");
     $("search-input").value = assetId;
     if (!currentToken()) {
-      showMessage("An access token is needed.", "Paste a token above; issue one with provledger token issue --identity FILE --role auditor.");
+      showMessage(
+        "An access token is needed.",
+        "Paste a token above; issue one with provledger token issue --identity FILE --role auditor.",
+      );
       $("token-input").focus();
       return;
     }
@@ -1211,7 +1198,8 @@
       const response = await request(path, parameters);
       const blob = await response.blob();
       const objectUrl = URL.createObjectURL(blob);
-      const anchor = element("a", { attributes: { href: objectUrl, download: filenameFrom(response, fallbackName) } });
+      const download = filenameFrom(response, fallbackName);
+      const anchor = element("a", { attributes: { href: objectUrl, download } });
       anchor.hidden = true;
       document.body.append(anchor);
       anchor.click();
@@ -1245,7 +1233,8 @@
     saveToken(token.trim());
     parameters.delete("token");
     const rest = parameters.toString();
-    history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""));
+    const { pathname, search } = window.location;
+    history.replaceState(null, "", pathname + search + (rest ? `#${rest}` : ""));
     return true;
   }
 
