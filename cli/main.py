@@ -380,7 +380,7 @@ def _bundle_from_data_dir(data_dir: Path, genesis, kind: str, subject: str) -> b
     if not (data_dir / "CURRENT").is_file():
         raise CommandError(f"{data_dir} holds no ledger database (give a node's data folder)")
     try:
-        store = Store(data_dir, genesis)
+        store = Store(data_dir, genesis, create=False)
     except StoreError as error:
         raise CommandError(str(error)) from None
     except plyvel.Error as error:

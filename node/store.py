@@ -68,9 +68,11 @@ class LineagePage:
 
 
 class Store:
-    def __init__(self, path: Path | str, genesis: Genesis) -> None:
+    def __init__(self, path: Path | str, genesis: Genesis, *, create: bool = True) -> None:
+        """Open the ledger at `path`; with `create=False`, refuse a folder that holds none
+        (so a mistyped path is an error, not a new empty ledger)."""
         self._genesis = genesis
-        self._db = plyvel.DB(str(path), create_if_missing=True)
+        self._db = plyvel.DB(str(path), create_if_missing=create)
         self._lock = threading.Lock()
         # Parsed world-state records, read-through and updated by each commit. Callers never
         # mutate what `load` returns (the rules copy before they change anything).
