@@ -1,7 +1,8 @@
 """`provledger consortium init`: a genesis document, one folder per node, and identities.
 
 DIR/genesis.json               the chain: members, roles, keys, validators
-DIR/node-K/config.toml         node K's settings (ports on 127.0.0.1)
+DIR/node-K/config.toml         node K's settings (ports on 127.0.0.1: gRPC base+K, peers
+                               base+100+K, REST base+200+K)
 DIR/node-K/validator-key.json  node K's validator key (owner-readable only)
 DIR/identities/<member>.json   a key file a member's client signs with
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provledger.node import config as node_config
@@ -19,6 +20,7 @@ from provledger.node import tls
 from provledger.node.keyfile import new_signing_key, save_key
 
 PEER_PORT_OFFSET = 100
+REST_PORT_OFFSET = 200
 
 DEFAULT_MEMBERS = (
     ("agency-a", "Provincial Health Commission", "agency"),
@@ -42,6 +44,7 @@ class ConsortiumLayout:
     node_configs: list[Path]
     identities: dict[str, Path]
     grpc_addresses: list[str]
+    rest_addresses: list[str] = field(default_factory=list)
 
 
 def init_consortium(
@@ -59,6 +62,7 @@ def init_consortium(
     validators = []
     configs = []
     addresses = []
+    rest_addresses = []
     node_ids = [f"node-{index}" for index in range(nodes)]
     peer_addresses = {
         node_id: f"127.0.0.1:{base_port + PEER_PORT_OFFSET + index}"
@@ -76,6 +80,7 @@ def init_consortium(
         validators.append({"validator_id": node_id, "public_key": key.public_key.hex()})
         address = f"127.0.0.1:{base_port + index}"
         addresses.append(address)
+        rest_addresses.append(f"127.0.0.1:{base_port + REST_PORT_OFFSET + index}")
         peers = {}
         if nodes > 1:
             certificate, certificate_key = tls.issue_node_certificate(
@@ -92,6 +97,7 @@ def init_consortium(
                 address,
                 peer_listen=peer_addresses[node_id],
                 peers=peers,
+                rest_listen=rest_addresses[-1],
             )
         )
         configs.append(config_path)
@@ -119,4 +125,4 @@ def init_consortium(
     }
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
-    return ConsortiumLayout(directory, genesis_path, configs, identities, addresses)
+    return ConsortiumLayout(directory, genesis_path, configs, identities, addresses, rest_addresses)

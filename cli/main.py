@@ -26,7 +26,7 @@ from provledger.protocol import merkle
 from provledger.protocol.blocks import verify_checkpoint
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import event_id, log_leaf
-from provledger.protocol.genesis import parse_genesis
+from provledger.protocol.genesis import parse_genesis, role_name
 from provledger.v1 import api_pb2, ledger_pb2
 
 DEFAULT_NODE = "127.0.0.1:7050"
@@ -82,15 +82,19 @@ def cmd_consortium_init(args: argparse.Namespace) -> None:
     document = {
         "genesis": str(layout.genesis_path),
         "nodes": [
-            {"config": str(c), "grpc": a}
-            for c, a in zip(layout.node_configs, layout.grpc_addresses, strict=True)
+            {"config": str(c), "grpc": a, "rest": r}
+            for c, a, r in zip(
+                layout.node_configs, layout.grpc_addresses, layout.rest_addresses, strict=True
+            )
         ],
         "identities": {m: str(p) for m, p in layout.identities.items()},
     }
     lines = [f"genesis    {layout.genesis_path}"]
     lines += [
-        f"node       {c}  (gRPC {a})"
-        for c, a in zip(layout.node_configs, layout.grpc_addresses, strict=True)
+        f"node       {c}  (gRPC {a}, REST http://{r})"
+        for c, a, r in zip(
+            layout.node_configs, layout.grpc_addresses, layout.rest_addresses, strict=True
+        )
     ]
     lines += [f"identity   {p}" for p in layout.identities.values()]
     lines.append(f"start a node: provledger node run --config {layout.node_configs[0]}")
@@ -460,6 +464,47 @@ def cmd_verify(args: argparse.Namespace) -> None:
     _print(args, verified.to_json(), "\n".join(verified.summary_lines()))
 
 
+# --- tokens for the auditor REST API --------------------------------------------------------
+
+
+def cmd_token_issue(args: argparse.Namespace) -> None:
+    import time
+
+    from provledger.protocol.limits import TOKEN_TTL_MS_MAX
+    from provledger.protocol.tokens import AUDITOR_LEDGER_ROLES, issue_token
+
+    try:
+        identity = Identity.load(args.identity)
+    except (OSError, ValueError, KeyError) as error:
+        raise CommandError(f"cannot use identity {args.identity}: {error!r}") from None
+    ttl_ms = args.ttl_s * 1000
+    if not 0 < ttl_ms <= TOKEN_TTL_MS_MAX:
+        raise CommandError(f"--ttl-s must be 1..{TOKEN_TTL_MS_MAX // 1000} seconds")
+    auditor_roles = {role_name(role) for role in AUDITOR_LEDGER_ROLES}
+    if args.role == "auditor" and identity.role and identity.role not in auditor_roles:
+        print(
+            f"provledger: warning: {identity.member_id!r} was created as {identity.role}; "
+            "nodes accept auditor tokens only from auditors and regulators",
+            file=sys.stderr,
+        )
+    issued_at_ms = time.time_ns() // 1_000_000
+    token = issue_token(
+        identity.key, identity.member_id, args.role, identity.chain_id, issued_at_ms, ttl_ms
+    )
+    _print(
+        args,
+        {
+            "token": token,
+            "member_id": identity.member_id,
+            "role": args.role,
+            "chain_id": identity.chain_id,
+            "issued_at_ms": issued_at_ms,
+            "expires_at_ms": issued_at_ms + ttl_ms,
+        },
+        token,
+    )
+
+
 # --- the parser ------------------------------------------------------------------------------
 
 
@@ -579,6 +624,24 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", metavar="BUNDLE")
     verify.add_argument("--genesis", required=True, help="the genesis file to trust")
     verify.set_defaults(handler=cmd_verify)
+
+    tokens = commands.add_parser("token", help="bearer tokens for the REST API").add_subparsers(
+        dest="token_cmd", required=True
+    )
+    issue = with_output(
+        tokens.add_parser("issue", help="sign a bearer token with a member's identity")
+    )
+    issue.add_argument("--identity", required=True, help="identity key file to sign with")
+    issue.add_argument(
+        "--role",
+        required=True,
+        choices=("auditor", "member"),
+        help="auditor: read everything (auditors and regulators); member: what concerns it",
+    )
+    issue.add_argument(
+        "--ttl-s", type=int, default=3_600, help="seconds the token is valid (default 3600)"
+    )
+    issue.set_defaults(handler=cmd_token_issue)
     return parser
 
 

@@ -18,6 +18,9 @@ node-1 = "127.0.0.1:7151"
 
 [consensus]                   # optional; defaults in protocol.consensus.Params
 propose_timeout_ms = 3000
+
+[rest]                        # optional; without it the auditor REST API is not served
+listen = "127.0.0.1:7250"
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class NodeConfig:
     tls_dir: Path | None = None
     peers: dict[str, str] = field(default_factory=dict)
     consensus: Params = field(default_factory=Params)
+    rest_listen: str | None = None  # host:port of the auditor REST API; None: not served
 
     @classmethod
     def load(cls, path: Path | str) -> NodeConfig:
@@ -77,9 +81,33 @@ class NodeConfig:
                 tls_dir=base / peer["tls_dir"] if "tls_dir" in peer else None,
                 peers=peers,
                 consensus=Params(**{k: int(v) for k, v in settings.items()}),
+                rest_listen=_rest_listen(path, document.get("rest", {})),
             )
         except KeyError as error:
             raise ConfigError(f"{path}: missing setting {error}") from None
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """("127.0.0.1", 7250) from "127.0.0.1:7250" ("[::1]:7250" gives "::1"); ValueError if
+    the address is not host:port."""
+    host, separator, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port")
+    return host, int(port)
+
+
+def _rest_listen(path: Path, rest: object) -> str | None:
+    if not isinstance(rest, dict):
+        raise ConfigError(f"{path}: [rest] must be a table")
+    if "listen" not in rest:
+        return None
+    address = str(rest["listen"])
+    try:
+        split_host_port(address)
+    except ValueError as error:
+        raise ConfigError(f"{path}: [rest] listen: {error}") from None
+    return address
 
 
 def render(
@@ -89,6 +117,7 @@ def render(
     grpc_listen: str,
     peer_listen: str | None = None,
     peers: dict[str, str] | None = None,
+    rest_listen: str | None = None,
 ) -> str:
     """A config file's text (TOML), as `consortium init` writes it."""
     text = (
@@ -103,4 +132,6 @@ def render(
     if peers:
         text += f'\n[peer]\nlisten = "{peer_listen}"\ntls_dir = "tls"\n\n[peers]\n'
         text += "".join(f'{peer_id} = "{address}"\n' for peer_id, address in peers.items())
+    if rest_listen is not None:
+        text += f'\n[rest]\nlisten = "{rest_listen}"\n'
     return text

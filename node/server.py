@@ -7,24 +7,33 @@ store. A `kill -9` at any moment is also safe: every block is one synced LevelDB
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
+from collections.abc import Iterator
 
 import grpc
+import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from provledger.node.config import NodeConfig
+from provledger.node.config import NodeConfig, split_host_port
 from provledger.node.consensus_driver import ConsensusDriver
 from provledger.node.grpc_api import LedgerService
 from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
+from provledger.node.rest import create_app
 from provledger.node.store import Store
 from provledger.node.tls import load_tls_material
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol.genesis import parse_genesis
-from provledger.protocol.limits import GRPC_CONCURRENT_STREAMS_MAX, GRPC_MESSAGE_SIZE_BYTES_MAX
+from provledger.protocol.limits import (
+    GRPC_CONCURRENT_STREAMS_MAX,
+    GRPC_MESSAGE_SIZE_BYTES_MAX,
+    REST_GRACEFUL_SHUTDOWN_S,
+)
 from provledger.v1 import api_pb2, api_pb2_grpc
 
 log = logging.getLogger("provledger.node")
@@ -36,6 +45,61 @@ GRPC_OPTIONS = [
     ("grpc.so_reuseport", 0),
 ]
 SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+
+
+class RestServer(uvicorn.Server):
+    """uvicorn on the node's own event loop. The node owns SIGINT and SIGTERM: it stops this
+    server itself (`should_exit`), so uvicorn must not take the signals over."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # uvicorn before 0.29
+        pass
+
+
+def bind_rest_socket(address: str) -> socket.socket:
+    """The REST API's listening socket, bound now so that a taken port fails the start
+    cleanly (uvicorn would exit the process)."""
+    host, port = split_host_port(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise OSError(f"cannot listen on {address} (REST): {error.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+async def start_rest(node: LedgerNode, sock: socket.socket) -> tuple[RestServer, asyncio.Task]:
+    """Serve the auditor REST API on `sock` from this loop; return once it accepts."""
+    server = RestServer(
+        uvicorn.Config(
+            create_app(node),
+            loop="none",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=REST_GRACEFUL_SHUTDOWN_S,
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise OSError("the REST server stopped while starting")
+        await asyncio.sleep(0.01)
+    return server, task
+
+
+async def stop_rest(server: RestServer, task: asyncio.Task) -> None:
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await task
 
 
 async def serve(
@@ -75,18 +139,27 @@ async def serve(
     if port == 0:
         store.close()
         raise OSError(f"cannot listen on {config.grpc_listen}")
+    rest_socket = None
+    if config.rest_listen is not None:
+        try:
+            rest_socket = bind_rest_socket(config.rest_listen)
+        except OSError:
+            store.close()
+            raise
     peer_server = None
     if network is not None:
         peer_server = create_peer_server()
         network.add_to_server(peer_server, config.peer_listen)
         await peer_server.start()
     await server.start()
+    rest = await start_rest(node, rest_socket) if rest_socket is not None else None
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
-        "node %s serving gRPC on %s; chain %s at height %d",
+        "node %s serving gRPC on %s%s; chain %s at height %d",
         config.node_id,
         config.grpc_listen,
+        f", REST on {config.rest_listen}" if rest is not None else "",
         genesis.chain_id,
         store.head_height,
     )
@@ -109,6 +182,8 @@ async def serve(
         failing.cancel()
         log.info("node %s stopping", config.node_id)
         await health_servicer.enter_graceful_shutdown()
+        if rest is not None:
+            await stop_rest(*rest)
         await driver.stop()
         if network is not None:
             await network.stop()

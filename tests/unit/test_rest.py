@@ -18,12 +18,12 @@ import base64
 import hashlib
 import importlib.util
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest
 
 from provledger.node.rest import StoreView, create_app, encode_cursor
@@ -39,12 +39,6 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.tokens import issue_token
 from provledger.v1 import ledger_pb2
-
-with warnings.catch_warnings():
-    # Starlette 1.x deprecates httpx in its TestClient in favour of httpx2; httpx is what the
-    # project's dev dependencies name, and it works.
-    warnings.filterwarnings("ignore", message=".*httpx2", category=UserWarning)
-    from fastapi.testclient import TestClient
 
 T = GENESIS_TIME_MS
 NOW_MS = T + 100_000  # the node's clock in these tests
