@@ -27,6 +27,7 @@ from provledger.protocol.blocks import verify_checkpoint
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.genesis import parse_genesis, role_name
+from provledger.protocol.limits import TOKEN_TTL_MS_DEFAULT
 from provledger.v1 import api_pb2, ledger_pb2
 
 DEFAULT_NODE = "127.0.0.1:7050"
@@ -639,7 +640,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="auditor: read everything (auditors and regulators); member: what concerns it",
     )
     issue.add_argument(
-        "--ttl-s", type=int, default=3_600, help="seconds the token is valid (default 3600)"
+        "--ttl-s",
+        type=int,
+        default=TOKEN_TTL_MS_DEFAULT // 1000,
+        help=f"seconds the token is valid (default {TOKEN_TTL_MS_DEFAULT // 1000})",
     )
     issue.set_defaults(handler=cmd_token_issue)
     return parser

@@ -32,6 +32,7 @@ from provledger.protocol.genesis import parse_genesis
 from provledger.protocol.limits import (
     GRPC_CONCURRENT_STREAMS_MAX,
     GRPC_MESSAGE_SIZE_BYTES_MAX,
+    REST_CONNECTIONS_MAX,
     REST_GRACEFUL_SHUTDOWN_S,
 )
 from provledger.v1 import api_pb2, api_pb2_grpc
@@ -85,6 +86,7 @@ async def start_rest(node: LedgerNode, sock: socket.socket) -> tuple[RestServer,
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=REST_GRACEFUL_SHUTDOWN_S,
+            limit_concurrency=REST_CONNECTIONS_MAX,
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -98,6 +98,7 @@ REST_PAGE_ITEMS_MAX = 500
 REST_CURSOR_LENGTH_CHARS_MAX = 256
 REST_LINEAGE_NODES_TOTAL_MAX = 100_000  # a paged lineage lists at most this many nodes
 REST_GRACEFUL_SHUTDOWN_S = 2
+REST_CONNECTIONS_MAX = 512  # concurrent connections and requests; more are answered 503
 
 # Evidence bundles
 BUNDLE_EVENTS_MAX = 2_000

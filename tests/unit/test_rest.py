@@ -26,6 +26,8 @@ import pytest
 from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest
 
+from provledger.cli.consortium import init_consortium
+from provledger.node.config import ConfigError, NodeConfig, render, split_host_port
 from provledger.node.rest import StoreView, create_app, encode_cursor
 from provledger.node.store import Store
 from provledger.protocol import blocks, merkle
@@ -1394,3 +1396,33 @@ def test_cursor_encoding_is_opaque_base64url(story):
     cursor = page["next_cursor"]
     assert "=" not in cursor
     assert json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))[0] == "blocks"
+
+
+# --- where the API is served ------------------------------------------------------------------
+
+
+def test_the_node_config_names_the_rest_address(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        render("node-0", "g.json", "k.json", "127.0.0.1:7050", rest_listen="[::1]:7250")
+    )
+    assert NodeConfig.load(path).rest_listen == "[::1]:7250"
+    assert split_host_port("[::1]:7250") == ("::1", 7250)
+    assert split_host_port("127.0.0.1:7250") == ("127.0.0.1", 7250)
+    path.write_text(render("node-0", "g.json", "k.json", "127.0.0.1:7050"))
+    assert NodeConfig.load(path).rest_listen is None
+    for bad in ('listen = "7250"', 'listen = "host:"', 'listen = "host:70000"', "listen = 5"):
+        path.write_text(
+            render("node-0", "g.json", "k.json", "127.0.0.1:7050") + f"\n[rest]\n{bad}\n"
+        )
+        with pytest.raises(ConfigError, match=r"\[rest\] listen"):
+            NodeConfig.load(path)
+    path.write_text('rest = "x"\n' + render("node-0", "g.json", "k.json", "127.0.0.1:7050"))
+    with pytest.raises(ConfigError, match=r"\[rest\] must be a table"):
+        NodeConfig.load(path)
+
+
+def test_consortium_init_gives_node_k_the_rest_port_base_plus_200_plus_k(tmp_path):
+    layout = init_consortium(tmp_path / "chain", 2, base_port=20_000)
+    assert layout.rest_addresses == ["127.0.0.1:20200", "127.0.0.1:20201"]
+    assert [NodeConfig.load(c).rest_listen for c in layout.node_configs] == layout.rest_addresses
