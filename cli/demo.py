@@ -26,11 +26,13 @@ from provledger.cli.main import (
     verify_consistency_response,
     verify_inclusion_response,
 )
+from provledger.protocol.blocks import decode_header
 from provledger.protocol.genesis import parse_genesis
 from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
 NODE_START_TIMEOUT_S = 30
 NODE_STOP_TIMEOUT_S = 10
+NODE_CATCH_UP_TIMEOUT_S = 10
 DAY_MS = 24 * 3600 * 1000
 
 
@@ -151,7 +153,22 @@ class RoundRobin:
         client = self._clients[self._turn % len(self._clients)]
         self._turn += 1
         print(f"     sent to {client.address}")
-        return client.submit_and_wait(signed)
+        receipt = client.submit_and_wait(signed)
+        self.wait_for_height(receipt.height)
+        return receipt
+
+    def wait_for_height(self, height: int) -> None:
+        """Wait until every node has applied `height`: a validator may commit a moment after
+        the one that answered, and the next step goes to another node."""
+        deadline = time.monotonic() + NODE_CATCH_UP_TIMEOUT_S
+        for client in self._clients:
+            while True:
+                checkpoint = client.stub.GetCheckpoint(api_pb2.GetCheckpointRequest())
+                if decode_header(checkpoint.header).height >= height:
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandError(f"{client.address} did not reach height {height}")
+                time.sleep(0.02)
 
 
 def _commit(client: RoundRobin, signed: ledger_pb2.SignedEvent) -> api_pb2.Receipt:

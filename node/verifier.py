@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -22,6 +24,20 @@ from provledger.protocol import crypto
 from provledger.protocol.limits import SIGNATURE_POOL_BATCH_EVENTS_MIN, SIGNATURE_POOL_WORKERS_MAX
 
 Check = tuple[bytes, bytes, bytes]  # (public key, message including its domain, signature)
+
+
+def _exit_with_parent() -> None:
+    """Worker initializer: end this worker as soon as the node process is gone, even after a
+    `kill -9` of the node (which gives the pool no chance to shut its workers down)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _verify_all(checks: Sequence[Check]) -> list[bool]:
@@ -39,7 +55,9 @@ class SignatureVerifier:
             else min(SIGNATURE_POOL_WORKERS_MAX, max(1, (os.cpu_count() or 2) - 1))
         )
         self._pool = ProcessPoolExecutor(
-            max_workers=count, mp_context=multiprocessing.get_context("spawn")
+            max_workers=count,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
         )
         self._workers = count
         # Start the workers now, before gRPC creates its threads.

@@ -186,7 +186,7 @@ def verify_recovered_chain(
         block_leaves = [
             merkle.hash_leaf(log_leaf(event_id(e.body), e.signature)) for e in block.events
         ]
-        assert header.event_count == len(block.events) > 0
+        assert header.event_count == len(block.events)  # empty heartbeat blocks allowed
         assert header.events_root == merkle.root_from_leaf_hashes(block_leaves)
         log_size += len(block.events)
         assert header.log_size == log_size, f"log sizes do not add up at {height}"
@@ -254,7 +254,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(crash_node) -> None:
         receipt = stub.SubmitAndWait(
             api_pb2.SubmitAndWaitRequest(event=signed), timeout=RPC_TIMEOUT_S
         )
-        assert receipt.height == heads[-1] + 1
+        assert receipt.height > heads[-1]
         header = verify_checkpoint(receipt.checkpoint, genesis)
         merkle.verify_inclusion(
             receipt.proof.leaf_hash,
