@@ -31,6 +31,13 @@ DEFAULT_MEMBERS = (
 )
 
 
+def consortium_ports(base_port: int, nodes: int) -> list[int]:
+    """Every 127.0.0.1 port `init_consortium(..., nodes, base_port=base_port)` writes into
+    the node configs: client API, REST API and, with more than one node, PeerService."""
+    offsets = [0, REST_PORT_OFFSET] + ([PEER_PORT_OFFSET] if nodes > 1 else [])
+    return [base_port + offset + index for offset in offsets for index in range(nodes)]
+
+
 def save_private(path: Path, data: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:

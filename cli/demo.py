@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient, describe_rpc_error
-from provledger.cli.consortium import PEER_PORT_OFFSET, init_consortium
+from provledger.cli.consortium import ConsortiumLayout, consortium_ports, init_consortium
 from provledger.cli.main import (
     CommandError,
     render_lineage_tree,
@@ -28,11 +28,14 @@ from provledger.cli.main import (
 )
 from provledger.protocol.blocks import decode_header
 from provledger.protocol.genesis import parse_genesis
+from provledger.protocol.tokens import issue_token
 from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
 NODE_START_TIMEOUT_S = 30
 NODE_STOP_TIMEOUT_S = 10
 NODE_CATCH_UP_TIMEOUT_S = 10
+CLI_TIMEOUT_S = 60
+DEMO_TOKEN_TTL_MS = 24 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 
 
@@ -45,13 +48,13 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_base_port(nodes: int, peer_offset: int = PEER_PORT_OFFSET) -> int:
+def free_base_port(nodes: int) -> int:
     """A base port where every port the consortium needs on 127.0.0.1 is free."""
     for _ in range(100):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             base = probe.getsockname()[1]
-        wanted = [base + i for i in range(nodes)] + [base + peer_offset + i for i in range(nodes)]
+        wanted = consortium_ports(base, nodes)
         if max(wanted) < 65536 and all(_port_free(port) for port in wanted):
             return base
     raise CommandError("found no free ports on 127.0.0.1 for the demo")
@@ -101,10 +104,10 @@ def digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def run_demo(keep_data: bool = False, nodes: int = 4) -> None:
+def run_demo(keep_data: bool = False, nodes: int = 4, serve: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="provledger-demo-"))
     try:
-        _story(workdir, nodes)
+        _story(workdir, nodes, serve)
     finally:
         if keep_data:
             print(f"\ndata kept in {workdir}")
@@ -112,7 +115,7 @@ def run_demo(keep_data: bool = False, nodes: int = 4) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _story(workdir: Path, nodes: int) -> None:
+def _story(workdir: Path, nodes: int, serve: bool) -> None:
     layout = init_consortium(workdir / "consortium", nodes=nodes, base_port=free_base_port(nodes))
     genesis = parse_genesis(layout.genesis_path.read_bytes())
     signer = {m: EventSigner(Identity.load(p)) for m, p in layout.identities.items()}
@@ -132,12 +135,78 @@ def _story(workdir: Path, nodes: int) -> None:
                     ) from None
                 print(f"node-{index} serves gRPC on {client.address} (pid {process.pid})")
             _tell(RoundRobin(clients), signer, genesis)
+            token = issue_token(
+                Identity.load(layout.identities["auditor"]).key,
+                "auditor",
+                "auditor",
+                genesis.chain_id,
+                time.time_ns() // 1_000_000,
+                DEMO_TOKEN_TTL_MS,
+            )
+            _export_and_verify(layout, token, workdir)
+            if serve:
+                _serve(layout, token)
         finally:
             for client in clients:
                 client.close()
         pids = ", ".join(str(process.pid) for process in processes)
         print(f"\nstopping the {nodes} nodes (pids {pids})")
     print("demo finished: every step behaved as the story says")
+
+
+def _export_and_verify(layout: ConsortiumLayout, token: str, workdir: Path) -> None:
+    """The auditor's part: download the settled trade's evidence bundle from a node's REST
+    API, then check it offline with `provledger verify`, trusting only genesis.json."""
+    bundle = workdir / "trade-order-1.evidence.json"
+    rest = f"http://{layout.rest_addresses[-1]}"
+    step(14, f"an auditor exports the trade's evidence bundle from {rest} and verifies it offline")
+    _run_cli(
+        "evidence",
+        "export",
+        "--trade",
+        "order/1",
+        "--rest",
+        rest,
+        "--token",
+        token,
+        "--genesis",
+        str(layout.genesis_path),
+        "--out",
+        str(bundle),
+    )
+    print(
+        f"     wrote {bundle.name} ({bundle.stat().st_size:,} bytes); "
+        f"$ provledger verify {bundle.name} --genesis genesis.json"
+    )
+    output = _run_cli("verify", str(bundle), "--genesis", str(layout.genesis_path))
+    print("\n".join("     " + line for line in output.strip().splitlines()))
+
+
+def _run_cli(*arguments: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "provledger.cli.main", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    if completed.returncode != 0:
+        raise CommandError(f"provledger {arguments[0]} failed: {completed.stderr.strip()}")
+    return completed.stdout
+
+
+def _serve(layout: ConsortiumLayout, token: str) -> None:
+    """Keep the consortium running for a person to explore, until Ctrl-C."""
+    url = f"http://{layout.rest_addresses[0]}/#token={token}&asset=fused%2Fmobility-health-2021"
+    print("\nthe consortium keeps running. Explore it in a browser:")
+    print(f"  {url}")
+    print(f"auditor token (for curl -H 'Authorization: Bearer ...'):\n  {token}")
+    print(f"genesis: {layout.genesis_path}")
+    print("press Ctrl-C to stop every node")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print()
 
 
 class RoundRobin:

@@ -339,7 +339,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
-    run_demo(keep_data=args.keep, nodes=args.nodes)
+    run_demo(keep_data=args.keep, nodes=args.nodes, serve=args.serve)
 
 
 # --- evidence bundles ------------------------------------------------------------------------
@@ -595,6 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a local consortium and tell a provenance story")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
     demo.add_argument("--nodes", type=int, default=4, help="validator node processes (default 4)")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="afterwards keep the consortium running for the web explorer, until Ctrl-C",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     evidence = commands.add_parser("evidence", help="evidence bundles").add_subparsers(

@@ -99,13 +99,8 @@ def free_port() -> int:
 
 
 def consortium_ports(base_port: int, nodes: int) -> list[int]:
-    """Every port `consortium.init_consortium(..., nodes, base_port=base_port)` writes into the
-    configs: the client API on base+K and, with more than one node, PeerService on
-    base+PEER_PORT_OFFSET+K."""
-    ports = [base_port + index for index in range(nodes)]
-    if nodes > 1:
-        ports += [base_port + consortium.PEER_PORT_OFFSET + index for index in range(nodes)]
-    return ports
+    """Every port `consortium.init_consortium(..., nodes, base_port=base_port)` writes."""
+    return consortium.consortium_ports(base_port, nodes)
 
 
 def ports_free(ports: Iterable[int]) -> bool:
