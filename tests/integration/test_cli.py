@@ -277,6 +277,6 @@ def test_unreachable_node_and_missing_config_fail(tmp_path: Path) -> None:
 
 def test_demo_runs_its_story() -> None:
     result = run_cli("demo", timeout=DEMO_TIMEOUT_S)
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    assert result.stdout.count("VERIFIED") == 2, result.stdout
+    assert result.returncode == 0, f"{result.stderr}\n{result.stdout}"
+    assert result.stdout.count("VERIFIED") == 3, result.stdout
     assert "rejected as expected" in result.stdout
