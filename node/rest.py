@@ -323,6 +323,11 @@ class AssetView(BaseModel):
     origin_event_id: str
     retired: bool
     holder_ids: list[str]
+    redacted: bool = Field(
+        default=False,
+        description="true when the reader may see this asset's place in a lineage but not its "
+        "details: name, content digest, holders and origin event are then left empty",
+    )
 
 
 class EdgeView(BaseModel):
@@ -586,6 +591,25 @@ class Ledger:
             if not more:
                 return False
             after = grants[-1].grant.grant_id
+
+    def lineage_record(
+        self, reader: Reader, asset: state_pb2.AssetRecord
+    ) -> tuple[state_pb2.AssetRecord, bool]:
+        """An asset as it may appear in a lineage the reader asked for: whole if it concerns
+        the reader, else only its place in the graph (id, owner, classification, parents,
+        activity), so that provenance stays traceable without disclosing other members'
+        data. Returns the record and whether it was redacted."""
+        if self.sees_asset(reader, asset):
+            return asset, False
+        redacted = state_pb2.AssetRecord(
+            asset_id=asset.asset_id,
+            owner_id=asset.owner_id,
+            classification=asset.classification,
+            parent_ids=asset.parent_ids,
+            activity=asset.activity,
+            retired=asset.retired,
+        )
+        return redacted, True
 
     def require_asset(self, reader: Reader, asset_id: str) -> state_pb2.AssetRecord:
         asset = self.store.load("asset", asset_id)
@@ -894,7 +918,7 @@ class Ledger:
             root=asset_id,
             direction=direction,  # type: ignore[arg-type]
             depth=depth,
-            nodes=[asset_view(a) for a in page.assets],
+            nodes=[asset_view(*self.lineage_record(reader, a)) for a in page.assets],
             edges=[EdgeView(parent=p, child=c) for p, c in page.edges],
             truncated=page.truncated,
             next_cursor=(
@@ -917,7 +941,8 @@ class Ledger:
             limit=LINEAGE_NODES_MAX,
             total_max=LINEAGE_NODES_MAX,
         )
-        return ProvExport(self).document(page.assets, page.edges), (
+        assets = [self.lineage_record(reader, a)[0] for a in page.assets]
+        return ProvExport(self).document(assets, page.edges), (
             page.truncated or page.next_offset is not None
         )
 
@@ -1343,8 +1368,9 @@ def certificate_view(certificate: ledger_pb2.CommitCertificate) -> CertificateVi
     )
 
 
-def asset_view(asset: state_pb2.AssetRecord) -> AssetView:
+def asset_view(asset: state_pb2.AssetRecord, redacted: bool = False) -> AssetView:
     return AssetView(
+        redacted=redacted,
         asset_id=asset.asset_id,
         owner_id=asset.owner_id,
         classification=enum_text(ledger_pb2.Classification.DESCRIPTOR, asset.classification),

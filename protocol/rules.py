@@ -15,8 +15,8 @@ Who may do what (roles are in the genesis document and changed by governance):
   a regulator's cross-border approval for that asset, recipient and region, still valid; a
   grant marked no-cross-border never allows it;
 - exchanges list offers of an asset for its owner; any member but the seller or an auditor
-  orders; trades go listed -> ordered -> delivered (by the seller) -> settled (by the listing
-  exchange); only a party to the order opens a dispute, and a regulator resolves it;
+  orders; trades go listed -> ordered -> delivered (by the seller; the buyer then holds a copy
+  of the asset) -> settled (by the listing exchange); only a party to the order opens a dispute, and a regulator resolves it;
 - regulators approve cross-border moves, issue certificates and resolve disputes;
 - auditors only read; every event they author is rejected;
 - governance changes need approvals from more than two thirds of the active members.
@@ -570,7 +570,15 @@ def _order_delivered(state, author, payload, decoded, block_time_ms) -> list[Wri
     _require_status(order, (state_pb2.ORDER_STATUS_ORDERED,), "deliver")
     updated = _advance(order, state_pb2.ORDER_STATUS_DELIVERED, decoded)
     updated.delivery_digest = payload.delivery_digest
-    return [_put("order", order.order_id, updated)]
+    writes = [_put("order", order.order_id, updated)]
+    # The buyer now holds a copy of the asset, as if it had been shared with it.
+    offer = state.load("offer", order.offer_id)
+    asset = state.load("asset", offer.offer.asset_id) if offer is not None else None  # type: ignore[attr-defined]
+    if asset is not None and order.buyer_id not in asset.holder_ids:  # type: ignore[attr-defined]
+        holder = _copy(asset)
+        holder.holder_ids.append(order.buyer_id)
+        writes.append(_put("asset", holder.asset_id, holder))
+    return writes
 
 
 def _order_settled(state, author, payload, decoded, block_time_ms) -> list[Write]:

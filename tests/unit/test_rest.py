@@ -613,7 +613,8 @@ def test_an_asset_record(story):
         "activity": "fusion",
         "origin_event_id": story.ids["fused"],
         "retired": False,
-        "holder_ids": [],
+        "holder_ids": ["regulator"],  # it bought the asset and got it delivered
+        "redacted": False,
     }
     assert story.get("/v1/assets", asset_id=TEMPORARY)["retired"] is True
     assert story.get("/v1/assets", asset_id=OLD)["owner_id"] == "agency-b"
@@ -1426,3 +1427,25 @@ def test_consortium_init_gives_node_k_the_rest_port_base_plus_200_plus_k(tmp_pat
     layout = init_consortium(tmp_path / "chain", 2, base_port=20_000)
     assert layout.rest_addresses == ["127.0.0.1:20200", "127.0.0.1:20201"]
     assert [NodeConfig.load(c).rest_listen for c in layout.node_configs] == layout.rest_addresses
+
+
+def test_a_member_sees_the_shape_of_a_lineage_but_not_others_details(story):
+    """agency-a owns HEALTH; agency-b derived FUSED from it. agency-a may trace where its data
+    went (ids, owners, classifications) but not read agency-b's asset details."""
+    as_member = story.get("/v1/lineage", who="agency-a", asset_id=HEALTH, direction="downstream")
+    nodes = {node["asset_id"]: node for node in as_member["nodes"]}
+    assert nodes[HEALTH]["redacted"] is False and nodes[HEALTH]["content_digest"]
+    fused = nodes[FUSED]
+    assert fused["redacted"] is True
+    assert (fused["owner_id"], fused["classification"], fused["activity"]) == (
+        "agency-b",
+        "important",
+        "fusion",
+    )
+    assert fused["content_digest"] == fused["name"] == fused["origin_event_id"] == ""
+    assert fused["holder_ids"] == []
+    as_auditor = story.get("/v1/lineage", asset_id=HEALTH, direction="downstream")
+    unredacted = {node["asset_id"]: node for node in as_auditor["nodes"]}[FUSED]
+    assert unredacted["redacted"] is False and unredacted["content_digest"]
+    prov = story.get("/v1/prov", who="agency-a", asset_id=HEALTH, direction="downstream")
+    assert digest("fused").hex() not in str(prov)

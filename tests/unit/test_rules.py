@@ -2088,10 +2088,14 @@ def test_trade_life_cycle(consortium: Consortium, state: MemoryState):
     assert order.status == state_pb2.ORDER_STATUS_ORDERED
     assert list(order.event_ids) == [offer.event_id, order.event_ids[1]]
 
+    asset_id = offer.offer.asset_id
+    assert "agency-b" not in _load(state, "asset", asset_id).holder_ids
     delivered = valid("order_delivered")(consortium)
     consortium.apply(state, delivered, BLOCK_TIME_MS)
     assert _order(state).status == state_pb2.ORDER_STATUS_DELIVERED
     assert _order(state).delivery_digest == digest("delivery")
+    # the buyer now holds a copy of what it bought
+    assert list(_load(state, "asset", asset_id).holder_ids).count("agency-b") == 1
 
     settled = valid("order_settled")(consortium)
     consortium.apply(state, settled, BLOCK_TIME_MS + 1)
