@@ -16,7 +16,8 @@ Who may do what (roles are in the genesis document and changed by governance):
   grant marked no-cross-border never allows it;
 - exchanges list offers of an asset for its owner; any member but the seller or an auditor
   orders; trades go listed -> ordered -> delivered (by the seller; the buyer then holds a copy
-  of the asset) -> settled (by the listing exchange); only a party to the order opens a dispute, and a regulator resolves it;
+  of the asset) -> settled (by the listing exchange); only a party to the order opens a
+  dispute, and a regulator resolves it;
 - regulators approve cross-border moves, issue certificates and resolve disputes;
 - auditors only read; every event they author is rejected;
 - governance changes need approvals from more than two thirds of the active members.
