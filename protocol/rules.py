@@ -145,6 +145,18 @@ def _asset(state: StateReader, asset_id: str) -> state_pb2.AssetRecord:
     return asset  # type: ignore[return-value]
 
 
+def _owned_asset(
+    state: StateReader, asset_id: str, author: state_pb2.MemberRecord, action: str
+) -> state_pb2.AssetRecord:
+    """The live asset, if `author` owns it; else a not_owner rejection naming the owner."""
+    asset = _asset(state, asset_id)
+    if asset.owner_id != author.member_id:
+        raise forbidden(
+            "not_owner", f"only the owner {asset.owner_id!r} may {action} asset {asset_id!r}"
+        )
+    return asset
+
+
 def _new_id(state: StateReader, kind: str, record_id: str) -> None:
     if state.load(kind, record_id) is not None:
         raise duplicate(f"{kind}_exists", f"{kind} {record_id!r} already exists")
@@ -366,12 +378,7 @@ def _asset_shared(state, author, payload, decoded, block_time_ms) -> list[Write]
 
 
 def _asset_transferred(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    asset = _asset(state, payload.asset_id)
-    if asset.owner_id != author.member_id:
-        raise forbidden(
-            "not_owner",
-            f"only the owner {asset.owner_id!r} may transfer asset {asset.asset_id!r}",
-        )
+    asset = _owned_asset(state, payload.asset_id, author, "transfer")
     new_owner = _member(state, payload.new_owner_id, "new_owner_id")
     if new_owner.member_id == author.member_id:
         raise invalid("self_transfer", "the asset already belongs to its author")
@@ -436,11 +443,7 @@ def _certificate_revoked(state, author, payload, decoded, block_time_ms) -> list
 
 
 def _asset_retired(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    asset = _asset(state, payload.asset_id)
-    if asset.owner_id != author.member_id:
-        raise forbidden(
-            "not_owner", f"only the owner {asset.owner_id!r} may retire asset {asset.asset_id!r}"
-        )
+    asset = _owned_asset(state, payload.asset_id, author, "retire")
     updated = _copy(asset)
     updated.retired = True
     return [_put("asset", asset.asset_id, updated)]
@@ -450,12 +453,7 @@ def _asset_retired(state, author, payload, decoded, block_time_ms) -> list[Write
 
 
 def _grant_issued(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    asset = _asset(state, payload.asset_id)
-    if asset.owner_id != author.member_id:
-        raise forbidden(
-            "not_owner",
-            f"only the owner {asset.owner_id!r} may grant use of asset {asset.asset_id!r}",
-        )
+    asset = _owned_asset(state, payload.asset_id, author, "grant use of")
     _member(state, payload.grantee_id, "grantee_id")
     if payload.grantee_id == author.member_id:
         raise invalid("self_grant", "an owner needs no grant on its own asset")
