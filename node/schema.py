@@ -9,8 +9,8 @@ length-prefixed so that no id can be a prefix-collision of another.
 | m      | m + name                              | metadata (head height, genesis hash)   |
 | b      | b + height                            | StoredBlock: header, certificate, ids  |
 | h      | h + block id                          | height                                 |
-| e      | e + event id                          | EventLocation + SignedEvent bytes      |
-| l      | l + log index                         | event id                               |
+| e      | e + event id                          | log index                              |
+| l      | l + log index                         | EventLocation with the SignedEvent     |
 | t      | t + level (1) + index                 | perfect Merkle subtree hash            |
 | s      | s + kind + 0x00 + record id           | a world-state record                   |
 | n      | n + member id + 0x00 + nonce          | (empty) nonce used                     |

@@ -41,7 +41,12 @@ from provledger.protocol.blocks import (
 from provledger.protocol.errors import check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
-from provledger.protocol.limits import STATE_CACHE_RECORDS_MAX
+from provledger.protocol.limits import (
+    LEVELDB_BLOCK_CACHE_BYTES,
+    LEVELDB_BLOOM_FILTER_BITS,
+    LEVELDB_WRITE_BUFFER_BYTES,
+    STATE_CACHE_RECORDS_MAX,
+)
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
 
@@ -72,7 +77,16 @@ class Store:
         """Open the ledger at `path`; with `create=False`, refuse a folder that holds none
         (so a mistyped path is an error, not a new empty ledger)."""
         self._genesis = genesis
-        self._db = plyvel.DB(str(path), create_if_missing=create)
+        self._db = plyvel.DB(
+            str(path),
+            create_if_missing=create,
+            # Fewer, larger flushes mean less compaction work per event; bloom filters answer
+            # most lookups of absent keys (new event ids, unused nonces, new asset ids)
+            # without reading a block.
+            write_buffer_size=LEVELDB_WRITE_BUFFER_BYTES,
+            bloom_filter_bits=LEVELDB_BLOOM_FILTER_BITS,
+            lru_cache_size=LEVELDB_BLOCK_CACHE_BYTES,
+        )
         self._lock = threading.Lock()
         # Parsed world-state records, read-through and updated by each commit. Callers never
         # mutate what `load` returns (the rules copy before they change anything).
@@ -198,8 +212,10 @@ class Store:
                 location = state_pb2.EventLocation(
                     height=height, position=position, log_index=log_index, event=decoded.signed
                 )
-                batch.put(schema.event_key(decoded.event_id), location.SerializeToString())
-                batch.put(schema.log_key(log_index), decoded.event_id)
+                # Events live under their log index (keys in append order, cheap for LevelDB
+                # to write and to read a block back); the id maps to the index.
+                batch.put(schema.log_key(log_index), location.SerializeToString())
+                batch.put(schema.event_key(decoded.event_id), schema.encode_number(log_index))
                 self._put_indexes(batch, decoded, log_index, block_writes)
             for level, index, node_hash in executed.merkle_nodes:
                 batch.put(schema.tree_key(level, index), node_hash)
@@ -319,10 +335,15 @@ class Store:
         block = ledger_pb2.Block(header=stored.header, evidence=stored.evidence)
         if stored.HasField("last_commit"):
             block.last_commit.CopyFrom(stored.last_commit)
-        for event_identifier in stored.event_ids:
-            location = self.event(event_identifier)
-            check(location is not None, "a stored block names an event that is not stored")
-            block.events.append(location.event)  # type: ignore[union-attr]
+        header = decode_header(stored.header)
+        first = header.log_size - header.event_count
+        for _, raw in self._db.iterator(
+            start=schema.log_key(first), stop=schema.log_key(header.log_size)
+        ):
+            location = state_pb2.EventLocation()
+            location.ParseFromString(raw)
+            block.events.append(location.event)
+        check(len(block.events) == header.event_count, f"block {height} lacks stored events")
         return block, stored.certificate
 
     def checkpoint(self, height: int) -> ledger_pb2.Checkpoint | None:
@@ -338,7 +359,13 @@ class Store:
         return decode_header(stored.header) if stored is not None else None
 
     def event(self, event_identifier: bytes) -> state_pb2.EventLocation | None:
-        raw = self._db.get(schema.event_key(event_identifier))
+        log_index = self._db.get(schema.event_key(event_identifier))
+        if log_index is None:
+            return None
+        return self.event_at(schema.decode_number(log_index))
+
+    def event_at(self, log_index: int) -> state_pb2.EventLocation | None:
+        raw = self._db.get(schema.log_key(log_index))
         if raw is None:
             return None
         location = state_pb2.EventLocation()
@@ -347,9 +374,6 @@ class Store:
 
     def has_event(self, event_identifier: bytes) -> bool:
         return self._db.get(schema.event_key(event_identifier)) is not None
-
-    def event_id_at(self, log_index: int) -> bytes | None:
-        return self._db.get(schema.log_key(log_index))
 
     # --- proofs -----------------------------------------------------------------------------
 
