@@ -453,7 +453,7 @@ def _asset_retired(state, author, payload, decoded, block_time_ms) -> list[Write
 
 
 def _grant_issued(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    asset = _owned_asset(state, payload.asset_id, author, "grant use of")
+    _owned_asset(state, payload.asset_id, author, "grant use of")
     _member(state, payload.grantee_id, "grantee_id")
     if payload.grantee_id == author.member_id:
         raise invalid("self_grant", "an owner needs no grant on its own asset")
