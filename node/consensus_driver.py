@@ -117,7 +117,7 @@ class ConsensusDriver:
     def _feed(self, event: consensus.Input) -> None:
         if self._stopped:
             return
-        outputs = consensus.step(self.state, event, self._node.app)
+        self.state, outputs = consensus.step(self.state, event, self._node.app)
         for output in outputs:
             if isinstance(output, consensus.Persist):
                 self._node.store.save_signed(output.message, output.block)

@@ -273,12 +273,14 @@ def restore_signed(
                 state.signed_blocks[message.block_id] = block
 
 
-def step(state: ConsensusState, event: Input, app: Application) -> list[Output]:
-    """Feed one input; return what the shell must do, in order. `state` is updated in place
-    (it is owned by the caller, who never shares it)."""
+def step(
+    state: ConsensusState, event: Input, app: Application
+) -> tuple[ConsensusState, list[Output]]:
+    """Feed one input; return the next state and what the shell must do, in order. For speed
+    the state is updated in place and returned: the caller owns it and never shares it."""
     machine = _Machine(state, app, getattr(event, "now_ms", 0))
     machine.handle(event)
-    return machine.outputs
+    return state, machine.outputs
 
 
 class _Machine:

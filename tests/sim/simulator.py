@@ -148,7 +148,7 @@ class SimNode:
     def feed(self, event: consensus.Input) -> None:
         if not self.up:
             return
-        outputs = consensus.step(self.state, event, self.app)
+        self.state, outputs = consensus.step(self.state, event, self.app)
         self.carry_out(outputs)
 
     def carry_out(self, outputs: list[consensus.Output]) -> None:
