@@ -99,6 +99,10 @@ class Store:
             self._db.close()
             raise StoreError(f"the database at {path} belongs to a different genesis")
         self._head_height = schema.decode_number(self._db.get(schema.META_HEAD_HEIGHT))
+        # Every read goes through a snapshot of the last committed block, replaced when the
+        # next one is written: a reader (validating a proposal, answering a query) never sees
+        # a block half-applied while a commit is being written in another thread.
+        self._read = self._db.snapshot()
         self._log = merkle.CompactRange()
         self._tip = genesis_tip(genesis)
         self._check_head()
@@ -161,7 +165,7 @@ class Store:
         if cached is not _NOT_CACHED:
             return cached  # type: ignore[return-value]
         generation = self._generation
-        raw = self._db.get(schema.state_key(kind, record_id))
+        raw = self._read.get(schema.state_key(kind, record_id))
         record = None
         if raw is not None:
             record = RECORD_TYPES[kind]()
@@ -176,11 +180,11 @@ class Store:
         return record
 
     def nonce_used(self, member_id: str, nonce: int) -> bool:
-        return self._db.get(schema.nonce_key(member_id, nonce)) is not None
+        return self._read.get(schema.nonce_key(member_id, nonce)) is not None
 
     def members(self) -> Iterable[state_pb2.MemberRecord]:
         prefix = schema.state_key("member", "")
-        for _, raw in self._db.iterator(prefix=prefix):
+        for _, raw in self._read.iterator(prefix=prefix):
             record = state_pb2.MemberRecord()
             record.ParseFromString(raw)
             yield record
@@ -229,7 +233,9 @@ class Store:
                 include_value=False,
             ):
                 batch.delete(key)
+        snapshot = self._db.snapshot()
         with self._lock:
+            self._read = snapshot
             self._generation += 1
             for write in executed.writes:
                 if write.record is not None:
@@ -318,7 +324,7 @@ class Store:
     # --- reading blocks and events ----------------------------------------------------------
 
     def _stored_block(self, height: int) -> state_pb2.StoredBlock | None:
-        raw = self._db.get(schema.block_key(height))
+        raw = self._read.get(schema.block_key(height))
         if raw is None:
             return None
         stored = state_pb2.StoredBlock()
@@ -337,7 +343,7 @@ class Store:
             block.last_commit.CopyFrom(stored.last_commit)
         header = decode_header(stored.header)
         first = header.log_size - header.event_count
-        for _, raw in self._db.iterator(
+        for _, raw in self._read.iterator(
             start=schema.log_key(first), stop=schema.log_key(header.log_size)
         ):
             location = state_pb2.EventLocation()
@@ -359,13 +365,13 @@ class Store:
         return decode_header(stored.header) if stored is not None else None
 
     def event(self, event_identifier: bytes) -> state_pb2.EventLocation | None:
-        log_index = self._db.get(schema.event_key(event_identifier))
+        log_index = self._read.get(schema.event_key(event_identifier))
         if log_index is None:
             return None
         return self.event_at(schema.decode_number(log_index))
 
     def event_at(self, log_index: int) -> state_pb2.EventLocation | None:
-        raw = self._db.get(schema.log_key(log_index))
+        raw = self._read.get(schema.log_key(log_index))
         if raw is None:
             return None
         location = state_pb2.EventLocation()
@@ -373,12 +379,12 @@ class Store:
         return location
 
     def has_event(self, event_identifier: bytes) -> bool:
-        return self._db.get(schema.event_key(event_identifier)) is not None
+        return self._read.get(schema.event_key(event_identifier)) is not None
 
     # --- proofs -----------------------------------------------------------------------------
 
     def merkle_node(self, level: int, index: int) -> bytes:
-        node_hash = self._db.get(schema.tree_key(level, index))
+        node_hash = self._read.get(schema.tree_key(level, index))
         check(node_hash is not None, f"Merkle node ({level}, {index}) is not stored")
         return node_hash  # type: ignore[return-value]
 
@@ -404,7 +410,7 @@ class Store:
             else prefix
         )
         entries: list[state_pb2.EventLocation] = []
-        for key, event_identifier in self._db.iterator(start=start):
+        for key, event_identifier in self._read.iterator(start=start):
             if not key.startswith(prefix):
                 break
             if len(entries) == limit:
@@ -446,7 +452,7 @@ class Store:
         prefix = (
             schema.upstream_prefix(asset_id) if upstream else schema.downstream_prefix(asset_id)
         )
-        for key in self._db.iterator(prefix=prefix, include_value=False):
+        for key in self._read.iterator(prefix=prefix, include_value=False):
             yield key[len(prefix) :].decode()
 
     # --- queries for the auditor API (node/rest.py) -----------------------------------------
@@ -459,7 +465,7 @@ class Store:
         """The ids under an index `prefix` (in byte order) after `after`, and whether more."""
         start = prefix + after.encode() + b"\x00" if after is not None else prefix
         identifiers: list[str] = []
-        for key in self._db.iterator(start=start, include_value=False):
+        for key in self._read.iterator(start=start, include_value=False):
             if not key.startswith(prefix):
                 break
             if len(identifiers) == limit:
