@@ -27,13 +27,15 @@ from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, PeerRequestError
 from provledger.protocol import blocks, consensus
 from provledger.protocol.crypto import SigningKey
-from provledger.protocol.errors import Rejected
+from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.limits import (
     COMMIT_PAUSE_MS,
     GOSSIP_BATCH_EVENTS_MAX,
     GOSSIP_FLUSH_MS,
     REBROADCAST_INTERVAL_MS,
+    STARTUP_STATUS_POLL_INTERVAL_MS,
+    STARTUP_STATUS_POLLS_MAX,
     STATUS_POLL_INTERVAL_MS,
     SYNC_BATCH_BLOCKS_MAX,
 )
@@ -81,7 +83,16 @@ class ConsensusDriver:
         self._feed(consensus.StartHeight(self._node.store.head_height + 1, self._clock_ms()))
         self._spawn(self._every(REBROADCAST_INTERVAL_MS, self._rebroadcast))
         if self._network is not None:
+            self._spawn(self._poll_status_soon())
             self._spawn(self._every(STATUS_POLL_INTERVAL_MS, self._poll_status))
+
+    async def _poll_status_soon(self) -> None:
+        """A node that was down is most likely behind: ask as soon as peers are connected."""
+        for _ in range(STARTUP_STATUS_POLLS_MAX):
+            await asyncio.sleep(STARTUP_STATUS_POLL_INTERVAL_MS / 1000)
+            if self._network is not None and self._network.connected_peers():
+                await self._poll_status()
+                return
 
     async def stop(self) -> None:
         """Stop feeding consensus; a commit in progress is finished first."""
@@ -265,39 +276,60 @@ class ConsensusDriver:
                 return
 
     async def _sync_from(self, peer_id: str) -> None:
-        """Fetch, verify and commit the blocks `peer_id` has and this node lacks."""
+        """Fetch, verify and commit the blocks `peer_id` has and this node lacks. The next
+        batch is fetched while the current one is executed and written."""
         store = self._node.store
-        validators = self._node.genesis.validator_set
+        network = self._network
+        check(network is not None, "block sync needs peers")
+        fetching: asyncio.Task | None = None
+
+        def fetch(from_height: int) -> asyncio.Task:
+            return asyncio.get_running_loop().create_task(
+                network.fetch_blocks(  # type: ignore[union-attr]
+                    peer_id, from_height, SYNC_BATCH_BLOCKS_MAX
+                )
+            )
+
         try:
+            fetching = fetch(store.head_height + 1)
             while not self._stopped:
                 try:
-                    synced = await self._network.fetch_blocks(  # type: ignore[union-attr]
-                        peer_id, store.head_height + 1, SYNC_BATCH_BLOCKS_MAX
-                    )
+                    synced = await fetching
                 except PeerRequestError as error:
                     log.info("block sync from %s failed: %s", peer_id, error)
                     return
                 if not synced:
                     return
+                last = blocks.decode_header(synced[-1].block.header).height
+                fetching = fetch(last + 1) if len(synced) == SYNC_BATCH_BLOCKS_MAX else None
                 for item in synced:
-                    async with self._commit_lock:
-                        header = blocks.decode_header(item.block.header)
-                        if header.height != store.head_height + 1:
-                            continue
-                        try:
-                            blocks.verify_certificate(
-                                item.certificate, header, item.block.header, validators
-                            )
-                            executed = self._node.app.executed(
-                                item.block, blocks.block_id(item.block.header)
-                            )
-                        except Rejected as rejection:
-                            log.warning(
-                                "peer %s sent a bad block %d: %s", peer_id, header.height, rejection
-                            )
-                            return
-                        await self._node.commit(executed, item.certificate)
-                    log.info("caught up block %d from %s", header.height, peer_id)
+                    if not await self._commit_synced(peer_id, item):
+                        return
                 self._start_next_height()
+                if fetching is None:
+                    fetching = fetch(store.head_height + 1)  # anything committed meanwhile
         finally:
+            if fetching is not None and not fetching.done():
+                fetching.cancel()
             self._syncing = False
+
+    async def _commit_synced(self, peer_id: str, item: peer_pb2.SyncedBlock) -> bool:
+        """Check a synced block's certificate, execute and commit it; False if it is bad."""
+        store = self._node.store
+        async with self._commit_lock:
+            header = blocks.decode_header(item.block.header)
+            if header.height != store.head_height + 1:
+                return True  # consensus got there first
+            try:
+                blocks.verify_certificate(
+                    item.certificate, header, item.block.header, self._node.genesis.validator_set
+                )
+                executed = self._node.app.executed(
+                    item.block, blocks.block_id(item.block.header), certified=True
+                )
+            except Rejected as rejection:
+                log.warning("peer %s sent a bad block %d: %s", peer_id, header.height, rejection)
+                return False
+            await self._node.commit(executed, item.certificate)
+        log.info("caught up block %d from %s", header.height, peer_id)
+        return True
