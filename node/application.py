@@ -20,7 +20,7 @@ from typing import Protocol
 from provledger.node.mempool import Mempool
 from provledger.protocol import blocks, crypto, merkle
 from provledger.protocol.errors import Rejected, duplicate
-from provledger.protocol.events import DecodedEvent, decode
+from provledger.protocol.events import DecodedEvent, decode, event_id
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
     BLOCK_EVENTS_MAX,
@@ -28,7 +28,7 @@ from provledger.protocol.limits import (
     EXECUTED_BLOCKS_CACHED_MAX,
     VERIFIED_EVENTS_REMEMBERED_MAX,
 )
-from provledger.protocol.rules import apply_event
+from provledger.protocol.rules import apply_event, authenticate
 from provledger.protocol.state import Overlay, StateReader
 from provledger.protocol.votes import evidence_key, verify_evidence
 from provledger.v1 import ledger_pb2
@@ -73,35 +73,61 @@ class LedgerApplication:
         """Every check that needs no ordering; raises `Rejected`. Changes nothing but the
         memory of verified signatures."""
         decoded = decode(signed, self.genesis.chain_id)
+        self.admissible(decoded, time_ms)
+        return decoded
+
+    def admissible(self, decoded: DecodedEvent, time_ms: int, *, rules: bool = True) -> None:
+        """Raise `Rejected` unless `decoded` may enter the mempool. With `rules`, every rule
+        is checked against the committed state (a client learns at once why an event would
+        fail); without, only the author, its key, the signature and the nonce (for events a
+        peer forwarded: nobody waits for their verdict, and the block rules judge them)."""
         if decoded.event_id in self.mempool or self.store.has_event(decoded.event_id):
             raise duplicate("duplicate_event", "this event was already submitted")
-        apply_event(
-            Overlay(self.store),
-            decoded,
-            max(time_ms, self.store.tip.time_ms + 1),
-            verify_signature=decoded.event_id not in self._verified,
-        )
+        verify = decoded.event_id not in self._verified
+        if rules:
+            apply_event(
+                Overlay(self.store),
+                decoded,
+                max(time_ms, self.store.tip.time_ms + 1),
+                verify_signature=verify,
+            )
+        else:
+            author = authenticate(self.store, decoded, verify_signature=verify)
+            if self.store.nonce_used(author.member_id, decoded.event.nonce):
+                raise duplicate("replayed_nonce", "the author already used this nonce")
         self._remember_verified(decoded.event_id)
-        return decoded
 
     def submit(self, signed: ledger_pb2.SignedEvent, time_ms: int) -> DecodedEvent:
         decoded = self.check(signed, time_ms)
         self.mempool.add(decoded)
         return decoded
 
-    def signature_checks(
-        self, events: list[ledger_pb2.SignedEvent]
-    ) -> list[tuple[bytes, tuple[bytes, bytes, bytes]]]:
-        """(event id, (public key, signed message, signature)) for each event whose signature
-        is not yet verified and whose author's key is known; the rest are left to `check`,
-        which reports why they fail."""
-        checks = []
+    def decode_all(self, events: Iterable[ledger_pb2.SignedEvent]) -> list[DecodedEvent | Rejected]:
+        """Each event decoded, or why it cannot be."""
+        decoded: list[DecodedEvent | Rejected] = []
         for signed in events:
             try:
-                decoded = decode(signed, self.genesis.chain_id)
-            except Rejected:
-                continue
-            if decoded.event_id in self._verified:
+                decoded.append(decode(signed, self.genesis.chain_id))
+            except Rejected as rejection:
+                decoded.append(rejection)
+        return decoded
+
+    def decode_known(self, signed: ledger_pb2.SignedEvent) -> DecodedEvent:
+        """`signed` decoded, reusing the mempool's copy when it holds the same event."""
+        queued = self.mempool.get(event_id(signed.body))
+        if queued is not None and queued.signed.signature == signed.signature:
+            return queued
+        return decode(signed, self.genesis.chain_id)
+
+    def signature_checks(
+        self, events: Iterable[DecodedEvent | Rejected]
+    ) -> list[tuple[bytes, tuple[bytes, bytes, bytes]]]:
+        """(event id, (public key, signed message, signature)) for each decoded event whose
+        signature is not yet verified and whose author's key is known; the rest are left to
+        `admissible`, which reports why they fail."""
+        checks = []
+        for decoded in events:
+            if isinstance(decoded, Rejected) or decoded.event_id in self._verified:
                 continue
             member = self.store.load("member", decoded.author_id)
             key = None
@@ -109,14 +135,15 @@ class LedgerApplication:
                 if candidate.key_id == decoded.event.author.key_id:
                     key = candidate.public_key
             if key is not None:
+                signed = decoded.signed
                 checks.append(
                     (decoded.event_id, (key, crypto.DOMAIN_EVENT + signed.body, signed.signature))
                 )
         return checks
 
     def mark_verified(self, event_ids: Iterable[bytes]) -> None:
-        for event_id in event_ids:
-            self._remember_verified(event_id)
+        for identifier in event_ids:
+            self._remember_verified(identifier)
 
     def _remember_verified(self, event_id: bytes) -> None:
         self._verified[event_id] = None
@@ -203,6 +230,7 @@ class LedgerApplication:
             tip=store.tip,
             genesis=self.genesis,
             signatures_checked=(lambda _: True) if certified else self.signature_verified,
+            decode_event=self.decode_known,
         )
 
     def _cache(self, executed: blocks.ExecutedBlock) -> None:

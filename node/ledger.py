@@ -81,31 +81,43 @@ class LedgerNode:
         self._announce([decoded])
         return decoded
 
-    async def presign_check(self, events: list[ledger_pb2.SignedEvent]) -> None:
+    async def _verify_signatures(self, decoded: list[DecodedEvent | Rejected]) -> None:
         """Verify a batch's signatures in the worker pool (if any) and remember which hold,
         so admission skips the crypto for them."""
         if self.verifier is None:
             return
-        checks = self.app.signature_checks(events)
+        checks = self.app.signature_checks(decoded)
         if not checks:
             return
         results = await self.verifier.verify([check for _, check in checks])
         self.app.mark_verified(
-            event_id for (event_id, _), ok in zip(checks, results, strict=True) if ok
+            identifier for (identifier, _), ok in zip(checks, results, strict=True) if ok
         )
+
+    async def _admit_batch(
+        self, events: list[ledger_pb2.SignedEvent], rules: bool
+    ) -> list[DecodedEvent | Rejected | MempoolFull]:
+        decoded = self.app.decode_all(events)
+        await self._verify_signatures(decoded)
+        now_ms = self.clock_ms()
+        outcomes: list[DecodedEvent | Rejected | MempoolFull] = []
+        for item in decoded:
+            if isinstance(item, Rejected):
+                outcomes.append(item)
+                continue
+            try:
+                self.app.admissible(item, now_ms, rules=rules)
+                self.mempool.add(item)
+                outcomes.append(item)
+            except (Rejected, MempoolFull) as error:
+                outcomes.append(error)
+        return outcomes
 
     async def submit_many(
         self, events: list[ledger_pb2.SignedEvent]
     ) -> list[DecodedEvent | Rejected | MempoolFull]:
         """Admit a batch; each event gets its own outcome, in order. Listeners hear once."""
-        await self.presign_check(events)
-        now_ms = self.clock_ms()
-        outcomes: list[DecodedEvent | Rejected | MempoolFull] = []
-        for signed in events:
-            try:
-                outcomes.append(self.app.submit(signed, now_ms))
-            except (Rejected, MempoolFull) as error:
-                outcomes.append(error)
+        outcomes = await self._admit_batch(events, rules=True)
         self._announce([o for o in outcomes if isinstance(o, DecodedEvent)])
         return outcomes
 
@@ -115,15 +127,12 @@ class LedgerNode:
         self._announce([decoded])
 
     async def accept_gossip(self, events: list[ledger_pb2.SignedEvent]) -> None:
-        """Events a peer forwarded: admitted like a client's, but not forwarded again."""
-        await self.presign_check(events)
-        for signed in events:
-            try:
-                self.app.submit(signed, self.clock_ms())
-            except Rejected:
-                continue  # already known, or invalid here: a peer's view may differ
-            except Exception:
-                log.debug("dropped a gossiped event", exc_info=True)
+        """Events a peer forwarded: authenticated and queued, not forwarded again. The rules
+        judge them when a block is built (see LedgerApplication.admissible)."""
+        outcomes = await self._admit_batch(events, rules=False)
+        for outcome in outcomes:
+            if isinstance(outcome, MempoolFull):
+                log.debug("dropped a gossiped event: %s", outcome)
         for listener in self.submit_listeners:
             listener([])
 

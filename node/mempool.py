@@ -28,6 +28,9 @@ class Mempool:
     def __contains__(self, event_id: bytes) -> bool:
         return event_id in self._events
 
+    def get(self, event_id: bytes) -> DecodedEvent | None:
+        return self._events.get(event_id)
+
     def add(self, decoded: DecodedEvent) -> bool:
         """Queue an event; False if it is already queued."""
         if decoded.event_id in self._events:

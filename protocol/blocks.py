@@ -267,6 +267,7 @@ def validate_block(
     signatures_checked: Callable[[bytes], bool],
     time_drift_ms_max: int | None = None,
     now_ms: int = 0,
+    decode_event: Callable[[ledger_pb2.SignedEvent], DecodedEvent] | None = None,
 ) -> ExecutedBlock:
     """Re-execute a proposed (or synced) block on top of `tip`; return it executed if its
     header is exactly what executing its events gives, else raise `Rejected`."""
@@ -293,7 +294,10 @@ def validate_block(
         verify_commit_signatures(
             last_commit, genesis.chain_id, tip.height, tip.block_id, genesis.validator_set
         )
-    candidates = [decode(signed, genesis.chain_id) for signed in block.events]
+    if decode_event is None:
+        candidates = [decode(signed, genesis.chain_id) for signed in block.events]
+    else:  # the caller may reuse events it decoded before; they must be these exact bytes
+        candidates = [decode_event(signed) for signed in block.events]
     executed = execute_block(
         state=state,
         log=log,

@@ -211,9 +211,13 @@ class SimNode:
             self.apply_synced(message.blocks)
 
     def submit(self, signed: ledger_pb2.SignedEvent, gossip: bool) -> bool:
+        """A client's event (checked against every rule, then gossiped) or a peer's (only
+        authenticated, as the node does)."""
         was_empty = not self.app.has_pending_events()
         try:
-            self.app.submit(signed, self.now())
+            decoded = self.app.decode_known(signed)
+            self.app.admissible(decoded, self.now(), rules=gossip)
+            self.app.mempool.add(decoded)
         except (Rejected, MempoolFull):
             return False
         if gossip:
