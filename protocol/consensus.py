@@ -46,6 +46,7 @@ from provledger.protocol.errors import check
 from provledger.protocol.genesis import ValidatorSet
 from provledger.protocol.limits import (
     FUTURE_MESSAGES_MAX,
+    FUTURE_ROUNDS_MAX,
     ROUND_MAX,
     VOTES_PER_VALIDATOR_MAX,
 )
@@ -342,9 +343,29 @@ class _Machine:
         s = self.s
         if height == s.height and s.step != Step.COMMITTED:
             return False
-        if height == s.height + 1 and len(s.future) < FUTURE_MESSAGES_MAX:
+        if (
+            height == s.height + 1
+            and len(s.future) < FUTURE_MESSAGES_MAX
+            and self._authentic(event)
+        ):
             s.future.append(event)
         return True
+
+    def _authentic(self, event: Input) -> bool:
+        """Only signed messages from validators may take a place in the bounded buffer."""
+        s = self.s
+        if isinstance(event, VoteReceived):
+            return verify_vote(s.chain_id, s.validators, event.vote)
+        if isinstance(event, ProposalReceived):
+            proposal = event.proposal
+            public_key = s.validators.public_key(proposal.proposer_id)
+            return public_key is not None and crypto.verify(
+                public_key,
+                crypto.DOMAIN_PROPOSAL,
+                proposal_sign_bytes(s.chain_id, proposal, blocks.block_id(proposal.block.header)),
+                proposal.signature,
+            )
+        return False
 
     # --- heights and rounds ------------------------------------------------------------------
 
@@ -360,9 +381,19 @@ class _Machine:
         s.fired.clear()
         s.decided_block_id = None
         s.signed = {key: value for key, value in s.signed.items() if key[0] >= height}
+        kept = {
+            message.block_id
+            for message in s.signed.values()
+            if isinstance(message, ledger_pb2.Vote) and message.block_id
+        }
+        s.signed_blocks = {i: b for i, b in s.signed_blocks.items() if i in kept}
         self._restore_lock()
         pending, s.future = s.future, []
-        self._start_round(0)
+        # A restarted validator resumes in the latest round it signed anything in: its
+        # restored lock may come from that round, and a lock must never be older than the
+        # round it acts in (else it could lock, and precommit, a block of an earlier round).
+        resume = max((r for (h, r, _) in s.signed if h == height), default=0)
+        self._start_round(resume)
         for event in pending:
             if isinstance(event, ProposalReceived) and event.proposal.height == height:
                 self._add_proposal(event.proposal)
@@ -383,6 +414,7 @@ class _Machine:
     def _start_round(self, round_number: int) -> None:
         s = self.s
         s.round = min(round_number, ROUND_MAX)
+        check(s.round >= s.locked_round, "a validator never acts in a round before its lock")
         s.step = Step.PROPOSE
         s.awaiting_events = False
         if s.validator_id is not None and proposer(s.validators, s.height, s.round) == (
@@ -453,8 +485,10 @@ class _Machine:
 
     def _add_proposal(self, proposal: peer_pb2.Proposal) -> None:
         s = self.s
-        if proposal.round in s.proposals or proposal.round > ROUND_MAX:
-            return
+        if proposal.round in s.proposals or proposal.round > min(
+            ROUND_MAX, s.round + FUTURE_ROUNDS_MAX
+        ):
+            return  # a proposal holds a whole block: only a bounded window of rounds ahead
         if proposal.proposer_id != proposer(s.validators, proposal.height, proposal.round):
             return
         if not -1 <= proposal.pol_round < proposal.round:

@@ -80,6 +80,7 @@ SYNC_BATCH_BLOCKS_MAX = 64
 
 # Consensus state
 FUTURE_MESSAGES_MAX = 4_096
+FUTURE_ROUNDS_MAX = 64  # proposals kept for rounds at most this far ahead of the current
 VOTES_PER_VALIDATOR_MAX = 2  # per type and round: the first, and one conflicting (evidence)
 ROUND_MAX = 10_000
 

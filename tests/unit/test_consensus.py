@@ -836,14 +836,6 @@ def test_a_restored_nil_precommit_restores_no_lock():
     assert (validator.state.locked_round, validator.state.locked_block) == (-1, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: after restore_signed the height restarts at round 0 while the lock is restored "
-        "from a later round's precommit; lines 36-43 then lock on and precommit another block "
-        "at the earlier round (consensus.py _evaluate_once, locked_round set to r < locked_round)"
-    ),
-)
 def test_a_restored_lock_is_never_traded_for_a_block_of_an_earlier_round():
     # The validator precommitted A at round 2 (it jumped there by lines 55-56 without
     # signing at rounds 0 and 1), then restarted. In Algorithm 1 lockedRound <= round_p
@@ -884,13 +876,6 @@ def own_votes(outputs, validator: Validator, vote_type: int) -> list[ledger_pb2.
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: the restored-lock bug above, end to end: with one Byzantine validator and one "
-        "honest restart, two honest validators decide different blocks at height 1"
-    ),
-)
 def test_a_restart_does_not_let_two_honest_validators_decide_different_blocks():
     # Three honest state machines (R = validator-0, H1 = validator-1, H2 = validator-2) and a
     # Byzantine validator-3 whose messages the test signs; messages are delivered by hand.
@@ -1166,14 +1151,6 @@ def test_heights_never_go_backwards():
         validator.start(1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: ConsensusState.signed_blocks (every precommitted block) is never pruned: "
-        "_start_height prunes `signed` but not `signed_blocks`, so a long-running validator "
-        "keeps one block per height forever"
-    ),
-)
 def test_precommitted_blocks_of_finished_heights_are_forgotten():
     # A limit on everything: what the state keeps must not grow with the chain.
     validator = Validator()
