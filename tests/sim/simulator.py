@@ -10,7 +10,8 @@ in-memory store; only the world around them is simulated:
 - nodes crash at any point, even between two outputs of one step (after persisting a vote but
   before sending it), and restart with only what was durable: committed blocks and the
   consensus write-ahead log;
-- Byzantine validators equivocate: they sign a second, conflicting vote for every vote.
+- Byzantine validators equivocate (they sign a second, conflicting vote for every vote) and
+  replay genuine old proposals and votes to random peers.
 
 Invariants are checked after every delivery, timer and commit; a violation raises
 `InvariantBroken` with the seed. After the fault phase all faults stop (partitions heal,
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +51,8 @@ COMMIT_PAUSE_MS = 20
 SYNC_BLOCKS_MAX = 16
 SYNC_RETRY_MS = 500
 REBROADCAST_INTERVAL_MS = 400
+SEEN_MESSAGES_MAX = 400
+REPLAYS_PER_TICK_MAX = 8
 
 
 class InvariantBroken(Exception):
@@ -107,6 +111,7 @@ class SimNode:
         self.up = False
         self.incarnation = 0
         self.committed_height = 0
+        self.seen: deque[Any] = deque(maxlen=SEEN_MESSAGES_MAX)  # what a Byzantine node replays
         self.boot()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -133,6 +138,8 @@ class SimNode:
         def due() -> None:
             if self.up and incarnation == self.incarnation:
                 self.feed(consensus.Rebroadcast(self.now()))
+                if self.byzantine:
+                    self.replay_old_messages()
                 self._schedule_rebroadcast(incarnation)
 
         self.sim.schedule(REBROADCAST_INTERVAL_MS, due)
@@ -190,9 +197,22 @@ class SimNode:
             if peer is not self:
                 sim.send(self, peer, message)
 
+    def replay_old_messages(self) -> None:
+        """A Byzantine node also replays genuine old messages (earlier rounds' proposals and
+        votes) to random peers: legal on an asynchronous network, and exactly what a
+        restarted honest validator must not be fooled by."""
+        rng = self.sim.rng
+        for _ in range(min(REPLAYS_PER_TICK_MAX, len(self.seen))):
+            message = self.seen[rng.randrange(len(self.seen))]
+            peer = self.sim.nodes[rng.randrange(len(self.sim.nodes))]
+            if peer is not self:
+                self.sim.send(self, peer, message)
+
     def receive(self, sender: SimNode, message: Any) -> None:
         if not self.up:
             return
+        if self.byzantine and isinstance(message, peer_pb2.Proposal | ledger_pb2.Vote):
+            self.seen.append(message)
         now = self.now()
         if isinstance(message, peer_pb2.Proposal):
             self.maybe_sync(sender, message.height)
