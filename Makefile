@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SEEDS ?= 2000
 
-.PHONY: demo test browser test-fast lint format proto proto-check sim bench bench-quick clean
+.PHONY: demo test browser test-fast lint format proto proto-check sim bench bench-consortium bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/single_node.py
+
+bench-consortium: $(STAMP)
+	$(PY) bench/consortium.py
 
 bench-quick: $(STAMP)
 	$(PY) bench/single_node.py --events 20000
