@@ -7,11 +7,14 @@ SEEDS ?= 2000
 
 .PHONY: demo test browser test-fast lint format proto proto-check sim bench bench-consortium bench-quick clean
 
+# The install's own chatter goes to a log; on failure its tail is shown.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (pip log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(PY) -m pip install --quiet --upgrade pip && \
+	   $(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'; \
+	 } > $(VENV)/install.log 2>&1 || { tail -n 30 $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/provledger demo
