@@ -85,6 +85,17 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # tests/support: nodes as processes, by PID
 
+from _measure import (  # noqa: E402 - bench/ is the script's folder
+    CLOCK_TICKS_PER_S,
+    QUIET_CORES_MAX,
+    BenchmarkError,
+    _exit_on_sigterm,
+    cpu_model,
+    machine_busy_seconds,
+    percentiles_ms,
+    replace_section,
+    wait_until_quiet,
+)
 from support.processes import NodeProcess, NodeStartError, init_consortium  # noqa: E402
 
 from provledger.cli.client import CHANNEL_OPTIONS, EventSigner, Identity  # noqa: E402
@@ -133,8 +144,6 @@ MEMPOOL_FULL_BACKOFF_S = 0.05
 HEIGHT_POLL_INTERVAL_S = 0.02
 RPC_TIMEOUT_S = 10.0
 PROGRESS_INTERVAL_S = 5.0
-QUIET_CORES_MAX = 0.2  # other processes may use this much CPU before a phase counts as disturbed
-QUIET_SAMPLE_S = 2.0
 OTHER_PROCESSES_LISTED = 3
 PROFILE_ENTRIES_PRINTED = 25
 PROFILE_ENTRIES_REPORTED = 15
@@ -144,21 +153,7 @@ CAUGHT_UP_LINE = re.compile(r"^(\S+ \S+) INFO \S+: caught up block (\d+) from (\
 SERVING_LINE = re.compile(r"serving gRPC on .* at height (\d+)")
 
 
-class BenchmarkError(Exception):
-    pass
-
-
 # --- the machine and /proc -------------------------------------------------------------------
-
-CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def git_revision() -> str:
@@ -222,13 +217,6 @@ def sample_processes() -> dict[int, ProcessSample]:
     return samples
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (/proc/stat: all but idle and iowait)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S
-
-
 def memory_kib(pid: int, field_name: str) -> int:
     """A `Vm...` line of /proc/PID/status in KiB (VmHWM: peak RSS); 0 if the process is gone."""
     with contextlib.suppress(OSError):
@@ -236,19 +224,6 @@ def memory_kib(pid: int, field_name: str) -> int:
             if line.startswith(field_name + ":"):
                 return int(line.split()[1])
     return 0
-
-
-def wait_until_quiet(timeout_s: float) -> float:
-    """Wait (up to `timeout_s`) until other processes leave the CPUs alone; the cores they
-    used in the last sample."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        busy_before, started = machine_busy_seconds(), time.monotonic()
-        time.sleep(QUIET_SAMPLE_S)
-        cores_busy = (machine_busy_seconds() - busy_before) / (time.monotonic() - started)
-        if cores_busy <= QUIET_CORES_MAX or time.monotonic() > deadline:
-            return cores_busy
-        print(f"the machine is busy ({cores_busy:.2f} cores used by others); waiting", flush=True)
 
 
 def main_thread_cpu_seconds(pid: int) -> float:
@@ -735,18 +710,6 @@ class LoadFigures:
     send_lag_max_ms: float
     sign_s: float
     usage: PhaseUsage
-
-
-def percentiles_ms(values_s: Sequence[float]) -> dict[str, float]:
-    """Nearest-rank p50, p90, p99 and max, in milliseconds."""
-    if not values_s:
-        return {"p50": math.nan, "p90": math.nan, "p99": math.nan, "max": math.nan}
-    ordered = sorted(values_s)
-
-    def rank(percent: float) -> float:
-        return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)] * 1000
-
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1] * 1000}
 
 
 def split_events(total: int, parts: int, multiple: int) -> list[int]:
@@ -1759,18 +1722,6 @@ def sub(value: float | None, minus: float) -> float | None:
     return value - minus if value is not None else None
 
 
-def replace_section(text: str, key: str, title: str, body: str) -> str:
-    """`text` with the part between the markers of `key` replaced by `body`; a section with
-    `title` and the markers is appended when the markers are missing."""
-    start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    if start in text and end in text and text.index(start) < text.index(end):
-        before, rest = text.split(start, 1)
-        _, after = rest.split(end, 1)
-        return before + block + after
-    return text.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
-
-
 def update_report(key: str, title: str, body: str) -> None:
     """Rewrite one marked section of docs/PERFORMANCE.md, read just before, the rest as it is."""
     if not REPORT_PATH.exists():
@@ -2076,10 +2027,6 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         report=not args.no_report,
         json_out=args.json,
     )
-
-
-def _exit_on_sigterm(signal_number: int, frame: object) -> None:
-    raise SystemExit(128 + signal_number)  # runs the `finally`s that stop the nodes
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -75,6 +75,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
+from _measure import (
+    CLOCK_TICKS_PER_S,
+    QUIET_CORES_MAX,
+    BenchmarkError,
+    _exit_on_sigterm,
+    cpu_model,
+    machine_busy_seconds,
+    percentiles_ms,
+    replace_section,
+    wait_until_quiet,
+)
 
 from provledger.cli.client import CHANNEL_OPTIONS, EventSigner, Identity
 from provledger.cli.consortium import init_consortium
@@ -99,9 +110,7 @@ SUBMIT_TIMEOUT_S = 120
 COMMIT_IDLE_TIMEOUT_S = 60
 MEMPOOL_FULL_BACKOFF_S = 0.05
 PROGRESS_INTERVAL_S = 5.0
-QUIET_SAMPLE_S = 2.0
 OTHER_PROCESSES_LISTED = 3
-QUIET_CORES_MAX = 0.2  # other processes may use this much CPU before a run counts as disturbed
 PROFILE_ENTRIES_PRINTED = 25
 PROFILE_ENTRIES_REPORTED = 15
 LOG_TAIL_LINES = 20
@@ -116,14 +125,6 @@ written by hand. Targets are in the design document ("Targets").
 
 
 # --- the machine ---------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def git_revision() -> str:
@@ -163,8 +164,6 @@ def describe_machine() -> dict[str, str | int]:
 
 # --- the node process, seen through /proc ----------------------------------------------------
 
-CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
 
 def _stat_fields(stat_path: Path) -> tuple[str, list[str]]:
     """(comm, the fields after it) of a /proc stat file; comm may hold spaces and parens."""
@@ -190,26 +189,6 @@ def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
                 (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S,
             )
     return threads
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (/proc/stat: all but idle and iowait)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_S
-
-
-def wait_until_quiet(timeout_s: float) -> float:
-    """Wait (up to `timeout_s`) until other processes leave the CPUs alone; the cores they
-    used in the last sample."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        busy_before, started = machine_busy_seconds(), time.monotonic()
-        time.sleep(QUIET_SAMPLE_S)
-        cores_busy = (machine_busy_seconds() - busy_before) / (time.monotonic() - started)
-        if cores_busy <= QUIET_CORES_MAX or time.monotonic() > deadline:
-            return cores_busy
-        print(f"the machine is busy ({cores_busy:.2f} cores used by others); waiting", flush=True)
 
 
 def process_cpu_seconds() -> dict[int, tuple[str, float]]:
@@ -288,10 +267,6 @@ def log_tail(log_path: Path) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
     return "(no log)"
-
-
-class BenchmarkError(Exception):
-    pass
 
 
 @contextlib.contextmanager
@@ -549,18 +524,6 @@ class Measurement:
     other_cores: float  # CPU other processes on the machine used during the load, in cores
     busiest_others: list[tuple[str, float]]  # ("name[pid]", cores), the busiest first
     sign_s: float
-
-
-def percentiles_ms(values_s: Sequence[float]) -> dict[str, float]:
-    """Nearest-rank p50, p90, p99 and max, in milliseconds."""
-    if not values_s:
-        return {"p50": math.nan, "p90": math.nan, "p99": math.nan, "max": math.nan}
-    ordered = sorted(values_s)
-
-    def rank(percent: float) -> float:
-        return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)] * 1000
-
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1] * 1000}
 
 
 def split_events(total: int, parts: int) -> list[int]:
@@ -1078,18 +1041,6 @@ def single_node_section(
     )
 
 
-def replace_section(text: str, key: str, title: str, body: str) -> str:
-    """`text` with the part between the markers of `key` replaced by `body`; a section with
-    `title` and the markers is appended when the markers are missing."""
-    start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    if start in text and end in text and text.index(start) < text.index(end):
-        before, rest = text.split(start, 1)
-        _, after = rest.split(end, 1)
-        return before + block + after
-    return text.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
-
-
 def update_report(key: str, title: str, body: str) -> None:
     """Rewrite one marked section of docs/PERFORMANCE.md, leaving the rest as it is."""
     REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -1370,10 +1321,6 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
         report=not args.no_report,
         json_out=args.json,
     )
-
-
-def _exit_on_sigterm(signal_number: int, frame: object) -> None:
-    raise SystemExit(128 + signal_number)  # runs the `finally`s that stop the node
 
 
 def extract_revision(revision: str, directory: Path) -> tuple[Path, str]:
