@@ -89,8 +89,8 @@ from _measure import (
 
 from provledger.cli.client import CHANNEL_OPTIONS, EventSigner, Identity
 from provledger.cli.consortium import init_consortium
+from provledger.node.settings import MEMPOOL_EVENTS_MAX, SUBMIT_BATCH_EVENTS_MAX
 from provledger.protocol.events import event_id
-from provledger.protocol.limits import MEMPOOL_EVENTS_MAX, SUBMIT_BATCH_EVENTS_MAX
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 BENCH_DIR = Path(__file__).resolve().parent

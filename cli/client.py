@@ -16,9 +16,9 @@ import grpc
 from google.protobuf import json_format
 
 from provledger.node.keyfile import load_key
+from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.events import event_id, sign_event
-from provledger.protocol.limits import GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 CHANNEL_OPTIONS = [

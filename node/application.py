@@ -18,16 +18,16 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from provledger.node.mempool import Mempool
-from provledger.protocol import blocks, crypto, merkle
-from provledger.protocol.errors import Rejected, duplicate
-from provledger.protocol.events import DecodedEvent, decode, event_id
-from provledger.protocol.genesis import Genesis
-from provledger.protocol.limits import (
-    BLOCK_EVENTS_MAX,
+from provledger.node.settings import (
     EVIDENCE_POOL_MAX,
     EXECUTED_BLOCKS_CACHED_MAX,
     VERIFIED_EVENTS_REMEMBERED_MAX,
 )
+from provledger.protocol import blocks, crypto, merkle
+from provledger.protocol.errors import Rejected, duplicate
+from provledger.protocol.events import DecodedEvent, decode, event_id
+from provledger.protocol.genesis import Genesis
+from provledger.protocol.limits import BLOCK_EVENTS_MAX
 from provledger.protocol.rules import apply_event, authenticate
 from provledger.protocol.state import Overlay, StateReader
 from provledger.protocol.votes import evidence_key, verify_evidence

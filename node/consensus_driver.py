@@ -25,11 +25,7 @@ from collections.abc import Callable
 
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, PeerRequestError
-from provledger.protocol import blocks, consensus
-from provledger.protocol.crypto import SigningKey
-from provledger.protocol.errors import Rejected, check
-from provledger.protocol.events import DecodedEvent
-from provledger.protocol.limits import (
+from provledger.node.settings import (
     COMMIT_PAUSE_MS,
     GOSSIP_BATCH_EVENTS_MAX,
     GOSSIP_FLUSH_MS,
@@ -39,6 +35,10 @@ from provledger.protocol.limits import (
     STATUS_POLL_INTERVAL_MS,
     SYNC_BATCH_BLOCKS_MAX,
 )
+from provledger.protocol import blocks, consensus
+from provledger.protocol.crypto import SigningKey
+from provledger.protocol.errors import Rejected, check
+from provledger.protocol.events import DecodedEvent
 from provledger.v1 import ledger_pb2, peer_pb2
 
 log = logging.getLogger("provledger.consensus")

@@ -15,6 +15,12 @@ import grpc
 
 from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.mempool import MempoolFull
+from provledger.node.settings import (
+    SUBMIT_BATCH_EVENTS_MAX,
+    SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
+    SUBMIT_WAIT_TIMEOUT_MS_MAX,
+    SUBSCRIBERS_MAX,
+)
 from provledger.protocol import merkle
 from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.events import event_id, log_leaf
@@ -25,10 +31,6 @@ from provledger.protocol.limits import (
     LINEAGE_DEPTH_MAX,
     LINEAGE_NODES_DEFAULT,
     LINEAGE_NODES_MAX,
-    SUBMIT_BATCH_EVENTS_MAX,
-    SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
-    SUBMIT_WAIT_TIMEOUT_MS_MAX,
-    SUBSCRIBERS_MAX,
 )
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 

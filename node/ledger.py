@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from provledger.node.application import LedgerApplication
 from provledger.node.mempool import MempoolFull
+from provledger.node.settings import SUBMIT_WAITERS_MAX
 from provledger.node.store import Store
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol import blocks
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
-from provledger.protocol.limits import SUBMIT_WAITERS_MAX
 from provledger.v1 import ledger_pb2
 
 log = logging.getLogger("provledger.node")

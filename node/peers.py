@@ -74,13 +74,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from provledger.node.tls import (
-    TlsMaterial,
-    channel_credentials,
-    peer_node_id,
-    server_credentials,
-)
-from provledger.protocol.limits import (
+from provledger.node.settings import (
     GRPC_CONCURRENT_STREAMS_MAX,
     GRPC_MESSAGE_SIZE_BYTES_MAX,
     PEER_CONNECT_TIMEOUT_MS,
@@ -96,6 +90,12 @@ from provledger.protocol.limits import (
     PEERS_MAX,
     SYNC_BLOCKS_CHUNK_MAX,
     SYNC_BLOCKS_MAX,
+)
+from provledger.node.tls import (
+    TlsMaterial,
+    channel_credentials,
+    peer_node_id,
+    server_credentials,
 )
 from provledger.v1 import peer_pb2, peer_pb2_grpc
 

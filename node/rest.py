@@ -43,6 +43,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provledger.node import explorer
+from provledger.node.settings import (
+    REST_CURSOR_LENGTH_CHARS_MAX,
+    REST_LINEAGE_NODES_TOTAL_MAX,
+    REST_PAGE_ITEMS_DEFAULT,
+    REST_PAGE_ITEMS_MAX,
+)
 from provledger.node.store import Store
 from provledger.protocol import merkle
 from provledger.protocol.blocks import decode_header
@@ -56,10 +62,6 @@ from provledger.protocol.limits import (
     LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX,
     LINEAGE_NODES_MAX,
-    REST_CURSOR_LENGTH_CHARS_MAX,
-    REST_LINEAGE_NODES_TOTAL_MAX,
-    REST_PAGE_ITEMS_DEFAULT,
-    REST_PAGE_ITEMS_MAX,
     TEXT_LENGTH_CHARS_MAX,
 )
 from provledger.protocol.tokens import ROLE_AUDITOR, TokenError, verify_token

@@ -25,16 +25,16 @@ from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
 from provledger.node.rest import create_app
-from provledger.node.store import Store
-from provledger.node.tls import load_tls_material
-from provledger.node.verifier import SignatureVerifier
-from provledger.protocol.genesis import parse_genesis
-from provledger.protocol.limits import (
+from provledger.node.settings import (
     GRPC_CONCURRENT_STREAMS_MAX,
     GRPC_MESSAGE_SIZE_BYTES_MAX,
     REST_CONNECTIONS_MAX,
     REST_GRACEFUL_SHUTDOWN_S,
 )
+from provledger.node.store import Store
+from provledger.node.tls import load_tls_material
+from provledger.node.verifier import SignatureVerifier
+from provledger.protocol.genesis import parse_genesis
 from provledger.v1 import api_pb2, api_pb2_grpc
 
 log = logging.getLogger("provledger.node")

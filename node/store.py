@@ -29,6 +29,12 @@ import plyvel
 from google.protobuf.message import Message
 
 from provledger.node import schema
+from provledger.node.settings import (
+    LEVELDB_BLOCK_CACHE_BYTES,
+    LEVELDB_BLOOM_FILTER_BITS,
+    LEVELDB_WRITE_BUFFER_BYTES,
+    STATE_CACHE_RECORDS_MAX,
+)
 from provledger.protocol import merkle
 from provledger.protocol.blocks import (
     ExecutedBlock,
@@ -41,12 +47,6 @@ from provledger.protocol.blocks import (
 from provledger.protocol.errors import check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
-from provledger.protocol.limits import (
-    LEVELDB_BLOCK_CACHE_BYTES,
-    LEVELDB_BLOOM_FILTER_BITS,
-    LEVELDB_WRITE_BUFFER_BYTES,
-    STATE_CACHE_RECORDS_MAX,
-)
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
 

@@ -46,12 +46,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provledger.protocol.limits import (
-    CA_CERTIFICATE_VALIDITY_DAYS,
-    CERTIFICATE_CLOCK_SKEW_S_MAX,
-    NODE_CERTIFICATE_VALIDITY_DAYS,
-    NODE_ID_LENGTH_CHARS_MAX,
-)
+from provledger.node.settings import CA_CERTIFICATE_VALIDITY_DAYS, NODE_CERTIFICATE_VALIDITY_DAYS
+from provledger.protocol.limits import CERTIFICATE_CLOCK_SKEW_S_MAX, NODE_ID_LENGTH_CHARS_MAX
 
 CA_CERTIFICATE_FILE = "ca.pem"
 NODE_CERTIFICATE_FILE = "node.pem"

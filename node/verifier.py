@@ -20,8 +20,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from provledger.node.settings import SIGNATURE_POOL_BATCH_EVENTS_MIN, SIGNATURE_POOL_WORKERS_MAX
 from provledger.protocol import crypto
-from provledger.protocol.limits import SIGNATURE_POOL_BATCH_EVENTS_MIN, SIGNATURE_POOL_WORKERS_MAX
 
 Check = tuple[bytes, bytes, bytes]  # (public key, message including its domain, signature)
 

@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from support.processes import NodeProcess, client_channel, init_consortium
 
 from provledger.cli.client import EventSigner, Identity
+from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX, SUBMIT_BATCH_EVENTS_MAX
 from provledger.protocol import merkle
 from provledger.protocol.blocks import (
     block_id,
@@ -39,10 +40,8 @@ from provledger.protocol.events import event_id, log_leaf, sign_event
 from provledger.protocol.genesis import Genesis, parse_genesis
 from provledger.protocol.limits import (
     EVENT_BODY_SIZE_BYTES_MAX,
-    GRPC_MESSAGE_SIZE_BYTES_MAX,
     HISTORY_PAGE_EVENTS_DEFAULT,
     HISTORY_PAGE_EVENTS_MAX,
-    SUBMIT_BATCH_EVENTS_MAX,
 )
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 

@@ -29,16 +29,12 @@ from support.memory_state import GENESIS_TIME_MS, Consortium, digest
 from provledger.cli.consortium import init_consortium
 from provledger.node.config import ConfigError, NodeConfig, render, split_host_port
 from provledger.node.rest import StoreView, create_app, encode_cursor
+from provledger.node.settings import REST_PAGE_ITEMS_DEFAULT, REST_PAGE_ITEMS_MAX
 from provledger.node.store import Store
 from provledger.protocol import blocks, merkle
 from provledger.protocol.blocks import verify_certificate, verify_checkpoint
 from provledger.protocol.events import DecodedEvent
-from provledger.protocol.limits import (
-    LINEAGE_DEPTH_DEFAULT,
-    LINEAGE_DEPTH_MAX,
-    REST_PAGE_ITEMS_DEFAULT,
-    REST_PAGE_ITEMS_MAX,
-)
+from provledger.protocol.limits import LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX
 from provledger.protocol.tokens import issue_token
 from provledger.v1 import ledger_pb2
 

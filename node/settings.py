@@ -1,0 +1,68 @@
+"""The node's settings: limits on the resources of the I/O shell (sockets, queues, LevelDB,
+worker processes, timers), named with the unit last.
+
+The protocol's own limits (what an event, a block, a token, a query or a bundle may hold) are
+in protocol/limits.py; these are the shell's, and protocol/ never reads them.
+"""
+
+# Node resources
+MEMPOOL_EVENTS_MAX = 100_000
+GRPC_MESSAGE_SIZE_BYTES_MAX = 8 * 1024 * 1024
+SUBMIT_BATCH_EVENTS_MAX = 1_000
+SUBMIT_WAIT_TIMEOUT_MS_DEFAULT = 10_000
+SUBMIT_WAIT_TIMEOUT_MS_MAX = 60_000
+SUBMIT_WAITERS_MAX = 50_000
+SUBSCRIBERS_MAX = 256
+GRPC_CONCURRENT_STREAMS_MAX = 1_024
+
+# Peer transport
+PEERS_MAX = 128
+PEER_QUEUE_MESSAGES_MAX = 10_000
+PEER_QUEUE_BYTES_MAX = 64 * 1024 * 1024
+PEER_INBOUND_STREAMS_MAX = 4  # concurrent Gossip streams from one sender
+SYNC_BLOCKS_MAX = 256  # blocks per SyncBlocks call
+SYNC_BLOCKS_CHUNK_MAX = 16  # blocks read from the store at a time while serving SyncBlocks
+PEER_RECONNECT_BACKOFF_MS_MIN = 50
+PEER_RECONNECT_BACKOFF_MS_MAX = 2_000
+PEER_CONNECT_TIMEOUT_MS = 5_000
+PEER_SYNC_TIMEOUT_MS = 30_000
+PEER_STATUS_TIMEOUT_MS = 2_000
+PEER_KEEPALIVE_INTERVAL_MS = 10_000
+PEER_KEEPALIVE_TIMEOUT_MS = 5_000
+
+# Node certificates (mutual TLS between validators)
+CA_CERTIFICATE_VALIDITY_DAYS = 3_650
+NODE_CERTIFICATE_VALIDITY_DAYS = 1_095
+
+# The ledger application's memory
+VERIFIED_EVENTS_REMEMBERED_MAX = 200_000
+EXECUTED_BLOCKS_CACHED_MAX = 16
+EVIDENCE_POOL_MAX = 1_000
+
+# The consensus shell
+REBROADCAST_INTERVAL_MS = 1_000
+STATUS_POLL_INTERVAL_MS = 2_000
+STARTUP_STATUS_POLL_INTERVAL_MS = 50
+STARTUP_STATUS_POLLS_MAX = 100
+COMMIT_PAUSE_MS = 10
+GOSSIP_FLUSH_MS = 5
+GOSSIP_BATCH_EVENTS_MAX = 500
+SYNC_BATCH_BLOCKS_MAX = 64
+
+# Signature checks in worker processes
+SIGNATURE_POOL_WORKERS_MAX = 4
+SIGNATURE_POOL_BATCH_EVENTS_MIN = 16  # smaller batches are checked inline
+
+# Store
+STATE_CACHE_RECORDS_MAX = 200_000
+LEVELDB_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
+LEVELDB_BLOCK_CACHE_BYTES = 64 * 1024 * 1024
+LEVELDB_BLOOM_FILTER_BITS = 10
+
+# The REST server
+REST_PAGE_ITEMS_DEFAULT = 50
+REST_PAGE_ITEMS_MAX = 500
+REST_CURSOR_LENGTH_CHARS_MAX = 256
+REST_LINEAGE_NODES_TOTAL_MAX = 100_000  # a paged lineage lists at most this many nodes
+REST_GRACEFUL_SHUTDOWN_S = 2
+REST_CONNECTIONS_MAX = 512  # concurrent connections and requests; more are answered 503
