@@ -44,6 +44,7 @@ from provledger.protocol.blocks import (
     genesis_writes,
     verify_certificate,
 )
+from provledger.protocol.concerns import concerns
 from provledger.protocol.errors import check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
@@ -265,24 +266,23 @@ class Store:
             return record if record is not None else self.load(kind, record_id)
 
         payload = getattr(decoded.event, decoded.kind)
-        for asset_id in _assets_concerned(decoded.kind, payload, lookup):
+        about = concerns(decoded.kind, payload, lookup)
+        for asset_id in about.assets:
             batch.put(schema.asset_history_key(asset_id, log_index), decoded.event_id)
-        if decoded.kind == "asset_derived":
-            for parent_id in payload.parent_ids:
-                batch.put(schema.upstream_key(payload.asset_id, parent_id), b"")
-                batch.put(schema.downstream_key(parent_id, payload.asset_id), b"")
-        elif decoded.kind == "grant_issued":
+        for parent_id, child_id in about.lineage_edges:
+            batch.put(schema.upstream_key(child_id, parent_id), b"")
+            batch.put(schema.downstream_key(parent_id, child_id), b"")
+        if decoded.kind == "grant_issued":
             batch.put(schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b"")
             batch.put(schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
             batch.put(schema.grants_by_grantor_key(decoded.author_id, payload.grant_id), b"")
         elif decoded.kind == "order_placed":
-            order = lookup("order", payload.order_id)
-            offer = lookup("offer", order.offer_id) if order is not None else None
-            check(offer is not None, f"order {payload.order_id!r} was placed without its offer")
-            for member_id in {order.buyer_id, order.seller_id, order.exchange_id}:
+            check(
+                len(about.assets) == 1, f"order {payload.order_id!r} was placed without its offer"
+            )
+            for member_id in about.members:
                 batch.put(schema.orders_by_member_key(member_id, payload.order_id), b"")
-            asset_id = offer.offer.asset_id  # type: ignore[union-attr]
-            batch.put(schema.orders_by_asset_key(asset_id, payload.order_id), b"")
+            batch.put(schema.orders_by_asset_key(about.assets[0], payload.order_id), b"")
 
     # --- the consensus vote log -------------------------------------------------------------
 
@@ -568,29 +568,3 @@ class Store:
             else:
                 truncated = True
         return LineagePage(assets=assets, edges=edges, truncated=truncated, next_offset=next_offset)
-
-
-def _assets_concerned(kind: str, payload, lookup) -> list[str]:
-    """The assets whose history an event belongs to."""
-    if kind == "asset_derived":
-        return [payload.asset_id, *payload.parent_ids]
-    if hasattr(payload, "asset_id"):
-        return [payload.asset_id]
-    if kind in ("grant_revoked",):
-        grant = lookup("grant", payload.grant_id)
-        return [grant.grant.asset_id] if grant is not None else []
-    if kind == "certificate_revoked":
-        certificate = lookup("certificate", payload.certificate_id)
-        return [certificate.certificate.asset_id] if certificate is not None else []
-    order_id = getattr(payload, "order_id", "") or ""
-    if kind == "dispute_resolved":
-        dispute = lookup("dispute", payload.dispute_id)
-        order_id = dispute.order_id if dispute is not None else ""
-    if order_id:
-        order = lookup("order", order_id)
-        offer = lookup("offer", order.offer_id) if order is not None else None
-        return [offer.offer.asset_id] if offer is not None else []
-    if kind == "order_placed":
-        offer = lookup("offer", payload.offer_id)
-        return [offer.offer.asset_id] if offer is not None else []
-    return []

@@ -32,6 +32,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from provledger.protocol import crypto
+from provledger.protocol.authorization import grant_failure, operation_name
 from provledger.protocol.errors import Rejected, duplicate, forbidden, invalid, precondition
 from provledger.protocol.events import DecodedEvent, require_identifier
 from provledger.protocol.limits import PUBLIC_KEY_SIZE_BYTES
@@ -171,46 +172,29 @@ def _covering_grant(
     purpose: str | None,
     block_time_ms: int,
 ) -> state_pb2.GrantRecord:
-    """The grant `grant_id`, if it lets `grantee_id` do `operation` on `asset_id` now."""
-    operation_name = ledger_pb2.Operation.Name(operation).removeprefix("OPERATION_").lower()
+    """The grant `grant_id`, if it lets `grantee_id` do `operation` on `asset_id` now (the
+    judgement is protocol/authorization.py's)."""
     if not grant_id:
         raise forbidden(
             "no_grant",
             f"{grantee_id!r} does not own asset {asset_id!r} and names no grant to "
-            f"{operation_name} it",
+            f"{operation_name(operation)} it",
         )
     record = state.load("grant", grant_id)
     if record is None:
         raise precondition("unknown_grant", f"grant {grant_id!r} does not exist")
-    grant = record.grant  # type: ignore[attr-defined]
-    if grant.grantee_id != grantee_id:
-        raise forbidden(
-            "grant_not_held",
-            f"grant {grant_id!r} was issued to {grant.grantee_id!r}, not {grantee_id!r}",
-        )
-    if grant.asset_id != asset_id:
-        raise forbidden(
-            "grant_wrong_asset",
-            f"grant {grant_id!r} covers asset {grant.asset_id!r}, not {asset_id!r}",
-        )
-    if record.revoked:  # type: ignore[attr-defined]
-        raise forbidden("grant_revoked", f"grant {grant_id!r} was revoked")
-    if block_time_ms >= grant.expires_at_ms:
-        raise forbidden(
-            "grant_expired",
-            f"grant {grant_id!r} expired at {grant.expires_at_ms} ms; block time is "
-            f"{block_time_ms} ms",
-        )
-    if operation not in grant.operations:
-        raise forbidden(
-            "operation_not_granted", f"grant {grant_id!r} does not allow {operation_name}"
-        )
-    if purpose is not None and purpose not in grant.purposes:
-        raise forbidden(
-            "purpose_not_granted",
-            f"grant {grant_id!r} does not cover purpose {purpose!r} "
-            f"(it covers {', '.join(grant.purposes)})",
-        )
+    failure = grant_failure(
+        grant_id,
+        record.grant,  # type: ignore[attr-defined]
+        grantee_id=grantee_id,
+        asset_id=asset_id,
+        operation=operation,
+        purpose=purpose,
+        at_ms=block_time_ms,
+        revoked_at_ms=record.revoked_at_ms if record.revoked else None,  # type: ignore[attr-defined]
+    )
+    if failure is not None:
+        raise forbidden(failure.code, failure.reason)
     return record  # type: ignore[return-value]
 
 

@@ -1124,7 +1124,7 @@ RULE_CASES = [
         valid("asset_used"),
         FORBIDDEN,
         "grant_expired",
-        f"grant 'grant-read' expired at {EXPIRY_MS} ms; block time is {EXPIRY_MS} ms",
+        f"grant 'grant-read' expired at {EXPIRY_MS} ms; the time is {EXPIRY_MS} ms",
         time_ms=EXPIRY_MS,
     ),
     reject(

@@ -1,0 +1,141 @@
+"""The access policy: who may read which record, and how a record is redacted for them.
+
+Every interface that hands out ledger records asks here, and nowhere else: the REST API, the
+gRPC API, the evidence bundles, the PROV export. A second copy of "who may see" drifts, and in
+a ledger a drifted access check is a leak.
+
+The policy (docs/rest-api.md, ADR 007):
+- an auditor reads everything (an `auditor` token is only valid for members whose ledger role
+  is auditor or regulator: protocol/tokens.py);
+- a member reads what concerns it: an asset it owns, holds a copy of, made, or holds a grant
+  on; a grant it issued or holds, or on an asset it owns; an order where it is the buyer, the
+  seller or the listing exchange; an event it wrote, that names it, that is about something
+  it may read (protocol/concerns.py says what each event is about), and every governance
+  event;
+- in a lineage, an asset the reader may not read still shows its place in the graph (id,
+  owner, classification, parents, activity, retired) so provenance stays traceable, with its
+  name, content digest, holders and origin event left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from provledger.protocol.concerns import concerns
+from provledger.protocol.tokens import ROLE_AUDITOR
+from provledger.v1 import ledger_pb2, state_pb2
+
+GRANTS_PAGE_ITEMS = 500  # grants read at a time while looking for one held by the reader
+
+
+class LedgerReader(Protocol):
+    """What the policy reads: world-state records, committed events, an asset's grants."""
+
+    def load(self, kind: str, record_id: str) -> Any: ...
+
+    def event(self, event_identifier: bytes) -> state_pb2.EventLocation | None: ...
+
+    def grants_of_asset(
+        self, asset_id: str, after_grant_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.GrantRecord], bool]: ...
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who is asking: a member, reading with an auditor's or a member's token."""
+
+    member_id: str
+    role: str
+
+    @property
+    def auditor(self) -> bool:
+        return self.role == ROLE_AUDITOR
+
+
+def decode_event(signed: ledger_pb2.SignedEvent) -> ledger_pb2.Event:
+    """The event inside committed signed bytes (checked when they were admitted)."""
+    event = ledger_pb2.Event()
+    event.ParseFromString(signed.body)
+    return event
+
+
+def _grants(ledger: LedgerReader, asset_id: str) -> Iterable[state_pb2.GrantRecord]:
+    after = None
+    while True:
+        grants, more = ledger.grants_of_asset(asset_id, after, GRANTS_PAGE_ITEMS)
+        yield from grants
+        if not more or not grants:
+            return
+        after = grants[-1].grant.grant_id
+
+
+def sees_asset(ledger: LedgerReader, reader: Reader, asset: state_pb2.AssetRecord) -> bool:
+    """An asset concerns a member that owns it, holds a copy, registered or derived it, or
+    holds a grant on it."""
+    member_id = reader.member_id
+    if reader.auditor or member_id == asset.owner_id or member_id in asset.holder_ids:
+        return True
+    origin = ledger.event(asset.origin_event_id)
+    if origin is not None and decode_event(origin.event).author.member_id == member_id:
+        return True
+    return any(g.grant.grantee_id == member_id for g in _grants(ledger, asset.asset_id))
+
+
+def sees_grant(ledger: LedgerReader, reader: Reader, grant: state_pb2.GrantRecord) -> bool:
+    if reader.auditor or reader.member_id in (grant.grantor_id, grant.grant.grantee_id):
+        return True
+    asset = ledger.load("asset", grant.grant.asset_id)
+    return asset is not None and asset.owner_id == reader.member_id
+
+
+def sees_order(reader: Reader, order: state_pb2.OrderRecord) -> bool:
+    return reader.auditor or reader.member_id in (
+        order.buyer_id,
+        order.seller_id,
+        order.exchange_id,
+    )
+
+
+def sees_event(ledger: LedgerReader, reader: Reader, event: ledger_pb2.Event) -> bool:
+    """An event concerns its author, the members it names, and whoever may see the asset,
+    grant or order it is about. Governance concerns every member."""
+    if reader.auditor or event.author.member_id == reader.member_id:
+        return True
+    kind = event.WhichOneof("payload")
+    if kind is None:
+        return False
+    about = concerns(kind, getattr(event, kind), ledger.load)
+    if about.everyone or reader.member_id in about.members:
+        return True
+    grant = ledger.load("grant", about.grant_id) if about.grant_id else None
+    if grant is not None and sees_grant(ledger, reader, grant):
+        return True
+    order = ledger.load("order", about.order_id) if about.order_id else None
+    if order is not None and sees_order(reader, order):
+        return True
+    for asset_id in about.assets:
+        asset = ledger.load("asset", asset_id)
+        if asset is not None and sees_asset(ledger, reader, asset):
+            return True
+    return False
+
+
+def redact_asset(
+    ledger: LedgerReader, reader: Reader, asset: state_pb2.AssetRecord
+) -> tuple[state_pb2.AssetRecord, bool]:
+    """An asset as it may appear in a lineage the reader asked for: whole if the reader may
+    see it, else only its place in the graph. Returns the record and whether it was
+    redacted."""
+    if sees_asset(ledger, reader, asset):
+        return asset, False
+    redacted = state_pb2.AssetRecord(
+        asset_id=asset.asset_id,
+        owner_id=asset.owner_id,
+        classification=asset.classification,
+        parent_ids=asset.parent_ids,
+        activity=asset.activity,
+        retired=asset.retired,
+    )
+    return redacted, True
