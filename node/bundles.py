@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provledger.node.store import Store
-from provledger.protocol.blocks import decode_header
 from provledger.protocol.errors import InvariantViolation, check
 from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_EVENTS_MAX
+from provledger.protocol.lineage import lineage_page
 from provledger.v1 import ledger_pb2, state_pb2
 
 HEAD_READS_MAX = 3
@@ -70,22 +70,20 @@ def lineage_bundle(store: Store, genesis: Genesis, asset_id: str) -> bytes:
     derived each asset it comes from, back to registrations."""
     if store.load("asset", asset_id) is None:
         raise BundleNotFound(f"no asset has id {asset_id!r}")
-    event_ids: list[bytes] = []
-    pending, reached = [asset_id], {asset_id}
-    while pending:
-        record = store.load("asset", pending.pop())
-        check(isinstance(record, state_pb2.AssetRecord), "a lineage edge names an unknown asset")
-        event_ids.append(record.origin_event_id)  # type: ignore[union-attr]
-        if len(event_ids) > BUNDLE_EVENTS_MAX:
-            raise BundleTooLarge(
-                f"the upstream lineage of {asset_id!r} has more than {BUNDLE_EVENTS_MAX} assets; "
-                "export the lineage of an asset further upstream"
-            )
-        for parent_id in record.parent_ids:  # type: ignore[union-attr]
-            if parent_id not in reached:
-                reached.add(parent_id)
-                pending.append(parent_id)
-    return _build(store, genesis, "lineage", asset_id, event_ids)
+    graph = lineage_page(
+        store,
+        asset_id,
+        upstream=True,
+        depth=BUNDLE_EVENTS_MAX,
+        limit=BUNDLE_EVENTS_MAX,
+        total_max=BUNDLE_EVENTS_MAX,
+    )
+    if not graph.complete:
+        raise BundleTooLarge(
+            f"the upstream lineage of {asset_id!r} has more than {BUNDLE_EVENTS_MAX} assets; "
+            "export the lineage of an asset further upstream"
+        )
+    return _build(store, genesis, "lineage", asset_id, [a.origin_event_id for a in graph.assets])
 
 
 def trade_bundle(store: Store, genesis: Genesis, order_id: str) -> bytes:
@@ -135,9 +133,8 @@ def _latest_checkpoint(
 ) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.BlockHeader]:
     """The head's checkpoint, once the head covers `last_log_index`."""
     for _ in range(HEAD_READS_MAX):
-        checkpoint = store.checkpoint(store.head_height)
-        if checkpoint is not None:
-            header = decode_header(checkpoint.header)
-            if last_log_index < header.log_size:
-                return checkpoint, header
+        height = store.head_height
+        checkpoint, header = store.checkpoint(height), store.header(height)
+        if checkpoint is not None and header is not None and last_log_index < header.log_size:
+            return checkpoint, header
     raise BundleUnavailable("a block was being committed while the bundle was built; try again")

@@ -15,12 +15,14 @@ import grpc
 
 from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.mempool import MempoolFull
+from provledger.node.queries import UNRESTRICTED, LedgerQueries, QueryError
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,
     SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
     SUBMIT_WAIT_TIMEOUT_MS_MAX,
     SUBSCRIBERS_MAX,
 )
+from provledger.node.store import Store
 from provledger.protocol import merkle
 from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.events import event_id, log_leaf
@@ -32,6 +34,7 @@ from provledger.protocol.limits import (
     LINEAGE_NODES_DEFAULT,
     LINEAGE_NODES_MAX,
 )
+from provledger.protocol.tokens import TokenError
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
 _STATUS = {
@@ -50,9 +53,20 @@ def _capped(requested: int, default: int, maximum: int) -> int:
     return min(requested or default, maximum)
 
 
+_QUERY_STATUS = {
+    "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
+    "unauthorized": grpc.StatusCode.UNAUTHENTICATED,
+    "forbidden": grpc.StatusCode.PERMISSION_DENIED,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "internal": grpc.StatusCode.INTERNAL,
+}
+
+
 class LedgerService(api_pb2_grpc.LedgerServiceServicer):
     def __init__(self, node: LedgerNode) -> None:
         self._node = node
+        self._queries = LedgerQueries(node.store, node.genesis)
         self._subscribers = 0
 
     # --- submitting -------------------------------------------------------------------------
@@ -117,29 +131,42 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         location = store.event(event_id)
         checkpoint = store.checkpoint(height)
         header = store.header(height)
-        proof = ledger_pb2.InclusionProof(
-            leaf_index=location.log_index,
-            tree_size=header.log_size,
-            leaf_hash=_leaf_hash(location),
-            hashes=store.inclusion_proof(location.log_index, header.log_size),
-        )
         return api_pb2.Receipt(
             event_id=event_id,
             height=location.height,
             log_index=location.log_index,
-            proof=proof,
+            proof=_inclusion_proof(store, location, header.log_size),
             checkpoint=checkpoint,
         )
 
     # --- reading ----------------------------------------------------------------------------
+    # Each read asks node/queries.py, which applies the access policy for the caller. A call
+    # with `authorization: Bearer <token>` metadata reads as that token's member, exactly as
+    # over REST; a call without one still reads as an auditor (client credentials on this
+    # port are not required yet).
+
+    async def _ask(self, context, query):
+        """`query(reader)`'s answer, or the call aborted with the status its error maps to."""
+        reader = UNRESTRICTED
+        token = _bearer_token(context)
+        try:
+            if token is not None:
+                reader = self._queries.authenticate(token, self._node.clock_ms())
+            return query(reader)
+        except TokenError as error:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, f"token_{error.code}: {error.reason}"
+            )
+        except QueryError as error:
+            await context.abort(_QUERY_STATUS[error.kind], f"{error.code}: {error.reason}")
+
+    def _event(self, identifier: bytes):
+        return lambda reader: self._queries.require_event(reader, identifier)
 
     async def GetEvent(self, request, context):
-        location = self._node.store.event(request.event_id)
-        if location is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"unknown_event: no committed event {request.event_id.hex()}",
-            )
+        location = await self._ask(
+            context, lambda r: self._queries.require_event(r, request.event_id)
+        )
         return api_pb2.GetEventResponse(
             event=location.event,
             event_id=request.event_id,
@@ -169,12 +196,9 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
     async def GetInclusionProof(self, request, context):
         store = self._node.store
         height = await self._height(request.height, context)
-        location = store.event(request.event_id)
-        if location is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"unknown_event: no committed event {request.event_id.hex()}",
-            )
+        location = await self._ask(
+            context, lambda r: self._queries.require_event(r, request.event_id)
+        )
         if location.height > height:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -182,14 +206,10 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
                 f"height {height}",
             )
         tree_size = store.header(height).log_size
-        proof = ledger_pb2.InclusionProof(
-            leaf_index=location.log_index,
-            tree_size=tree_size,
-            leaf_hash=_leaf_hash(location),
-            hashes=store.inclusion_proof(location.log_index, tree_size),
-        )
         return api_pb2.GetInclusionProofResponse(
-            proof=proof, checkpoint=store.checkpoint(height), event=location.event
+            proof=_inclusion_proof(store, location, tree_size),
+            checkpoint=store.checkpoint(height),
+            event=location.event,
         )
 
     async def GetConsistencyProof(self, request, context):
@@ -213,26 +233,21 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             second=store.checkpoint(second),
         )
 
-    async def _record(self, kind: str, record_id: str, context):
-        record = self._node.store.load(kind, record_id)
-        if record is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown_{kind}: {record_id!r}")
-        return record
-
     async def GetAsset(self, request, context):
-        return await self._record("asset", request.asset_id, context)
+        return await self._ask(context, lambda r: self._queries.require_asset(r, request.asset_id))
 
     async def GetGrant(self, request, context):
-        return await self._record("grant", request.grant_id, context)
+        return await self._ask(context, lambda r: self._queries.require_grant(r, request.grant_id))
 
     async def GetOrder(self, request, context):
-        return await self._record("order", request.order_id, context)
+        return await self._ask(context, lambda r: self._queries.require_order(r, request.order_id))
 
     async def GetAssetHistory(self, request, context):
-        await self._record("asset", request.asset_id, context)
         limit = _capped(request.limit, HISTORY_PAGE_EVENTS_DEFAULT, HISTORY_PAGE_EVENTS_MAX)
         cursor = request.after_log_index if request.has_cursor else None
-        entries, more = self._node.store.asset_history(request.asset_id, cursor, limit)
+        entries, more = await self._ask(
+            context, lambda r: self._queries.history(r, request.asset_id, cursor, limit)
+        )
         return api_pb2.GetAssetHistoryResponse(
             entries=[
                 api_pb2.HistoryEntry(
@@ -247,22 +262,33 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         )
 
     async def GetLineage(self, request, context):
-        await self._record("asset", request.asset_id, context)
         if request.direction == api_pb2.LINEAGE_DIRECTION_UNSPECIFIED:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "missing_field: direction is upstream or downstream",
             )
-        graph = self._node.store.lineage(
-            request.asset_id,
-            upstream=request.direction == api_pb2.LINEAGE_DIRECTION_UPSTREAM,
-            depth=_capped(request.depth, LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX),
-            nodes_max=_capped(request.max_nodes, LINEAGE_NODES_DEFAULT, LINEAGE_NODES_MAX),
+        nodes_max = _capped(request.max_nodes, LINEAGE_NODES_DEFAULT, LINEAGE_NODES_MAX)
+        graph = await self._ask(
+            context,
+            lambda r: self._queries.lineage(
+                r,
+                request.asset_id,
+                upstream=request.direction == api_pb2.LINEAGE_DIRECTION_UPSTREAM,
+                depth=_capped(request.depth, LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX),
+                limit=nodes_max,
+                total_max=nodes_max,
+            ),
         )
+        page = graph.page.closed()
         return api_pb2.GetLineageResponse(
-            assets=graph.assets,
-            edges=[api_pb2.LineageEdge(parent_id=p, child_id=c) for p, c in graph.edges],
-            truncated=graph.truncated,
+            assets=page.assets,
+            edges=[api_pb2.LineageEdge(parent_id=p, child_id=c) for p, c in page.edges],
+            truncated=not page.complete,
+            redacted_asset_ids=[
+                asset.asset_id
+                for asset, redacted in zip(page.assets, graph.redacted, strict=True)
+                if redacted
+            ],
         )
 
     async def SubscribeBlocks(self, request, context) -> AsyncIterator[ledger_pb2.Block]:
@@ -283,5 +309,20 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             self._subscribers -= 1
 
 
-def _leaf_hash(location: state_pb2.EventLocation) -> bytes:
-    return merkle.hash_leaf(log_leaf(event_id(location.event.body), location.event.signature))
+def _inclusion_proof(
+    store: Store, location: state_pb2.EventLocation, tree_size: int
+) -> ledger_pb2.InclusionProof:
+    leaf = log_leaf(event_id(location.event.body), location.event.signature)
+    return ledger_pb2.InclusionProof(
+        leaf_index=location.log_index,
+        tree_size=tree_size,
+        leaf_hash=merkle.hash_leaf(leaf),
+        hashes=store.inclusion_proof(location.log_index, tree_size),
+    )
+
+
+def _bearer_token(context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value.removeprefix("Bearer ").strip()
+    return None

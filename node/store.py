@@ -20,9 +20,7 @@ bumps a generation counter, so a read that raced a commit never caches a stale v
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import plyvel
@@ -30,6 +28,7 @@ from google.protobuf.message import Message
 
 from provledger.node import schema
 from provledger.node.settings import (
+    HEADERS_CACHED_MAX,
     LEVELDB_BLOCK_CACHE_BYTES,
     LEVELDB_BLOOM_FILTER_BITS,
     LEVELDB_WRITE_BUFFER_BYTES,
@@ -58,21 +57,6 @@ class StoreError(Exception):
     """The data on disk is not a consistent chain for this genesis."""
 
 
-@dataclass(frozen=True)
-class LineageGraph:
-    assets: list[state_pb2.AssetRecord]
-    edges: list[tuple[str, str]]  # (parent, child)
-    truncated: bool
-
-
-@dataclass(frozen=True)
-class LineagePage:
-    assets: list[state_pb2.AssetRecord]
-    edges: list[tuple[str, str]]  # (parent, child)
-    truncated: bool
-    next_offset: int | None  # where the next page starts; None when this is the last
-
-
 class Store:
     def __init__(self, path: Path | str, genesis: Genesis, *, create: bool = True) -> None:
         """Open the ledger at `path`; with `create=False`, refuse a folder that holds none
@@ -93,6 +77,7 @@ class Store:
         # mutate what `load` returns (the rules copy before they change anything).
         self._records: dict[tuple[str, str], Message | None] = {}
         self._generation = 0
+        self._headers: dict[int, ledger_pb2.BlockHeader] = {}
         stored_hash = self._db.get(schema.META_GENESIS_HASH)
         if stored_hash is None:
             self._initialise()
@@ -341,7 +326,9 @@ class Store:
         block = ledger_pb2.Block(header=stored.header, evidence=stored.evidence)
         if stored.HasField("last_commit"):
             block.last_commit.CopyFrom(stored.last_commit)
-        header = decode_header(stored.header)
+        header = self.header(height)
+        if header is None:
+            return None
         first = header.log_size - header.event_count
         for _, raw in self._read.iterator(
             start=schema.log_key(first), stop=schema.log_key(header.log_size)
@@ -361,8 +348,20 @@ class Store:
         return ledger_pb2.Checkpoint(header=stored.header, certificate=stored.certificate)
 
     def header(self, height: int) -> ledger_pb2.BlockHeader | None:
-        stored = self._stored_block(height) if 1 <= height <= self._head_height else None
-        return decode_header(stored.header) if stored is not None else None
+        """The decoded header of a committed block (decoded once: committed headers never
+        change). Callers must not mutate it."""
+        if not 1 <= height <= self._head_height:
+            return None
+        header = self._headers.get(height)
+        if header is None:
+            stored = self._stored_block(height)
+            if stored is None:
+                return None
+            header = decode_header(stored.header)
+            if len(self._headers) >= HEADERS_CACHED_MAX:
+                self._headers.clear()
+            self._headers[height] = header
+        return header
 
     def event(self, event_identifier: bytes) -> state_pb2.EventLocation | None:
         log_index = self._read.get(schema.event_key(event_identifier))
@@ -420,35 +419,9 @@ class Store:
             entries.append(location)  # type: ignore[arg-type]
         return entries, False
 
-    def lineage(self, asset_id: str, upstream: bool, depth: int, nodes_max: int) -> LineageGraph:
-        """Breadth-first over lineage edges from `asset_id`, within `depth` and `nodes_max`."""
-        root = self.load("asset", asset_id)
-        if root is None:
-            return LineageGraph(assets=[], edges=[], truncated=False)
-        assets = [root]
-        seen = {asset_id}
-        edges: list[tuple[str, str]] = []
-        queue: deque[tuple[str, int]] = deque([(asset_id, 0)])
-        truncated = False
-        while queue:
-            current, level = queue.popleft()
-            for neighbour in self._neighbours(current, upstream):
-                edge = (neighbour, current) if upstream else (current, neighbour)
-                if neighbour in seen:
-                    edges.append(edge)
-                    continue
-                if level + 1 > depth or len(assets) >= nodes_max:
-                    truncated = True
-                    continue
-                record = self.load("asset", neighbour)
-                check(record is not None, f"lineage edge to unknown asset {neighbour!r}")
-                seen.add(neighbour)
-                assets.append(record)  # type: ignore[arg-type]
-                edges.append(edge)
-                queue.append((neighbour, level + 1))
-        return LineageGraph(assets=assets, edges=edges, truncated=truncated)
-
-    def _neighbours(self, asset_id: str, upstream: bool) -> Iterator[str]:
+    def lineage_neighbours(self, asset_id: str, upstream: bool) -> Iterator[str]:
+        """The parents (`upstream`) or children of an asset, in id order (protocol/lineage.py
+        walks the graph)."""
         prefix = (
             schema.upstream_prefix(asset_id) if upstream else schema.downstream_prefix(asset_id)
         )
@@ -515,56 +488,3 @@ class Store:
     ) -> tuple[list[state_pb2.OrderRecord], bool]:
         prefix = schema.orders_by_asset_prefix(asset_id)
         return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
-
-    def lineage_page(
-        self,
-        asset_id: str,
-        upstream: bool,
-        depth: int,
-        offset: int,
-        limit: int,
-        total_max: int,
-    ) -> LineagePage:
-        """Nodes `offset .. offset + limit - 1` of the lineage graph of `asset_id` in
-        breadth-first order (the root is node 0; neighbours in id order), within `depth`
-        edges of the root and at most `total_max` nodes in all.
-
-        Each edge is reported once, on the page of the node it leads away from (towards
-        parents when `upstream`), so the pages together hold the whole graph. `truncated`
-        says that the depth limit hid lineage of a node on this page, or that the graph has
-        more than `total_max` nodes. Earlier pages' nodes are walked again (their neighbours
-        read, not their records): a page costs O(offset + limit) index reads."""
-        check(depth >= 0 and offset >= 0 and limit > 0, "bad lineage page bounds")
-        if self.load("asset", asset_id) is None:
-            return LineagePage(assets=[], edges=[], truncated=False, next_offset=None)
-        end = min(offset + limit, total_max)
-        seen = {asset_id}
-        queue: deque[tuple[str, int]] = deque([(asset_id, 0)])
-        assets: list[state_pb2.AssetRecord] = []
-        edges: list[tuple[str, str]] = []
-        truncated = False
-        index = 0
-        while queue and index < end:
-            current, level = queue.popleft()
-            on_page = index >= offset
-            for neighbour in self._neighbours(current, upstream):
-                if neighbour not in seen:
-                    if level == depth:
-                        truncated = truncated or on_page
-                        continue
-                    seen.add(neighbour)
-                    queue.append((neighbour, level + 1))
-                if on_page:
-                    edges.append((neighbour, current) if upstream else (current, neighbour))
-            if on_page:
-                record = self.load("asset", current)
-                check(record is not None, f"lineage edge to unknown asset {current!r}")
-                assets.append(record)  # type: ignore[arg-type]
-            index += 1
-        next_offset = None
-        if queue:
-            if index < total_max:
-                next_offset = index
-            else:
-                truncated = True
-        return LineagePage(assets=assets, edges=edges, truncated=truncated, next_offset=next_offset)

@@ -1,4 +1,4 @@
-"""Unit tests for the auditor REST API (node/rest.py) over a real LevelDB store.
+"""Unit tests for the auditor REST API (node/rest/) over a real LevelDB store.
 
 The app is built over a `Store` in a temporary folder, filled block by block through the same
 `execute_block` + `commit_block` path a node takes, with the deterministic consortium of
@@ -844,7 +844,7 @@ def test_grant_list_errors(story, params, status, code):
 
 
 def test_a_forged_member_grants_cursor_is_refused(story):
-    from provledger.node.rest import _scope
+    from provledger.node.rest.cursors import scope as _scope
 
     scope = _scope("grants", "member", "agency-b")
     for value in (["held", 5], ["issued", "bad id!"], ["held"], "held", ["lost", None]):

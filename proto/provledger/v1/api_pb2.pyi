@@ -209,14 +209,16 @@ class LineageEdge(_message.Message):
     def __init__(self, parent_id: _Optional[str] = ..., child_id: _Optional[str] = ...) -> None: ...
 
 class GetLineageResponse(_message.Message):
-    __slots__ = ("assets", "edges", "truncated")
+    __slots__ = ("assets", "edges", "truncated", "redacted_asset_ids")
     ASSETS_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_ASSET_IDS_FIELD_NUMBER: _ClassVar[int]
     assets: _containers.RepeatedCompositeFieldContainer[_state_pb2.AssetRecord]
     edges: _containers.RepeatedCompositeFieldContainer[LineageEdge]
     truncated: bool
-    def __init__(self, assets: _Optional[_Iterable[_Union[_state_pb2.AssetRecord, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[LineageEdge, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    redacted_asset_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, assets: _Optional[_Iterable[_Union[_state_pb2.AssetRecord, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[LineageEdge, _Mapping]]] = ..., truncated: _Optional[bool] = ..., redacted_asset_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetGrantRequest(_message.Message):
     __slots__ = ("grant_id",)

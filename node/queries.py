@@ -1,0 +1,335 @@
+"""The queries every read interface answers, with the access policy applied: the one place
+between the store and the adapters (node/grpc_api.py, node/rest/).
+
+An adapter authenticates its caller (a REST bearer token; over gRPC, for now, no one — see
+`UNRESTRICTED`), asks here, and converts what it gets into its wire shape. It judges nothing
+itself: who may see what is protocol/access.py's, how lineage is walked protocol/lineage.py's,
+the authorization question protocol/authorization.py's, the PROV mapping protocol/prov.py's.
+
+Every refusal is a `QueryError` with a kind (not_found, forbidden, bad_request, unavailable,
+internal) that each adapter maps to its own status, a stable code, and a reason for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from provledger.node import bundles
+from provledger.node.store import Store
+from provledger.protocol import access, authorization, lineage
+from provledger.protocol.access import Reader, decode_event
+from provledger.protocol.genesis import Genesis, role_name
+from provledger.protocol.limits import HISTORY_PAGE_EVENTS_MAX, LINEAGE_NODES_MAX
+from provledger.protocol.prov import Agent, Origin, prov_document
+from provledger.protocol.tokens import ROLE_AUDITOR, TokenError, verify_token
+from provledger.v1 import ledger_pb2, state_pb2
+
+# The gRPC API's reader until its callers authenticate (issue 8): it reads as an auditor.
+UNRESTRICTED = Reader(member_id="", role=ROLE_AUDITOR)
+
+
+class QueryError(Exception):
+    """A query that has no answer for this caller."""
+
+    def __init__(self, kind: str, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.kind = kind  # not_found, forbidden, bad_request, unavailable, internal
+        self.code = code
+        self.reason = reason
+
+
+def not_found(code: str, reason: str) -> QueryError:
+    return QueryError("not_found", code, reason)
+
+
+def forbidden(reason: str) -> QueryError:
+    return QueryError("forbidden", "forbidden", reason)
+
+
+def bad_request(code: str, reason: str) -> QueryError:
+    return QueryError("bad_request", code, reason)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A committed block's header as stored (bytes) and decoded, with its certificate."""
+
+    height: int
+    header: ledger_pb2.BlockHeader
+    header_bytes: bytes
+    certificate: ledger_pb2.CommitCertificate
+
+
+@dataclass(frozen=True)
+class Lineage:
+    page: lineage.LineagePage  # records as the reader may see them
+    redacted: list[bool]  # per asset of the page
+
+
+@dataclass(frozen=True)
+class AuthorizationAnswer:
+    judgement: authorization.Judgement  # deciding refs are EventLocations
+    at_ms: int
+    checkpoint: Block
+    withheld: int  # deciding events the reader may not see, left out
+
+
+class LedgerQueries:
+    """Reads of one store for one genesis, each under the access policy."""
+
+    def __init__(self, store: Store, genesis: Genesis) -> None:
+        self.store = store
+        self.genesis = genesis
+
+    # --- who is asking --------------------------------------------------------------------
+
+    def authenticate(self, token: str, now_ms: int) -> Reader:
+        """The reader a bearer token names, checked against the ledger's members at `now_ms`;
+        raises TokenError."""
+        claims = verify_token(
+            token,
+            lambda member_id: self.store.load("member", member_id),
+            self.genesis.chain_id,
+            now_ms,
+        )
+        return Reader(member_id=claims.member_id, role=claims.role)
+
+    # --- blocks ---------------------------------------------------------------------------
+
+    def block(self, height: int) -> Block | None:
+        stored = self.store.stored_block(height)
+        if stored is None:
+            return None
+        return Block(height, self.store.header(height), stored.header, stored.certificate)  # type: ignore[arg-type]
+
+    def require_block(self, height: int) -> Block:
+        head = self.store.head_height
+        block = self.block(height) if 1 <= height <= head else None
+        if block is None:
+            raise not_found("unknown_height", f"no block at height {height}; the head is {head}")
+        return block
+
+    def head_block(self) -> Block:
+        if self.store.head_height == 0:
+            raise not_found("empty_chain", "no block has been committed yet")
+        return self.require_block(self.store.head_height)
+
+    def block_time_ms(self, height: int) -> int:
+        return self.require_block(height).header.time_ms
+
+    # --- records under the policy ---------------------------------------------------------
+
+    def require_asset(self, reader: Reader, asset_id: str) -> state_pb2.AssetRecord:
+        asset = self.store.load("asset", asset_id)
+        if asset is None:
+            raise not_found("unknown_asset", f"no asset {asset_id!r}")
+        if not access.sees_asset(self.store, reader, asset):
+            raise forbidden(f"asset {asset_id!r} does not concern {reader.member_id!r}")
+        return asset  # type: ignore[no-any-return]
+
+    def require_event(self, reader: Reader, event_identifier: bytes) -> state_pb2.EventLocation:
+        location = self.store.event(event_identifier)
+        if location is None:
+            raise not_found("unknown_event", f"no committed event {event_identifier.hex()}")
+        if not access.sees_event(self.store, reader, decode_event(location.event)):
+            raise forbidden(f"event {event_identifier.hex()} does not concern {reader.member_id!r}")
+        return location
+
+    def require_grant(self, reader: Reader, grant_id: str) -> state_pb2.GrantRecord:
+        record = self.store.load("grant", grant_id)
+        if record is None:
+            raise not_found("unknown_grant", f"no grant {grant_id!r}")
+        if not access.sees_grant(self.store, reader, record):
+            raise forbidden(f"grant {grant_id!r} does not concern {reader.member_id!r}")
+        return record  # type: ignore[no-any-return]
+
+    def require_order(self, reader: Reader, order_id: str) -> state_pb2.OrderRecord:
+        order = self.store.load("order", order_id)
+        if order is None:
+            raise not_found("unknown_order", f"no order {order_id!r}")
+        if not access.sees_order(reader, order):
+            raise forbidden(f"order {order_id!r} does not concern {reader.member_id!r}")
+        return order  # type: ignore[no-any-return]
+
+    def sees_grant(self, reader: Reader, grant: state_pb2.GrantRecord) -> bool:
+        return access.sees_grant(self.store, reader, grant)
+
+    # --- history and lineage --------------------------------------------------------------
+
+    def history(
+        self, reader: Reader, asset_id: str, after: int | None, limit: int
+    ) -> tuple[list[state_pb2.EventLocation], bool]:
+        """A page of the asset's history in log order, after log index `after`."""
+        self.require_asset(reader, asset_id)
+        return self.store.asset_history(asset_id, after, limit)
+
+    def history_locations(
+        self, asset_id: str, after: int | None = None
+    ) -> Iterator[state_pb2.EventLocation]:
+        """Every event of the asset's history, in log order, after log index `after`."""
+        while True:
+            locations, more = self.store.asset_history(asset_id, after, HISTORY_PAGE_EVENTS_MAX)
+            yield from locations
+            if not more or not locations:
+                return
+            after = locations[-1].log_index
+
+    def lineage(
+        self,
+        reader: Reader,
+        asset_id: str,
+        *,
+        upstream: bool,
+        depth: int,
+        offset: int = 0,
+        limit: int,
+        total_max: int,
+    ) -> Lineage:
+        """A page of the asset's lineage, each asset redacted as the policy says."""
+        self.require_asset(reader, asset_id)
+        page = lineage.lineage_page(
+            self.store,
+            asset_id,
+            upstream=upstream,
+            depth=depth,
+            offset=offset,
+            limit=limit,
+            total_max=total_max,
+        )
+        shown = [access.redact_asset(self.store, reader, asset) for asset in page.assets]
+        return Lineage(
+            page=lineage.LineagePage(
+                [record for record, _ in shown], page.edges, page.truncated, page.next_offset
+            ),
+            redacted=[redacted for _, redacted in shown],
+        )
+
+    def prov(
+        self, reader: Reader, asset_id: str, *, upstream: bool, depth: int
+    ) -> tuple[dict[str, Any], bool]:
+        """The lineage (at most LINEAGE_NODES_MAX nodes) as PROV-JSON; and whether it was cut."""
+        graph = self.lineage(
+            reader,
+            asset_id,
+            upstream=upstream,
+            depth=depth,
+            limit=LINEAGE_NODES_MAX,
+            total_max=LINEAGE_NODES_MAX,
+        ).page
+        document = prov_document(
+            self.genesis.chain_id, graph.assets, graph.edges, self._origin, self._agent
+        )
+        return document, not graph.complete
+
+    def _origin(self, asset: state_pb2.AssetRecord) -> Origin | None:
+        origin = self.store.event(asset.origin_event_id) if asset.origin_event_id else None
+        if origin is None:
+            return None
+        return Origin(
+            creator_id=decode_event(origin.event).author.member_id,
+            time_ms=self.block_time_ms(origin.height),
+            height=origin.height,
+        )
+
+    def _agent(self, member_id: str) -> Agent | None:
+        member = self.store.load("member", member_id)
+        return Agent(member.name, role_name(member.role)) if member is not None else None
+
+    # --- the authorization question -------------------------------------------------------
+
+    def authorization(
+        self,
+        reader: Reader,
+        member_id: str,
+        asset_id: str,
+        purpose: str,
+        operation: int,
+        time_ms: int | None,
+    ) -> AuthorizationAnswer:
+        """Was `member_id` authorised to use `asset_id` for `purpose` at `time_ms` (default:
+        the latest block's time)? The deciding events the reader may not see are withheld."""
+        asset = self.store.load("asset", asset_id)
+        if asset is None:
+            raise not_found("unknown_asset", f"no asset {asset_id!r}")
+        if not (reader.auditor or reader.member_id in (member_id, asset.owner_id)):
+            raise forbidden(
+                f"{reader.member_id!r} may ask only about itself or about assets it owns"
+            )
+        checkpoint = self.head_block()
+        at_ms = checkpoint.header.time_ms if time_ms is None else time_ms
+        history = (
+            authorization.HistoryEntry(
+                event=decode_event(location.event),
+                log_index=location.log_index,
+                block_time_ms=self.block_time_ms(location.height),
+                ref=location,
+            )
+            for location in self.history_locations(asset_id)
+        )
+        judgement = authorization.judge_use(
+            history,
+            member_id=member_id,
+            asset_id=asset_id,
+            purpose=purpose,
+            operation=operation,
+            at_ms=at_ms,
+        )
+        visible = [
+            (role, location)
+            for role, location in judgement.deciding
+            if access.sees_event(self.store, reader, decode_event(location.event))
+        ]
+        shown = authorization.Judgement(
+            judgement.code, judgement.reason, judgement.grant_id, visible
+        )
+        withheld = len(judgement.deciding) - len(visible)
+        return AuthorizationAnswer(shown, at_ms, checkpoint, withheld)
+
+    # --- evidence bundles -----------------------------------------------------------------
+
+    def event_bundle(self, reader: Reader, event_identifier: bytes) -> bytes:
+        self.require_event(reader, event_identifier)
+        return self._bundle(bundles.event_bundle, event_identifier)
+
+    def trade_bundle(self, reader: Reader, order_id: str) -> bytes:
+        self.require_order(reader, order_id)
+        return self._bundle(bundles.trade_bundle, order_id)
+
+    def lineage_bundle(self, reader: Reader, asset_id: str) -> bytes:
+        """The upstream lineage's bundle, whole: its signed events cannot be redacted, so a
+        reader who may not see every asset in it is refused, never handed part of it."""
+        self.require_asset(reader, asset_id)
+        if not reader.auditor:
+            graph = self.lineage(
+                reader,
+                asset_id,
+                upstream=True,
+                depth=bundles.BUNDLE_EVENTS_MAX,
+                limit=bundles.BUNDLE_EVENTS_MAX,
+                total_max=bundles.BUNDLE_EVENTS_MAX,
+            )
+            hidden = [
+                a.asset_id for a, r in zip(graph.page.assets, graph.redacted, strict=True) if r
+            ]
+            if hidden:
+                raise forbidden(
+                    f"the upstream lineage of {asset_id!r} holds assets that do not concern "
+                    f"{reader.member_id!r} ({', '.join(sorted(hidden)[:5])}"
+                    f"{', ...' if len(hidden) > 5 else ''}): their events cannot be redacted "
+                    "from a bundle; ask an auditor for it"
+                )
+        return self._bundle(bundles.lineage_bundle, asset_id)
+
+    def _bundle(self, build: Any, subject: Any) -> bytes:
+        try:
+            return build(self.store, self.genesis, subject)  # type: ignore[no-any-return]
+        except bundles.BundleBuildError as error:
+            kind = {"not_found": "not_found", "too_large": "bad_request"}.get(
+                error.code, "unavailable"
+            )
+            raise QueryError(kind, f"bundle_{error.code}", error.reason) from None
+
+
+__all__ = ["UNRESTRICTED", "LedgerQueries", "QueryError", "Reader", "TokenError"]

@@ -1,0 +1,512 @@
+"""The auditor REST API (FastAPI): routes, the bearer token, errors. See docs/rest-api.md.
+
+`create_app(view)` builds the app over a `NodeView`: anything with a `store`, a `genesis`, a
+`node_id` and a `clock_ms()` (the running `LedgerNode` is one; tests use `StoreView` over a
+bare `Store`). The contract:
+- every answer is JSON, bytes as lower-case hex; every error is `{"error", "reason"}` with
+  400 (bad request), 401 (no or bad token), 403 (not the caller's to see), 404 (unknown id),
+  409 (a bundle that cannot be built now) or 422 (bad parameter); a 500 means a bug here and
+  is logged;
+- every request but the health check, the docs and the explorer carries a bearer token
+  (protocol/tokens.py), checked against the ledger's member registry at the node's clock;
+- what a token's member may read is protocol/access.py's judgement, asked through
+  node/queries.py; lists are pages of at most REST_PAGE_ITEMS_MAX items with an opaque cursor
+  (node/rest/cursors.py).
+
+Routes are thin: each parses its parameters (FastAPI, from the annotations below) and returns
+what node/rest/answers.py answers. They are plain functions: FastAPI runs them in its thread
+pool, so a long query never holds the node's event loop (consensus and gRPC run there). The
+store is safe for that: one writer, many readers, and records it returns are never mutated.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParameter
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from provledger.node import explorer
+from provledger.node.queries import LedgerQueries, QueryError
+from provledger.node.rest.answers import Answers
+from provledger.node.rest.cursors import INT64_MAX
+from provledger.node.rest.models import (
+    AssetView,
+    AuthorizationView,
+    BlockPage,
+    BlockView,
+    CheckpointView,
+    ConsistencyView,
+    ErrorBody,
+    EventPage,
+    EventView,
+    GrantDetail,
+    GrantPage,
+    Health,
+    InclusionView,
+    LineageView,
+    ProvDocument,
+    StatusView,
+    TradeDetail,
+    TradePage,
+)
+from provledger.node.settings import (
+    REST_CURSOR_LENGTH_CHARS_MAX,
+    REST_PAGE_ITEMS_DEFAULT,
+    REST_PAGE_ITEMS_MAX,
+)
+from provledger.node.store import Store
+from provledger.protocol.access import Reader
+from provledger.protocol.genesis import Genesis
+from provledger.protocol.limits import (
+    IDENTIFIER_LENGTH_CHARS_MAX,
+    LINEAGE_DEPTH_DEFAULT,
+    LINEAGE_DEPTH_MAX,
+    LINEAGE_NODES_MAX,
+    TEXT_LENGTH_CHARS_MAX,
+)
+from provledger.protocol.tokens import TokenError
+
+log = logging.getLogger("provledger.rest")
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+EVENT_ID_PATTERN = r"^[0-9a-f]{64}$"
+TRUNCATED_HEADER = "X-Provledger-Truncated"
+# What each kind of QueryError answers.
+STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "unavailable": 409,
+    "internal": 500,
+}
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class NodeView(Protocol):
+    """What the API reads: the store, the genesis, the node's id and its clock."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def clock_ms(self) -> Callable[[], int]: ...
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """A `NodeView` over a bare store (tests, tools)."""
+
+    store: Store
+    genesis: Genesis
+    node_id: str
+    clock_ms: Callable[[], int] = wall_clock_ms
+
+
+_ERRORS = {
+    400: "bad request (a parameter combination or a cursor this API did not issue)",
+    401: "no bearer token, or a token that is not valid",
+    403: "the token's member may not see this",
+    404: "unknown id or height",
+    422: "a parameter is missing or malformed",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERRORS.items()
+}
+PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": _ERRORS[422]}
+}
+
+Identifier = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=IDENTIFIER_LENGTH_CHARS_MAX,
+        pattern=IDENTIFIER_PATTERN,
+        description="an asset, member, grant or order id",
+    ),
+]
+OptionalIdentifier = Annotated[
+    str | None,
+    Query(min_length=1, max_length=IDENTIFIER_LENGTH_CHARS_MAX, pattern=IDENTIFIER_PATTERN),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=REST_CURSOR_LENGTH_CHARS_MAX,
+        description="next_cursor of the previous page",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=REST_PAGE_ITEMS_MAX, description="items per page")]
+Height = Annotated[int, PathParameter(ge=1, le=INT64_MAX)]
+OptionalHeight = Annotated[int | None, Query(ge=1, le=INT64_MAX)]
+EventId = Annotated[
+    str, PathParameter(pattern=EVENT_ID_PATTERN, description="64 lower-case hex digits")
+]
+EventIdQuery = Annotated[str, Query(pattern=EVENT_ID_PATTERN)]
+Direction = Annotated[Literal["upstream", "downstream"], Query()]
+Depth = Annotated[int, Query(ge=1, le=LINEAGE_DEPTH_MAX)]
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="a token from `provledger token issue --identity FILE --role ROLE`",
+)
+
+
+def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Reader:
+    """Who is asking, from the bearer token; a 401 without a valid one."""
+    if credentials is None:
+        raise QueryError("unauthorized", "missing_token", "send Authorization: Bearer <token>")
+    queries: LedgerQueries = request.app.state.queries
+    try:
+        return queries.authenticate(credentials.credentials, request.app.state.clock_ms())
+    except TokenError as error:
+        raise QueryError("unauthorized", f"token_{error.code}", error.reason) from None
+
+
+Caller = Annotated[Reader, Depends(_caller)]
+
+
+def _answers(request: Request) -> Answers:
+    # Routes reach the ledger through the app, never through a closure: FastAPI caches
+    # endpoint functions module-wide, and a closure would keep the store alive with them.
+    return request.app.state.answers  # type: ignore[no-any-return]
+
+
+Api = Annotated[Answers, Depends(_answers)]
+
+
+def create_app(view: NodeView) -> FastAPI:
+    """The auditor API over `view`; see docs/rest-api.md."""
+    app = FastAPI(
+        title="provledger auditor API",
+        version="1",
+        description=(
+            "Read-only views of a provledger node's ledger, with proofs checkable offline "
+            "against the consortium's genesis file. Every /v1 route but /v1/health needs "
+            "`Authorization: Bearer <token>` (`provledger token issue`)."
+        ),
+    )
+    queries = LedgerQueries(view.store, view.genesis)
+    app.state.queries = queries
+    app.state.answers = Answers(queries, view.node_id)
+    app.state.clock_ms = view.clock_ms
+
+    # --- errors ----------------------------------------------------------------------------
+
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, error: QueryError) -> JSONResponse:
+        status = STATUS[error.kind]
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, error)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": error.code, "reason": error.reason}, status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(part) for part in problem.get('loc', ()))}: {problem.get('msg', '')}"
+            for problem in error.errors()
+        ]
+        return JSONResponse({"error": "bad_parameter", "reason": "; ".join(problems)}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "reason": str(error.detail)},
+            error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse(
+            {"error": "internal", "reason": "the node failed to answer; see its log"}, 500
+        )
+
+    # --- the explorer and health -----------------------------------------------------------
+
+    explorer.mount(app)  # the web page at / and /explorer/*
+
+    @app.get("/v1/health", response_model=Health, tags=["node"])
+    def health() -> Health:
+        """Whether the node answers (no token needed)."""
+        return Health(status="ok")
+
+    # --- the chain -------------------------------------------------------------------------
+
+    @app.get("/v1/status", response_model=StatusView, responses=ERROR_RESPONSES, tags=["chain"])
+    def status(ledger: Api, caller: Caller) -> StatusView:
+        """The chain, this node and its head."""
+        return ledger.status()
+
+    @app.get("/v1/blocks", response_model=BlockPage, responses=ERROR_RESPONSES, tags=["chain"])
+    def blocks(
+        ledger: Api, caller: Caller, cursor: Cursor = None, limit: Limit = REST_PAGE_ITEMS_DEFAULT
+    ) -> BlockPage:
+        """Block headers, newest first."""
+        return ledger.blocks(cursor, limit)
+
+    @app.get(
+        "/v1/blocks/{height}", response_model=BlockView, responses=ERROR_RESPONSES, tags=["chain"]
+    )
+    def block(ledger: Api, caller: Caller, height: Height) -> BlockView:
+        """One block: its header, event ids and the certificate that commits it."""
+        return ledger.block_detail(height)
+
+    @app.get(
+        "/v1/checkpoint", response_model=CheckpointView, responses=ERROR_RESPONSES, tags=["chain"]
+    )
+    def checkpoint(ledger: Api, caller: Caller, height: OptionalHeight = None) -> CheckpointView:
+        """A header with its commit certificate (the latest if no height): a signed tree head."""
+        return ledger.checkpoint(height)
+
+    # --- events and proofs -----------------------------------------------------------------
+
+    @app.get(
+        "/v1/events/{event_id}",
+        response_model=EventView,
+        responses=ERROR_RESPONSES,
+        tags=["events"],
+    )
+    def event(ledger: Api, caller: Caller, event_id: EventId) -> EventView:
+        """One committed event: decoded, with its signed bytes, height and log index."""
+        return ledger.event(caller, event_id)
+
+    @app.get(
+        "/v1/proofs/inclusion/{event_id}",
+        response_model=InclusionView,
+        responses=ERROR_RESPONSES,
+        tags=["proofs"],
+    )
+    def inclusion(
+        ledger: Api, caller: Caller, event_id: EventId, height: OptionalHeight = None
+    ) -> InclusionView:
+        """RFC 6962 inclusion proof of an event in the log at a checkpoint (default latest)."""
+        return ledger.inclusion(caller, event_id, height)
+
+    @app.get(
+        "/v1/proofs/consistency",
+        response_model=ConsistencyView,
+        responses=ERROR_RESPONSES,
+        tags=["proofs"],
+    )
+    def consistency(
+        ledger: Api,
+        caller: Caller,
+        first: Annotated[int, Query(ge=1, le=INT64_MAX)],
+        second: OptionalHeight = None,
+    ) -> ConsistencyView:
+        """RFC 6962 consistency proof: the log at `first` is a prefix of the log at `second`."""
+        return ledger.consistency(first, second)
+
+    # --- assets ----------------------------------------------------------------------------
+
+    @app.get("/v1/assets", response_model=AssetView, responses=ERROR_RESPONSES, tags=["assets"])
+    def asset(ledger: Api, caller: Caller, asset_id: Identifier) -> AssetView:
+        """An asset record: owner, classification, parents, holders, retired."""
+        return ledger.asset(caller, asset_id)
+
+    @app.get(
+        "/v1/assets/history",
+        response_model=EventPage,
+        responses=ERROR_RESPONSES,
+        tags=["assets"],
+    )
+    def history(
+        ledger: Api,
+        caller: Caller,
+        asset_id: Identifier,
+        cursor: Cursor = None,
+        limit: Limit = REST_PAGE_ITEMS_DEFAULT,
+    ) -> EventPage:
+        """Events concerning the asset, in log order."""
+        return ledger.history(caller, asset_id, cursor, limit)
+
+    @app.get("/v1/lineage", response_model=LineageView, responses=ERROR_RESPONSES, tags=["assets"])
+    def lineage(
+        ledger: Api,
+        caller: Caller,
+        asset_id: Identifier,
+        direction: Direction = "upstream",
+        depth: Depth = LINEAGE_DEPTH_DEFAULT,
+        cursor: Cursor = None,
+        limit: Limit = REST_PAGE_ITEMS_DEFAULT,
+    ) -> LineageView:
+        """The lineage graph breadth-first from the asset, `limit` nodes a page; each edge is on
+        the page of the node it leads away from."""
+        return ledger.lineage(caller, asset_id, direction, depth, cursor, limit)
+
+    @app.get(
+        "/v1/prov",
+        response_model=ProvDocument,
+        responses={
+            **ERROR_RESPONSES,
+            200: {
+                "description": f"PROV-JSON; the header {TRUNCATED_HEADER}: true says the graph "
+                f"was cut by depth or at {LINEAGE_NODES_MAX} nodes",
+            },
+        },
+        tags=["assets"],
+    )
+    def prov(
+        ledger: Api,
+        caller: Caller,
+        response: Response,
+        asset_id: Identifier,
+        direction: Direction = "upstream",
+        depth: Depth = LINEAGE_DEPTH_DEFAULT,
+    ) -> ProvDocument:
+        """The lineage as W3C PROV-JSON."""
+        document, truncated = ledger.prov(caller, asset_id, direction, depth)
+        response.headers[TRUNCATED_HEADER] = "true" if truncated else "false"
+        return document
+
+    # --- grants and authorization ----------------------------------------------------------
+
+    @app.get("/v1/grants", response_model=GrantPage, responses=ERROR_RESPONSES, tags=["grants"])
+    def grants(
+        ledger: Api,
+        caller: Caller,
+        asset_id: OptionalIdentifier = None,
+        member_id: OptionalIdentifier = None,
+        cursor: Cursor = None,
+        limit: Limit = REST_PAGE_ITEMS_DEFAULT,
+    ) -> GrantPage:
+        """Grants on an asset, or held (then issued) by a member: give exactly one id."""
+        return ledger.grants(caller, asset_id, member_id, cursor, limit)
+
+    @app.get(
+        "/v1/grants/one", response_model=GrantDetail, responses=ERROR_RESPONSES, tags=["grants"]
+    )
+    def grant(ledger: Api, caller: Caller, grant_id: Identifier) -> GrantDetail:
+        """One grant with its issuing and (if revoked) revoking events."""
+        return ledger.grant_detail(caller, grant_id)
+
+    @app.get(
+        "/v1/authorization",
+        response_model=AuthorizationView,
+        responses=ERROR_RESPONSES,
+        tags=["grants"],
+    )
+    def authorization(
+        ledger: Api,
+        caller: Caller,
+        member_id: Identifier,
+        asset_id: Identifier,
+        purpose: Annotated[str, Query(min_length=1, max_length=TEXT_LENGTH_CHARS_MAX)],
+        operation: Annotated[Literal["read", "compute", "derive", "share"], Query()],
+        time_ms: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
+    ) -> AuthorizationView:
+        """Was the member authorised to use the asset for the purpose at the time (default:
+        the latest block's)? With the events that decide it, each with an inclusion proof
+        against the checkpoint returned."""
+        return ledger.authorization(caller, member_id, asset_id, purpose, operation, time_ms)
+
+    # --- trades ----------------------------------------------------------------------------
+
+    @app.get("/v1/trades", response_model=TradePage, responses=ERROR_RESPONSES, tags=["trades"])
+    def trades(
+        ledger: Api,
+        caller: Caller,
+        asset_id: OptionalIdentifier = None,
+        member_id: OptionalIdentifier = None,
+        cursor: Cursor = None,
+        limit: Limit = REST_PAGE_ITEMS_DEFAULT,
+    ) -> TradePage:
+        """Orders of an asset, or where a member is buyer, seller or exchange: give exactly one."""
+        return ledger.trades(caller, asset_id, member_id, cursor, limit)
+
+    @app.get(
+        "/v1/trades/one", response_model=TradeDetail, responses=ERROR_RESPONSES, tags=["trades"]
+    )
+    def trade(ledger: Api, caller: Caller, order_id: Identifier) -> TradeDetail:
+        """One order, its offer, its life cycle and its dispute."""
+        return ledger.trade(caller, order_id)
+
+    # --- evidence --------------------------------------------------------------------------
+
+    bundle_response: dict[int | str, dict[str, Any]] = {
+        **ERROR_RESPONSES,
+        409: {
+            "model": ErrorBody,
+            "description": "the bundle cannot be built now (a block landed meanwhile: try "
+            "again) or in the bundle format (an author key outside the genesis)",
+        },
+        200: {
+            "description": "an evidence bundle (docs/evidence.md), as a download",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    }
+
+    def download(bundle: bytes, name: str) -> Response:
+        return Response(
+            bundle,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get(
+        "/v1/evidence/event",
+        response_class=Response,
+        responses=bundle_response,
+        tags=["evidence"],
+    )
+    def evidence_event(ledger: Api, caller: Caller, event_id: EventIdQuery) -> Response:
+        """The evidence bundle for one event."""
+        bundle = ledger.queries.event_bundle(caller, bytes.fromhex(event_id))
+        return download(bundle, f"evidence-event-{event_id[:16]}.json")
+
+    @app.get(
+        "/v1/evidence/lineage",
+        response_class=Response,
+        responses=bundle_response,
+        tags=["evidence"],
+    )
+    def evidence_lineage(ledger: Api, caller: Caller, asset_id: Identifier) -> Response:
+        """The evidence bundle for an asset's upstream lineage."""
+        bundle = ledger.queries.lineage_bundle(caller, asset_id)
+        return download(bundle, f"evidence-lineage-{_file_name(asset_id)}.json")
+
+    @app.get(
+        "/v1/evidence/trade",
+        response_class=Response,
+        responses=bundle_response,
+        tags=["evidence"],
+    )
+    def evidence_trade(ledger: Api, caller: Caller, order_id: Identifier) -> Response:
+        """The evidence bundle for a trade and its dispute."""
+        bundle = ledger.queries.trade_bundle(caller, order_id)
+        return download(bundle, f"evidence-trade-{_file_name(order_id)}.json")
+
+    return app
+
+
+def _file_name(identifier: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", identifier)[:64]

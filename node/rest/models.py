@@ -1,0 +1,304 @@
+"""The REST API's response models: the shapes of docs/rest-api.md, from which FastAPI builds
+the OpenAPI schema. Shapes only; node/rest/answers.py fills them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from provledger.node.settings import REST_LINEAGE_NODES_TOTAL_MAX
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="a stable code for programs")
+    reason: str = Field(description="what went wrong, for people")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ValidatorView(BaseModel):
+    validator_id: str
+    public_key: str
+
+
+class StatusView(BaseModel):
+    chain_id: str
+    node_id: str
+    genesis_hash: str
+    height: int
+    head_block_id: str = Field(description="the genesis hash while there is no block")
+    head_time_ms: int
+    log_size: int
+    log_root: str
+    validators: list[ValidatorView]
+    quorum_size: int
+
+
+class HeaderView(BaseModel):
+    block_id: str
+    chain_id: str
+    height: int
+    previous_block_id: str
+    time_ms: int
+    proposer_id: str
+    events_root: str
+    event_count: int
+    log_size: int
+    log_root: str
+    state_root: str
+    validators_hash: str
+    last_commit_hash: str
+    evidence_hash: str
+
+
+class SignatureView(BaseModel):
+    validator_id: str
+    signature: str
+
+
+class CertificateView(BaseModel):
+    height: int
+    round: int
+    block_id: str
+    signatures: list[SignatureView]
+
+
+class BlockPage(BaseModel):
+    items: list[HeaderView]
+    next_cursor: str | None
+
+
+class BlockView(BaseModel):
+    header: HeaderView
+    header_raw: str = Field(description="the serialized BlockHeader, hex: what the id hashes")
+    certificate: CertificateView = Field(description="the certificate that commits this block")
+    last_commit: CertificateView | None = Field(description="the previous block's, carried here")
+    event_ids: list[str]
+    evidence_count: int
+
+
+class CheckpointView(BaseModel):
+    height: int
+    header: HeaderView
+    header_raw: str = Field(description="the serialized BlockHeader, hex: what the id hashes")
+    certificate: CertificateView
+
+
+class AuthorView(BaseModel):
+    member_id: str
+    key_id: str
+
+
+class EventView(BaseModel):
+    event_id: str
+    kind: str = Field(description='the payload\'s name, e.g. "asset_registered"')
+    chain_id: str
+    author: AuthorView
+    nonce: int
+    timestamp_ms: int = Field(description="the author's clock; informational")
+    payload: dict[str, Any]
+    body: str = Field(description="the signed bytes (a serialized Event), hex")
+    signature: str
+    height: int
+    position: int = Field(description="index within its block")
+    log_index: int
+    block_time_ms: int
+
+
+class EventPage(BaseModel):
+    items: list[EventView]
+    next_cursor: str | None
+
+
+class InclusionProofView(BaseModel):
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str]
+
+
+class InclusionView(BaseModel):
+    event: EventView
+    proof: InclusionProofView
+    checkpoint: CheckpointView
+
+
+class ConsistencyProofView(BaseModel):
+    first_size: int
+    second_size: int
+    hashes: list[str]
+
+
+class ConsistencyView(BaseModel):
+    proof: ConsistencyProofView
+    first: CheckpointView
+    second: CheckpointView
+
+
+class AssetView(BaseModel):
+    asset_id: str
+    owner_id: str
+    classification: str
+    content_digest: str
+    name: str
+    parent_ids: list[str]
+    activity: str = Field(description="empty for a registered (not derived) asset")
+    origin_event_id: str
+    retired: bool
+    holder_ids: list[str]
+    redacted: bool = Field(
+        default=False,
+        description="true when the reader may see this asset's place in a lineage but not its "
+        "details: name, content digest, holders and origin event are then left empty",
+    )
+
+
+class EdgeView(BaseModel):
+    parent: str
+    child: str
+
+
+class LineageView(BaseModel):
+    root: str
+    direction: Literal["upstream", "downstream"]
+    depth: int
+    nodes: list[AssetView]
+    edges: list[EdgeView]
+    truncated: bool = Field(
+        description="the depth limit hid lineage of a node on this page, or the graph has "
+        f"more than {REST_LINEAGE_NODES_TOTAL_MAX} nodes"
+    )
+    next_cursor: str | None
+
+
+class GrantView(BaseModel):
+    grant_id: str
+    asset_id: str
+    grantor_id: str
+    grantee_id: str
+    purposes: list[str]
+    operations: list[str]
+    expires_at_ms: int
+    no_cross_border: bool
+    revoked: bool
+    revoked_at_ms: int | None
+    event_id: str
+
+
+class GrantPage(BaseModel):
+    items: list[GrantView]
+    next_cursor: str | None
+
+
+class GrantDetail(BaseModel):
+    grant: GrantView
+    issued: EventView
+    revoked: EventView | None
+
+
+class DecidingEvent(BaseModel):
+    role: Literal[
+        "registered", "derived", "transferred", "retired", "grant_issued", "grant_revoked"
+    ]
+    event: EventView
+    proof: InclusionProofView = Field(description="against the response's checkpoint")
+
+
+class AuthorizationView(BaseModel):
+    member_id: str
+    asset_id: str
+    purpose: str
+    operation: str
+    time_ms: int
+    authorised: bool
+    code: str = Field(
+        description="owner, granted, or why not: asset_not_registered, asset_retired, "
+        "no_grant, grant_not_yet_issued, grant_revoked, grant_expired, "
+        "operation_not_granted, purpose_not_granted"
+    )
+    reason: str
+    grant_id: str | None = Field(description="the grant that covers the use, if one does")
+    deciding_events: list[DecidingEvent]
+    withheld_events: int = Field(
+        description="deciding events left out because they do not concern the reader (e.g. "
+        "another member's registration of the asset); always 0 for an auditor"
+    )
+    checkpoint: CheckpointView
+
+
+class OrderView(BaseModel):
+    order_id: str
+    offer_id: str
+    asset_id: str
+    buyer_id: str
+    seller_id: str
+    exchange_id: str
+    status: str
+    status_before_dispute: str | None
+    delivery_digest: str | None
+    dispute_id: str | None
+    event_ids: list[str]
+
+
+class LifecycleEntry(BaseModel):
+    event_id: str
+    kind: str
+    author_id: str
+    height: int
+    log_index: int
+    block_time_ms: int
+
+
+class TradeItem(BaseModel):
+    order: OrderView
+    life_cycle: list[LifecycleEntry]
+
+
+class TradePage(BaseModel):
+    items: list[TradeItem]
+    next_cursor: str | None
+
+
+class OfferView(BaseModel):
+    offer_id: str
+    asset_id: str
+    seller_id: str
+    exchange_id: str
+    price: int
+    currency: str
+    terms: str
+    event_id: str
+
+
+class DisputeView(BaseModel):
+    dispute_id: str
+    order_id: str
+    opened_by: str
+    reason: str
+    resolved: bool
+    outcome: str | None
+    resolution: str
+
+
+class TradeDetail(BaseModel):
+    order: OrderView
+    offer: OfferView
+    life_cycle: list[EventView]
+    dispute: DisputeView | None
+
+
+class ProvDocument(BaseModel):
+    """W3C PROV-JSON (https://www.w3.org/submissions/prov-json/)."""
+
+    prefix: dict[str, str]
+    entity: dict[str, dict[str, Any]]
+    activity: dict[str, dict[str, Any]]
+    agent: dict[str, dict[str, Any]]
+    wasGeneratedBy: dict[str, dict[str, Any]]
+    used: dict[str, dict[str, Any]]
+    wasDerivedFrom: dict[str, dict[str, Any]]
+    wasAssociatedWith: dict[str, dict[str, Any]]
+    wasAttributedTo: dict[str, dict[str, Any]]
