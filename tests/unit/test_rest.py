@@ -1445,3 +1445,45 @@ def test_a_member_sees_the_shape_of_a_lineage_but_not_others_details(story):
     assert unredacted["redacted"] is False and unredacted["content_digest"]
     prov = story.get("/v1/prov", who="agency-a", asset_id=HEALTH, direction="downstream")
     assert digest("fused").hex() not in str(prov)
+
+
+def test_a_member_gets_no_lineage_bundle_holding_what_its_lineage_redacts(story):
+    """The regulator bought FUSED: as a member it sees FUSED whole and its parents redacted.
+    The bundle's signed events cannot be redacted, so it is refused, naming why; agency-b,
+    which may see every asset upstream of REPORT, gets that bundle."""
+    member = story.headers("regulator", role="member")
+    lineage = story.client.get("/v1/lineage", params={"asset_id": FUSED}, headers=member).json()
+    redacted = {node["asset_id"] for node in lineage["nodes"] if node["redacted"]}
+    assert redacted == {HEALTH, TRIPS}
+    response = story.client.get("/v1/evidence/lineage", params={"asset_id": FUSED}, headers=member)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "forbidden"
+    assert HEALTH in response.json()["reason"]
+    assert digest("health").hex() not in response.text
+    allowed = story.client.get(
+        "/v1/evidence/lineage",
+        params={"asset_id": REPORT},
+        headers=story.headers("agency-b", role="member"),
+    )
+    assert allowed.status_code == 200, allowed.text
+
+
+def test_the_authorization_answer_withholds_events_the_member_may_not_see(story):
+    question = {
+        "member_id": "regulator",
+        "asset_id": HEALTH,
+        "purpose": "analytics",
+        "operation": "read",
+    }
+    response = story.client.get(
+        "/v1/authorization", params=question, headers=story.headers("regulator", role="member")
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["authorised"], answer["code"]) == (False, "no_grant")
+    assert answer["deciding_events"] == [] and answer["withheld_events"] == 1
+    for secret in (digest("health").hex(), "Hospital records", story.ids["health"]):
+        assert secret not in response.text
+    full = story.get("/v1/authorization", **question)
+    assert [e["event"]["event_id"] for e in full["deciding_events"]] == [story.ids["health"]]
+    assert full["withheld_events"] == 0
