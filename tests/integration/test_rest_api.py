@@ -498,6 +498,161 @@ def test_an_evidence_bundle_exported_over_rest_verifies_offline(story, tmp_path)
     assert check.returncode == 0, check.stderr
 
 
+# --- one lineage, every interface ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SeenAsset:
+    """An asset of a lineage as one interface showed it to one reader."""
+
+    redacted: bool
+    owner_id: str
+    content_digest: str  # hex; empty when redacted
+    name: str
+
+
+def lineage_over_rest(client: RestClient, asset_id: str) -> tuple[dict[str, SeenAsset], set]:
+    nodes: dict[str, SeenAsset] = {}
+    edges: set[tuple[str, str]] = set()
+    cursor = None
+    while True:
+        page = client.get(
+            "/v1/lineage",
+            asset_id=asset_id,
+            direction="upstream",
+            **({"cursor": cursor} if cursor else {}),
+        )
+        for node in page["nodes"]:
+            nodes[node["asset_id"]] = SeenAsset(
+                node["redacted"], node["owner_id"], node["content_digest"], node["name"]
+            )
+        edges |= {(edge["parent"], edge["child"]) for edge in page["edges"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return nodes, edges
+
+
+def lineage_over_grpc(address: str, token: str, asset_id: str) -> tuple[dict[str, SeenAsset], set]:
+    with LedgerClient(address) as client:
+        response = client.stub.GetLineage(
+            api_pb2.GetLineageRequest(
+                asset_id=asset_id, direction=api_pb2.LINEAGE_DIRECTION_UPSTREAM
+            ),
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=10,
+        )
+    redacted = set(response.redacted_asset_ids)
+    nodes = {
+        asset.asset_id: SeenAsset(
+            asset.asset_id in redacted, asset.owner_id, asset.content_digest.hex(), asset.name
+        )
+        for asset in response.assets
+    }
+    edges = {(edge.parent_id, edge.child_id) for edge in response.edges}
+    assert not response.truncated
+    return nodes, edges
+
+
+def lineage_over_prov(client: RestClient, asset_id: str) -> tuple[dict[str, SeenAsset], set]:
+    document = client.get("/v1/prov", asset_id=asset_id, direction="upstream")
+    nodes = {}
+    for entity in document["entity"].values():
+        digest_hex = entity["provledger:contentDigest"]
+        owner = entity["provledger:owner"]["$"].split(":", 1)[1]
+        label = entity["prov:label"]
+        name = "" if label == entity["provledger:assetId"] else label
+        nodes[entity["provledger:assetId"]] = SeenAsset(not digest_hex, owner, digest_hex, name)
+    prefix = document["prefix"]["asset"]
+
+    def asset_of(qualified: str) -> str:
+        from urllib.parse import unquote
+
+        assert qualified.startswith("asset:"), qualified
+        return unquote(qualified.removeprefix("asset:"))
+
+    edges = {
+        (asset_of(d["prov:usedEntity"]), asset_of(d["prov:generatedEntity"]))
+        for d in document["wasDerivedFrom"].values()
+    }
+    assert prefix.endswith(":asset:")
+    return nodes, edges
+
+
+@pytest.mark.parametrize("reader", ["auditor", "regulator-as-member"])
+def test_one_lineage_with_one_redaction_through_grpc_rest_prov_and_the_bundle(story, reader):
+    """The regulator bought the fused asset, so as a member it sees that asset whole and its
+    parents (agency-a's and agency-b's data, which it has no grant on) only as places in the
+    graph. Every interface must show exactly that; the bundle, whose signed events cannot be
+    redacted, is whole for an auditor and refused to the member."""
+    fused = story.assets["fused"]
+    token = (
+        story.auditor_token
+        if reader == "auditor"
+        else cli_token(story.layout.identities["regulator"], "member")
+    )
+    with story.rest(1, token) as client:
+        rest = lineage_over_rest(client, fused)
+        prov = lineage_over_prov(client, fused)
+        bundle = client.response("/v1/evidence/lineage", asset_id=fused)
+    grpc_view = lineage_over_grpc(story.layout.grpc_addresses[2], token, fused)
+
+    nodes, edges = rest
+    assert set(nodes) == {fused, story.assets["health"], story.assets["trips"]}
+    assert edges == {(story.assets["health"], fused), (story.assets["trips"], fused)}
+    assert grpc_view == rest
+    prov_nodes, prov_edges = prov
+    assert prov_edges == edges
+    assert {a: (s.redacted, s.owner_id, s.content_digest) for a, s in prov_nodes.items()} == {
+        a: (s.redacted, s.owner_id, s.content_digest) for a, s in nodes.items()
+    }
+    hidden = {a for a, seen in nodes.items() if seen.redacted}
+    if reader == "auditor":
+        assert hidden == set()
+        assert bundle.status_code == 200, bundle.text
+        claims = verify_bundle(bundle.content, story.genesis).claims
+        assert {a["asset_id"]: a["content_digest"] for a in claims["assets"]} == {
+            a: seen.content_digest for a, seen in nodes.items()
+        }
+        assert {(e["parent"], e["child"]) for e in claims["edges"]} == edges
+    else:
+        assert hidden == {story.assets["health"], story.assets["trips"]}
+        assert all(nodes[a].content_digest == "" and nodes[a].name == "" for a in hidden)
+        assert nodes[fused].content_digest == digest("fused").hex()
+        assert bundle.status_code == 403, bundle.text
+        assert bundle.json()["error"] == "forbidden"
+        assert digest("health").hex() not in bundle.text
+
+
+def test_the_authorization_question_discloses_nothing_lineage_redacts(story):
+    """The regulator (as a member) may ask whether it could use agency-a's data; the answer
+    must not hand it agency-a's registration event, which /v1/lineage redacts for it."""
+    member = cli_token(story.layout.identities["regulator"], "member")
+    with story.rest(0, member) as client:
+        answer = client.response(
+            "/v1/authorization",
+            member_id="regulator",
+            asset_id=story.assets["health"],
+            purpose="analytics",
+            operation="read",
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["authorised"], body["code"]) == (False, "no_grant")
+    assert body["deciding_events"] == [] and body["withheld_events"] == 1
+    for secret in (digest("health").hex(), "Hospital records", story.ids["health"]):
+        assert secret not in answer.text
+    with story.rest(0) as auditor:  # an auditor gets the deciding event itself
+        full = auditor.get(
+            "/v1/authorization",
+            member_id="regulator",
+            asset_id=story.assets["health"],
+            purpose="analytics",
+            operation="read",
+        )
+    assert [e["event"]["event_id"] for e in full["deciding_events"]] == [story.ids["health"]]
+    assert full["withheld_events"] == 0
+
+
 # --- schemathesis ---------------------------------------------------------------------------
 
 
