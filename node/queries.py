@@ -149,7 +149,7 @@ class LedgerQueries:
         order = self.store.load("order", order_id)
         if order is None:
             raise not_found("unknown_order", f"no order {order_id!r}")
-        if not access.sees_order(reader, order):
+        if not access.sees_order(self.store, reader, order):
             raise forbidden(f"order {order_id!r} does not concern {reader.member_id!r}")
         return order  # type: ignore[no-any-return]
 

@@ -9,9 +9,9 @@ The policy (docs/rest-api.md, ADR 007):
   is auditor or regulator: protocol/tokens.py);
 - a member reads what concerns it: an asset it owns, holds a copy of, made, or holds a grant
   on; a grant it issued or holds, or on an asset it owns; an order where it is the buyer, the
-  seller or the listing exchange; an event it wrote, that names it, that is about something
-  it may read (protocol/concerns.py says what each event is about), and every governance
-  event;
+  seller or the listing exchange, or of an asset it owns; an event it wrote, that names it,
+  that is about something it may read (protocol/concerns.py says what each event is about),
+  and every governance event;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
   name, content digest, holders and origin event left out.
@@ -90,12 +90,14 @@ def sees_grant(ledger: LedgerReader, reader: Reader, grant: state_pb2.GrantRecor
     return asset is not None and asset.owner_id == reader.member_id
 
 
-def sees_order(reader: Reader, order: state_pb2.OrderRecord) -> bool:
-    return reader.auditor or reader.member_id in (
-        order.buyer_id,
-        order.seller_id,
-        order.exchange_id,
-    )
+def sees_order(ledger: LedgerReader, reader: Reader, order: state_pb2.OrderRecord) -> bool:
+    """An order concerns its buyer, its seller, the listing exchange and the owner of the
+    asset it trades (who sees every trade of its asset)."""
+    if reader.auditor or reader.member_id in (order.buyer_id, order.seller_id, order.exchange_id):
+        return True
+    offer = ledger.load("offer", order.offer_id)
+    asset = ledger.load("asset", offer.offer.asset_id) if offer is not None else None
+    return asset is not None and asset.owner_id == reader.member_id
 
 
 def sees_event(ledger: LedgerReader, reader: Reader, event: ledger_pb2.Event) -> bool:
@@ -113,7 +115,7 @@ def sees_event(ledger: LedgerReader, reader: Reader, event: ledger_pb2.Event) ->
     if grant is not None and sees_grant(ledger, reader, grant):
         return True
     order = ledger.load("order", about.order_id) if about.order_id else None
-    if order is not None and sees_order(reader, order):
+    if order is not None and sees_order(ledger, reader, order):
         return True
     for asset_id in about.assets:
         asset = ledger.load("asset", asset_id)

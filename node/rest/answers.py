@@ -382,7 +382,7 @@ class Answers:
         items = [
             TradeItem(order=order_view(queries, order), life_cycle=self._entries(order))
             for order in orders
-            if access.sees_order(reader, order)
+            if access.sees_order(queries.store, reader, order)
         ]
         return TradePage(items=items, next_cursor=next_cursor)
 
