@@ -28,6 +28,8 @@ from provledger.protocol.tokens import ROLE_AUDITOR
 from provledger.v1 import ledger_pb2, state_pb2
 
 GRANTS_PAGE_ITEMS = 500  # grants read at a time while looking for one held by the reader
+# What a lineage leaves out of an asset the reader may not see: all but its place in the graph.
+REDACTED_ASSET_FIELDS = ("name", "content_digest", "holder_ids", "origin_event_id")
 
 
 class LedgerReader(Protocol):
@@ -132,12 +134,8 @@ def redact_asset(
     redacted."""
     if sees_asset(ledger, reader, asset):
         return asset, False
-    redacted = state_pb2.AssetRecord(
-        asset_id=asset.asset_id,
-        owner_id=asset.owner_id,
-        classification=asset.classification,
-        parent_ids=asset.parent_ids,
-        activity=asset.activity,
-        retired=asset.retired,
-    )
+    redacted = state_pb2.AssetRecord()
+    redacted.CopyFrom(asset)
+    for hidden in REDACTED_ASSET_FIELDS:
+        redacted.ClearField(hidden)
     return redacted, True

@@ -1,0 +1,115 @@
+"""The rules of governance: members added and removed, keys rotated, roles changed, each by a
+change that more than two thirds of the active members approved with signatures inside the
+one event (ADR 005). Dispatched to by protocol/rules.py.
+"""
+
+from __future__ import annotations
+
+from provledger.protocol import crypto
+from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
+from provledger.protocol.events import require_identifier
+from provledger.protocol.limits import PUBLIC_KEY_SIZE_BYTES
+from provledger.protocol.rule_checks import (
+    ROLE_NAMES,
+    active_member,
+    copy_record,
+    member_key,
+    new_id,
+    put,
+)
+from provledger.protocol.state import Write
+from provledger.v1 import ledger_pb2, state_pb2
+
+# --- governance --------------------------------------------------------------------------
+
+
+def governance_sign_bytes(chain_id: str, change: bytes) -> bytes:
+    return chain_id.encode() + b"\x00" + change
+
+
+def governance(state, author, payload, decoded, block_time_ms) -> list[Write]:
+    change = ledger_pb2.GovernanceChange()
+    try:
+        change.ParseFromString(payload.change)
+    except Exception:
+        raise invalid("malformed", "governance change is not a GovernanceChange") from None
+    kind = change.WhichOneof("change")
+    if kind is None:
+        raise invalid("missing_payload", "governance change names no change")
+    change_key = crypto.key_id(payload.change).hex()
+    if state.load("governance", change_key) is not None:
+        raise duplicate("replayed_governance", "this governance change was already applied")
+
+    active = [m for m in state.members() if not m.removed]
+    message = governance_sign_bytes(decoded.event.chain_id, payload.change)
+    approvers: set[str] = set()
+    for approval in payload.approvals:
+        member = state.load("member", approval.approver.member_id)
+        if member is None or member.removed:  # type: ignore[attr-defined]
+            raise forbidden(
+                "unknown_approver", f"approver {approval.approver.member_id!r} is not a member"
+            )
+        key = member_key(member, approval.approver.key_id)  # type: ignore[arg-type]
+        if key is None or not crypto.verify(
+            key, crypto.DOMAIN_GOVERNANCE, message, approval.signature
+        ):
+            raise invalid(
+                "bad_approval",
+                f"approval by {approval.approver.member_id!r} does not verify",
+            )
+        if approval.approver.member_id in approvers:
+            raise invalid("duplicate_items", "a member approved twice")
+        approvers.add(approval.approver.member_id)
+    quorum = len(active) * 2 // 3 + 1
+    if len(approvers) < quorum:
+        raise forbidden(
+            "no_quorum",
+            f"{len(approvers)} of {len(active)} members approved; {quorum} are needed",
+        )
+
+    writes = [put("governance", change_key, state_pb2.MemberKey(key_id=decoded.event_id))]
+    body = getattr(change, kind)
+    if kind == "member_added":
+        require_identifier(body.member_id, "member_id")
+        new_id(state, "member", body.member_id)
+        if body.role not in ROLE_NAMES:
+            raise invalid("bad_role", "role must be agency, exchange, regulator or auditor")
+        require_public_key(body.public_key)
+        member = state_pb2.MemberRecord(
+            member_id=body.member_id,
+            name=body.name or body.member_id,
+            role=body.role,
+            keys=[
+                state_pb2.MemberKey(
+                    key_id=crypto.key_id(body.public_key), public_key=body.public_key
+                )
+            ],
+        )
+        writes.append(put("member", body.member_id, member))
+        return writes
+    member = active_member(state, body.member_id, "member_id")
+    updated = copy_record(member)
+    if kind == "member_removed":
+        updated.removed = True
+    elif kind == "key_rotated":
+        require_public_key(body.new_public_key)
+        new_key_id = crypto.key_id(body.new_public_key)
+        if member_key(member, new_key_id) is not None:
+            raise duplicate("key_exists", "the member already holds this key")
+        if body.retired_key_id:
+            if member_key(member, body.retired_key_id) is None:
+                raise precondition("unknown_key", "the key to retire is not the member's")
+            del updated.keys[:]
+            updated.keys.extend(k for k in member.keys if k.key_id != body.retired_key_id)
+        updated.keys.append(state_pb2.MemberKey(key_id=new_key_id, public_key=body.new_public_key))
+    elif kind == "role_changed":
+        if body.role not in ROLE_NAMES:
+            raise invalid("bad_role", "role must be agency, exchange, regulator or auditor")
+        updated.role = body.role
+    writes.append(put("member", body.member_id, updated))
+    return writes
+
+
+def require_public_key(public_key: bytes) -> None:
+    if len(public_key) != PUBLIC_KEY_SIZE_BYTES:
+        raise invalid("bad_key", f"a public key is {PUBLIC_KEY_SIZE_BYTES} bytes")
