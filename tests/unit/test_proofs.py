@@ -8,7 +8,7 @@ answer fails with its own code, whatever else in it is right.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -175,7 +175,7 @@ def tampered_inclusion(
     ledger: Ledger,
     log_index: int = 4,
     height: int = 4,
-    proof_fields: dict[str, object] | None = None,
+    proof_fields: Mapping[str, object] | None = None,
     **changes: object,
 ) -> Callable[[], VerifiedInclusion]:
     """An honest inclusion answer for `log_index` at `height`, with `proof_fields` set on its
