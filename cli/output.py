@@ -1,7 +1,7 @@
 """What every `provledger` command shares: printing its result as text for people or, with
 --json, as JSON for scripts; `CommandError`, the failure it reports on standard error with exit
 code 1 (cli/main.py does the reporting); and reading the arguments several command groups take
-(hex ids, the genesis file to trust).
+(hex ids, the genesis file to trust, a member's identity file).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from provledger.cli.client import Identity
 from provledger.protocol.errors import Rejected
 from provledger.protocol.genesis import Genesis, parse_genesis
 
@@ -36,3 +37,10 @@ def load_genesis(path: str) -> Genesis:
         return parse_genesis(Path(path).read_bytes())
     except (OSError, Rejected) as error:
         raise CommandError(f"cannot use genesis {path}: {error}") from None
+
+
+def load_identity(path: str) -> Identity:
+    try:
+        return Identity.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise CommandError(f"cannot use identity {path}: {error!r}") from None

@@ -14,12 +14,12 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from provledger.cli.client import EventSigner, Identity, LedgerClient
-from provledger.cli.output import CommandError, emit
+from provledger.cli.client import EventSigner, LedgerClient
+from provledger.cli.output import CommandError, emit, load_identity
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    identity = Identity.load(args.identity)
+    identity = load_identity(args.identity)
     if args.event_json:
         source = sys.stdin.read() if args.event_json == "-" else Path(args.event_json).read_text()
         document = json.loads(source)

@@ -7,18 +7,14 @@ import argparse
 import sys
 import time
 
-from provledger.cli.client import Identity
-from provledger.cli.output import CommandError, emit
+from provledger.cli.output import CommandError, emit, load_identity
 from provledger.protocol.genesis import role_name
 from provledger.protocol.limits import TOKEN_TTL_MS_MAX
 from provledger.protocol.tokens import AUDITOR_LEDGER_ROLES, issue_token
 
 
 def cmd_token_issue(args: argparse.Namespace) -> None:
-    try:
-        identity = Identity.load(args.identity)
-    except (OSError, ValueError, KeyError) as error:
-        raise CommandError(f"cannot use identity {args.identity}: {error!r}") from None
+    identity = load_identity(args.identity)
     ttl_ms = args.ttl_s * 1000
     if not 0 < ttl_ms <= TOKEN_TTL_MS_MAX:
         raise CommandError(f"--ttl-s must be 1..{TOKEN_TTL_MS_MAX // 1000} seconds")
