@@ -9,12 +9,14 @@ DIR/identities/<member>.json   a key file a member's client signs with
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provledger.cli.output import CommandError, emit
 from provledger.node import config as node_config
 from provledger.node import tls
 from provledger.node.keyfile import new_signing_key, save_key
@@ -29,6 +31,32 @@ DEFAULT_MEMBERS = (
     ("regulator", "Data Administration Bureau", "regulator"),
     ("auditor", "Audit Office", "auditor"),
 )
+
+
+def cmd_consortium_init(args: argparse.Namespace) -> None:
+    try:
+        layout = init_consortium(
+            Path(args.dir),
+            args.nodes,
+            chain_id=args.chain_id,
+            base_port=args.base_port,
+            with_identities=not args.no_identities,
+        )
+    except (FileExistsError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    nodes = list(
+        zip(layout.node_configs, layout.grpc_addresses, layout.rest_addresses, strict=True)
+    )
+    document = {
+        "genesis": str(layout.genesis_path),
+        "nodes": [{"config": str(c), "grpc": a, "rest": r} for c, a, r in nodes],
+        "identities": {m: str(p) for m, p in layout.identities.items()},
+    }
+    lines = [f"genesis    {layout.genesis_path}"]
+    lines += [f"node       {c}  (gRPC {a}, REST http://{r})" for c, a, r in nodes]
+    lines += [f"identity   {p}" for p in layout.identities.values()]
+    lines.append(f"start a node: provledger node run --config {layout.node_configs[0]}")
+    emit(args, document, "\n".join(lines))
 
 
 def consortium_ports(base_port: int, nodes: int) -> list[int]:

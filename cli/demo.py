@@ -6,6 +6,7 @@ only if every step did what the story says (including the rejection it expects).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import shutil
 import socket
@@ -20,14 +21,11 @@ import grpc
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient, describe_rpc_error
 from provledger.cli.consortium import ConsortiumLayout, consortium_ports, init_consortium
-from provledger.cli.main import (
-    CommandError,
-    render_lineage_tree,
-    verify_consistency_response,
-    verify_inclusion_response,
-)
+from provledger.cli.output import CommandError
+from provledger.cli.proofs import fetch_verified_consistency, fetch_verified_inclusion
+from provledger.cli.query import render_lineage_tree
 from provledger.protocol.blocks import decode_header
-from provledger.protocol.genesis import parse_genesis
+from provledger.protocol.genesis import Genesis, parse_genesis
 from provledger.protocol.tokens import issue_token
 from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
@@ -37,6 +35,12 @@ NODE_CATCH_UP_TIMEOUT_S = 10
 CLI_TIMEOUT_S = 60
 DEMO_TOKEN_TTL_MS = 24 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    if args.nodes < 1:
+        raise CommandError("--nodes must be at least 1")
+    run_demo(keep_data=args.keep, nodes=args.nodes, serve=args.serve)
 
 
 def _port_free(port: int) -> bool:
@@ -250,7 +254,7 @@ def _commit(client: RoundRobin, signed: ledger_pb2.SignedEvent) -> api_pb2.Recei
     return receipt
 
 
-def _tell(client: RoundRobin, signer: dict[str, EventSigner], genesis) -> None:
+def _tell(client: RoundRobin, signer: dict[str, EventSigner], genesis: Genesis) -> None:
     now_ms = time.time_ns() // 1_000_000
     clinic, bus, fused = (
         "health/clinic-visits-2021",
@@ -401,23 +405,17 @@ def _tell(client: RoundRobin, signer: dict[str, EventSigner], genesis) -> None:
     )
 
     step(12, "verify, trusting only genesis.json, that the settlement is in the ledger")
-    response = client.stub.GetInclusionProof(
-        api_pb2.GetInclusionProofRequest(event_id=settled.event_id)
-    )
-    result = verify_inclusion_response(response, genesis, settled.event_id)
+    inclusion = fetch_verified_inclusion(client.stub, genesis, settled.event_id)
     print(
-        f"     inclusion proof: leaf {result['leaf_index']} of {result['tree_size']}, "
-        f"{len(response.proof.hashes)} hashes, checkpoint at height {result['height']} "
-        f"signed by {result['signers']}/{result['validators']} validators: VERIFIED"
+        f"     inclusion proof: leaf {inclusion.leaf_index} of {inclusion.tree_size}, "
+        f"{inclusion.proof_hashes} hashes, checkpoint at height {inclusion.height} "
+        f"signed by {len(inclusion.signers)}/{inclusion.validators} validators: VERIFIED"
     )
 
     step(13, "verify that the log when the first dataset was registered is a prefix of today's log")
-    consistency = client.stub.GetConsistencyProof(
-        api_pb2.GetConsistencyProofRequest(first_height=first.height)
-    )
-    result = verify_consistency_response(consistency, genesis)
+    consistency = fetch_verified_consistency(client.stub, genesis, first.height)
     print(
-        f"     consistency proof: size {result['first_size']} (height "
-        f"{result['first_height']}) -> size {result['second_size']} (height "
-        f"{result['second_height']}), {len(consistency.proof.hashes)} hashes: VERIFIED"
+        f"     consistency proof: size {consistency.first_size} (height "
+        f"{consistency.first_height}) -> size {consistency.second_size} (height "
+        f"{consistency.second_height}), {consistency.proof_hashes} hashes: VERIFIED"
     )

@@ -6,7 +6,8 @@ header and its commit certificate) that every proof is checked against, the vali
 the authors' keys, and the `claims`: what the events show, in plain JSON. The verifier
 re-derives the claims from the events and accepts the bundle only if they are equal, so a
 bundle that verifies says nothing its signed events do not say. This module is pure (no I/O,
-no clock); `node/bundles.py` builds bundles from the store, `provledger verify` checks them.
+no clock); `node/bundles.py` builds bundles from the store, `provledger verify` checks them and
+prints what they prove (cli/evidence.py).
 
 Format "provledger-evidence/1" (docs/evidence.md explains each field for other languages):
 - The file is exactly `json.dumps(bundle, sort_keys=True, separators=(",", ":"),
@@ -56,7 +57,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import hashlib
 import json
 import re
@@ -602,14 +602,6 @@ def _trade_claims(order_id: str, events: Sequence[tuple[int, DecodedEvent]]) -> 
 # --- the result --------------------------------------------------------------------------
 
 
-def _time(ms: int) -> str:
-    try:
-        moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"{ms} ms after 1970"
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class VerifiedBundle:
     """What a verified bundle proves, and under which checkpoint."""
@@ -622,65 +614,6 @@ class VerifiedBundle:
     block_id: bytes
     signers: tuple[str, ...]
     events: tuple[tuple[int, DecodedEvent], ...] = field(repr=False)
-
-    def summary_lines(self) -> list[str]:
-        validators = self.genesis.validator_set
-        header, claims = self.header, self.claims
-        lines = [
-            f"VERIFIED {self.kind} evidence for {SUBJECT_FIELDS[self.kind]} {self.subject_id}",
-            f"  chain {self.genesis.chain_id}, genesis {self.genesis.genesis_hash.hex()}",
-            f"  checkpoint: block {header.height} (id {self.block_id.hex()}), block time "
-            f"{_time(header.time_ms)}, log size {header.log_size}, "
-            f"log root {header.log_root.hex()}",
-            f"  signed by {len(self.signers)} of {len(validators.validators)} validators "
-            f"(quorum {validators.quorum_size}): {', '.join(self.signers)}",
-            "it proves:",
-        ]
-        if self.kind == "event":
-            ((log_index, event),) = self.events
-            lines.append(
-                f"  event {claims['event_id']} ({claims['kind']}) was signed by "
-                f"{claims['author']} (key {claims['key_id']}) and is entry {log_index} of the "
-                f"ledger log; author's clock {_time(event.event.timestamp_ms)}"
-            )
-            lines.append(f"  {claims['kind']}: {_describe(getattr(event.event, event.kind))}")
-        elif self.kind == "lineage":
-            parents: dict[str, list[str]] = {}
-            for edge in claims["edges"]:
-                parents.setdefault(edge["child"], []).append(edge["parent"])
-            lines.append(
-                f"  the upstream lineage of {claims['asset_id']}: {len(claims['assets'])} "
-                f"assets, {len(claims['edges'])} derivation edges, each path back to a "
-                "registration"
-            )
-            for asset in claims["assets"]:
-                how = (
-                    f"derived by {asset['activity']} from {', '.join(parents[asset['asset_id']])}"
-                    if asset["activity"]
-                    else "registered"
-                )
-                lines.append(
-                    f"  {asset['asset_id']}: {how}; by {asset['creator']}; "
-                    f"{asset['classification']}; content sha256 {asset['content_digest']}"
-                )
-        else:
-            lines.append(
-                f"  order {claims['order_id']} on offer {claims['offer_id']} (asset "
-                f"{claims['asset_id']}, {claims['price']} {claims['currency']}): seller "
-                f"{claims['seller']}, buyer {claims['buyer']}, exchange {claims['exchange']}"
-            )
-            lines.append(f"  life cycle: {' -> '.join(claims['statuses'])}")
-            if claims["delivery_digest"]:
-                lines.append(f"  delivered content sha256 {claims['delivery_digest']}")
-            for _, event in self.events:
-                if event.kind in ("dispute_opened", "dispute_resolved"):
-                    payload = getattr(event.event, event.kind)
-                    lines.append(f"  {event.kind} by {event.author_id}: {_describe(payload)}")
-        lines.append(
-            "a bundle proves that its events are in the ledger; it cannot prove that no other "
-            "events exist"
-        )
-        return lines
 
     def to_json(self) -> dict[str, Any]:
         header = self.header
@@ -712,25 +645,3 @@ class VerifiedBundle:
             ],
             "claims": self.claims,
         }
-
-
-def _describe(message: Any) -> str:
-    """A payload's set fields on one line, for people: bytes as hex, enums by name."""
-    parts = []
-    for descriptor, value in message.ListFields():
-        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
-            text = json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
-        elif descriptor.message_type is not None:
-            text = f"({len(value)} entries)" if hasattr(value, "__len__") else "(message)"
-        else:
-            items = (
-                list(value)
-                if hasattr(value, "__len__") and not isinstance(value, str | bytes)
-                else [value]
-            )
-            if descriptor.enum_type is not None:
-                names = descriptor.enum_type.values_by_number
-                items = [names[v].name if v in names else v for v in items]
-            text = ", ".join(v.hex() if isinstance(v, bytes) else str(v) for v in items)
-        parts.append(f"{descriptor.name}={text}")
-    return "; ".join(parts)

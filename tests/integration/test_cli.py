@@ -212,6 +212,34 @@ def test_submit_query_and_verify_proofs(consortium: CliConsortium) -> None:
     assert consistency["first_size"] < consistency["second_size"]
 
 
+def test_proofs_against_another_genesis_do_not_verify(
+    consortium: CliConsortium, tmp_path: Path
+) -> None:
+    node = ["--node", consortium.address]
+    receipt = cli_json(
+        "submit", *node, "--identity", consortium.identity("agency-b"),
+        "--kind", "asset_registered",
+        "--set", "asset_id=cli/other-genesis",
+        "--set", f"content_digest={digest_base64('other genesis')}",
+        "--set", "classification=CLASSIFICATION_GENERAL",
+        "--wait",
+    )  # fmt: skip
+    event_id = base64.b64decode(receipt["eventId"]).hex()
+    # The same chain id, but other validators: their keys never signed this chain's blocks.
+    other = cli_json("consortium", "init", "--nodes", "1", "--dir", str(tmp_path / "other"))
+    for command in (
+        ["proof", "inclusion", event_id],
+        ["proof", "consistency", "--first", receipt["height"]],
+    ):
+        result = run_cli(*command, "--genesis", other["genesis"], *node)
+        assert result.returncode == 1, command
+        assert result.stdout == ""
+        assert result.stderr == (
+            "provledger: proof does NOT verify: bad_certificate: the header names a different "
+            "validator set\n"
+        )
+
+
 def test_submit_without_wait_prints_the_event_id(consortium: CliConsortium) -> None:
     accepted = cli_json(
         "submit", "--node", consortium.address, "--identity", consortium.identity("agency-b"),
@@ -273,6 +301,16 @@ def test_unreachable_node_and_missing_config_fail(tmp_path: Path) -> None:
     result = run_cli("node", "run", "--config", str(tmp_path / "missing.toml"))
     assert result.returncode != 0
     assert "no config file" in result.stderr
+
+    missing = tmp_path / "missing-identity.json"
+    for command in (
+        ["submit", "--identity", str(missing), "--kind", "asset_registered"],
+        ["token", "issue", "--identity", str(missing), "--role", "member"],
+    ):
+        result = run_cli(*command)
+        assert result.returncode == 1, command
+        assert result.stderr.startswith(f"provledger: cannot use identity {missing}: ")
+        assert "Traceback" not in result.stderr
 
 
 def test_demo_runs_its_story() -> None:

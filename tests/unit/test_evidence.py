@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest, signing_key
 
+from provledger.cli.evidence import summary_lines
 from provledger.node import bundles
 from provledger.node.store import Store
 from provledger.protocol import blocks, evidence
@@ -202,7 +203,7 @@ def test_event_bundle_verifies_and_says_what_it_proves(chain: Chain, event_bytes
         "key_id": chain.consortium["agency-a"].key.key_id.hex(),
         "log_index": 0,
     }
-    summary = "\n".join(verified.summary_lines())
+    summary = "\n".join(summary_lines(verified))
     assert summary.startswith(f"VERIFIED event evidence for event_id {chain.ids['raw-a'].hex()}")
     assert f"block {head.height} " in summary and f"log size {head.log_size}" in summary
     assert "signed by 4 of 4 validators (quorum 3)" in summary
@@ -221,7 +222,7 @@ def test_every_event_by_a_genesis_member_has_a_bundle(chain: Chain) -> None:
         data = bundles.event_bundle(chain.store, chain.genesis, event_id)
         verified = verify_bundle(data, chain.genesis)
         assert verified.claims["event_id"] == event_id.hex(), label
-        assert verified.summary_lines()
+        assert summary_lines(verified)
 
 
 def test_lineage_bundle_holds_the_whole_upstream_graph(chain: Chain, lineage_bytes: bytes) -> None:
@@ -248,7 +249,7 @@ def test_lineage_bundle_holds_the_whole_upstream_graph(chain: Chain, lineage_byt
     # Exactly the registering and deriving events, in log order; the grant is not among them.
     kinds = [e.kind for _, e in verified.events]
     assert kinds.count("asset_registered") == 3 and kinds.count("asset_derived") == 4
-    summary = "\n".join(verified.summary_lines())
+    summary = "\n".join(summary_lines(verified))
     assert "7 assets, 7 derivation edges" in summary
     assert "fused: derived by fusion from clean-a, raw-b; by agency-a; important" in summary
 
@@ -281,7 +282,7 @@ def test_trade_bundle_replays_the_life_cycle_and_dispute(chain: Chain, trade_byt
     }
     labels = ["offer", "order-1", "delivered", "settled", "disputed", "resolved"]
     assert [e.event_id for _, e in verified.events] == [chain.ids[label] for label in labels]
-    summary = "\n".join(verified.summary_lines())
+    summary = "\n".join(summary_lines(verified))
     assert (
         "life cycle: listed -> ordered -> delivered -> settled -> disputed -> resolved" in summary
     )

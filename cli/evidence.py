@@ -1,0 +1,242 @@
+"""`provledger evidence export` and `provledger verify`: evidence bundles for auditors.
+
+`export` saves a bundle built by a node's REST API (--rest, with a bearer token) or from a
+stopped node's LevelDB folder (--data-dir); given the genesis it verifies the bundle first and
+never writes one that does not verify. `verify` checks a bundle offline against the genesis
+alone (protocol/evidence.py) and prints what it proves (`summary_lines`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
+from provledger.protocol.evidence import SUBJECT_FIELDS, BundleError, VerifiedBundle, verify_bundle
+from provledger.protocol.genesis import Genesis
+from provledger.protocol.limits import BUNDLE_SIZE_BYTES_MAX
+
+REST_TIMEOUT_S = 120
+REST_ERROR_BYTES_MAX = 64 * 1024
+
+
+def cmd_evidence_export(args: argparse.Namespace) -> None:
+    kind = next(k for k in SUBJECT_FIELDS if getattr(args, k) is not None)
+    subject = getattr(args, kind)
+    genesis = load_genesis(args.genesis) if args.genesis else None
+    if args.data_dir is not None:
+        if genesis is None:
+            raise CommandError("--data-dir needs --genesis, the chain's genesis file")
+        data = _bundle_from_data_dir(Path(args.data_dir), genesis, kind, subject)
+    else:
+        data = _bundle_from_rest(args.rest, args.token, kind, subject)
+    if genesis is not None:  # never write a bundle that does not verify
+        _verify_bundle(data, genesis, "the exported bundle")
+    out = Path(args.out)
+    try:
+        out.write_bytes(data)
+    except OSError as error:
+        raise CommandError(f"cannot write {out}: {error}") from None
+    checked = "verified against the genesis" if genesis is not None else "not verified"
+    emit(
+        args,
+        {"path": str(out), "bytes": len(data), "kind": kind, "subject": subject,
+         "verified": genesis is not None},
+        f"wrote {kind} evidence for {subject} to {out} ({len(data)} bytes, {checked})",
+    )  # fmt: skip
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    genesis = load_genesis(args.genesis)
+    try:
+        data = Path(args.bundle).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {args.bundle}: {error}") from None
+    verified = _verify_bundle(data, genesis, "bundle")
+    emit(args, verified.to_json(), "\n".join(summary_lines(verified)))
+
+
+def _bundle_from_data_dir(data_dir: Path, genesis: Genesis, kind: str, subject: str) -> bytes:
+    """Build the bundle from a stopped node's LevelDB folder."""
+    # Imported here: only this way of exporting opens a node's database.
+    import plyvel
+
+    from provledger.node import bundles
+    from provledger.node.store import Store, StoreError
+
+    if not (data_dir / "CURRENT").is_file():
+        raise CommandError(f"{data_dir} holds no ledger database (give a node's data folder)")
+    try:
+        store = Store(data_dir, genesis, create=False)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    except plyvel.Error as error:
+        raise CommandError(
+            f"cannot open the database in {data_dir} ({error}); is its node running? Stop it, "
+            "or export over --rest"
+        ) from None
+    try:
+        if kind == "event":
+            identifier = parse_hex(subject, "event id")
+            if len(identifier) != 32:
+                raise CommandError("an event id is 32 bytes (64 hex digits)")
+            return bundles.event_bundle(store, genesis, identifier)
+        builder = bundles.lineage_bundle if kind == "lineage" else bundles.trade_bundle
+        return builder(store, genesis, subject)
+    except bundles.BundleBuildError as error:
+        raise CommandError(error.reason) from None
+    finally:
+        store.close()
+
+
+def _bundle_from_rest(base_url: str, token: str | None, kind: str, subject: str) -> bytes:
+    """Fetch the bundle from a node's auditor REST API."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CommandError(f"--rest takes a URL such as http://127.0.0.1:7250, got {base_url!r}")
+    if not token:
+        raise CommandError("--rest needs --token (or PROVLEDGER_TOKEN): provledger token issue")
+    query = urllib.parse.urlencode({SUBJECT_FIELDS[kind]: subject})
+    url = f"{base_url.rstrip('/')}/v1/evidence/{kind}?{query}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=REST_TIMEOUT_S) as response:
+            data = response.read(BUNDLE_SIZE_BYTES_MAX + 1)
+    except urllib.error.HTTPError as error:
+        raise CommandError(f"the node answered HTTP {error.code}: {_rest_error(error)}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CommandError(f"cannot reach {base_url}: {reason}") from None
+    if len(data) > BUNDLE_SIZE_BYTES_MAX:
+        raise CommandError(f"the node's answer exceeds {BUNDLE_SIZE_BYTES_MAX} bytes")
+    return data
+
+
+def _rest_error(error: urllib.error.HTTPError) -> str:
+    """The `error: reason` of a REST error response, or the start of its body."""
+    try:
+        body = error.read(REST_ERROR_BYTES_MAX)
+        document = json.loads(body)
+        return f"{document['error']}: {document['reason']}"
+    except Exception:
+        return str(error.reason)
+
+
+def _verify_bundle(data: bytes, genesis: Genesis, what: str) -> VerifiedBundle:
+    try:
+        return verify_bundle(data, genesis)
+    except BundleError as error:
+        raise CommandError(f"{what} does NOT verify: {error.reason} [{error.code}]") from None
+
+
+# --- what a verified bundle proves, for people ------------------------------------------------
+
+
+def summary_lines(verified: VerifiedBundle) -> list[str]:
+    """What `provledger verify` prints: the checkpoint the bundle is verified under, then what
+    its events prove, by kind."""
+    validators = verified.genesis.validator_set
+    header, claims = verified.header, verified.claims
+    lines = [
+        f"VERIFIED {verified.kind} evidence for {SUBJECT_FIELDS[verified.kind]} "
+        f"{verified.subject_id}",
+        f"  chain {verified.genesis.chain_id}, genesis {verified.genesis.genesis_hash.hex()}",
+        f"  checkpoint: block {header.height} (id {verified.block_id.hex()}), block time "
+        f"{_time(header.time_ms)}, log size {header.log_size}, "
+        f"log root {header.log_root.hex()}",
+        f"  signed by {len(verified.signers)} of {len(validators.validators)} validators "
+        f"(quorum {validators.quorum_size}): {', '.join(verified.signers)}",
+        "it proves:",
+    ]
+    if verified.kind == "event":
+        ((log_index, event),) = verified.events
+        lines.append(
+            f"  event {claims['event_id']} ({claims['kind']}) was signed by "
+            f"{claims['author']} (key {claims['key_id']}) and is entry {log_index} of the "
+            f"ledger log; author's clock {_time(event.event.timestamp_ms)}"
+        )
+        lines.append(f"  {claims['kind']}: {_describe(getattr(event.event, event.kind))}")
+    elif verified.kind == "lineage":
+        lines += _lineage_lines(claims)
+    else:
+        lines += _trade_lines(verified)
+    lines.append(
+        "a bundle proves that its events are in the ledger; it cannot prove that no other "
+        "events exist"
+    )
+    return lines
+
+
+def _lineage_lines(claims: dict[str, Any]) -> list[str]:
+    parents: dict[str, list[str]] = {}
+    for edge in claims["edges"]:
+        parents.setdefault(edge["child"], []).append(edge["parent"])
+    lines = [
+        f"  the upstream lineage of {claims['asset_id']}: {len(claims['assets'])} "
+        f"assets, {len(claims['edges'])} derivation edges, each path back to a registration"
+    ]
+    for asset in claims["assets"]:
+        how = (
+            f"derived by {asset['activity']} from {', '.join(parents[asset['asset_id']])}"
+            if asset["activity"]
+            else "registered"
+        )
+        lines.append(
+            f"  {asset['asset_id']}: {how}; by {asset['creator']}; "
+            f"{asset['classification']}; content sha256 {asset['content_digest']}"
+        )
+    return lines
+
+
+def _trade_lines(verified: VerifiedBundle) -> list[str]:
+    claims = verified.claims
+    lines = [
+        f"  order {claims['order_id']} on offer {claims['offer_id']} (asset "
+        f"{claims['asset_id']}, {claims['price']} {claims['currency']}): seller "
+        f"{claims['seller']}, buyer {claims['buyer']}, exchange {claims['exchange']}",
+        f"  life cycle: {' -> '.join(claims['statuses'])}",
+    ]
+    if claims["delivery_digest"]:
+        lines.append(f"  delivered content sha256 {claims['delivery_digest']}")
+    for _, event in verified.events:
+        if event.kind in ("dispute_opened", "dispute_resolved"):
+            payload = getattr(event.event, event.kind)
+            lines.append(f"  {event.kind} by {event.author_id}: {_describe(payload)}")
+    return lines
+
+
+def _time(ms: int) -> str:
+    """A time in milliseconds since 1970 as ISO 8601 UTC, or as the number if out of range."""
+    try:
+        moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms after 1970"
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _describe(message: Any) -> str:
+    """A payload's set fields on one line, for people: bytes as hex, enums by name."""
+    parts = []
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            text = json.dumps(dict(value), sort_keys=True, ensure_ascii=False)
+        elif descriptor.message_type is not None:
+            text = f"({len(value)} entries)" if hasattr(value, "__len__") else "(message)"
+        else:
+            items = (
+                list(value)
+                if hasattr(value, "__len__") and not isinstance(value, str | bytes)
+                else [value]
+            )
+            if descriptor.enum_type is not None:
+                names = descriptor.enum_type.values_by_number
+                items = [names[v].name if v in names else v for v in items]
+            text = ", ".join(v.hex() if isinstance(v, bytes) else str(v) for v in items)
+        parts.append(f"{descriptor.name}={text}")
+    return "; ".join(parts)
