@@ -22,7 +22,7 @@ from provledger.protocol.errors import InvariantViolation, check
 from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_EVENTS_MAX
-from provledger.protocol.lineage import lineage_page
+from provledger.protocol.lineage import LineageQuery, lineage_page
 from provledger.v1 import ledger_pb2, state_pb2
 
 HEAD_READS_MAX = 3
@@ -70,20 +70,25 @@ def lineage_bundle(store: Store, genesis: Genesis, asset_id: str) -> bytes:
     derived each asset it comes from, back to registrations."""
     if store.load("asset", asset_id) is None:
         raise BundleNotFound(f"no asset has id {asset_id!r}")
-    graph = lineage_page(
-        store,
-        asset_id,
-        upstream=True,
-        depth=BUNDLE_EVENTS_MAX,
-        limit=BUNDLE_EVENTS_MAX,
-        total_max=BUNDLE_EVENTS_MAX,
-    )
+    graph = lineage_page(store, upstream_closure(asset_id))
     if not graph.complete:
         raise BundleTooLarge(
             f"the upstream lineage of {asset_id!r} has more than {BUNDLE_EVENTS_MAX} assets; "
             "export the lineage of an asset further upstream"
         )
     return _build(store, genesis, "lineage", asset_id, [a.origin_event_id for a in graph.assets])
+
+
+def upstream_closure(asset_id: str) -> LineageQuery:
+    """The whole upstream lineage of an asset, up to the assets a bundle may hold: what a
+    lineage bundle proves."""
+    return LineageQuery(
+        asset_id,
+        upstream=True,
+        depth=BUNDLE_EVENTS_MAX,
+        limit=BUNDLE_EVENTS_MAX,
+        total_max=BUNDLE_EVENTS_MAX,
+    )
 
 
 def trade_bundle(store: Store, genesis: Genesis, order_id: str) -> bytes:

@@ -34,6 +34,7 @@ from provledger.protocol.limits import (
     LINEAGE_NODES_DEFAULT,
     LINEAGE_NODES_MAX,
 )
+from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.tokens import TokenError
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
@@ -272,11 +273,13 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             context,
             lambda r: self._queries.lineage(
                 r,
-                request.asset_id,
-                upstream=request.direction == api_pb2.LINEAGE_DIRECTION_UPSTREAM,
-                depth=_capped(request.depth, LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX),
-                limit=nodes_max,
-                total_max=nodes_max,
+                LineageQuery(
+                    request.asset_id,
+                    upstream=request.direction == api_pb2.LINEAGE_DIRECTION_UPSTREAM,
+                    depth=_capped(request.depth, LINEAGE_DEPTH_DEFAULT, LINEAGE_DEPTH_MAX),
+                    limit=nodes_max,
+                    total_max=nodes_max,
+                ),
             ),
         )
         page = graph.page.closed()

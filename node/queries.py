@@ -12,16 +12,19 @@ internal) that each adapter maps to its own status, a stable code, and a reason 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from provledger.node import bundles
 from provledger.node.store import Store
-from provledger.protocol import access, authorization, lineage
+from provledger.protocol import access, authorization
 from provledger.protocol.access import Reader, decode_event
+from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import HISTORY_PAGE_EVENTS_MAX, LINEAGE_NODES_MAX
+from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
 from provledger.protocol.prov import Agent, Origin, prov_document
 from provledger.protocol.tokens import ROLE_AUDITOR, TokenError, verify_token
 from provledger.v1 import ledger_pb2, state_pb2
@@ -64,14 +67,14 @@ class Block:
 
 @dataclass(frozen=True)
 class Lineage:
-    page: lineage.LineagePage  # records as the reader may see them
+    page: LineagePage  # records as the reader may see them
     redacted: list[bool]  # per asset of the page
 
 
 @dataclass(frozen=True)
 class AuthorizationAnswer:
     judgement: authorization.Judgement  # deciding refs are EventLocations
-    at_ms: int
+    question: UseQuestion  # with its time resolved
     checkpoint: Block
     withheld: int  # deciding events the reader may not see, left out
 
@@ -176,31 +179,13 @@ class LedgerQueries:
                 return
             after = locations[-1].log_index
 
-    def lineage(
-        self,
-        reader: Reader,
-        asset_id: str,
-        *,
-        upstream: bool,
-        depth: int,
-        offset: int = 0,
-        limit: int,
-        total_max: int,
-    ) -> Lineage:
+    def lineage(self, reader: Reader, query: LineageQuery) -> Lineage:
         """A page of the asset's lineage, each asset redacted as the policy says."""
-        self.require_asset(reader, asset_id)
-        page = lineage.lineage_page(
-            self.store,
-            asset_id,
-            upstream=upstream,
-            depth=depth,
-            offset=offset,
-            limit=limit,
-            total_max=total_max,
-        )
+        self.require_asset(reader, query.asset_id)
+        page = lineage_page(self.store, query)
         shown = [access.redact_asset(self.store, reader, asset) for asset in page.assets]
         return Lineage(
-            page=lineage.LineagePage(
+            page=LineagePage(
                 [record for record, _ in shown], page.edges, page.truncated, page.next_offset
             ),
             redacted=[redacted for _, redacted in shown],
@@ -210,14 +195,8 @@ class LedgerQueries:
         self, reader: Reader, asset_id: str, *, upstream: bool, depth: int
     ) -> tuple[dict[str, Any], bool]:
         """The lineage (at most LINEAGE_NODES_MAX nodes) as PROV-JSON; and whether it was cut."""
-        graph = self.lineage(
-            reader,
-            asset_id,
-            upstream=upstream,
-            depth=depth,
-            limit=LINEAGE_NODES_MAX,
-            total_max=LINEAGE_NODES_MAX,
-        ).page
+        query = LineageQuery(asset_id, upstream, depth, LINEAGE_NODES_MAX, LINEAGE_NODES_MAX)
+        graph = self.lineage(reader, query).page
         document = prov_document(
             self.genesis.chain_id, graph.assets, graph.edges, self._origin, self._agent
         )
@@ -239,26 +218,19 @@ class LedgerQueries:
 
     # --- the authorization question -------------------------------------------------------
 
-    def authorization(
-        self,
-        reader: Reader,
-        member_id: str,
-        asset_id: str,
-        purpose: str,
-        operation: int,
-        time_ms: int | None,
-    ) -> AuthorizationAnswer:
-        """Was `member_id` authorised to use `asset_id` for `purpose` at `time_ms` (default:
-        the latest block's time)? The deciding events the reader may not see are withheld."""
-        asset = self.store.load("asset", asset_id)
+    def authorization(self, reader: Reader, question: UseQuestion) -> AuthorizationAnswer:
+        """The answer to `question` (at the latest block's time unless it names one); the
+        deciding events the reader may not see are withheld."""
+        asset = self.store.load("asset", question.asset_id)
         if asset is None:
-            raise not_found("unknown_asset", f"no asset {asset_id!r}")
-        if not (reader.auditor or reader.member_id in (member_id, asset.owner_id)):
+            raise not_found("unknown_asset", f"no asset {question.asset_id!r}")
+        if not (reader.auditor or reader.member_id in (question.member_id, asset.owner_id)):
             raise forbidden(
                 f"{reader.member_id!r} may ask only about itself or about assets it owns"
             )
         checkpoint = self.head_block()
-        at_ms = checkpoint.header.time_ms if time_ms is None else time_ms
+        if question.at_ms is None:
+            question = dataclasses.replace(question, at_ms=checkpoint.header.time_ms)
         history = (
             authorization.HistoryEntry(
                 event=decode_event(location.event),
@@ -266,26 +238,17 @@ class LedgerQueries:
                 block_time_ms=self.block_time_ms(location.height),
                 ref=location,
             )
-            for location in self.history_locations(asset_id)
+            for location in self.history_locations(question.asset_id)
         )
-        judgement = authorization.judge_use(
-            history,
-            member_id=member_id,
-            asset_id=asset_id,
-            purpose=purpose,
-            operation=operation,
-            at_ms=at_ms,
-        )
+        judgement = authorization.judge_use(history, question)
         visible = [
             (role, location)
             for role, location in judgement.deciding
             if access.sees_event(self.store, reader, decode_event(location.event))
         ]
-        shown = authorization.Judgement(
-            judgement.code, judgement.reason, judgement.grant_id, visible
-        )
+        shown = dataclasses.replace(judgement, deciding=visible)
         withheld = len(judgement.deciding) - len(visible)
-        return AuthorizationAnswer(shown, at_ms, checkpoint, withheld)
+        return AuthorizationAnswer(shown, question, checkpoint, withheld)
 
     # --- evidence bundles -----------------------------------------------------------------
 
@@ -302,14 +265,7 @@ class LedgerQueries:
         reader who may not see every asset in it is refused, never handed part of it."""
         self.require_asset(reader, asset_id)
         if not reader.auditor:
-            graph = self.lineage(
-                reader,
-                asset_id,
-                upstream=True,
-                depth=bundles.BUNDLE_EVENTS_MAX,
-                limit=bundles.BUNDLE_EVENTS_MAX,
-                total_max=bundles.BUNDLE_EVENTS_MAX,
-            )
+            graph = self.lineage(reader, bundles.upstream_closure(asset_id))
             hidden = [
                 a.asset_id for a, r in zip(graph.page.assets, graph.redacted, strict=True) if r
             ]

@@ -114,6 +114,18 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class UseQuestion:
+    """Was `member_id` authorised to do `operation` on `asset_id` for `purpose` at `at_ms`?
+    (`at_ms` None: the caller means the latest block's time and resolves it first.)"""
+
+    member_id: str
+    asset_id: str
+    purpose: str
+    operation: int
+    at_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Judgement:
     code: str  # owner, granted, or why not
     reason: str
@@ -134,17 +146,12 @@ class _Grant:
     revoked: HistoryEntry | None = None
 
 
-def judge_use(
-    history: Iterable[HistoryEntry],
-    *,
-    member_id: str,
-    asset_id: str,
-    purpose: str,
-    operation: int,
-    at_ms: int,
-) -> Judgement:
-    """Was `member_id` authorised to do `operation` on `asset_id` for `purpose` at `at_ms`,
-    judged from the asset's history (every event that concerns it, in log order)?"""
+def judge_use(history: Iterable[HistoryEntry], question: UseQuestion) -> Judgement:
+    """The answer to `question`, judged from the asset's history (every event that concerns
+    it, in log order)."""
+    if question.at_ms is None:
+        raise InvariantViolation("a use is judged at a time; resolve at_ms first")
+    member_id, asset_id, at_ms = question.member_id, question.asset_id, question.at_ms
     ownership: list[tuple[str, HistoryEntry]] = []
     owner_at = ""
     registered_at: int | None = None
@@ -184,9 +191,7 @@ def judge_use(
     elif owner_at == member_id:
         code, reason = OWNER, f"{member_id!r} owned asset {asset_id!r} at {at_ms} ms"
     else:
-        code, reason, grant_id = _judge_grants(
-            grants, member_id, asset_id, purpose, operation, at_ms
-        )
+        code, reason, grant_id = _judge_grants(grants, question, at_ms)
         for identifier, grant in grants.items():
             if grant_id is None or identifier == grant_id:
                 deciding.append(("grant_issued", grant.issued))
@@ -198,14 +203,10 @@ def judge_use(
 
 
 def _judge_grants(
-    grants: dict[str, _Grant],
-    member_id: str,
-    asset_id: str,
-    purpose: str,
-    operation: int,
-    at_ms: int,
+    grants: dict[str, _Grant], question: UseQuestion, at_ms: int
 ) -> tuple[str, str, str | None]:
     """(code, reason, covering grant id) over the member's grants on the asset."""
+    member_id = question.member_id
     if not grants:
         return "no_grant", f"{member_id!r} holds no grant on the asset", None
     closest: Failure | None = None
@@ -214,9 +215,9 @@ def _judge_grants(
             grant_id,
             grant.grant,
             grantee_id=member_id,
-            asset_id=asset_id,
-            operation=operation,
-            purpose=purpose,
+            asset_id=question.asset_id,
+            operation=question.operation,
+            purpose=question.purpose,
             at_ms=at_ms,
             issued_at_ms=grant.issued.block_time_ms,
             revoked_at_ms=grant.revoked.block_time_ms if grant.revoked is not None else None,

@@ -30,6 +30,19 @@ class LineageReader(Protocol):
 
 
 @dataclass(frozen=True)
+class LineageQuery:
+    """Nodes `offset .. offset + limit - 1` of the lineage of `asset_id`, within `depth` edges
+    of the root and at most `total_max` nodes in all."""
+
+    asset_id: str
+    upstream: bool
+    depth: int
+    limit: int
+    total_max: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
 class LineagePage:
     assets: list[state_pb2.AssetRecord]
     edges: list[tuple[str, str]]  # (parent, child)
@@ -48,26 +61,17 @@ class LineagePage:
         return LineagePage(self.assets, edges, self.truncated, self.next_offset)
 
 
-def lineage_page(
-    reader: LineageReader,
-    asset_id: str,
-    *,
-    upstream: bool,
-    depth: int,
-    offset: int = 0,
-    limit: int,
-    total_max: int,
-) -> LineagePage:
-    """Nodes `offset .. offset + limit - 1` of the lineage of `asset_id`, within `depth`
-    edges of the root and at most `total_max` nodes in all.
+def lineage_page(reader: LineageReader, query: LineageQuery) -> LineagePage:
+    """The page of the lineage graph that `query` asks for.
 
     `truncated` says that the depth limit hid lineage of a node on this page, or that the
     graph has more than `total_max` nodes. Earlier pages' nodes are walked again (their
     neighbours read, not their records): a page costs O(offset + limit) index reads."""
-    check(depth >= 0 and offset >= 0 and limit > 0, "bad lineage page bounds")
+    asset_id, upstream, depth, offset = query.asset_id, query.upstream, query.depth, query.offset
+    check(depth >= 0 and offset >= 0 and query.limit > 0, "bad lineage page bounds")
     if reader.load("asset", asset_id) is None:
         return LineagePage(assets=[], edges=[], truncated=False, next_offset=None)
-    end = min(offset + limit, total_max)
+    end = min(offset + query.limit, query.total_max)
     seen = {asset_id}
     queue: deque[tuple[str, int]] = deque([(asset_id, 0)])
     assets: list[state_pb2.AssetRecord] = []
@@ -93,7 +97,7 @@ def lineage_page(
         index += 1
     next_offset = None
     if queue:
-        if index < total_max:
+        if index < query.total_max:
             next_offset = index
         else:
             truncated = True

@@ -51,7 +51,9 @@ from provledger.node.rest.views import (
 from provledger.node.settings import REST_LINEAGE_NODES_TOTAL_MAX
 from provledger.protocol import access, merkle
 from provledger.protocol.access import Reader, decode_event
+from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.events import event_id as compute_event_id
+from provledger.protocol.lineage import LineageQuery
 from provledger.v1 import ledger_pb2, state_pb2
 
 
@@ -185,15 +187,15 @@ class Answers:
         offset = 0 if cursor is None else cursors.cursor_number(cursor, "lineage", scope)
         if offset >= REST_LINEAGE_NODES_TOTAL_MAX:
             raise bad_request("bad_cursor", "the cursor is not one this API issued")
-        graph = self.queries.lineage(
-            reader,
+        query = LineageQuery(
             asset_id,
             upstream=direction == "upstream",
             depth=depth,
-            offset=offset,
             limit=limit,
             total_max=REST_LINEAGE_NODES_TOTAL_MAX,
+            offset=offset,
         )
+        graph = self.queries.lineage(reader, query)
         page = graph.page
         return LineageView(
             root=asset_id,
@@ -322,9 +324,8 @@ class Answers:
     ) -> AuthorizationView:
         queries = self.queries
         operation_number = ledger_pb2.Operation.Value("OPERATION_" + operation.upper())
-        answer = queries.authorization(
-            reader, member_id, asset_id, purpose, operation_number, time_ms
-        )
+        question = UseQuestion(member_id, asset_id, purpose, operation_number, time_ms)
+        answer = queries.authorization(reader, question)
         judgement = answer.judgement
         tree_size = answer.checkpoint.header.log_size
         return AuthorizationView(
@@ -332,7 +333,7 @@ class Answers:
             asset_id=asset_id,
             purpose=purpose,
             operation=operation,
-            time_ms=answer.at_ms,
+            time_ms=answer.question.at_ms,
             authorised=judgement.authorised,
             code=judgement.code,
             reason=judgement.reason,
