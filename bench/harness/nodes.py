@@ -32,6 +32,7 @@ CHAIN_ID = "provledger-bench"
 NODE_START_TIMEOUT_S = 120.0  # several nodes importing on two busy cores
 NODE_STOP_TIMEOUT_S = 60.0  # a profiled node writes its stats on the way out
 RPC_TIMEOUT_S = 10.0
+HEIGHT_POLL_INTERVAL_S = 0.02  # how often a benchmark asks a node for its head
 
 
 @dataclass(frozen=True)

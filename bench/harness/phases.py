@@ -108,6 +108,7 @@ class BlockWatcher(threading.Thread):
 class LoadFigures:
     phase: str
     streams: int
+    batch_size: int  # events per SubmitEvents call
     nodes_loaded: int
     events: int
     accepted: int
@@ -201,7 +202,9 @@ def load_phase(
                 watcher.stop()
         client_pids = {os.getpid(), *(stream.pid for stream in spawned)}
     usage = usage_between(before, after, cluster.members(), client_pids)
-    return load_figures(phase_name, events, results, watchers, primary_index, sign_s, usage)
+    return load_figures(
+        phase_name, events, batch_size, results, watchers, primary_index, sign_s, usage
+    )
 
 
 def watchers_ok(watchers: Iterable[BlockWatcher]) -> None:
@@ -261,6 +264,7 @@ def wait_for_commits(
 def load_figures(
     phase_name: str,
     events: int,
+    batch_size: int,
     results: list[StreamResult],
     watchers: dict[int, BlockWatcher],
     primary_index: int,
@@ -299,6 +303,7 @@ def load_figures(
     return LoadFigures(
         phase=phase_name,
         streams=len(results),
+        batch_size=batch_size,
         nodes_loaded=len(watchers),
         events=events,
         accepted=accepted,

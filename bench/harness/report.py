@@ -148,9 +148,13 @@ def machine_sentence(machine: dict[str, str | int], sharing: str) -> str:
 # --- figures as text -------------------------------------------------------------------------
 
 
-def latency_text(latency_ms: dict[str, float], separator: str = " / ") -> str:
-    """p50, p90, p99 and max in ms, e.g. "204 / 275 / 339 / 376"."""
-    return separator.join(f"{latency_ms[key]:,.0f}" for key in ("p50", "p90", "p99", "max"))
+def latency_text(latency_ms: dict[str, float], bold: str = "") -> str:
+    """p50 / p90 / p99 / max in ms, e.g. "204 / 275 / 339 / 376"; the one named `bold` in
+    Markdown bold."""
+    return " / ".join(
+        f"**{latency_ms[key]:,.0f}**" if key == bold else f"{latency_ms[key]:,.0f}"
+        for key in ("p50", "p90", "p99", "max")
+    )
 
 
 def rates_text(rates: Sequence[float]) -> str:
