@@ -56,7 +56,7 @@ from consortium_report import (
     result_summary,
 )
 from harness import BenchmarkError
-from harness.load import STREAMS_PER_PHASE_MAX
+from harness.load import STREAMS_PER_PHASE_MAX, LoadPlan
 from harness.machine import (
     PhaseUsage,
     describe_machine,
@@ -82,6 +82,7 @@ from harness.nodes import (
 from harness.phases import LoadFigures, load_phase
 from harness.profile import print_profile, read_stats
 from harness.report import (
+    CommonOptions,
     add_common_options,
     command_line,
     print_load,
@@ -114,19 +115,13 @@ CATCH_UP_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(CommonOptions):
     events: int
     streams: int
     catch_up_events: int
     paced_seconds: float
     half_rate: float  # events/s of the half-load phase; 0: half the measured peak
     profile: str | None  # the phase whose node-1 profile is taken: "peak", "half" or None
-    # the options every benchmark has (harness.report.add_common_options)
-    profile_out: Path | None
-    wait_quiet_s: float
-    keep: bool
-    report: bool
-    json_out: Path | None
 
     @property
     def command(self) -> str:
@@ -231,7 +226,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_benchmark(options: Options, workdir: Path) -> Measurement:
-    run_tag = format(time.time_ns() // 1_000_000, "x")
     profiled = None
     if options.profile_out is not None:
         profiled = ProfiledNode(PROFILED_NODE, options.profile_out)
@@ -242,17 +236,8 @@ def run_benchmark(options: Options, workdir: Path) -> Measurement:
         print(f"{NODES} nodes serving after {cluster.start_s:.1f} s and committing (pids: {pids})")
         measurement = Measurement(start_s=cluster.start_s, idle=idle_usage(cluster))
         if options.profile != "half":
-            measurement.peak = load_phase(
-                "peak",
-                cluster,
-                phase=0,
-                events=options.events,
-                streams=options.streams,
-                node_indexes=range(NODES),
-                batch_size=PEAK_BATCH_EVENTS,
-                rate_per_s=0.0,
-                run_tag=run_tag,
-            )
+            plan = LoadPlan(0, options.events, options.streams, range(NODES), PEAK_BATCH_EVENTS)
+            measurement.peak = load_phase("peak", cluster, plan)
             print_load(measurement.peak)
             if options.profile == "peak":
                 stop_profiled_node(cluster)
@@ -262,23 +247,21 @@ def run_benchmark(options: Options, workdir: Path) -> Measurement:
         rate = options.half_rate
         if not rate and measurement.peak is not None:
             rate = PACED_LOAD_SHARE * measurement.peak.committed_per_s
-        measurement.paced = load_phase(
-            "half load",
-            cluster,
+        plan = LoadPlan(
             phase=1,
             events=max(PACED_BATCH_EVENTS, round(rate * options.paced_seconds)),
             streams=NODES,
             node_indexes=range(NODES),
             batch_size=PACED_BATCH_EVENTS,
             rate_per_s=rate,
-            run_tag=run_tag,
         )
+        measurement.paced = load_phase("half load", cluster, plan)
         print_load(measurement.paced)
         if options.profile == "half":
             stop_profiled_node(cluster)
             return measurement
         if options.catch_up_events > 0:
-            measurement.catch_up = catch_up_phase(cluster, options, run_tag)
+            measurement.catch_up = catch_up_phase(cluster, options)
             print_catch_up(measurement.catch_up)
         measurement.log_findings = log_findings(cluster.nodes)
         print_log_findings(measurement.log_findings)
@@ -303,7 +286,7 @@ def stop_profiled_node(cluster: Cluster) -> None:
     cluster.stop_node(PROFILED_NODE)
 
 
-def catch_up_phase(cluster: Cluster, options: Options, run_tag: str) -> CatchUpFigures:
+def catch_up_phase(cluster: Cluster, options: Options) -> CatchUpFigures:
     """Stop the lagging node, load the other three, restart it and time its catching up."""
     lagging = cluster.nodes[LAGGING_NODE]
     others = [index for index in range(NODES) if index != LAGGING_NODE]
@@ -312,17 +295,8 @@ def catch_up_phase(cluster: Cluster, options: Options, run_tag: str) -> CatchUpF
     code = cluster.stop_node(LAGGING_NODE)
     stop_s = time.monotonic() - stopping
     print(f"catch-up: {lagging.name} exited with code {code} after {stop_s:.2f} s", flush=True)
-    load = load_phase(
-        "catch-up load (three nodes)",
-        cluster,
-        phase=2,
-        events=options.catch_up_events,
-        streams=options.streams,
-        node_indexes=others,
-        batch_size=PEAK_BATCH_EVENTS,
-        rate_per_s=0.0,
-        run_tag=run_tag,
-    )
+    plan = LoadPlan(2, options.catch_up_events, options.streams, others, PEAK_BATCH_EVENTS)
+    load = load_phase(f"load while {lagging.name} is down", cluster, plan)
     print_load(load)
     with LedgerClient(cluster.nodes[others[0]].address) as reference:
         target = head_header(reference).height
@@ -397,25 +371,22 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "events/s, submit->commit latency at half of it, a lagging node's catch-up speed; "
         "figures go to docs/PERFORMANCE.md."
     )
-    parser.add_argument("--events", type=int, default=40_000, help="events in the peak phase")
-    parser.add_argument(
-        "--streams", type=int, default=4, help="submit processes in the peak and catch-up loads"
-    )
-    parser.add_argument(
-        "--catch-up-events",
-        type=int,
-        default=30_000,
-        help="events committed while node-3 is down (0: no catch-up phase)",
-    )
-    parser.add_argument(
-        "--paced-seconds", type=float, default=25.0, help="length of the half-load phase, in s"
-    )
-    parser.add_argument(
+    phases = parser.add_argument_group("the phases")
+    phases.add_argument("--events", type=int, default=40_000, help="events in the peak phase")
+    phases.add_argument("--streams", type=int, default=4, help="streams at peak and in catch-up")
+    phases.add_argument("--paced-seconds", type=float, default=25.0, help="half load lasts this")
+    phases.add_argument(
         "--half-rate",
         type=float,
         default=0.0,
         metavar="EVENTS_PER_S",
         help="offer the half-load phase at this rate instead of half the measured peak",
+    )
+    phases.add_argument(
+        "--catch-up-events",
+        type=int,
+        default=30_000,
+        help=f"events committed while node-{LAGGING_NODE} is down (0: no catch-up phase)",
     )
     parser.add_argument(
         "--profile",

@@ -15,12 +15,13 @@ from harness.load import MEMPOOL_FULL_BACKOFF_S
 from harness.machine import QUIET_CORES_MAX, PhaseUsage
 from harness.nodes import HEIGHT_POLL_INTERVAL_S
 from harness.phases import LoadFigures
-from harness.profile import Job, observations, profile_tables
+from harness.profile import load_jobs, observations, profile_tables
 from harness.report import (
     counts_text,
     fmt_s,
     fmt_us,
     latency_text,
+    load_summary,
     machine_sentence,
     node_cells,
     print_usage,
@@ -39,58 +40,7 @@ TARGET_RESTART_TO_SERVING_S = 5.0  # stated for a node holding 1,000,000 events
 SATURATED_SHARE = 0.9  # CPU busy above this share of the cores: the machine was saturated
 COSTLIER_AT_HALF_LOAD = 1.2  # per-event cost at half load above this × peak's is pointed out
 
-# A node's main jobs. Not nested: several are called from more than one place (admission
-# from SubmitEvents and from gossip; block execution from proposing, validating a proposal
-# and block sync), so the rows overlap.
-PROFILE_JOBS = tuple(
-    Job(label, (function,))
-    for label, function in (
-        ("SubmitEvents handler: admission of client batches", ("node/grpc_api.py", "SubmitEvents")),
-        ("accept_gossip: admission of events peers forwarded", ("node/ledger.py", "accept_gossip")),
-        (
-            "LedgerApplication.check, both paths: decode, duplicate check, rules",
-            ("node/application.py", "check"),
-        ),
-        (
-            "presign_check, both paths: decode and key lookup for the worker, then wait",
-            ("node/ledger.py", "presign_check"),
-        ),
-        (
-            "consensus driver: state machine, proposing, validating",
-            ("node/consensus_driver.py", "_feed"),
-        ),
-        (
-            "block sync of a node behind: fetch, verify, execute, commit",
-            ("node/consensus_driver.py", "_sync_from"),
-        ),
-        (
-            "blocks.execute_block, every caller: rules, Merkle log, state root",
-            ("protocol/blocks.py", "execute_block"),
-        ),
-        (
-            "events.decode, every caller: protobuf parse, field checks",
-            ("protocol/events.py", "decode"),
-        ),
-        (
-            "Store.commit_block: one synced batch, in a worker thread",
-            ("node/store.py", "commit_block"),
-        ),
-        (
-            "Store.save_signed: the vote log, a synced put per vote",
-            ("node/store.py", "save_signed"),
-        ),
-        ("peer messages in: dispatch", ("node/peers.py", "_received")),
-        ("peer gossip out: write streams", ("node/peers.py", "_write_queue")),
-        (
-            "SubscribeBlocks handler: blocks read back for clients",
-            ("node/grpc_api.py", "SubscribeBlocks"),
-        ),
-        (
-            "crypto.verify in the node process: votes, small batches",
-            ("protocol/crypto.py", "verify"),
-        ),
-    )
-)
+PROFILE_JOBS = load_jobs("consortium")  # see bench/harness/profile_jobs.toml
 
 
 def print_catch_up(figures: CatchUpFigures) -> None:
@@ -119,35 +69,15 @@ def result_summary(measurement: Measurement, options: Options) -> dict[str, obje
         "nodes_start_s": round(m.start_s, 2),
     }
     if m.peak is not None:
-        peak = m.peak
-        summary |= {
-            "peak_committed_events_per_s": round(peak.committed_per_s),
-            "peak_admitted_events_per_s": round(peak.admitted_per_s),
-            "peak_batch_latency_p50_ms": round(peak.latency_ms["p50"]),
-            "peak_batch_latency_p99_ms": round(peak.latency_ms["p99"]),
-            "peak_committed": peak.committed,
-            "peak_mempool_full_retries": peak.mempool_full_retries,
-            "peak_rejections": peak.rejections,
-            "peak_nodes_cpu_us_per_event": round(us_per_event(peak.usage, peak.committed)),
-            "peak_node_cpu_s": [round(node.cpu_s, 1) for node in peak.usage.nodes],
-            "peak_node_rss_mib": [round(node.peak_rss_mib) for node in peak.usage.nodes],
-            "peak_other_processes_cores": round(peak.usage.other_cores, 2),
-        }
+        summary |= load_summary(m.peak, "peak_")
+        summary["peak_node_cpu_s"] = [round(node.cpu_s, 1) for node in m.peak.usage.nodes]
+        summary["peak_node_rss_mib"] = [round(node.peak_rss_mib) for node in m.peak.usage.nodes]
     if m.paced is not None:
-        paced = m.paced
-        summary |= {
-            "half_load_offered_events_per_s": round(paced.offered_per_s),
-            "half_load_committed_events_per_s": round(paced.committed_per_s),
-            "half_load_batch_latency_p50_ms": round(paced.latency_ms["p50"]),
-            "half_load_batch_latency_p99_ms": round(paced.latency_ms["p99"]),
-            "half_load_batch_latency_max_ms": round(paced.latency_ms["max"]),
-            "half_load_nodes_cpu_us_per_event": round(us_per_event(paced.usage, paced.committed)),
-            "half_load_other_processes_cores": round(paced.usage.other_cores, 2),
-        }
+        summary |= load_summary(m.paced, "half_load_")
     if m.catch_up is not None:
         c = m.catch_up
+        summary |= load_summary(c.three_node_load, "three_node_")
         summary |= {
-            "three_node_committed_events_per_s": round(c.three_node_load.committed_per_s),
             "catch_up_events": c.events,
             "catch_up_blocks": c.blocks,
             "catch_up_events_per_s": round(c.events_per_s),

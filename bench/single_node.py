@@ -36,17 +36,18 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import BenchmarkError
+from harness.load import LoadPlan
 from harness.machine import QUIET_CORES_MAX, describe_machine, wait_until_quiet
 from harness.nodes import NodeStartError, ProfiledNode, running_cluster
 from harness.phases import LoadFigures, load_phase
 from harness.profile import print_profile, read_stats
 from harness.report import (
+    CommonOptions,
     add_common_options,
     command_line,
     print_load,
@@ -71,7 +72,7 @@ from provledger.node.settings import MEMPOOL_EVENTS_MAX, SUBMIT_BATCH_EVENTS_MAX
 
 
 @dataclass(frozen=True)
-class Options:
+class Options(CommonOptions):
     events: int
     streams: int
     batch: int
@@ -81,12 +82,6 @@ class Options:
     source: str | None
     repeat: int
     retry_disturbed: int
-    # the options every benchmark has (harness.report.add_common_options)
-    profile_out: Path | None
-    wait_quiet_s: float
-    keep: bool
-    report: bool
-    json_out: Path | None
 
     @property
     def command(self) -> str:
@@ -191,24 +186,21 @@ def run_once(options: Options) -> LoadFigures | None:
     profiled = None
     if options.profile_out is not None:
         profiled = ProfiledNode(0, options.profile_out, options.profile_clock)
-    run_tag = format(time.time_ns() // 1_000_000, "x")
     with scratch_folder("provledger-bench-", options.keep) as workdir:
         try:
             with running_cluster(workdir, nodes=1, profiled=profiled) as cluster:
                 node = cluster.nodes[0]
                 print(f"node pid {node.pid} serving after {cluster.start_s:.1f} s", flush=True)
-                figures = load_phase(
-                    "load",
-                    cluster,
+                plan = LoadPlan(
                     phase=0,
                     events=options.events,
                     streams=options.streams,
                     node_indexes=[0],
                     batch_size=options.batch,
                     rate_per_s=options.rate,
-                    run_tag=run_tag,
                     stagger=False,  # paced streams send together, as they always have here
                 )
+                figures = load_phase("load", cluster, plan)
         except (BenchmarkError, NodeStartError) as error:
             print(f"benchmark failed: {error}", file=sys.stderr)
             return None
@@ -223,48 +215,36 @@ def parse_options(argv: Sequence[str]) -> Options:
         description="Benchmark one provledger node: committed events/s, submit->commit "
         "latency, node CPU and peak RSS; figures go to docs/PERFORMANCE.md."
     )
-    parser.add_argument("--events", type=int, default=100_000, help="events to commit")
-    parser.add_argument("--streams", type=int, default=4, help="concurrent submit processes")
-    parser.add_argument("--batch", type=int, default=200, help="events per SubmitEvents call")
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="offered load in events/s over all streams; "
-        "0 (the default): each stream submits as fast as the node answers",
+    load = parser.add_argument_group("the load")
+    load.add_argument("--events", type=int, default=100_000, help="events to commit")
+    load.add_argument("--streams", type=int, default=4, help="concurrent submit processes")
+    load.add_argument("--batch", type=int, default=200, help="events per SubmitEvents call")
+    load.add_argument("--rate", type=float, default=0.0, help="offered events/s (0: no pacing)")
+    comparing = parser.add_argument_group(
+        "comparing runs on a shared machine",
+        "a committed revision instead of the working tree, which other work may be changing; "
+        "the median of several runs; runs again while other processes disturb them",
     )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="run the node under cProfile and report where its CPU goes (throughput figures "
-        "are then not written to the report)",
+    comparing.add_argument("--source", metavar="REVISION", help="e.g. HEAD, HEAD~1, a hash")
+    comparing.add_argument("--repeat", type=int, default=1, help="runs, each on a fresh node")
+    comparing.add_argument(
+        "--retry-disturbed",
+        metavar="N",
+        type=int,
+        default=0,
+        help=f"run again, up to N times, a run during which other processes used more than "
+        f"{QUIET_CORES_MAX} cores (the figures of the last attempt are kept either way)",
     )
-    parser.add_argument(
+    profiling = parser.add_argument_group(
+        "profiling", "the node under cProfile; its throughput is then not written to the report"
+    )
+    profiling.add_argument("--profile", action="store_true", help="where the node's CPU goes")
+    profiling.add_argument(
         "--profile-clock",
         choices=("cpu", "wall"),
         default="cpu",
         help="cpu: per-thread CPU time (where the CPU goes; more overhead); wall: cProfile's "
         "own wall clock (cheaper; a thread's waits for the GIL count as time in the function)",
-    )
-    parser.add_argument(
-        "--source",
-        metavar="REVISION",
-        help="benchmark this git revision's node and client code (e.g. HEAD, HEAD~1, a hash) "
-        "instead of the working tree, which other work may be changing",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="runs, each on a fresh node; the run with the median throughput is reported",
-    )
-    parser.add_argument(
-        "--retry-disturbed",
-        type=int,
-        default=0,
-        metavar="N",
-        help=f"run again, up to N times, a run during which other processes used more than "
-        f"{QUIET_CORES_MAX} cores (the figures of the last attempt are kept either way)",
     )
     add_common_options(parser)
     args = parser.parse_args(argv)

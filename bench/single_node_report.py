@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING
 from harness.load import AUTHORS, MEMPOOL_FULL_BACKOFF_S
 from harness.machine import NodeUsage, thread_label
 from harness.phases import LoadFigures
-from harness.profile import Job, observations, profile_tables, python_thread_names
-from harness.report import counts_text, latency_text, machine_sentence, others_text, rates_text
+from harness.profile import load_jobs, observations, profile_tables, python_thread_names
+from harness.report import (
+    counts_text,
+    latency_text,
+    load_summary,
+    machine_sentence,
+    others_text,
+    rates_text,
+)
 
 if TYPE_CHECKING:
     from single_node import Options
@@ -22,45 +29,7 @@ TARGET_COMMITTED_PER_S = 15_000  # one node (see docs/PERFORMANCE.md, "Targets")
 THREADS_REPORTED = 6
 PROFILE_THREADS_REPORTED = 4
 
-# The node's main jobs, nested as they call each other (see harness.profile.Job).
-PROFILE_JOBS = (
-    Job("SubmitEvents handler (admission of a batch)", (("node/grpc_api.py", "SubmitEvents"),)),
-    Job(
-        "  admission checks (decode, duplicate check, rules)",
-        (("node/application.py", "check"), ("node/ledger.py", "check")),
-    ),
-    Job("    events.decode (protobuf parse, field checks)", (("protocol/events.py", "decode"),)),
-    Job(
-        "    rules.authenticate (member lookup, Ed25519 verify)",
-        (("protocol/rules.py", "authenticate"),),
-    ),
-    Job("      crypto.verify (PyNaCl crypto_sign_open)", (("protocol/crypto.py", "verify"),)),
-    Job("    Store.has_event (LevelDB get)", (("node/store.py", "has_event"),)),
-    Job(
-        "consensus driver (state machine, vote log, proposals)",
-        (("node/consensus_driver.py", "_feed"),),
-    ),
-    Job(
-        "  block proposal (execute the mempool's oldest events)",
-        (("node/application.py", "propose"), ("node/ledger.py", "produce")),
-    ),
-    Job(
-        "    blocks.execute_block (rules again, Merkle, state root)",
-        (("protocol/blocks.py", "execute_block"),),
-    ),
-    Job(
-        "  Store.save_signed (vote log: a synced put per vote)", (("node/store.py", "save_signed"),)
-    ),
-    Job(
-        "Store.commit_block (one synced LevelDB batch, in a worker thread)",
-        (("node/store.py", "commit_block"),),
-    ),
-    Job(
-        "SubscribeBlocks handler (blocks read back for the watcher)",
-        (("node/grpc_api.py", "SubscribeBlocks"),),
-    ),
-    Job("  Store.block (event-by-event LevelDB reads)", (("node/store.py", "block"),)),
-)
+PROFILE_JOBS = load_jobs("single_node")  # see bench/harness/profile_jobs.toml
 
 METHOD = (
     "Method: a fresh one-validator consortium in a temporary folder and a real node process "
@@ -112,21 +81,14 @@ def result_summary(figures: LoadFigures, options: Options) -> dict[str, object]:
         "batch": options.batch,
         "rate": options.rate,
         "profiled": options.profile,
-        "committed_events_per_s": round(figures.committed_per_s),
-        "admitted_events_per_s": round(figures.admitted_per_s),
+        **load_summary(figures),
         "committed_events_per_s_by_fifth": [round(r) for r in figures.committed_per_s_by_part],
-        "batch_latency_p50_ms": round(figures.latency_ms["p50"]),
-        "batch_latency_p99_ms": round(figures.latency_ms["p99"]),
         "event_latency_p50_ms": round(figures.event_latency_ms["p50"]),
         "event_latency_p99_ms": round(figures.event_latency_ms["p99"]),
         "node_cpu_s": round(node.cpu_s, 2),
         "node_cpu_us_per_event": round(per_event_us(node.cpu_s, figures.committed)),
         "main_thread_cpu_us_per_event": round(per_event_us(node.loop_cpu_s, figures.committed)),
         "node_peak_rss_mib": round(node.peak_rss_mib),
-        "other_processes_cores": round(figures.usage.other_cores, 2),
-        "mempool_full_retries": figures.mempool_full_retries,
-        "committed": figures.committed,
-        "accepted": figures.accepted,
     }
 
 

@@ -49,7 +49,6 @@ class StreamSpec:
     batch_size: int
     interval_s: float  # between this stream's batches; 0: each as soon as the last is answered
     offset_s: float  # this stream's first batch is due this long after the common start
-    run_tag: str
 
 
 @dataclass
@@ -90,40 +89,47 @@ def split_events(total: int, parts: int, multiple: int) -> list[int]:
     return counts
 
 
+@dataclass(frozen=True)
+class LoadPlan:
+    """One phase's load: how many events, from how many streams, onto which nodes, how."""
+
+    phase: int  # keeps the nonces and asset ids of a run's phases apart
+    events: int
+    streams: int
+    node_indexes: Sequence[int]  # stream k submits to the k-th of these, round-robin
+    batch_size: int
+    rate_per_s: float = 0.0  # offered over all streams; 0: each as fast as answered
+    stagger: bool = True  # paced: spread the streams' first batches over one interval
+
+    @property
+    def pace(self) -> str:
+        if self.rate_per_s:
+            return f"paced at {self.rate_per_s:,.0f} events/s"
+        return "as fast as accepted"
+
+
 def stream_specs(
-    addresses: Sequence[str],
-    identity_paths: dict[str, str],
-    *,
-    phase: int,
-    events: int,
-    streams: int,
-    node_indexes: Sequence[int],
-    batch_size: int,
-    rate_per_s: float,
-    stagger: bool,
-    run_tag: str,
+    plan: LoadPlan, addresses: Sequence[str], identity_paths: dict[str, str]
 ) -> list[StreamSpec]:
-    """Specs for `streams` streams over `node_indexes` (stream k on the k-th, round-robin).
-    With a rate, each stream's batches are paced at its share, and with `stagger` the
-    streams' first batches are spread evenly over one interval."""
-    counts = split_events(events, streams, batch_size)
-    interval_s = batch_size * streams / rate_per_s if rate_per_s else 0.0
+    """A spec per stream of `plan`, each onto its node's address. With a rate, each stream's
+    batches are paced at its share of it."""
+    counts = split_events(plan.events, plan.streams, plan.batch_size)
+    interval_s = plan.batch_size * plan.streams / plan.rate_per_s if plan.rate_per_s else 0.0
     specs = []
     for index, count in enumerate(counts):
-        node_index = node_indexes[index % len(node_indexes)]
+        node_index = plan.node_indexes[index % len(plan.node_indexes)]
         specs.append(
             StreamSpec(
-                phase=phase,
+                phase=plan.phase,
                 index=index,
                 node_index=node_index,
                 address=addresses[node_index],
                 identity_paths={author: identity_paths[author] for author in AUTHORS},
                 first_event=sum(counts[:index]),
                 event_count=count,
-                batch_size=batch_size,
+                batch_size=plan.batch_size,
                 interval_s=interval_s,
-                offset_s=index * interval_s / streams if stagger else 0.0,
-                run_tag=run_tag,
+                offset_s=index * interval_s / plan.streams if plan.stagger else 0.0,
             )
         )
     return specs
@@ -144,7 +150,7 @@ def presign(spec: StreamSpec) -> list[tuple[list[bytes], api_pb2.SubmitEventsReq
         ids, events = [], []
         for number in range(start, min(start + spec.batch_size, spec.event_count)):
             event_number = spec.first_event + number
-            asset_id = f"bench-{spec.run_tag}/p{spec.phase}/asset-{event_number}"
+            asset_id = f"bench/p{spec.phase}/asset-{event_number}"  # a fresh chain each run
             signed = signers[event_number % len(signers)].event(
                 "asset_registered",
                 asset_id=asset_id,

@@ -31,6 +31,7 @@ import grpc
 
 from harness import BenchmarkError
 from harness.load import (
+    LoadPlan,
     StreamResult,
     collect_results,
     spawned_streams,
@@ -131,44 +132,20 @@ class LoadFigures:
     usage: PhaseUsage
 
 
-def load_phase(
-    phase_name: str,
-    cluster: Cluster,
-    *,
-    phase: int,
-    events: int,
-    streams: int,
-    node_indexes: Sequence[int],
-    batch_size: int,
-    rate_per_s: float,
-    run_tag: str,
-    stagger: bool = True,
-) -> LoadFigures:
+def load_phase(phase_name: str, cluster: Cluster, plan: LoadPlan) -> LoadFigures:
     """Spawn the streams, let them pre-sign, run the load; the figures."""
-    specs = stream_specs(
-        [node.address for node in cluster.nodes],
-        cluster.identity_paths,
-        phase=phase,
-        events=events,
-        streams=streams,
-        node_indexes=node_indexes,
-        batch_size=batch_size,
-        rate_per_s=rate_per_s,
-        stagger=stagger,
-        run_tag=run_tag,
-    )
-    pace = f"paced at {rate_per_s:,.0f} events/s" if rate_per_s else "as fast as accepted"
+    specs = stream_specs(plan, [node.address for node in cluster.nodes], cluster.identity_paths)
     print(
-        f"\n{phase_name}: pre-signing {events:,} events in {len(specs)} streams over "
-        f"{', '.join(cluster.nodes[i].name for i in node_indexes)} "
-        f"(batches of {batch_size}, {pace})",
+        f"\n{phase_name}: pre-signing {plan.events:,} events in {len(specs)} streams over "
+        f"{', '.join(cluster.nodes[i].name for i in plan.node_indexes)} "
+        f"(batches of {plan.batch_size}, {plan.pace})",
         flush=True,
     )
     with spawned_streams(specs) as spawned:
         sign_s = wait_ready(spawned)
         print(f"{phase_name}: pre-signed in {sign_s:.1f} s; load starts", flush=True)
-        start_s = time.monotonic() + (PACED_START_DELAY_S if rate_per_s else 0.0)
-        primary_index = node_indexes[0]
+        start_s = time.monotonic() + (PACED_START_DELAY_S if plan.rate_per_s else 0.0)
+        primary_index = plan.node_indexes[0]
         with LedgerClient(cluster.nodes[primary_index].address) as client:
             from_height = head_header(client).height + 1
         watchers = {
@@ -178,7 +155,7 @@ def load_phase(
                 from_height,
                 primary=index == primary_index,
             )
-            for index in node_indexes
+            for index in plan.node_indexes
         }
         for watcher in watchers.values():
             watcher.start()
@@ -202,9 +179,7 @@ def load_phase(
                 watcher.stop()
         client_pids = {os.getpid(), *(stream.pid for stream in spawned)}
     usage = usage_between(before, after, cluster.members(), client_pids)
-    return load_figures(
-        phase_name, events, batch_size, results, watchers, primary_index, sign_s, usage
-    )
+    return load_figures(phase_name, plan, results, watchers, primary_index, sign_s, usage)
 
 
 def watchers_ok(watchers: Iterable[BlockWatcher]) -> None:
@@ -263,8 +238,7 @@ def wait_for_commits(
 
 def load_figures(
     phase_name: str,
-    events: int,
-    batch_size: int,
+    plan: LoadPlan,
     results: list[StreamResult],
     watchers: dict[int, BlockWatcher],
     primary_index: int,
@@ -303,16 +277,16 @@ def load_figures(
     return LoadFigures(
         phase=phase_name,
         streams=len(results),
-        batch_size=batch_size,
+        batch_size=plan.batch_size,
         nodes_loaded=len(watchers),
-        events=events,
+        events=plan.events,
         accepted=accepted,
         committed=committed,
         elapsed_s=elapsed_s,
         committed_per_s=committed / elapsed_s if elapsed_s > 0 else 0.0,
         committed_per_s_by_part=rates_by_part(primary.arrivals, first_send, RUN_PARTS),
         admitted_per_s=accepted / (last_accept - first_send) if last_accept > first_send else 0.0,
-        offered_per_s=events / (last_send - first_send) if last_send > first_send else 0.0,
+        offered_per_s=plan.events / (last_send - first_send) if last_send > first_send else 0.0,
         blocks=len(primary.arrivals),
         block_events_max=max((count for _, count in primary.arrivals), default=0),
         proposers=dict(sorted(primary.proposers.items())),

@@ -12,11 +12,13 @@ import contextlib
 import os
 import pstats
 import sysconfig
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import REPO_ROOT
 
+JOBS_PATH = Path(__file__).with_name("profile_jobs.toml")
 ENTRIES_PRINTED = 25
 ENTRIES_REPORTED = 15
 SYNC_SHARE_NOTED = 0.1  # block sync above this share of the profile is pointed out
@@ -36,11 +38,26 @@ _STDLIB = sysconfig.get_paths()["stdlib"]
 @dataclass(frozen=True)
 class Job:
     """A node's job, measured as the cumulative time of the first of `functions` (file suffix,
-    function name) that the profile holds: code moves between revisions. Leading spaces in
-    the label nest it under the job above."""
+    function name) that the profile holds: code moves between revisions. `depth` nests it
+    under the job above."""
 
     label: str
     functions: tuple[tuple[str, str], ...]
+    depth: int = 0
+
+
+def load_jobs(benchmark: str) -> tuple[Job, ...]:
+    """The jobs a benchmark's profile section reports, from JOBS_PATH."""
+    with JOBS_PATH.open("rb") as jobs_file:
+        table = tomllib.load(jobs_file)[benchmark]
+    return tuple(
+        Job(
+            label=job["job"],
+            functions=tuple(name.partition(":")[::2] for name in job["functions"]),
+            depth=job.get("depth", 0),
+        )
+        for job in table
+    )
 
 
 def read_stats(path: Path | None) -> pstats.Stats | None:
@@ -109,14 +126,14 @@ def function_totals(stats: pstats.Stats, suffix: str, function: str) -> tuple[in
     return calls, cumulative
 
 
-def job_times(stats: pstats.Stats, jobs: tuple[Job, ...]) -> list[tuple[str, int, float]]:
-    """(label, calls, inclusive CPU) of each job the profile holds."""
+def job_times(stats: pstats.Stats, jobs: tuple[Job, ...]) -> list[tuple[Job, int, float]]:
+    """(job, calls, inclusive CPU) of each job the profile holds."""
     times = []
     for job in jobs:
         for suffix, function in job.functions:
             calls, cumulative = function_totals(stats, suffix, function)
             if cumulative > 0:
-                times.append((job.label, calls, cumulative))
+                times.append((job, calls, cumulative))
                 break
     return times
 
@@ -159,9 +176,9 @@ def profile_tables(stats: pstats.Stats, jobs: tuple[Job, ...]) -> list[str]:
         "| job | calls | CPU s | share |",
         "|---|---:|---:|---:|",
     ]
-    for label, calls, seconds in job_times(stats, jobs):
-        indent = "&nbsp;" * (len(label) - len(label.lstrip()))
-        lines.append(f"| {indent}{label.strip()} | {calls:,} | {seconds:.2f} | {share(seconds)} |")
+    for job, calls, seconds in job_times(stats, jobs):
+        indent = "&nbsp;" * 2 * job.depth
+        lines.append(f"| {indent}{job.label} | {calls:,} | {seconds:.2f} | {share(seconds)} |")
     lines += [
         "",
         f"Top {ENTRIES_REPORTED} functions by own time (tottime):",
@@ -190,8 +207,8 @@ def profile_tables(stats: pstats.Stats, jobs: tuple[Job, ...]) -> list[str]:
 
 def print_profile(stats: pstats.Stats, jobs: tuple[Job, ...]) -> None:
     print("\n--- node profile: main jobs (inclusive CPU s) ---")
-    for label, calls, seconds in job_times(stats, jobs):
-        print(f"  {seconds:8.2f} s  {calls:>9,} calls  {label}")
+    for job, calls, seconds in job_times(stats, jobs):
+        print(f"  {seconds:8.2f} s  {calls:>9,} calls  {'  ' * job.depth}{job.label}")
     for order in ("tottime", "cumulative"):
         print(f"\n--- node profile: top {ENTRIES_PRINTED} by {order} ---")
         stats.sort_stats(order).print_stats(ENTRIES_PRINTED)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import REPO_ROOT
@@ -39,8 +40,20 @@ written by hand.
 # --- the command line and the run's folder ---------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CommonOptions:
+    """The options every benchmark has (`add_common_options`); a benchmark's options extend
+    these, so that `Options(**vars(parser.parse_args()))` builds them."""
+
+    profile_out: Path | None  # where a profiled node writes its pstats (`profile_path`)
+    wait_quiet_s: float
+    keep: bool
+    report: bool
+    json_out: Path | None
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """The options every benchmark has, named as the fields of its options."""
+    """The options every benchmark has, named as the fields of `CommonOptions`."""
     parser.add_argument("--profile-out", type=Path, help="the pstats file (default: in /tmp)")
     parser.add_argument(
         "--wait-quiet",
@@ -204,6 +217,26 @@ def others_text(usage: PhaseUsage, quote: str = "") -> str:
     """The CPU other processes used, with the busiest named."""
     busiest = ", ".join(f"{quote}{name}{quote} {cores:.2f}" for name, cores in usage.busiest_others)
     return f"{usage.other_cores:.2f} cores" + (f" (busiest: {busiest})" if busiest else "")
+
+
+def load_summary(figures: LoadFigures, prefix: str = "") -> dict[str, object]:
+    """A load phase's main figures for the RESULT line, each key starting with `prefix`."""
+    f = figures
+    summary: dict[str, object] = {
+        "committed_events_per_s": round(f.committed_per_s),
+        "admitted_events_per_s": round(f.admitted_per_s),
+        "offered_events_per_s": round(f.offered_per_s),
+        "batch_latency_p50_ms": round(f.latency_ms["p50"]),
+        "batch_latency_p99_ms": round(f.latency_ms["p99"]),
+        "batch_latency_max_ms": round(f.latency_ms["max"]),
+        "nodes_cpu_us_per_event": round(us_per_event(f.usage, f.committed)),
+        "other_processes_cores": round(f.usage.other_cores, 2),
+        "committed": f.committed,
+        "accepted": f.accepted,
+        "mempool_full_retries": f.mempool_full_retries,
+        "rejections": f.rejections,
+    }
+    return {prefix + key: value for key, value in summary.items()}
 
 
 def print_usage(usage: PhaseUsage, events: int) -> None:
