@@ -43,6 +43,7 @@ from pathlib import Path
 from harness import BenchmarkError
 from harness.load import LoadPlan
 from harness.machine import QUIET_CORES_MAX, describe_machine, wait_until_quiet
+from harness.node_logs import log_findings, print_log_findings
 from harness.nodes import NodeStartError, ProfiledNode, running_cluster
 from harness.phases import LoadFigures, load_phase
 from harness.profile import print_profile, read_stats
@@ -201,12 +202,13 @@ def run_once(options: Options) -> LoadFigures | None:
                     stagger=False,  # paced streams send together, as they always have here
                 )
                 figures = load_phase("load", cluster, plan)
+                print_log_findings(log_findings(cluster.nodes))
         except (BenchmarkError, NodeStartError) as error:
             print(f"benchmark failed: {error}", file=sys.stderr)
             return None
     print("\nfigures under the profiler (not comparable):" if options.profile else "\nfigures:")
     print_load(figures)
-    print(f"    node threads: {threads_text(figures.usage.nodes[0], options.profile_out, 6)}")
+    print(f"    node threads: {threads_text(figures.usage.nodes[0], options.profile_out)}")
     return figures
 
 

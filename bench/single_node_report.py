@@ -65,7 +65,7 @@ def per_event_us(cpu_s: float, events: int) -> float:
     return cpu_s / events * 1e6 if events else math.nan
 
 
-def threads_text(node: NodeUsage, profile_out: Path | None, count: int) -> str:
+def threads_text(node: NodeUsage, profile_out: Path | None, count: int = THREADS_REPORTED) -> str:
     """The node's busiest threads, labelled (see `machine.thread_label`)."""
     names = python_thread_names(profile_out)
     return ", ".join(

@@ -72,6 +72,7 @@ class BlockWatcher(threading.Thread):
         self.proposers: Counter[str] = Counter()  # of blocks holding events
         self.events_seen = 0
         self.highest = from_height - 1
+        self.last_events_height = 0  # of the latest block holding events
         self.last_arrival_s = time.monotonic()
         self.error: str | None = None
         self._stopping = False
@@ -85,6 +86,7 @@ class BlockWatcher(threading.Thread):
                 if block.events:
                     self.arrivals.append((arrived, len(block.events)))
                     self.proposers[header.proposer_id] += 1
+                    self.last_events_height = header.height
                     if self.primary:
                         for signed in block.events:
                             self.height_by_event[event_id(signed.body)] = header.height
@@ -144,7 +146,6 @@ def load_phase(phase_name: str, cluster: Cluster, plan: LoadPlan) -> LoadFigures
     with spawned_streams(specs) as spawned:
         sign_s = wait_ready(spawned)
         print(f"{phase_name}: pre-signed in {sign_s:.1f} s; load starts", flush=True)
-        start_s = time.monotonic() + (PACED_START_DELAY_S if plan.rate_per_s else 0.0)
         primary_index = plan.node_indexes[0]
         with LedgerClient(cluster.nodes[primary_index].address) as client:
             from_height = head_header(client).height + 1
@@ -159,11 +160,12 @@ def load_phase(phase_name: str, cluster: Cluster, plan: LoadPlan) -> LoadFigures
         }
         for watcher in watchers.values():
             watcher.start()
-        progress = Progress(phase_name, watchers[primary_index], start_s)
         try:
             before = snapshot(cluster.pids())
+            start_s = time.monotonic() + (PACED_START_DELAY_S if plan.rate_per_s else 0.0)
             for stream in spawned:
                 stream.connection.send(("go", start_s))
+            progress = Progress(phase_name, watchers[primary_index], start_s)
 
             def check() -> None:
                 cluster.check_alive()
@@ -220,7 +222,7 @@ def wait_for_commits(
     primary = watchers[primary_index]
     while True:
         check()
-        top = max(primary.height_by_event.values(), default=0)
+        top = primary.last_events_height
         if primary.events_seen >= accepted and all(w.highest >= top for w in watchers.values()):
             return
         idle_s = time.monotonic() - max(w.last_arrival_s for w in watchers.values())
