@@ -7,11 +7,14 @@ as the other one lives here, once:
 - `machine`: the machine (CPUs, commit, waiting for quiet) and what /proc says about
   processes: CPU by process, process group and thread, peak RSS, usage between snapshots;
 - `nodes`: a consortium of real node processes, each stopped by its PID, and a node's head;
+- `node_logs`: what the node logs say (the height a node started at, blocks it synced,
+  invalid proposals, errors);
 - `load`: pre-signed load, submitted by spawned stream processes;
-- `phases`: one load phase: block watchers, the common start, the figures it gives;
-- `report`: figures as text, percentiles, the marked sections of docs/PERFORMANCE.md, the
+- `phases`: one load phase: block watchers, the common start, the figures it gives
+  (nearest-rank percentiles among them);
+- `report`: figures as text, the marked sections of docs/PERFORMANCE.md, the
   options and output every benchmark has;
-- `profile`: a profiled node's pstats as tables;
+- `profile`: a profiled node's pstats as tables (the jobs it reports: profile_jobs.toml);
 - `revision`: benchmarking a committed revision instead of the working tree (`--source`).
 
 The node processes themselves are tests/support/processes.py's `NodeProcess` (the one place
