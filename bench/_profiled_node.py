@@ -57,13 +57,13 @@ def main() -> int:
     threads_path = Path(f"{args.out}.threads")
     threads_path.write_text(f"{threading.get_native_id()}\tmain\n")
 
-    def profiled_run(thread: threading.Thread) -> None:
+    def profiled_run(self: threading.Thread) -> None:  # replaces Thread.run, hence `self`
         with profiles_lock, threads_path.open("a") as threads_file:
-            threads_file.write(f"{threading.get_native_id()}\t{thread.name}\n")
+            threads_file.write(f"{threading.get_native_id()}\t{self.name}\n")
         profile = new_profile()
         profile.enable()
         try:
-            original_run(thread)
+            original_run(self)
         finally:
             profile.disable()
             with profiles_lock:
