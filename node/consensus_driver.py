@@ -7,14 +7,21 @@ and carries out the outputs in order:
   `sync=True` *before* anything after it runs, so a restarted node never signs a conflict;
 - `Broadcast`: to every peer (nothing to do in a consortium of one);
 - `ScheduleTimeout`: an event-loop timer;
-- `Decide`: the block is committed (one synced batch, off the loop), waiters are woken, and
-  after a short pause the next height starts;
+- `Decide`: the block is committed (`LedgerNode.commit`: one synced batch, off the loop),
+  waiters are woken, and after a short pause the next height starts;
 - `EvidenceFound`: into the evidence pool, for a coming block.
+After every step the ledger acts on what the application reported (`handle_reports`).
+
+It is also what answers the peers: the `PeerNetwork` hands it every message (`on_peer_message`)
+and asks it for committed blocks (`blocks_from`) and this node's `status`; `node/server.py`
+attaches it to the network before the network starts. Events a peer forwards are admitted
+through `LedgerNode.admit` like a client's (with `Origin.PEER`); a client's events, once
+admitted, are batched and forwarded to every peer.
 
 Catching up: a message from a later height, or a peer whose status is ahead, means blocks were
 committed that this node lacks. It fetches them (SyncBlocks), checks each one's commit
 certificate against the genesis validators and re-executes it, then commits and moves
-consensus on. One commit at a time: a lock serialises consensus commits and synced ones.
+consensus on. Both kinds of commit go through `LedgerNode.commit`, one at a time.
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ from provledger.node.settings import (
     SYNC_BATCH_BLOCKS_MAX,
 )
 from provledger.protocol import blocks, consensus
+from provledger.protocol.application import Origin
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
+from provledger.protocol.mempool import MempoolFull
 from provledger.v1 import ledger_pb2, peer_pb2
 
 log = logging.getLogger("provledger.consensus")
@@ -67,7 +76,6 @@ class ConsensusDriver:
             params=params,
         )
         consensus.restore_signed(self.state, node.store.load_signed(node.store.head_height + 1))
-        self._commit_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._gossip: list[ledger_pb2.SignedEvent] = []
@@ -75,7 +83,7 @@ class ConsensusDriver:
         self._syncing = False
         self._stopped = False
         self.failed = asyncio.Event()  # a consensus task crashed: the node must stop
-        node.submit_listeners.append(self._on_submitted)
+        node.admission_listeners.append(self._on_admitted)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -99,8 +107,7 @@ class ConsensusDriver:
         self._stopped = True
         for timer in self._timers:
             timer.cancel()
-        async with self._commit_lock:
-            pass
+        await self._node.commits_finished()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -129,6 +136,7 @@ class ConsensusDriver:
         if self._stopped:
             return
         self.state, outputs = consensus.step(self.state, event, self._node.app)
+        self._node.handle_reports()
         for output in outputs:
             if isinstance(output, consensus.Persist):
                 self._node.store.save_signed(output.message, output.block)
@@ -177,7 +185,7 @@ class ConsensusDriver:
         kind = message.WhichOneof("message")
         now = self._clock_ms()
         if kind == "events":
-            self._spawn(self._node.accept_gossip(list(message.events.events)))
+            self._spawn(self._admit_gossip(list(message.events.events)))
         elif kind == "proposal":
             self._catch_up_if_behind(sender_id, message.proposal.height)
             self._feed(consensus.ProposalReceived(message.proposal, now))
@@ -209,11 +217,19 @@ class ConsensusDriver:
             found.append(peer_pb2.SyncedBlock(block=block, certificate=certificate))
         return found
 
-    def _on_submitted(self, decoded: list[DecodedEvent]) -> None:
-        """New events in the mempool: wake a waiting proposer and forward them to peers."""
+    async def _admit_gossip(self, events: list[ledger_pb2.SignedEvent]) -> None:
+        """Events a peer forwarded; nobody waits for their verdict."""
+        outcomes = await self._node.admit(events, Origin.PEER)
+        dropped = sum(1 for outcome in outcomes if isinstance(outcome, MempoolFull))
+        if dropped:
+            log.debug("dropped %d gossiped events: the mempool is full", dropped)
+
+    def _on_admitted(self, decoded: list[DecodedEvent], origin: Origin) -> None:
+        """New events in the mempool: wake a waiting proposer, and forward a client's events
+        to the peers (a peer's were forwarded by the node its client chose)."""
         if self.state.awaiting_events:
             self._feed(consensus.EventsAvailable(self._clock_ms()))
-        if self._network is None or not decoded:
+        if self._network is None or origin is not Origin.CLIENT:
             return
         self._gossip.extend(d.signed for d in decoded)
         if len(self._gossip) >= GOSSIP_BATCH_EVENTS_MAX:
@@ -237,18 +253,16 @@ class ConsensusDriver:
     # --- committing --------------------------------------------------------------------------
 
     async def _commit_decision(self, decision: consensus.Decide) -> None:
-        height = blocks.decode_header(decision.block.header).height
-        async with self._commit_lock:
-            if height != self._node.store.head_height + 1:
-                return  # block sync got there first
-            try:
-                executed = self._node.app.executed(decision.block, decision.block_id)
-            except Rejected as rejection:
-                # A quorum decided a block this node finds invalid: its state has diverged.
-                log.critical("decided block %d is invalid here: %s", height, rejection)
-                raise
-            await self._node.commit(executed, decision.certificate)
-            log.debug("committed block %d with %d events", height, len(executed.events))
+        try:
+            executed = await self._node.commit(decision.block, decision.certificate)
+        except Rejected as rejection:
+            # A quorum decided a block this node finds invalid: its state has diverged.
+            height = self._node.store.head_height + 1
+            log.critical("decided block %d is invalid here: %s", height, rejection)
+            raise
+        if executed is None:
+            return  # block sync got there first
+        log.debug("committed block %d with %d events", executed.header.height, len(executed.events))
         await asyncio.sleep(COMMIT_PAUSE_MS / 1000)
         self._start_next_height()
 
@@ -314,22 +328,12 @@ class ConsensusDriver:
             self._syncing = False
 
     async def _commit_synced(self, peer_id: str, item: peer_pb2.SyncedBlock) -> bool:
-        """Check a synced block's certificate, execute and commit it; False if it is bad."""
-        store = self._node.store
-        async with self._commit_lock:
-            header = blocks.decode_header(item.block.header)
-            if header.height != store.head_height + 1:
-                return True  # consensus got there first
-            try:
-                blocks.verify_certificate(
-                    item.certificate, header, item.block.header, self._node.genesis.validator_set
-                )
-                executed = self._node.app.executed(
-                    item.block, blocks.block_id(item.block.header), certified=True
-                )
-            except Rejected as rejection:
-                log.warning("peer %s sent a bad block %d: %s", peer_id, header.height, rejection)
-                return False
-            await self._node.commit(executed, item.certificate)
-        log.info("caught up block %d from %s", header.height, peer_id)
+        """Commit a synced block (its certificate checked first); False if it is bad."""
+        try:
+            executed = await self._node.commit(item.block, item.certificate, synced=True)
+        except Rejected as rejection:
+            log.warning("peer %s sent a bad block: %s", peer_id, rejection)
+            return False
+        if executed is not None:  # else consensus got there first
+            log.info("caught up block %d from %s", executed.header.height, peer_id)
         return True

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 import grpc
 
 from provledger.node.ledger import LedgerNode, TooManyWaiters
-from provledger.node.mempool import MempoolFull
 from provledger.node.queries import UNRESTRICTED, LedgerQueries, QueryError
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,
@@ -24,6 +23,7 @@ from provledger.node.settings import (
 )
 from provledger.node.store import Store
 from provledger.protocol import merkle
+from provledger.protocol.application import Origin
 from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.limits import (
@@ -35,6 +35,7 @@ from provledger.protocol.limits import (
     LINEAGE_NODES_MAX,
 )
 from provledger.protocol.lineage import LineageQuery
+from provledger.protocol.mempool import MempoolFull
 from provledger.protocol.tokens import TokenError
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
@@ -73,13 +74,12 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
     # --- submitting -------------------------------------------------------------------------
 
     async def SubmitEvent(self, request, context):
-        try:
-            decoded = self._node.submit(request.event)
-        except Rejected as rejection:
-            await _abort_rejected(context, rejection)
-        except MempoolFull as error:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {error}")
-        return api_pb2.SubmitEventResponse(event_id=decoded.event_id)
+        [outcome] = await self._node.admit([request.event], Origin.CLIENT)
+        if isinstance(outcome, Rejected):
+            await _abort_rejected(context, outcome)
+        elif isinstance(outcome, MempoolFull):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {outcome}")
+        return api_pb2.SubmitEventResponse(event_id=outcome.event_id)
 
     async def SubmitEvents(self, request, context):
         if len(request.events) > SUBMIT_BATCH_EVENTS_MAX:
@@ -89,7 +89,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
                 f"{SUBMIT_BATCH_EVENTS_MAX}",
             )
         results = []
-        for outcome in await self._node.submit_many(list(request.events)):
+        for outcome in await self._node.admit(request.events, Origin.CLIENT):
             if isinstance(outcome, Rejected):
                 results.append(api_pb2.SubmitResult(error_code=outcome.code, error=outcome.reason))
             elif isinstance(outcome, MempoolFull):
@@ -103,29 +103,30 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             request.timeout_ms, SUBMIT_WAIT_TIMEOUT_MS_DEFAULT, SUBMIT_WAIT_TIMEOUT_MS_MAX
         )
         node = self._node
+        identifier = event_id(request.event.body)
+        # Watch before admitting: the event cannot be committed before its waiter exists.
         try:
-            decoded = node.check(request.event)
-            waiter = node.watch(decoded.event_id)
-        except Rejected as rejection:
-            await _abort_rejected(context, rejection)
+            waiter = node.watch(identifier)
         except TooManyWaiters as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too_many_waiters: {error}")
         try:
-            node.queue(decoded)
+            [admitted] = await node.admit([request.event], Origin.CLIENT)
+            if isinstance(admitted, Rejected):
+                await _abort_rejected(context, admitted)
+            elif isinstance(admitted, MempoolFull):
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {admitted}")
             outcome = await asyncio.wait_for(waiter, timeout_ms / 1000)
-        except MempoolFull as error:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"mempool_full: {error}")
         except TimeoutError:
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"not_committed_yet: event {decoded.event_id.hex()} is queued but not "
+                f"not_committed_yet: event {identifier.hex()} is queued but not "
                 f"committed after {timeout_ms} ms; ask GetEvent later",
             )
         finally:
-            node.unwatch(decoded.event_id, waiter)
+            node.unwatch(identifier, waiter)
         if outcome.rejection is not None:
             await _abort_rejected(context, outcome.rejection)
-        return self._receipt(decoded.event_id, outcome.height)
+        return self._receipt(identifier, outcome.height)
 
     def _receipt(self, event_id: bytes, height: int) -> api_pb2.Receipt:
         store = self._node.store

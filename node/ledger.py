@@ -1,12 +1,23 @@
-"""The node's hub: admission of client events, commits, and who waits for them.
+"""The node's hub: the one way events are admitted, the one way blocks are committed, and who
+waits for them.
 
-`LedgerNode` owns the `LedgerApplication` (mempool, verified signatures, evidence pool) and
-is driven by one asyncio loop:
-- `submit` runs every check an event can pass before it is ordered (state-free checks, author
-  and signature, the rules against the committed state), queues it, and tells the listeners
-  (consensus, to propose; the gossip batcher, to forward it to peers);
-- `commit` persists a decided block in one synced batch, off the event loop, then wakes
-  whoever waits: SubmitAndWait callers by event id, block subscribers by height.
+`LedgerNode` wraps the pure `protocol.application.LedgerApplication` (mempool, verified
+signatures, evidence pool, the commit sequence) with what is I/O, on the node's one asyncio
+loop:
+- `admit` is the only way into the mempool: a client's single event (SubmitEvent,
+  SubmitAndWait), a client's batch (SubmitEvents) and a peer's gossiped batch all come
+  through it, with their `Origin`. The signatures go to the `SignatureVerifier` (a worker
+  pool for large batches, inline for small ones), then the application judges each event
+  (every rule for a client's, ADR 008) and queues it; the admission listeners hear what was
+  queued (consensus, to propose; the gossip batcher, to forward a client's events to peers).
+- `commit` runs the application's commit sequence with the synced LevelDB write off the
+  event loop, one commit at a time (consensus decisions and synced blocks both come here),
+  then wakes whoever waits: SubmitAndWait callers by event id, block subscribers by height.
+- `handle_reports` acts on what the application reported during a consensus step: a waiter
+  whose event a proposal left out learns why.
+
+No lost wake-up: a waiter is registered (`watch`) before its event is admitted, and the
+waiter is only resolved by a commit or a left-out report that comes after admission.
 Consensus (`node.consensus_driver`) decides what to commit; this module only carries it out.
 """
 
@@ -15,21 +26,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from provledger.node.application import LedgerApplication
-from provledger.node.mempool import MempoolFull
 from provledger.node.settings import SUBMIT_WAITERS_MAX
 from provledger.node.store import Store
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol import blocks
+from provledger.protocol.application import (
+    Admission,
+    LedgerApplication,
+    LeftOut,
+    Origin,
+)
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
 from provledger.v1 import ledger_pb2
 
 log = logging.getLogger("provledger.node")
+
+AdmissionListener = Callable[[list[DecodedEvent], Origin], None]
 
 
 def wall_clock_ms() -> int:
@@ -54,8 +71,8 @@ class LedgerNode:
         genesis: Genesis,
         store: Store,
         node_id: str,
+        verifier: SignatureVerifier,
         clock_ms: Callable[[], int] = wall_clock_ms,
-        verifier: SignatureVerifier | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
@@ -63,106 +80,86 @@ class LedgerNode:
         self.clock_ms = clock_ms
         self.verifier = verifier
         self.app = LedgerApplication(genesis, store, node_id)
-        self.mempool = self.app.mempool
-        self.app.on_rejected = self.discard
-        self.submit_listeners: list[Callable[[list[DecodedEvent]], None]] = []
+        self.admission_listeners: list[AdmissionListener] = []
+        self._commit_lock = asyncio.Lock()
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._waiter_count = 0
         self._head_changed = asyncio.Condition()
 
     # --- admission --------------------------------------------------------------------------
 
-    def check(self, signed: ledger_pb2.SignedEvent) -> DecodedEvent:
-        """Every check that needs no ordering; raises `Rejected`. Changes nothing."""
-        return self.app.check(signed, self.clock_ms())
-
-    def submit(self, signed: ledger_pb2.SignedEvent) -> DecodedEvent:
-        decoded = self.app.submit(signed, self.clock_ms())
-        self._announce([decoded])
-        return decoded
-
-    async def _verify_signatures(self, decoded: list[DecodedEvent | Rejected]) -> None:
-        """Verify a batch's signatures in the worker pool (if any) and remember which hold,
-        so admission skips the crypto for them."""
-        if self.verifier is None:
-            return
-        checks = self.app.signature_checks(decoded)
-        if not checks:
-            return
-        results = await self.verifier.verify([check for _, check in checks])
-        self.app.mark_verified(
-            identifier for (identifier, _), ok in zip(checks, results, strict=True) if ok
-        )
-
-    async def _admit_batch(
-        self, events: list[ledger_pb2.SignedEvent], rules: bool
-    ) -> list[DecodedEvent | Rejected | MempoolFull]:
+    async def admit(
+        self, events: Sequence[ledger_pb2.SignedEvent], origin: Origin
+    ) -> list[Admission]:
+        """Admit `events` from `origin`: each gets its outcome, in order (queued as a
+        `DecodedEvent`, or the `Rejected` / `MempoolFull` that says why not). The listeners
+        hear once, with what was queued."""
         decoded = self.app.decode_all(events)
-        await self._verify_signatures(decoded)
-        now_ms = self.clock_ms()
-        outcomes: list[DecodedEvent | Rejected | MempoolFull] = []
-        for item in decoded:
-            if isinstance(item, Rejected):
-                outcomes.append(item)
-                continue
-            try:
-                self.app.admissible(item, now_ms, rules=rules)
-                self.mempool.add(item)
-                outcomes.append(item)
-            except (Rejected, MempoolFull) as error:
-                outcomes.append(error)
+        checks = self.app.signature_checks(decoded)
+        if checks:
+            results = await self.verifier.verify([check for _, check in checks])
+            self.app.mark_verified(
+                identifier for (identifier, _), ok in zip(checks, results, strict=True) if ok
+            )
+        outcomes = self.app.admit(decoded, self.clock_ms(), origin)
+        admitted = [outcome for outcome in outcomes if isinstance(outcome, DecodedEvent)]
+        if admitted:
+            for listener in self.admission_listeners:
+                listener(admitted, origin)
         return outcomes
-
-    async def submit_many(
-        self, events: list[ledger_pb2.SignedEvent]
-    ) -> list[DecodedEvent | Rejected | MempoolFull]:
-        """Admit a batch; each event gets its own outcome, in order. Listeners hear once."""
-        outcomes = await self._admit_batch(events, rules=True)
-        self._announce([o for o in outcomes if isinstance(o, DecodedEvent)])
-        return outcomes
-
-    def queue(self, decoded: DecodedEvent) -> None:
-        """Queue an event that passed `check`."""
-        self.mempool.add(decoded)
-        self._announce([decoded])
-
-    async def accept_gossip(self, events: list[ledger_pb2.SignedEvent]) -> None:
-        """Events a peer forwarded: authenticated and queued, not forwarded again. The rules
-        judge them when a block is built (see LedgerApplication.admissible)."""
-        outcomes = await self._admit_batch(events, rules=False)
-        for outcome in outcomes:
-            if isinstance(outcome, MempoolFull):
-                log.debug("dropped a gossiped event: %s", outcome)
-        for listener in self.submit_listeners:
-            listener([])
-
-    def _announce(self, decoded: list[DecodedEvent]) -> None:
-        for listener in self.submit_listeners:
-            listener(decoded)
 
     # --- committing -------------------------------------------------------------------------
 
     async def commit(
-        self, executed: blocks.ExecutedBlock, certificate: ledger_pb2.CommitCertificate
-    ) -> None:
-        """Persist a decided block (synced, off the loop), then wake its waiters."""
-        await asyncio.to_thread(self.store.commit_block, executed, certificate)
-        self.app.forget(executed.events, executed.evidence)
-        height = executed.header.height
-        for decoded in executed.events:
-            self._resolve(decoded.event_id, Committed(height))
+        self,
+        block: ledger_pb2.Block,
+        certificate: ledger_pb2.CommitCertificate,
+        *,
+        synced: bool = False,
+    ) -> blocks.ExecutedBlock | None:
+        """Commit a decided (or, with `synced`, a fetched) block and wake its waiters; None
+        if that height is already committed. Raises `Rejected` if the block is not valid."""
+        async with self._commit_lock:
+            executed = await self.app.commit(block, certificate, self._write, synced=synced)
+            if executed is None:
+                return None
+            height = executed.header.height
+            for decoded in executed.events:
+                self._resolve(decoded.event_id, Committed(height))
         async with self._head_changed:
             self._head_changed.notify_all()
+        return executed
 
-    def discard(self, rejected: list[tuple[DecodedEvent, Rejected]]) -> None:
-        """Events the block rules rejected leave the mempool; their waiters learn why."""
-        self.mempool.remove([d.event_id for d, _ in rejected])
-        for decoded, rejection in rejected:
-            self._resolve(decoded.event_id, Committed(self.store.head_height, rejection))
+    async def _write(
+        self, executed: blocks.ExecutedBlock, certificate: ledger_pb2.CommitCertificate
+    ) -> None:
+        """One synced LevelDB batch, in a thread: the loop keeps serving meanwhile (reads see
+        the last committed block through the store's snapshot)."""
+        await asyncio.to_thread(self.store.commit_block, executed, certificate)
+
+    async def commits_finished(self) -> None:
+        """Return once no commit is in progress (before the store is closed)."""
+        async with self._commit_lock:
+            pass
+
+    def handle_reports(self) -> None:
+        """Act on what the application found during the last consensus step: events a
+        proposal left out (out of the mempool already) tell their waiters why; invalid
+        proposals are logged."""
+        for report in self.app.take_reports():
+            if isinstance(report, LeftOut):
+                event_hex = report.event.event_id.hex()
+                log.info("left out event %s: %s", event_hex, report.rejection)
+                outcome = Committed(self.store.head_height, report.rejection)
+                self._resolve(report.event.event_id, outcome)
+            else:
+                log.warning("invalid proposal %s: %s", report.block_id.hex()[:16], report.rejection)
 
     # --- waiting ----------------------------------------------------------------------------
 
     def watch(self, event_id: bytes) -> asyncio.Future[Committed]:
+        """A future resolved when `event_id` is committed or left out. Call it before the
+        event is admitted, and `unwatch` when done waiting."""
         if self._waiter_count >= SUBMIT_WAITERS_MAX:
             raise TooManyWaiters(f"{SUBMIT_WAITERS_MAX} clients are already waiting")
         future: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()

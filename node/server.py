@@ -111,7 +111,7 @@ async def serve(
     validator_key, _ = load_key(config.validator_key_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.data_dir, genesis)
-    node = LedgerNode(genesis, store, config.node_id, verifier=verifier)
+    node = LedgerNode(genesis, store, config.node_id, verifier)
     if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
         store.close()
         raise ValueError(f"the validator key does not match {config.node_id} in the genesis")

@@ -1,12 +1,13 @@
 """The node's settings: limits on the resources of the I/O shell (sockets, queues, LevelDB,
 worker processes, timers), named with the unit last.
 
-The protocol's own limits (what an event, a block, a token, a query or a bundle may hold) are
-in protocol/limits.py; these are the shell's, and protocol/ never reads them.
+The protocol's own limits (what an event, a block, a token, a query or a bundle may hold, and
+what the ledger application keeps in memory: the mempool, verified signatures, executed blocks,
+the evidence pool) are in protocol/limits.py; these are the shell's, and protocol/ never reads
+them.
 """
 
 # Node resources
-MEMPOOL_EVENTS_MAX = 100_000
 GRPC_MESSAGE_SIZE_BYTES_MAX = 8 * 1024 * 1024
 SUBMIT_BATCH_EVENTS_MAX = 1_000
 SUBMIT_WAIT_TIMEOUT_MS_DEFAULT = 10_000
@@ -33,11 +34,6 @@ PEER_KEEPALIVE_TIMEOUT_MS = 5_000
 # Node certificates (mutual TLS between validators)
 CA_CERTIFICATE_VALIDITY_DAYS = 3_650
 NODE_CERTIFICATE_VALIDITY_DAYS = 1_095
-
-# The ledger application's memory
-VERIFIED_EVENTS_REMEMBERED_MAX = 200_000
-EXECUTED_BLOCKS_CACHED_MAX = 16
-EVIDENCE_POOL_MAX = 1_000
 
 # The consensus shell
 REBROADCAST_INTERVAL_MS = 1_000

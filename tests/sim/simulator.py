@@ -1,8 +1,9 @@
 """A deterministic simulator for the consensus: whole consortia in one thread, one seeded PRNG.
 
 In the spirit of TigerBeetle's VOPR and FoundationDB's simulator. Each node runs the real
-`protocol.consensus` state machine and the real `node.application.LedgerApplication` over an
-in-memory store; only the world around them is simulated:
+`protocol.consensus` state machine and the real `protocol.application.LedgerApplication` over
+an in-memory store, admitting and committing through the same calls as the node (`admit`,
+`commit`); only the world around them is simulated:
 
 - the network delivers, drops, duplicates, delays and reorders messages, and can be cut by
   symmetric partitions (two sides that cannot talk) and asymmetric ones (one direction only);
@@ -33,10 +34,10 @@ from typing import Any
 from sim.memory_store import MemoryChainStore
 from support.memory_state import Consortium, digest
 
-from provledger.node.application import LedgerApplication
-from provledger.node.mempool import MempoolFull
 from provledger.protocol import blocks, consensus
+from provledger.protocol.application import LedgerApplication, Origin, commit_now
 from provledger.protocol.errors import Rejected
+from provledger.protocol.events import DecodedEvent
 from provledger.protocol.votes import sign_vote
 from provledger.v1 import ledger_pb2, peer_pb2
 
@@ -156,6 +157,7 @@ class SimNode:
         if not self.up:
             return
         self.state, outputs = consensus.step(self.state, event, self.app)
+        self.app.take_reports()  # nobody waits on a simulated client's event
         self.carry_out(outputs)
 
     def carry_out(self, outputs: list[consensus.Output]) -> None:
@@ -223,35 +225,39 @@ class SimNode:
         elif isinstance(message, ledger_pb2.Evidence):
             self.app.add_evidence(message)
         elif isinstance(message, peer_pb2.EventBatch):
-            for signed in message.events:
-                self.submit(signed, gossip=False)
+            self.admit(list(message.events), Origin.PEER)
         elif isinstance(message, peer_pb2.SyncBlocksRequest):
             self.serve_sync(sender, message)
         elif isinstance(message, SyncBlocksResponse):
             self.apply_synced(message.blocks)
 
-    def submit(self, signed: ledger_pb2.SignedEvent, gossip: bool) -> bool:
-        """A client's event (checked against every rule, then gossiped) or a peer's (only
-        authenticated, as the node does)."""
+    def admit(self, events: list[ledger_pb2.SignedEvent], origin: Origin) -> None:
+        """Admit events as the node does (LedgerNode.admit), minus the signature worker pool:
+        admission verifies the signatures itself. A client's events are then gossiped."""
         was_empty = not self.app.has_pending_events()
-        try:
-            decoded = self.app.decode_known(signed)
-            self.app.admissible(decoded, self.now(), rules=gossip)
-            self.app.mempool.add(decoded)
-        except (Rejected, MempoolFull):
-            return False
-        if gossip:
+        outcomes = self.app.admit(self.app.decode_all(events), self.now(), origin)
+        admitted = [o.signed for o in outcomes if isinstance(o, DecodedEvent)]
+        if not admitted:
+            return
+        if origin is Origin.CLIENT:
             for peer in self.sim.nodes:
                 if peer is not self:
-                    self.sim.send(self, peer, peer_pb2.EventBatch(events=[signed]))
+                    self.sim.send(self, peer, peer_pb2.EventBatch(events=admitted))
         if was_empty:
             self.feed(consensus.EventsAvailable(self.now()))
-        return True
 
     # --- committing and catching up ---------------------------------------------------------
 
+    async def write(
+        self, executed: blocks.ExecutedBlock, certificate: ledger_pb2.CommitCertificate
+    ) -> None:
+        """The durable write: to memory, at once (so `commit_now` can run the commit)."""
+        self.store.commit_block(executed, certificate)
+
     def commit(self, decision: consensus.Decide) -> None:
-        executed = self.app.commit(decision.block, decision.block_id, decision.certificate)
+        executed = commit_now(self.app.commit(decision.block, decision.certificate, self.write))
+        if executed is None:
+            return  # block sync got there first
         self.after_commit(executed)
         incarnation = self.incarnation
         height = executed.header.height + 1
@@ -289,19 +295,15 @@ class SimNode:
     ) -> None:
         progressed = False
         for block, certificate in synced:
-            header = blocks.decode_header(block.header)
-            if header.height != self.store.head_height + 1:
-                continue
             try:
-                blocks.verify_certificate(
-                    certificate, header, block.header, self.sim.consortium.genesis.validator_set
-                )
-                executed = self.app.commit(block, blocks.block_id(block.header), certificate)
+                executed = commit_now(self.app.commit(block, certificate, self.write, synced=True))
             except Rejected as rejection:
                 raise InvariantBroken(
                     f"seed {self.sim.scenario.seed}: {self.node_id} got an invalid synced "
-                    f"block at height {header.height}: {rejection}"
+                    f"block after height {self.store.head_height}: {rejection}"
                 ) from None
+            if executed is None:
+                continue  # not the next block
             self.after_commit(executed)
             progressed = True
         if progressed and self.state.height <= self.store.head_height:
@@ -471,7 +473,7 @@ class Simulation:
         )
         candidates = [n for n in self.nodes if n.up and not n.byzantine]
         if candidates:
-            self.rng.choice(candidates).submit(signed, gossip=True)
+            self.rng.choice(candidates).admit([signed], Origin.CLIENT)
         self.schedule(self.scenario.event_interval_ms, self._client_event)
 
     # --- invariants ------------------------------------------------------------------------

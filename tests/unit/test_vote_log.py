@@ -16,9 +16,10 @@ import pytest
 from support.consensus_inputs import make_block, sign_proposal, sign_vote_as
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest
 
-from provledger.node.application import LedgerApplication
 from provledger.node.store import Store
 from provledger.protocol import blocks, consensus
+from provledger.protocol.application import LedgerApplication, Origin
+from provledger.protocol.events import DecodedEvent
 from provledger.protocol.votes import PRECOMMIT, PREVOTE
 from provledger.v1 import ledger_pb2, peer_pb2
 
@@ -165,16 +166,17 @@ def test_a_validator_restarted_from_the_log_resends_instead_of_signing_again(tmp
     with closing(Store(path, genesis)) as store:
         # two real blocks for height 1 from validator-1's ledger: same event, another time
         proposer_app = LedgerApplication(genesis, store, "validator-1")
-        proposer_app.submit(
-            consortium.sign(
-                "agency-a",
-                "asset_registered",
-                asset_id="asset-1",
-                content_digest=digest("asset-1"),
-                classification=ledger_pb2.CLASSIFICATION_GENERAL,
-            ),
-            GENESIS_TIME_MS,
+        event = consortium.sign(
+            "agency-a",
+            "asset_registered",
+            asset_id="asset-1",
+            content_digest=digest("asset-1"),
+            classification=ledger_pb2.CLASSIFICATION_GENERAL,
         )
+        [admitted] = proposer_app.admit(
+            proposer_app.decode_all([event]), GENESIS_TIME_MS, Origin.CLIENT
+        )
+        assert isinstance(admitted, DecodedEvent)
         block_a = proposer_app.propose(1, 0, GENESIS_TIME_MS + 1_000)
         block_b = proposer_app.propose(1, 0, GENESIS_TIME_MS + 1_001)
         assert blocks.block_id(block_a.header) != blocks.block_id(block_b.header)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from provledger.node.settings import MEMPOOL_EVENTS_MAX
 from provledger.protocol.events import DecodedEvent
+from provledger.protocol.limits import MEMPOOL_EVENTS_MAX
 
 
 class MempoolFull(Exception):
