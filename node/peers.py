@@ -8,9 +8,9 @@ when to batch and what a message means is the caller's business (consensus, memp
 Interface (all methods are called from the one asyncio event loop that runs the node; none
 is thread-safe):
 
-    network = PeerNetwork(node_id, peer_addresses, tls, validator_ids,
-                          on_message, blocks_from, status, rng=random.Random(seed))
-    server = create_peer_server()                      # or any grpc.aio server, see below
+    network = PeerNetwork(node_id, peer_addresses, tls, validator_ids, rng=random.Random(seed))
+    network.attach(handler)                            # once, before add_to_server
+    server = create_peer_server()      # a server of its own: size limits, keepalive policy
     port = network.add_to_server(server, "127.0.0.1:0")
     await server.start(); await network.start()
     network.broadcast(message); network.send(peer_id, message)   # non-blocking, never raise
@@ -20,17 +20,18 @@ is thread-safe):
     network.connected_peers(); network.stats()
     await network.stop(); await server.stop(grace)     # the caller owns the server
 
-- `on_message(sender_id, message)` is called on the event loop for every message received,
-  in the order the sender sent them. `sender_id` is the node id of the *transport* peer, read
-  from its TLS client certificate; it is not necessarily the message's author (votes and
-  proposals may be relayed), so signatures are still the caller's to check. It must not
-  raise; if it does, the error is logged, that inbound stream is closed with INTERNAL and the
-  sender reconnects (its in-flight messages are lost, as with any broken stream).
-- `blocks_from(from_height, max_blocks)` returns up to `max_blocks` consecutive committed
-  blocks starting at `from_height` (fewer, or none, at the head). SyncBlocks calls it in
-  chunks of `SYNC_BLOCKS_CHUNK_MAX` so that one request never holds more than a chunk in
-  memory and HTTP/2 flow control paces a slow reader.
-- `status()` returns this node's `StatusResponse`.
+The network and consensus need each other (one delivers to the other, which sends through
+it), so the network is made first and given to the consensus driver, which is then `attach`ed
+as the network's `PeerHandler` before the network is added to a server. The handler gives:
+- `on_peer_message(sender_id, message)`: every message received, on the event loop, in the
+  sender's order. `sender_id` is the *transport* peer, from its TLS client certificate, not
+  necessarily the author (votes and proposals are relayed): signatures are the handler's to
+  check. If it raises, the error is logged, that inbound stream is closed with INTERNAL and
+  the sender reconnects (its in-flight messages are lost, as with any broken stream).
+- `blocks_from(from_height, max_blocks)`: up to `max_blocks` consecutive committed blocks from
+  `from_height` (fewer, or none, at the head). SyncBlocks asks in chunks of
+  `SYNC_BLOCKS_CHUNK_MAX`: a request holds one chunk in memory, HTTP/2 paces a slow reader.
+- `status()`: this node's `StatusResponse`.
 
 Invariants:
 - Every PeerService call (Gossip, SyncBlocks, Status) comes from a peer whose certificate
@@ -58,19 +59,17 @@ Invariants:
   TCP connection) within about `PEER_KEEPALIVE_INTERVAL_MS + PEER_KEEPALIVE_TIMEOUT_MS`.
 - After `stop()`, inbound calls are refused with UNAVAILABLE and open inbound streams stop
   delivering; the server itself is the caller's to stop.
-
-Serve PeerService on a server of its own, made by `create_peer_server()`: its options set the
-message size limits and the keepalive policy that the channels here expect.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -91,12 +90,7 @@ from provledger.node.settings import (
     SYNC_BLOCKS_CHUNK_MAX,
     SYNC_BLOCKS_MAX,
 )
-from provledger.node.tls import (
-    TlsMaterial,
-    channel_credentials,
-    peer_node_id,
-    server_credentials,
-)
+from provledger.node.tls import TlsMaterial, channel_credentials, peer_node_id, server_credentials
 from provledger.v1 import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("provledger.peers")
@@ -131,9 +125,15 @@ PEER_CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", PEER_RECONNECT_BACKOFF_MS_MAX),
 ]
 
-OnMessage = Callable[[str, peer_pb2.PeerMessage], None]
-BlocksFrom = Callable[[int, int], list[peer_pb2.SyncedBlock]]
-StatusSource = Callable[[], peer_pb2.StatusResponse]
+
+class PeerHandler(Protocol):
+    """What the network hands inbound traffic to (see the module docstring)."""
+
+    def on_peer_message(self, sender_id: str, message: peer_pb2.PeerMessage) -> None: ...
+
+    def blocks_from(self, from_height: int, max_blocks: int) -> list[peer_pb2.SyncedBlock]: ...
+
+    def status(self) -> peer_pb2.StatusResponse: ...
 
 
 class PeerRequestError(Exception):
@@ -165,9 +165,7 @@ class _Peer:
 
     peer_id: str
     address: str
-    queue: collections.deque[tuple[peer_pb2.PeerMessage, int]] = field(
-        default_factory=collections.deque
-    )
+    queue: deque[tuple[peer_pb2.PeerMessage, int]] = field(default_factory=deque)
     queued_bytes: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     connected: bool = False
@@ -189,9 +187,6 @@ class PeerNetwork:
         peer_addresses: dict[str, str],
         tls: TlsMaterial,
         validator_ids: Iterable[str],
-        on_message: OnMessage,
-        blocks_from: BlocksFrom,
-        status: StatusSource,
         *,
         rng: random.Random | None = None,
         queue_messages_max: int = PEER_QUEUE_MESSAGES_MAX,
@@ -214,28 +209,32 @@ class PeerNetwork:
         self.node_id = node_id
         self._tls = tls
         self._validator_ids = validators
-        self._on_message = on_message
-        self._blocks_from = blocks_from
-        self._status = status
+        self._handler: PeerHandler | None = None
         self._rng = rng if rng is not None else random.Random()
         self._queue_messages_max = queue_messages_max
         self._queue_bytes_max = queue_bytes_max
         self._peers = {
             peer_id: _Peer(peer_id, address) for peer_id, address in sorted(peer_addresses.items())
         }
-        self._refusals: collections.Counter[str | None] = collections.Counter()
-        self._inbound_streams: collections.Counter[str] = collections.Counter()
+        self._refusals: Counter[str | None] = Counter()
+        self._inbound_streams: Counter[str] = Counter()
         self._started = False
         self._stopped = False
+
+    def attach(self, handler: PeerHandler) -> None:
+        """Hand inbound traffic to `handler`; once, before `add_to_server`."""
+        if self._handler is not None:
+            raise RuntimeError("PeerNetwork.attach called twice")
+        self._handler = handler
 
     # --- server side ---------------------------------------------------------------------
 
     def add_to_server(self, server: grpc.aio.Server, listen: str) -> int:
-        """Register PeerService on `server` with a mutual-TLS port at `listen`.
-
-        Returns the port (useful with "127.0.0.1:0"). Raises OSError if it cannot listen.
-        """
-        peer_pb2_grpc.add_PeerServiceServicer_to_server(_PeerServicer(self), server)
+        """Register PeerService on `server` with a mutual-TLS port at `listen`; return the port
+        (useful with "127.0.0.1:0"). Raises OSError if it cannot listen."""
+        if self._handler is None:  # nothing may arrive unhandled
+            raise RuntimeError("PeerNetwork.attach(handler) must come before add_to_server")
+        peer_pb2_grpc.add_PeerServiceServicer_to_server(_PeerServicer(self, self._handler), server)
         port = server.add_secure_port(listen, server_credentials(self._tls))
         if port == 0:
             raise OSError(f"cannot listen for peers on {listen}")
@@ -255,22 +254,18 @@ class PeerNetwork:
             self._refusals.clear()  # bounded memory; only the log's pacing is reset
         self._refusals[sender_id] += 1
         refusals = self._refusals[sender_id]
-        # Warn at the 1st, 2nd, 4th... refusal of the same node id: a misconfigured peer
-        # retries every backoff period and would otherwise flood the log.
-        level = logging.WARNING if refusals & (refusals - 1) == 0 else logging.DEBUG
         log.log(
-            level,
+            _repeat_level(refusals),  # a misconfigured peer retries every backoff period
             "refused a peer call from %s: node id %r is not another validator (%d times)",
             peer_address,
             sender_id,
             refusals,
         )
 
-    def _received(self, sender_id: str, message: peer_pb2.PeerMessage) -> None:
+    def _count_received(self, sender_id: str) -> None:
         peer = self._peers.get(sender_id)
         if peer is not None:
             peer.received_messages += 1
-        self._on_message(sender_id, message)
 
     def _inbound_opened(self, sender_id: str) -> bool:
         # Keyed by authorised validator ids only, so this counter is bounded by the set.
@@ -433,26 +428,20 @@ class PeerNetwork:
                 peer.connected = False
                 backoff_ms = PEER_RECONNECT_BACKOFF_MS_MIN
                 log.warning("gossip stream to peer %s closed: %s", peer.peer_id, _describe(error))
-            else:
+            else:  # a peer that stays down or keeps refusing us stays visible, not flooding
                 peer.consecutive_failures += 1
-                self._log_failure(peer, error)
+                failures = peer.consecutive_failures
+                log.log(
+                    _repeat_level(failures),
+                    "gossip to peer %s at %s failed (%d in a row): %s",
+                    peer.peer_id,
+                    peer.address,
+                    failures,
+                    _describe(error),
+                )
             delay_ms = self._rng.uniform(backoff_ms / 2, backoff_ms)
             await asyncio.sleep(delay_ms / 1000)
             backoff_ms = min(backoff_ms * 2, PEER_RECONNECT_BACKOFF_MS_MAX)
-
-    def _log_failure(self, peer: _Peer, error: Exception | None) -> None:
-        # Warn at the 1st, 2nd, 4th, 8th... failure in a row: a peer that stays down or keeps
-        # refusing us stays visible without a line every backoff period.
-        failures = peer.consecutive_failures
-        level = logging.WARNING if failures & (failures - 1) == 0 else logging.DEBUG
-        log.log(
-            level,
-            "gossip to peer %s at %s failed (%d in a row): %s",
-            peer.peer_id,
-            peer.address,
-            failures,
-            _describe(error),
-        )
 
     async def _gossip_once(self, peer: _Peer) -> None:
         """Open one Gossip stream and feed it from the queue until it ends.
@@ -510,6 +499,12 @@ class _PeerIdentityError(Exception):
     """The node at a peer's address is not that peer (a configuration mistake)."""
 
 
+def _repeat_level(count: int) -> int:
+    """WARNING for the 1st, 2nd, 4th, 8th... time a problem repeats, else DEBUG: visible
+    without a log line every time."""
+    return logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
+
+
 def _describe(error: Exception | None) -> str:
     if error is None:
         return "ended by the peer"
@@ -523,9 +518,7 @@ def _describe(error: Exception | None) -> str:
 def _checked_size(message: peer_pb2.PeerMessage) -> int:
     size = message.ByteSize()
     if size > GRPC_MESSAGE_SIZE_BYTES_MAX:
-        raise ValueError(
-            f"peer message of {size} bytes exceeds {GRPC_MESSAGE_SIZE_BYTES_MAX} bytes"
-        )
+        raise ValueError(f"peer message of {size} bytes exceeds {GRPC_MESSAGE_SIZE_BYTES_MAX}")
     return size
 
 
@@ -537,8 +530,9 @@ def create_peer_server() -> grpc.aio.Server:
 class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
     """PeerService's handlers: authorise the caller, then hand over to the PeerNetwork."""
 
-    def __init__(self, network: PeerNetwork) -> None:
+    def __init__(self, network: PeerNetwork, handler: PeerHandler) -> None:
         self._network = network
+        self._handler = handler
 
     async def _authorise(self, context: grpc.aio.ServicerContext) -> str:
         if self._network._stopped:
@@ -573,10 +567,11 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
                     break
                 if message.WhichOneof("message") is None:
                     continue  # an empty message carries nothing (perhaps a newer field)
+                self._network._count_received(sender_id)
                 try:
-                    self._network._received(sender_id, message)
-                except Exception:  # the consumer's bug: close this stream, keep the node up
-                    log.exception("on_message failed for a message from peer %s", sender_id)
+                    self._handler.on_peer_message(sender_id, message)
+                except Exception:  # the handler's bug: close this stream, keep the node up
+                    log.exception("handling a message from peer %s failed", sender_id)
                     await context.abort(grpc.StatusCode.INTERNAL, "internal: handler failed")
         finally:
             self._network._inbound_closed(sender_id)
@@ -591,7 +586,7 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         sent = 0
         while sent < wanted:
             chunk_size = min(SYNC_BLOCKS_CHUNK_MAX, wanted - sent)
-            chunk = self._network._blocks_from(height, chunk_size)[:chunk_size]
+            chunk = self._handler.blocks_from(height, chunk_size)[:chunk_size]
             for block in chunk:
                 yield block
             sent += len(chunk)
@@ -603,4 +598,4 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         self, request: peer_pb2.StatusRequest, context: grpc.aio.ServicerContext
     ) -> peer_pb2.StatusResponse:
         await self._authorise(context)
-        return self._network._status()
+        return self._handler.status()

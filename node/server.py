@@ -2,6 +2,12 @@
 
 `run(config)` blocks until SIGINT or SIGTERM, then stops the server gracefully and closes the
 store. A `kill -9` at any moment is also safe: every block is one synced LevelDB batch.
+
+`serve` reads top-down: build the parts (ledger, peer network, consensus driver, servers),
+start them, wait, stop them. The one circular need, between the peer network (which hands
+peers' messages to consensus) and the consensus driver (which sends through the network), is
+broken by making the network first, giving it to the driver, then `attach`ing the driver to
+the network before the network can receive anything (see node/peers.py).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from provledger.node.settings import (
 from provledger.node.store import Store
 from provledger.node.tls import load_tls_material
 from provledger.node.verifier import SignatureVerifier
-from provledger.protocol.genesis import parse_genesis
+from provledger.protocol.crypto import SigningKey
+from provledger.protocol.genesis import Genesis, parse_genesis
 from provledger.v1 import api_pb2, api_pb2_grpc
 
 log = logging.getLogger("provledger.node")
@@ -104,54 +111,46 @@ async def stop_rest(server: RestServer, task: asyncio.Task) -> None:
         await task
 
 
-async def serve(
-    config: NodeConfig, verifier: SignatureVerifier, ready: asyncio.Event | None = None
-) -> None:
+async def serve(config: NodeConfig, verifier: SignatureVerifier) -> None:
+    """Run the node until SIGINT or SIGTERM (or until consensus fails), then stop it."""
     genesis = parse_genesis(config.genesis_path.read_bytes())
     validator_key, _ = load_key(config.validator_key_path)
+    if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
+        raise ValueError(f"the validator key does not match {config.node_id} in the genesis")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.data_dir, genesis)
-    node = LedgerNode(genesis, store, config.node_id, verifier)
-    if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
+    try:
+        await _run(config, genesis, validator_key, store, verifier)
+    finally:
         store.close()
-        raise ValueError(f"the validator key does not match {config.node_id} in the genesis")
-    network = None
-    driver_holder: list[ConsensusDriver] = []
-    if config.peers:
-        network = PeerNetwork(
-            config.node_id,
-            config.peers,
-            load_tls_material(config.tls_dir),
-            [v.validator_id for v in genesis.validator_set.validators],
-            on_message=lambda sender, message: driver_holder[0].on_peer_message(sender, message),
-            blocks_from=lambda start, count: driver_holder[0].blocks_from(start, count),
-            status=lambda: driver_holder[0].status(),
-        )
-    driver = ConsensusDriver(node, validator_key, network, config.consensus)
-    driver_holder.append(driver)
 
-    server = grpc.aio.server(options=GRPC_OPTIONS)
-    api_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerService(node), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    port = server.add_insecure_port(config.grpc_listen)
-    if port == 0:
-        store.close()
-        raise OSError(f"cannot listen on {config.grpc_listen}")
-    rest_socket = None
-    if config.rest_listen is not None:
-        try:
-            rest_socket = bind_rest_socket(config.rest_listen)
-        except OSError:
-            store.close()
-            raise
+
+async def _run(
+    config: NodeConfig,
+    genesis: Genesis,
+    validator_key: SigningKey,
+    store: Store,
+    verifier: SignatureVerifier,
+) -> None:
+    # The parts, inside out: the ledger; the peer network (none in a consortium of one);
+    # consensus, which drives the ledger and talks through the network. The network delivers
+    # what peers send to the driver, attached once here, before the network can receive.
+    node = LedgerNode(genesis, store, config.node_id, verifier)
+    network = _peer_network(config, genesis) if config.peers else None
+    driver = ConsensusDriver(node, validator_key, network, config.consensus)
+    if network is not None:
+        network.attach(driver)
+
+    # The servers. Every port is taken now, so a port in use fails the start cleanly.
+    server, health_servicer = _grpc_server(node, config.grpc_listen)
+    rest_socket = bind_rest_socket(config.rest_listen) if config.rest_listen else None
     peer_server = None
     if network is not None:
         peer_server = create_peer_server()
         network.add_to_server(peer_server, config.peer_listen)
+
+    # Start: serve peers and clients, then dial the peers and start consensus.
+    if peer_server is not None:
         await peer_server.start()
     await server.start()
     rest = await start_rest(node, rest_socket) if rest_socket is not None else None
@@ -165,21 +164,21 @@ async def serve(
         genesis.chain_id,
         store.head_height,
     )
+    if network is not None:
+        await network.start()
+    driver.start()
 
+    # Run until a signal, or until a consensus task fails.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
-    if network is not None:
-        await network.start()
-    driver.start()
-    if ready is not None:
-        ready.set()
     stopping = asyncio.create_task(stop.wait())
     failing = asyncio.create_task(driver.failed.wait())
     try:
         await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
     finally:
+        # Stop: clients first, then consensus (a commit in progress finishes), then peers.
         stopping.cancel()
         failing.cancel()
         log.info("node %s stopping", config.node_id)
@@ -192,9 +191,34 @@ async def serve(
         await server.stop(grace=2)
         if peer_server is not None:
             await peer_server.stop(grace=1)
-        store.close()
     if driver.failed.is_set():
         raise SystemExit("consensus failed; the node stopped (see the log above)")
+
+
+def _peer_network(config: NodeConfig, genesis: Genesis) -> PeerNetwork:
+    return PeerNetwork(
+        config.node_id,
+        config.peers,
+        load_tls_material(config.tls_dir),
+        [validator.validator_id for validator in genesis.validator_set.validators],
+    )
+
+
+def _grpc_server(
+    node: LedgerNode, listen: str
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """The client API (LedgerService), with health checking and reflection, bound to
+    `listen`; not started."""
+    server = grpc.aio.server(options=GRPC_OPTIONS)
+    api_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerService(node), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    if server.add_insecure_port(listen) == 0:
+        raise OSError(f"cannot listen on {listen}")
+    return server, health_servicer
 
 
 def run(config: NodeConfig) -> None:

@@ -3,8 +3,9 @@
 Each test runs its own asyncio loop with up to three `PeerNetwork`s, each behind its own
 grpc.aio server on a free loopback port. What is checked: gossip in every direction and in
 order, block sync and status, automatic reconnection to a restarted peer, refusal of
-certificates from another CA and of CA-issued certificates outside the validator set, and
-the bounded outbound queue while a peer is down.
+certificates from another CA and of CA-issued certificates outside the validator set, the
+bounded outbound queue while a peer is down, and that a network takes its handler once, before
+it serves.
 """
 
 from __future__ import annotations
@@ -62,6 +63,33 @@ def status_message(node_id: str, height: int) -> peer_pb2.PeerMessage:
 
 
 @dataclass
+class Recorder:
+    """A test node's `PeerHandler`: records every message (and fails on a status message at
+    `failing_height`, as a buggy consumer would), serves made-up blocks up to `head_height`."""
+
+    node_id: str
+    head_height: int
+    failing_height: int | None
+    received: list[tuple[str, peer_pb2.PeerMessage]] = field(default_factory=list)
+    blocks_from_calls: list[tuple[int, int]] = field(default_factory=list)
+
+    def on_peer_message(self, sender_id: str, message: peer_pb2.PeerMessage) -> None:
+        if message.status.height == self.failing_height:
+            raise RuntimeError("a bug in the consumer")
+        self.received.append((sender_id, message))
+
+    def blocks_from(self, from_height: int, max_blocks: int) -> list[peer_pb2.SyncedBlock]:
+        self.blocks_from_calls.append((from_height, max_blocks))
+        last = min(from_height + max_blocks - 1, self.head_height)
+        return [synced_block(height) for height in range(from_height, last + 1)]
+
+    def status(self) -> peer_pb2.StatusResponse:
+        return peer_pb2.StatusResponse(
+            node_id=self.node_id, height=self.head_height, block_id=b"\x01" * 32
+        )
+
+
+@dataclass
 class Node:
     """One PeerNetwork with its server and everything it was handed."""
 
@@ -90,40 +118,22 @@ async def start_node(
     failing_height: int | None = None,
     **options: int,
 ) -> Node:
-    received: list[tuple[str, peer_pb2.PeerMessage]] = []
-    blocks_from_calls: list[tuple[int, int]] = []
-
-    def on_message(sender_id: str, message: peer_pb2.PeerMessage) -> None:
-        if message.status.height == failing_height:
-            raise RuntimeError("a bug in the consumer")
-        received.append((sender_id, message))
-
-    def blocks_from(from_height: int, max_blocks: int) -> list[peer_pb2.SyncedBlock]:
-        blocks_from_calls.append((from_height, max_blocks))
-        last = min(from_height + max_blocks - 1, head_height)
-        return [synced_block(height) for height in range(from_height, last + 1)]
-
-    def status() -> peer_pb2.StatusResponse:
-        return peer_pb2.StatusResponse(node_id=node_id, height=head_height, block_id=b"\x01" * 32)
-
+    recorder = Recorder(node_id, head_height, failing_height)
     network = PeerNetwork(
         node_id,
         {peer_id: f"127.0.0.1:{port}" for peer_id, port in ports.items() if peer_id != node_id},
         materials[node_id],
         validator_ids,
-        on_message,
-        blocks_from,
-        status,
         rng=random.Random(7),
         **options,
     )
+    network.attach(recorder)
     server = peers.create_peer_server()
     port = network.add_to_server(server, f"127.0.0.1:{ports[node_id]}")
     assert port == ports[node_id]
     await server.start()
     await network.start()
-    node = Node(node_id, port, network, server, received, blocks_from_calls)
-    return node
+    return Node(node_id, port, network, server, recorder.received, recorder.blocks_from_calls)
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
@@ -543,15 +553,7 @@ def test_the_queue_for_a_dead_peer_stays_bounded_and_drops_the_oldest(
 
 
 def test_an_oversized_message_is_refused_when_queued(materials: dict[str, TlsMaterial]) -> None:
-    network = PeerNetwork(
-        "node-a",
-        {"node-b": "127.0.0.1:1"},
-        materials["node-a"],
-        NODE_IDS,
-        lambda sender, message: None,
-        lambda height, count: [],
-        peer_pb2.StatusResponse,
-    )
+    network = PeerNetwork("node-a", {"node-b": "127.0.0.1:1"}, materials["node-a"], NODE_IDS)
     huge = peer_pb2.PeerMessage(
         events=peer_pb2.EventBatch(
             events=[ledger_pb2.SignedEvent(body=b"x" * (1024 * 1024)) for _ in range(9)]
@@ -563,12 +565,22 @@ def test_an_oversized_message_is_refused_when_queued(materials: dict[str, TlsMat
         network.send("node-b", huge)
     assert network.stats()["node-b"].queued_messages == 0
     with pytest.raises(ValueError, match="not in the validator set"):
-        PeerNetwork(
-            "node-a",
-            {"stranger": "127.0.0.1:1"},
-            materials["node-a"],
-            NODE_IDS,
-            lambda sender, message: None,
-            lambda height, count: [],
-            peer_pb2.StatusResponse,
-        )
+        PeerNetwork("node-a", {"stranger": "127.0.0.1:1"}, materials["node-a"], NODE_IDS)
+
+
+def test_a_network_takes_its_handler_once_before_it_serves(
+    materials: dict[str, TlsMaterial],
+) -> None:
+    """Nothing a peer sends may arrive before there is someone to hand it to."""
+
+    async def scenario() -> None:
+        network = PeerNetwork("node-a", {"node-b": "127.0.0.1:1"}, materials["node-a"], NODE_IDS)
+        server = peers.create_peer_server()
+        with pytest.raises(RuntimeError, match="attach"):
+            network.add_to_server(server, f"127.0.0.1:{free_port()}")
+        network.attach(Recorder("node-a", 0, None))
+        with pytest.raises(RuntimeError, match="attach called twice"):
+            network.attach(Recorder("node-a", 0, None))
+        await server.stop(grace=None)
+
+    run(scenario)
