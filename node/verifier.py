@@ -2,8 +2,9 @@
 
 Signature verification is the largest single cost of admitting an event (about 70 µs of the
 event loop's time per event with PyNaCl). A node verifies every event once, when it first
-arrives; for a batch (SubmitEvents, gossip) it sends the checks to a small process pool and
-remembers which events passed, so the rules then skip the crypto for them.
+arrives: every admission (`LedgerNode.admit`: a single event, a client's batch, a peer's
+gossip) sends its checks here, and the application remembers which events passed, so the
+rules then skip the crypto for them.
 
 The pool uses the `spawn` start method and is created before gRPC starts any thread (gRPC and
 `fork` do not mix). Small batches are checked inline: a round trip to a worker costs more
@@ -19,11 +20,13 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from provledger.node.settings import SIGNATURE_POOL_BATCH_EVENTS_MIN, SIGNATURE_POOL_WORKERS_MAX
 from provledger.protocol import crypto
 
-Check = tuple[bytes, bytes, bytes]  # (public key, message including its domain, signature)
+if TYPE_CHECKING:  # the workers import this module: keep their imports light
+    from provledger.protocol.application import SignatureCheck
 
 
 def _exit_with_parent() -> None:
@@ -40,7 +43,7 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _verify_all(checks: Sequence[Check]) -> list[bool]:
+def _verify_all(checks: Sequence[SignatureCheck]) -> list[bool]:
     return [
         crypto.verify(public_key, b"", message, signature)
         for public_key, message, signature in checks
@@ -64,7 +67,7 @@ class SignatureVerifier:
         for future in [self._pool.submit(_verify_all, []) for _ in range(count)]:
             future.result()
 
-    async def verify(self, checks: Sequence[Check]) -> list[bool]:
+    async def verify(self, checks: Sequence[SignatureCheck]) -> list[bool]:
         """Which of `checks` hold, in order."""
         if len(checks) < SIGNATURE_POOL_BATCH_EVENTS_MIN:
             return _verify_all(checks)
