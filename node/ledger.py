@@ -99,7 +99,7 @@ class LedgerNode:
         if checks:
             results = await self.verifier.verify([check for _, check in checks])
             self.app.mark_verified(
-                identifier for (identifier, _), ok in zip(checks, results, strict=True) if ok
+                event for (event, _), ok in zip(checks, results, strict=True) if ok
             )
         outcomes = self.app.admit(decoded, self.clock_ms(), origin)
         admitted = [outcome for outcome in outcomes if isinstance(outcome, DecodedEvent)]

@@ -5,8 +5,10 @@ It sits between the consensus state machine and a store with the `ChainStore` in
 node's LevelDB store, or the simulator's in-memory one) and owns what a node keeps in memory
 between blocks:
 - the mempool: events admitted but not yet committed (protocol/mempool.py);
-- the ids of events whose signatures this node already verified, so that every signature is
-  verified once, when the event first arrives (ADR 008), and block execution skips it;
+- the signatures this node already verified, by event id, so that every signature is
+  verified once, when the event first arrives (ADR 008), and block execution skips it. The
+  signature is kept with the id because the id covers the body only: a copy of a verified
+  event with another signature is verified again;
 - the blocks it executed while proposing or validating, so that a decided block is not
   executed twice;
 - the evidence pool: equivocations seen but not yet recorded on the ledger.
@@ -129,7 +131,7 @@ class LedgerApplication:
         self.store = store
         self.node_id = node_id
         self.mempool = Mempool()
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()  # event id -> signature
         self._executed: OrderedDict[bytes, blocks.ExecutedBlock] = OrderedDict()
         self._evidence: dict[str, ledger_pb2.Evidence] = {}
         # Bounded: `propose` adds at most BLOCK_EVENTS_MAX, `validate` one, and the shell
@@ -151,12 +153,12 @@ class LedgerApplication:
 
     def signature_checks(
         self, events: Iterable[DecodedEvent | Rejected]
-    ) -> list[tuple[bytes, SignatureCheck]]:
-        """(event id, check) for each decoded event whose signature is not yet verified and
+    ) -> list[tuple[DecodedEvent, SignatureCheck]]:
+        """(event, check) for each decoded event whose signature is not yet verified and
         whose author's key is known; the rest are left to `admit`, which says why they fail."""
         checks = []
         for decoded in events:
-            if isinstance(decoded, Rejected) or decoded.event_id in self._verified:
+            if isinstance(decoded, Rejected) or self._already_verified(decoded):
                 continue
             member = self.store.load("member", decoded.author_id)
             key = None
@@ -165,15 +167,13 @@ class LedgerApplication:
                     key = candidate.public_key
             if key is not None:
                 signed = decoded.signed
-                checks.append(
-                    (decoded.event_id, (key, crypto.DOMAIN_EVENT + signed.body, signed.signature))
-                )
+                checks.append((decoded, (key, crypto.DOMAIN_EVENT + signed.body, signed.signature)))
         return checks
 
-    def mark_verified(self, event_ids: Iterable[bytes]) -> None:
+    def mark_verified(self, events: Iterable[DecodedEvent]) -> None:
         """Remember that these events' signatures hold (the caller verified them)."""
-        for identifier in event_ids:
-            self._remember_verified(identifier)
+        for decoded in events:
+            self._remember_verified(decoded)
 
     def admit(
         self, events: Sequence[DecodedEvent | Rejected], now_ms: int, origin: Origin
@@ -199,7 +199,7 @@ class LedgerApplication:
         signature and the nonce."""
         if decoded.event_id in self.mempool or self.store.has_event(decoded.event_id):
             raise duplicate("duplicate_event", "this event was already submitted")
-        verify = decoded.event_id not in self._verified
+        verify = not self._already_verified(decoded)
         if rules:
             apply_event(
                 Overlay(self.store),
@@ -211,16 +211,19 @@ class LedgerApplication:
             author = authenticate(self.store, decoded, verify_signature=verify)
             if self.store.nonce_used(author.member_id, decoded.event.nonce):
                 raise duplicate("replayed_nonce", "the author already used this nonce")
-        self._remember_verified(decoded.event_id)
+        self._remember_verified(decoded)
 
-    def _remember_verified(self, event_id: bytes) -> None:
-        self._verified[event_id] = None
-        self._verified.move_to_end(event_id)
+    def _remember_verified(self, decoded: DecodedEvent) -> None:
+        self._verified[decoded.event_id] = decoded.signed.signature
+        self._verified.move_to_end(decoded.event_id)
         while len(self._verified) > VERIFIED_EVENTS_REMEMBERED_MAX:
             self._verified.popitem(last=False)
 
-    def _signature_verified(self, event_id: bytes) -> bool:
-        return event_id in self._verified
+    def _already_verified(self, decoded: DecodedEvent | None) -> bool:
+        """Whether this node verified `decoded`'s signature (this very signature) before."""
+        return (
+            decoded is not None and self._verified.get(decoded.event_id) == decoded.signed.signature
+        )
 
     def _decode_known(self, signed: ledger_pb2.SignedEvent) -> DecodedEvent:
         """`signed` decoded, reusing the mempool's copy when it holds the same event."""
@@ -266,7 +269,9 @@ class LedgerApplication:
             validators=self.genesis.validator_set,
             last_commit=last_commit,
             strict=False,
-            signatures_checked=self._signature_verified,
+            signatures_checked=lambda identifier: self._already_verified(
+                self.mempool.get(identifier)
+            ),
             evidence=sorted(self._evidence.values(), key=lambda e: evidence_key(e.first)),
         )
         self.mempool.remove([d.event_id for d, _ in executed.rejected])
@@ -298,6 +303,16 @@ class LedgerApplication:
         least one honest validator verified every event's signature before precommitting it;
         the rules still run (they make the state), the signature checks are skipped. This is
         what lets a lagging node catch up much faster than the consortium commits."""
+        decoded: dict[bytes, DecodedEvent] = {}  # this block's events, as decoded below
+
+        def decode_event(signed: ledger_pb2.SignedEvent) -> DecodedEvent:
+            event = self._decode_known(signed)
+            decoded[event.event_id] = event
+            return event
+
+        def signature_checked(identifier: bytes) -> bool:
+            return certified or self._already_verified(decoded.get(identifier))
+
         store = self.store
         return blocks.validate_block(
             block=block,
@@ -305,8 +320,8 @@ class LedgerApplication:
             log=store.log,
             tip=store.tip,
             genesis=self.genesis,
-            signatures_checked=(lambda _: True) if certified else self._signature_verified,
-            decode_event=self._decode_known,
+            signatures_checked=signature_checked,
+            decode_event=decode_event,
         )
 
     def _cache(self, executed: blocks.ExecutedBlock) -> None:

@@ -130,11 +130,11 @@ def test_signature_checks_are_asked_once_and_only_for_known_keys(consortium):
     decoded = app.decode_all([known, unknown_key])
 
     checks = app.signature_checks(decoded)
-    assert [identifier for identifier, _ in checks] == [event_id(known.body)]
-    [(_, (public_key, message, signature))] = checks
+    assert [event.event_id for event, _ in checks] == [event_id(known.body)]
+    [(known_decoded, (public_key, message, signature))] = checks
     assert crypto.verify(public_key, b"", message, signature)
 
-    app.mark_verified([event_id(known.body)])
+    app.mark_verified([known_decoded])
     assert app.signature_checks(decoded) == []
     [admitted, refused] = app.admit(decoded, NOW_MS, Origin.CLIENT)
     assert isinstance(admitted, DecodedEvent)
@@ -330,3 +330,22 @@ def test_a_waiter_whose_event_a_proposal_left_out_learns_why(consortium, node_pa
     outcome = asyncio.run(scenario())
     assert outcome.height == 0
     assert outcome.rejection is not None and outcome.rejection.code == "asset_exists"
+
+
+def test_a_verified_signature_vouches_only_for_itself_not_for_its_event_id(consortium):
+    """The event id covers the body, not the signature: once a valid copy was verified and
+    then left the mempool, a copy with the same body and a forged signature must still be
+    verified (else it could be admitted, and a proposal would put it on the ledger)."""
+    app = LedgerApplication(consortium.genesis, MemoryChainStore(consortium.genesis), "validator-0")
+    first = registration(consortium, "agency-a", "contested")
+    second = registration(consortium, "agency-b", "contested")
+    admit(app, [first, second], Origin.CLIENT)
+    app.propose(1, 0, NOW_MS)  # leaves `second` out, its signature verified
+    forged = ledger_pb2.SignedEvent(body=second.body, signature=bytes(64))
+
+    for origin in Origin:
+        [outcome] = admit(app, [forged], origin)
+        assert isinstance(outcome, Rejected)
+    assert app.signature_checks(app.decode_all([forged])) != []
+    [as_peer] = admit(app, [forged], Origin.PEER)
+    assert isinstance(as_peer, Rejected) and as_peer.code == "bad_signature"
