@@ -69,7 +69,8 @@ from single_node_report import (
     threads_text,
 )
 
-from provledger.node.settings import MEMPOOL_EVENTS_MAX, SUBMIT_BATCH_EVENTS_MAX
+from provledger.node.settings import SUBMIT_BATCH_EVENTS_MAX
+from provledger.protocol.limits import MEMPOOL_EVENTS_MAX
 
 
 @dataclass(frozen=True)
