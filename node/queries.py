@@ -22,6 +22,7 @@ from provledger.node.store import Store
 from provledger.protocol import access, authorization
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
+from provledger.protocol.errors import CodedError
 from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import HISTORY_PAGE_EVENTS_MAX, LINEAGE_NODES_MAX
 from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
@@ -33,14 +34,12 @@ from provledger.v1 import ledger_pb2, state_pb2
 UNRESTRICTED = Reader(member_id="", role=ROLE_AUDITOR)
 
 
-class QueryError(Exception):
+class QueryError(CodedError):
     """A query that has no answer for this caller."""
 
     def __init__(self, kind: str, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
+        super().__init__(code, reason)
         self.kind = kind  # not_found, forbidden, bad_request, unavailable, internal
-        self.code = code
-        self.reason = reason
 
 
 def not_found(code: str, reason: str) -> QueryError:

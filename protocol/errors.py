@@ -20,14 +20,22 @@ class RejectionKind(enum.Enum):
     DUPLICATE = "duplicate"  # already recorded (same id, replayed nonce)
 
 
-class Rejected(Exception):
+class CodedError(Exception):
+    """An answer other than yes: a stable `code` for programs and a `reason` for people. Every
+    error a caller may branch on (rejections, tokens, proof answers, queries) is one."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class Rejected(CodedError):
     """Input that breaks a rule; changes nothing."""
 
     def __init__(self, kind: RejectionKind, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
+        super().__init__(code, reason)
         self.kind = kind
-        self.code = code
-        self.reason = reason
 
 
 def invalid(code: str, reason: str) -> Rejected:

@@ -30,19 +30,14 @@ from dataclasses import dataclass
 
 from provledger.protocol import merkle
 from provledger.protocol.blocks import verify_checkpoint
-from provledger.protocol.errors import Rejected
+from provledger.protocol.errors import CodedError, Rejected
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.genesis import Genesis
 from provledger.v1 import ledger_pb2
 
 
-class ProofAnswerError(Exception):
+class ProofAnswerError(CodedError):
     """A node's proof answer that does not verify: `code` for programs, `reason` for people."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provledger.protocol import crypto
+from provledger.protocol.errors import CodedError
 from provledger.protocol.genesis import canonical_json, role_name
 from provledger.protocol.limits import (
     KEY_ID_SIZE_BYTES,
@@ -66,13 +67,8 @@ TOKEN_ERRORS = {
 MembersLookup = Callable[[str], state_pb2.MemberRecord | None]
 
 
-class TokenError(Exception):
+class TokenError(CodedError):
     """A token that must not be accepted; `code` is one of `TOKEN_ERRORS`."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True)

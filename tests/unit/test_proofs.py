@@ -99,7 +99,7 @@ def refused(code: str, check: Callable[[], object]) -> ProofAnswerError:
     with pytest.raises(ProofAnswerError) as caught:
         check()
     assert caught.value.code == code, caught.value
-    assert caught.value.reason and str(caught.value) == caught.value.reason
+    assert caught.value.reason and str(caught.value) == f"{code}: {caught.value.reason}"
     return caught.value
 
 
