@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SEEDS ?= 2000
+SEEDS ?= 500
 
 .PHONY: demo test browser test-fast lint format proto proto-check sim bench bench-consortium bench-quick clean
 

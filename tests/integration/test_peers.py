@@ -11,6 +11,7 @@ it serves.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable
@@ -143,6 +144,33 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
     assert condition(), what
 
 
+def refusals_of(caplog: pytest.LogCaptureFixture, node_id: str) -> int:
+    """How many peer calls claiming `node_id` were refused, by the refusal count in the latest
+    log line about it (each refusal is logged, the rarer ones at DEBUG)."""
+    counts = [
+        record.args[-1]
+        for record in caplog.records
+        if record.name == peers.log.name
+        and record.msg.startswith("refused a peer call from")
+        and record.args[1] == node_id
+    ]
+    return max(counts, default=0)
+
+
+def failed_attempts(caplog: pytest.LogCaptureFixture, peer_id: str, reason: str) -> int:
+    """How many attempts in a row to reach `peer_id` failed for `reason`, by the latest log
+    line about them (each failure is logged, the rarer ones at DEBUG)."""
+    counts = [
+        record.args[2]
+        for record in caplog.records
+        if record.name == peers.log.name
+        and record.msg.startswith("gossip to peer")
+        and record.args[0] == peer_id
+        and reason in record.getMessage()
+    ]
+    return max(counts, default=0)
+
+
 def run(test: Callable[[], Awaitable[None]]) -> None:
     async def bounded() -> None:
         async with asyncio.timeout(TEST_TIMEOUT_S):
@@ -194,11 +222,17 @@ def test_broadcast_reaches_every_peer_in_order_both_ways(
                 lambda: nodes["node-c"].heights_from("node-a")[-1:] == [1_000],
                 "node-c hears the message sent to it alone",
             )
-            await asyncio.sleep(0.2)
-            assert 1_000 not in nodes["node-b"].heights_from("node-a")
+            # node-b's stream from node-a is ordered: once it hears a later broadcast, it has
+            # heard everything node-a ever sent it, whatever the machine's speed.
+            nodes["node-a"].network.broadcast(status_message("node-a", 1_001))
+            await eventually(
+                lambda: nodes["node-b"].heights_from("node-a")[-1:] == [1_001],
+                "node-b hears the later broadcast",
+            )
+            assert nodes["node-b"].heights_from("node-a") == [*range(100), 1_001]
             stats = nodes["node-a"].network.stats()
-            assert stats["node-b"].sent_messages == 100
-            assert stats["node-c"].sent_messages == 101
+            assert stats["node-b"].sent_messages == 101
+            assert stats["node-c"].sent_messages == 102
             assert stats["node-b"].received_messages == 100
             assert stats["node-b"].dropped_messages == 0
             assert stats["node-b"].queued_messages == 0
@@ -304,23 +338,32 @@ def test_a_certificate_from_another_ca_never_gets_a_call_through(
     trusts_rogue_ca = grpc.ssl_channel_credentials(rogue_ca[0], rogue_key, rogue_certificate)
 
     async def scenario() -> None:
-        b = await start_node("node-b", {"node-b": free_port()}, materials)
+        ports = {"node-b": free_port(), "node-a": free_port()}
+        b = await start_node("node-b", ports, materials)
+        a = None
         try:
             for credentials in (trusts_our_ca, trusts_rogue_ca):
                 error = await _gossip_with(b.port, credentials)
                 assert error is not None
                 assert error.code() == grpc.StatusCode.UNAVAILABLE
-            await asyncio.sleep(0.2)
-            assert b.received == []
+            # The real node-a, started after the refused calls had ended, gets its message
+            # through: node-b receives, and what it received is that message alone.
+            a = await start_node("node-a", ports, materials)
+            a.network.broadcast(status_message("node-a", 1))
+            await eventually(lambda: b.received != [], "b hears the real node-a")
+            assert [(sender, m.status.height) for sender, m in b.received] == [("node-a", 1)]
         finally:
+            if a is not None:
+                await a.stop()
             await b.stop()
 
     run(scenario)
 
 
 def test_a_ca_issued_certificate_outside_the_validator_set_is_denied(
-    materials: dict[str, TlsMaterial],
+    materials: dict[str, TlsMaterial], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger=peers.log.name)
     outsider = materials["outsider"]
     credentials = grpc.ssl_channel_credentials(
         outsider.ca_certificate_pem, outsider.key_pem, outsider.certificate_pem
@@ -361,9 +404,16 @@ def test_a_ca_issued_certificate_outside_the_validator_set_is_denied(
             await b.server.start()
             await eventually(lambda: a.network.connected_peers() == set(), "a loses b")
             a.network.broadcast(status_message("node-a", 5))
-            await asyncio.sleep(1.0)
+            # node-a keeps trying with the message queued; two more refusals by node-b show
+            # that it tried (and was refused) after the message was queued.
+            refused_before = refusals_of(caplog, "node-a")
+            await eventually(
+                lambda: refusals_of(caplog, "node-a") >= refused_before + 2,
+                "b refuses a's reconnections",
+            )
             assert a.network.connected_peers() == set()
             assert b.received == []
+            assert a.network.stats()["node-b"].queued_messages == 1
         finally:
             await a.stop()
             await b.stop()
@@ -488,8 +538,10 @@ def test_a_silent_peer_is_noticed_by_keepalive(materials: dict[str, TlsMaterial]
 
 
 def test_a_node_answering_at_the_wrong_address_is_not_a_connection(
-    materials: dict[str, TlsMaterial],
+    materials: dict[str, TlsMaterial], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger=peers.log.name)
+
     async def scenario() -> None:
         c_port = free_port()
         c = await start_node("node-c", {"node-c": c_port}, materials)
@@ -497,9 +549,14 @@ def test_a_node_answering_at_the_wrong_address_is_not_a_connection(
         a = await start_node("node-a", {"node-a": free_port(), "node-b": c_port}, materials)
         try:
             a.network.broadcast(status_message("node-a", 1))
-            await asyncio.sleep(1.0)
+            # Two attempts, each answered by node-c under its own name, are not connections.
+            await eventually(
+                lambda: failed_attempts(caplog, "node-b", "answers as node 'node-c'") >= 2,
+                "a tries node-b's address twice",
+            )
             assert a.network.connected_peers() == set()
             assert a.network.stats()["node-b"].connections == 0
+            assert c.received == []
         finally:
             await a.stop()
             await c.stop()
@@ -524,7 +581,7 @@ def test_the_queue_for_a_dead_peer_stays_bounded_and_drops_the_oldest(
                 a.network.broadcast(status_message("node-a", height))
             for height in range(250):
                 small.network.broadcast(status_message("node-c", height))
-            await asyncio.sleep(0.3)
+            # Bounded as each message is queued: nothing to wait for.
             stats = a.network.stats()["node-b"]
             assert not stats.connected
             assert stats.queued_messages == peers.PEER_QUEUE_MESSAGES_MAX

@@ -1,7 +1,7 @@
 """Run the deterministic simulator from the command line.
 
 python tests/sim/run.py --seed 1234 --validators 4      # replay one seed
-python tests/sim/run.py --seeds 2000                      # many seeds, n = 4 and 7
+python tests/sim/run.py --seeds 2000                      # many seeds, n = 4 and 7 (default 500)
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, help="run this one seed")
     parser.add_argument("--validators", type=int, default=4)
-    parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
+    parser.add_argument(
+        "--seeds", type=int, default=500, help="how many seeds to run (make test runs 500)"
+    )
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
     if args.seed is not None:
