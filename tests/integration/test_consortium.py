@@ -49,6 +49,7 @@ from provledger.protocol import merkle
 from provledger.protocol.blocks import block_id, decode_header, verify_checkpoint
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.genesis import Genesis, parse_genesis
+from provledger.protocol.proofs import verify_inclusion_answer
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, peer_pb2, peer_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -315,18 +316,12 @@ class Load(threading.Thread):
 
 
 def verify_receipt(receipt: api_pb2.Receipt, signed: ledger_pb2.SignedEvent, genesis) -> None:
-    header = verify_checkpoint(receipt.checkpoint, genesis)
     assert len(receipt.checkpoint.certificate.signatures) >= QUORUM
     assert receipt.event_id == event_id(signed.body)
-    assert receipt.proof.leaf_hash == merkle.hash_leaf(log_leaf(receipt.event_id, signed.signature))
-    assert receipt.proof.tree_size == header.log_size
-    merkle.verify_inclusion(
-        receipt.proof.leaf_hash,
-        receipt.proof.leaf_index,
-        receipt.proof.tree_size,
-        list(receipt.proof.hashes),
-        header.log_root,
+    verified = verify_inclusion_answer(
+        signed, receipt.proof, receipt.checkpoint, genesis, receipt.event_id
     )
+    assert (verified.height, verified.leaf_index) == (receipt.height, receipt.log_index)
 
 
 def test_events_submitted_to_different_nodes_commit_on_every_node(consortium) -> None:

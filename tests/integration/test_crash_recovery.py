@@ -34,6 +34,7 @@ from provledger.protocol.blocks import (
 )
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.genesis import Genesis, parse_genesis
+from provledger.protocol.proofs import verify_inclusion_answer
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 pytestmark = pytest.mark.integration
@@ -255,12 +256,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(crash_node) -> None:
             api_pb2.SubmitAndWaitRequest(event=signed), timeout=RPC_TIMEOUT_S
         )
         assert receipt.height > heads[-1]
-        header = verify_checkpoint(receipt.checkpoint, genesis)
-        merkle.verify_inclusion(
-            receipt.proof.leaf_hash,
-            receipt.proof.leaf_index,
-            receipt.proof.tree_size,
-            list(receipt.proof.hashes),
-            header.log_root,
+        verify_inclusion_answer(
+            signed, receipt.proof, receipt.checkpoint, genesis, event_id(signed.body)
         )
     assert node.stop() == 0, node.log_tail()

@@ -50,6 +50,12 @@ from provledger.protocol.limits import (
     HISTORY_PAGE_EVENTS_DEFAULT,
     HISTORY_PAGE_EVENTS_MAX,
 )
+from provledger.protocol.proofs import (
+    ProofAnswerError,
+    VerifiedInclusion,
+    verify_consistency_answer,
+    verify_inclusion_answer,
+)
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
 pytestmark = pytest.mark.integration
@@ -323,16 +329,10 @@ def verify_receipt_proof(
     checkpoint: ledger_pb2.Checkpoint,
     proof: ledger_pb2.InclusionProof,
     signed: ledger_pb2.SignedEvent,
-) -> ledger_pb2.BlockHeader:
-    """Check an inclusion proof against its checkpoint, trusting only the genesis."""
-    header = verify_checkpoint(checkpoint, genesis)
-    leaf_hash = merkle.hash_leaf(log_leaf(event_id(signed.body), signed.signature))
-    assert proof.leaf_hash == leaf_hash
-    assert proof.tree_size == header.log_size
-    merkle.verify_inclusion(
-        leaf_hash, proof.leaf_index, proof.tree_size, list(proof.hashes), header.log_root
-    )
-    return header
+) -> VerifiedInclusion:
+    """Check an inclusion proof against its checkpoint, trusting only the genesis (the same
+    check the CLI and the demo make: protocol/proofs.py)."""
+    return verify_inclusion_answer(signed, proof, checkpoint, genesis, event_id(signed.body))
 
 
 # --- health and reflection ----------------------------------------------------------------
@@ -376,15 +376,20 @@ def test_submit_and_wait_receipt_proof_verifies(ledger: Ledger) -> None:
     assert header.height == receipt.height
     assert receipt.proof.leaf_index == receipt.log_index
     # The proof does not verify for another event or a tampered path.
-    other = merkle.hash_leaf(log_leaf(bytes(32), signed.signature))
-    with pytest.raises(merkle.ProofError):
-        merkle.verify_inclusion(
-            other,
-            receipt.proof.leaf_index,
-            receipt.proof.tree_size,
-            list(receipt.proof.hashes),
-            header.log_root,
+    with pytest.raises(ProofAnswerError) as other_event:
+        verify_inclusion_answer(
+            signed, receipt.proof, receipt.checkpoint, ledger.genesis, bytes(32)
         )
+    assert other_event.value.code == "wrong_event"
+    if receipt.proof.hashes:
+        tampered = ledger_pb2.InclusionProof()
+        tampered.CopyFrom(receipt.proof)
+        tampered.hashes[0] = digest("tampered")
+        with pytest.raises(ProofAnswerError) as bad_path:
+            verify_inclusion_answer(
+                signed, tampered, receipt.checkpoint, ledger.genesis, receipt.event_id
+            )
+        assert bad_path.value.code == "bad_proof"
     asset = ledger.asset("grpc/receipt")
     assert asset.owner_id == "agency-a"
     assert asset.origin_event_id == receipt.event_id
@@ -586,20 +591,12 @@ def test_consistency_proof_between_heights(ledger: Ledger) -> None:
             api_pb2.GetConsistencyProofRequest(first_height=first_height, second_height=head),
             timeout=5,
         )
+        verified = verify_consistency_answer(
+            response.proof, response.first, response.second, ledger.genesis
+        )
+        assert (verified.first_height, verified.second_height) == (first_height, head)
         first = verify_checkpoint(response.first, ledger.genesis)
         second = verify_checkpoint(response.second, ledger.genesis)
-        assert (first.height, second.height) == (first_height, head)
-        assert (response.proof.first_size, response.proof.second_size) == (
-            first.log_size,
-            second.log_size,
-        )
-        merkle.verify_consistency(
-            first.log_size,
-            second.log_size,
-            list(response.proof.hashes),
-            first.log_root,
-            second.log_root,
-        )
         if first.log_size < second.log_size:  # a wrong old root does not verify
             with pytest.raises(merkle.ProofError):
                 merkle.verify_consistency(

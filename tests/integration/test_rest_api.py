@@ -38,15 +38,16 @@ from schemathesis.specs.openapi.checks import (
 from support.processes import NodeCluster
 from support.rest_support import (
     RestClient,
+    checkpoint_message,
     cli_token,
     init_rest_consortium,
     run_cli,
+    verify_rest_inclusion,
     wait_until,
 )
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient
 from provledger.cli.consortium import ConsortiumLayout
-from provledger.protocol import merkle
 from provledger.protocol.blocks import decode_header, verify_checkpoint
 from provledger.protocol.evidence import verify_bundle
 from provledger.protocol.genesis import Genesis, parse_genesis
@@ -401,32 +402,8 @@ def test_two_nodes_give_the_same_answers(story):
             assert without_certificates(one) == without_certificates(two), path
 
 
-def checkpoint_message(view: dict) -> ledger_pb2.Checkpoint:
-    certificate = ledger_pb2.CommitCertificate(
-        height=view["certificate"]["height"],
-        round=view["certificate"]["round"],
-        block_id=bytes.fromhex(view["certificate"]["block_id"]),
-        signatures=[
-            ledger_pb2.CommitSignature(
-                validator_id=s["validator_id"], signature=bytes.fromhex(s["signature"])
-            )
-            for s in view["certificate"]["signatures"]
-        ],
-    )
-    return ledger_pb2.Checkpoint(header=bytes.fromhex(view["header_raw"]), certificate=certificate)
-
-
 def verify_inclusion(genesis: Genesis, event: dict, proof: dict, checkpoint: dict) -> int:
-    header = verify_checkpoint(checkpoint_message(checkpoint), genesis)
-    assert hashlib.sha256(bytes.fromhex(event["body"])).hexdigest() == event["event_id"]
-    leaf = merkle.hash_leaf(bytes.fromhex(event["event_id"]) + bytes.fromhex(event["signature"]))
-    merkle.verify_inclusion(
-        leaf,
-        proof["leaf_index"],
-        header.log_size,
-        [bytes.fromhex(h) for h in proof["hashes"]],
-        header.log_root,
-    )
+    verify_rest_inclusion(genesis, event, proof, checkpoint)
     return len(checkpoint["certificate"]["signatures"])
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 
 from provledger.cli import consortium
+from provledger.protocol.proofs import VerifiedInclusion, verify_inclusion_answer
+from provledger.v1 import ledger_pb2
 
 LOOPBACK = "127.0.0.1"
 BASE_PORT_MIN = 10_000
@@ -154,3 +156,41 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, describe: str) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout_s} s: {describe}")
         time.sleep(POLL_INTERVAL_S)
+
+
+# --- REST answers checked with protocol/proofs.py --------------------------------------------
+
+
+def checkpoint_message(view: dict) -> ledger_pb2.Checkpoint:
+    """A REST CheckpointView as the protobuf checkpoint it encodes."""
+    certificate = ledger_pb2.CommitCertificate(
+        height=view["certificate"]["height"],
+        round=view["certificate"]["round"],
+        block_id=bytes.fromhex(view["certificate"]["block_id"]),
+        signatures=[
+            ledger_pb2.CommitSignature(
+                validator_id=s["validator_id"], signature=bytes.fromhex(s["signature"])
+            )
+            for s in view["certificate"]["signatures"]
+        ],
+    )
+    return ledger_pb2.Checkpoint(header=bytes.fromhex(view["header_raw"]), certificate=certificate)
+
+
+def verify_rest_inclusion(genesis, event: dict, proof: dict, checkpoint: dict) -> VerifiedInclusion:
+    """Check a REST event view and its inclusion proof against a checkpoint view, trusting only
+    the genesis: the same check the CLI and the demo make (protocol/proofs.py)."""
+    signed = ledger_pb2.SignedEvent(
+        body=bytes.fromhex(event["body"]), signature=bytes.fromhex(event["signature"])
+    )
+    message = ledger_pb2.InclusionProof(
+        leaf_index=proof["leaf_index"],
+        tree_size=proof["tree_size"],
+        leaf_hash=bytes.fromhex(proof["leaf_hash"]),
+        hashes=[bytes.fromhex(h) for h in proof["hashes"]],
+    )
+    verified = verify_inclusion_answer(
+        signed, message, checkpoint_message(checkpoint), genesis, bytes.fromhex(event["event_id"])
+    )
+    assert verified.leaf_index == event["log_index"]
+    return verified

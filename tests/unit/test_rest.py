@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest
+from support.rest_support import checkpoint_message, verify_rest_inclusion
 
 from provledger.cli.consortium import init_consortium
 from provledger.node.config import ConfigError, NodeConfig, render, split_host_port
@@ -288,36 +289,9 @@ def story(tmp_path_factory) -> Story:
 # --- helpers for checking proofs ------------------------------------------------------------
 
 
-def checkpoint_message(view: dict) -> ledger_pb2.Checkpoint:
-    certificate = ledger_pb2.CommitCertificate(
-        height=view["certificate"]["height"],
-        round=view["certificate"]["round"],
-        block_id=bytes.fromhex(view["certificate"]["block_id"]),
-        signatures=[
-            ledger_pb2.CommitSignature(
-                validator_id=s["validator_id"], signature=bytes.fromhex(s["signature"])
-            )
-            for s in view["certificate"]["signatures"]
-        ],
-    )
-    return ledger_pb2.Checkpoint(header=bytes.fromhex(view["header_raw"]), certificate=certificate)
-
-
 def verify_inclusion_view(story: Story, event: dict, proof: dict, checkpoint: dict) -> None:
     """Check an event and its proof against a checkpoint, trusting only the genesis."""
-    header = verify_checkpoint(checkpoint_message(checkpoint), story.consortium.genesis)
-    body = bytes.fromhex(event["body"])
-    assert hashlib.sha256(body).hexdigest() == event["event_id"]
-    leaf = merkle.hash_leaf(bytes.fromhex(event["event_id"]) + bytes.fromhex(event["signature"]))
-    assert leaf.hex() == proof["leaf_hash"]
-    assert proof["tree_size"] == header.log_size
-    merkle.verify_inclusion(
-        leaf,
-        proof["leaf_index"],
-        header.log_size,
-        [bytes.fromhex(h) for h in proof["hashes"]],
-        header.log_root,
-    )
+    verify_rest_inclusion(story.consortium.genesis, event, proof, checkpoint)
 
 
 def all_pages(story: Story, path: str, who: str = "auditor", **params: Any) -> list[dict]:
