@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import random
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,12 @@ from pathlib import Path
 import grpc
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient, describe_rpc_error
-from provledger.cli.consortium import ConsortiumLayout, consortium_ports, init_consortium
+from provledger.cli.consortium import (
+    REST_PORT_OFFSET,
+    ConsortiumLayout,
+    consortium_ports,
+    init_consortium,
+)
 from provledger.cli.output import CommandError
 from provledger.cli.proofs import fetch_verified_consistency, fetch_verified_inclusion
 from provledger.cli.query import render_lineage_tree
@@ -30,6 +36,13 @@ from provledger.protocol.tokens import issue_token
 from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
 NODE_START_TIMEOUT_S = 30
+NODE_READY_POLL_S = 0.25  # how often a starting node's process is checked while it is awaited
+PORT_RETRIES_MAX = 3  # consortia started again on other ports when a port was taken meanwhile
+# Demo ports are drawn from this range: below the kernel's ephemeral ports (32768 and up by
+# default), so no outgoing connection takes one while the nodes start.
+BASE_PORT_MIN = 10_000
+BASE_PORT_MAX = 30_000
+BASE_PORT_ATTEMPTS_MAX = 200
 NODE_STOP_TIMEOUT_S = 10
 NODE_CATCH_UP_TIMEOUT_S = 10
 CLI_TIMEOUT_S = 60
@@ -52,16 +65,46 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_base_port(nodes: int) -> int:
-    """A base port where every port the consortium needs on 127.0.0.1 is free."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        wanted = consortium_ports(base, nodes)
-        if max(wanted) < 65536 and all(_port_free(port) for port in wanted):
+def free_base_port(nodes: int, rng: random.Random) -> int:
+    """A base port where every port the consortium needs on 127.0.0.1 is free. Bases are drawn
+    below the kernel's ephemeral range, so an outgoing connection cannot take a node's port
+    between this check and the node's bind."""
+    highest = BASE_PORT_MAX - REST_PORT_OFFSET - nodes
+    for _ in range(BASE_PORT_ATTEMPTS_MAX):
+        base = rng.randrange(BASE_PORT_MIN, highest)
+        if all(_port_free(port) for port in consortium_ports(base, nodes)):
             return base
     raise CommandError("found no free ports on 127.0.0.1 for the demo")
+
+
+class PortTaken(Exception):
+    """A node found one of its ports taken after the demo chose them (another program bound it
+    in between): the demo starts again on other ports."""
+
+
+def wait_started(
+    clients: list[LedgerClient], processes: list[subprocess.Popen], logs: Path
+) -> None:
+    """Wait until every node serves gRPC. A node that exits is reported at once, from its log;
+    one that exited because a port was taken meanwhile raises PortTaken."""
+    for index, (client, process) in enumerate(zip(clients, processes, strict=True)):
+        deadline = time.monotonic() + NODE_START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                log = logs / f"node-{index}.log"
+                text = log.read_text(errors="replace") if log.exists() else ""
+                if "cannot listen" in text:
+                    raise PortTaken(f"node-{index}: {text.strip().splitlines()[-1]}")
+                raise CommandError(f"node-{index} exited while starting; see {log}")
+            try:
+                client.wait_ready(NODE_READY_POLL_S)
+                break
+            except grpc.FutureTimeoutError:
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        f"node-{index} did not start; see {logs / f'node-{index}.log'}"
+                    ) from None
+        print(f"node-{index} serves gRPC on {client.address} (pid {process.pid})")
 
 
 @contextmanager
@@ -120,41 +163,44 @@ def run_demo(keep_data: bool = False, nodes: int = 4, serve: bool = False) -> No
 
 
 def _story(workdir: Path, nodes: int, serve: bool) -> None:
-    layout = init_consortium(workdir / "consortium", nodes=nodes, base_port=free_base_port(nodes))
-    genesis = parse_genesis(layout.genesis_path.read_bytes())
-    signer = {m: EventSigner(Identity.load(p)) for m, p in layout.identities.items()}
-    print(
-        f"provledger demo: {nodes} validator node processes on 127.0.0.1, chain "
-        f"{genesis.chain_id!r}, each with its own LevelDB folder under {layout.directory}"
-    )
-    with node_processes(layout.node_configs, workdir) as processes:
-        clients = [LedgerClient(address) for address in layout.grpc_addresses]
-        try:
-            for index, (client, process) in enumerate(zip(clients, processes, strict=True)):
+    rng = random.Random()
+    for attempt in range(PORT_RETRIES_MAX + 1):
+        directory = workdir / ("consortium" if attempt == 0 else f"consortium-{attempt}")
+        layout = init_consortium(directory, nodes=nodes, base_port=free_base_port(nodes, rng))
+        genesis = parse_genesis(layout.genesis_path.read_bytes())
+        signer = {m: EventSigner(Identity.load(p)) for m, p in layout.identities.items()}
+        print(
+            f"provledger demo: {nodes} validator node processes on 127.0.0.1, chain "
+            f"{genesis.chain_id!r}, each with its own LevelDB folder under {layout.directory}"
+        )
+        with node_processes(layout.node_configs, workdir) as processes:
+            clients = [LedgerClient(address) for address in layout.grpc_addresses]
+            try:
                 try:
-                    client.wait_ready(NODE_START_TIMEOUT_S)
-                except grpc.FutureTimeoutError:
-                    raise CommandError(
-                        f"node-{index} did not start; see {workdir / f'node-{index}.log'}"
-                    ) from None
-                print(f"node-{index} serves gRPC on {client.address} (pid {process.pid})")
-            _tell(RoundRobin(clients), signer, genesis)
-            token = issue_token(
-                Identity.load(layout.identities["auditor"]).key,
-                "auditor",
-                "auditor",
-                genesis.chain_id,
-                time.time_ns() // 1_000_000,
-                DEMO_TOKEN_TTL_MS,
-            )
-            _export_and_verify(layout, token, workdir)
-            if serve:
-                _serve(layout, token)
-        finally:
-            for client in clients:
-                client.close()
-        pids = ", ".join(str(process.pid) for process in processes)
-        print(f"\nstopping the {nodes} nodes (pids {pids})")
+                    wait_started(clients, processes, workdir)
+                except PortTaken as taken:
+                    print(f"{taken}; starting again on other ports")
+                    continue
+                _tell(RoundRobin(clients), signer, genesis)
+                token = issue_token(
+                    Identity.load(layout.identities["auditor"]).key,
+                    "auditor",
+                    "auditor",
+                    genesis.chain_id,
+                    time.time_ns() // 1_000_000,
+                    DEMO_TOKEN_TTL_MS,
+                )
+                _export_and_verify(layout, token, workdir)
+                if serve:
+                    _serve(layout, token)
+            finally:
+                for client in clients:
+                    client.close()
+            pids = ", ".join(str(process.pid) for process in processes)
+            print(f"\nstopping the {nodes} nodes (pids {pids})")
+        break
+    else:
+        raise CommandError(f"ports were taken {PORT_RETRIES_MAX + 1} times while nodes started")
     print("demo finished: every step behaved as the story says")
 
 
