@@ -27,9 +27,9 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing Debian's chromium for the browser test"; \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-			{ apt-get update -q >/dev/null 2>&1 && \
-			  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+			DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null 2>&1 || \
+			{ apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null 2>&1 && \
+			  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q chromium >/dev/null; }; \
 		else echo "chromium is missing: install Debian's chromium package for the browser test"; fi; }
 
 test-fast: $(STAMP)
