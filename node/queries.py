@@ -163,9 +163,21 @@ class LedgerQueries:
     def history(
         self, reader: Reader, asset_id: str, after: int | None, limit: int
     ) -> tuple[list[state_pb2.EventLocation], bool]:
-        """A page of the asset's history in log order, after log index `after`."""
+        """Up to `limit` events of the asset's history that the reader may see, in log order,
+        after log index `after`; and whether more may follow. Events the reader may not see
+        (another member's derivation from this asset, whose details lineage redacts) are
+        skipped, and the page is filled from further on, so the last event's log index is
+        always the cursor of the next page."""
         self.require_asset(reader, asset_id)
-        return self.store.asset_history(asset_id, after, limit)
+        if reader.auditor:
+            return self.store.asset_history(asset_id, after, limit)
+        page: list[state_pb2.EventLocation] = []
+        for location in self.history_locations(asset_id, after):
+            if len(page) == limit:
+                return page, True
+            if access.sees_event(self.store, reader, decode_event(location.event)):
+                page.append(location)
+        return page, False
 
     def history_locations(
         self, asset_id: str, after: int | None = None

@@ -11,7 +11,9 @@ The policy (docs/rest-api.md, ADR 007):
   on; a grant it issued or holds, or on an asset it owns; an order where it is the buyer, the
   seller or the listing exchange, or of an asset it owns; an event it wrote, that names it,
   that is about something it may read (protocol/concerns.py says what each event is about),
-  and every governance event;
+  and every governance event; a derivation is read through the asset it creates only (it
+  carries that asset's name and digest), so the owner of a parent sees it in the lineage,
+  redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
   name, content digest, holders and origin event left out.
@@ -119,7 +121,7 @@ def sees_event(ledger: LedgerReader, reader: Reader, event: ledger_pb2.Event) ->
     order = ledger.load("order", about.order_id) if about.order_id else None
     if order is not None and sees_order(ledger, reader, order):
         return True
-    for asset_id in about.assets:
+    for asset_id in about.readable_through:
         asset = ledger.load("asset", asset_id)
         if asset is not None and sees_asset(ledger, reader, asset):
             return True

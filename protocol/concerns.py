@@ -34,6 +34,10 @@ class Concerns:
     order_id: str = ""  # the order it belongs to
     lineage_edges: tuple[tuple[str, str], ...] = ()  # (parent, child) edges it adds
     everyone: bool = False  # governance concerns every member
+    # The assets whose readers may read the event; all of `assets` but for a derivation,
+    # which carries the derived asset's name and digest: the parents' owners see that it
+    # happened in the lineage, with those details redacted (ADR 007), not in the event.
+    readable_through: tuple[str, ...] = ()
 
 
 def concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
@@ -51,8 +55,10 @@ def concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
     edges: tuple[tuple[str, str], ...] = ()
     if kind == "asset_derived":
         edges = tuple((parent_id, payload.asset_id) for parent_id in payload.parent_ids)
+    unique = tuple(dict.fromkeys(assets))
     return Concerns(
-        assets=tuple(dict.fromkeys(assets)),
+        assets=unique,
+        readable_through=unique[:1] if kind == "asset_derived" else unique,
         members=tuple(dict.fromkeys(members)),
         grant_id=grant_id,
         order_id=order_id,

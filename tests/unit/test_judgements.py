@@ -207,6 +207,8 @@ def test_a_derivation_adds_an_edge_from_each_parent_and_governance_concerns_ever
         ("p", "c"),
         ("q", "c"),
     )
+    about = concerns.concerns("asset_derived", derived, Records().load)
+    assert about.assets == ("c", "p", "q") and about.readable_through == ("c",)
     assert concerns.concerns("governance", ledger_pb2.GovernanceAction(), Records().load).everyone
 
 

@@ -1461,3 +1461,34 @@ def test_the_authorization_answer_withholds_events_the_member_may_not_see(story)
     full = story.get("/v1/authorization", **question)
     assert [e["event"]["event_id"] for e in full["deciding_events"]] == [story.ids["health"]]
     assert full["withheld_events"] == 0
+
+
+def test_a_parent_owner_sees_a_derivation_in_the_lineage_only(story):
+    """agency-b derived FUSED from agency-a's HEALTH. The derivation event carries FUSED's
+    name and digest, which /v1/lineage redacts for agency-a; so agency-a cannot read that
+    event by id or in HEALTH's history either, while the lineage still shows the edge."""
+    member = story.headers("agency-a", role="member")
+    fused_event = story.ids["fused"]
+    response = story.client.get(f"/v1/events/{fused_event}", headers=member)
+    assert response.status_code == 403, response.text
+    assert story.get(f"/v1/events/{fused_event}")["kind"] == "asset_derived"  # an auditor
+
+    def history(who_headers: dict[str, str], limit: int) -> list[str]:
+        ids, cursor = [], None
+        while True:
+            params = {"asset_id": HEALTH, "limit": limit, **({"cursor": cursor} if cursor else {})}
+            page = story.client.get("/v1/assets/history", params=params, headers=who_headers)
+            assert page.status_code == 200, page.text
+            ids += [item["event_id"] for item in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                return ids
+
+    everything = history(story.headers(), 500)
+    assert fused_event in everything
+    for limit in (1, 2, 500):  # pages are filled past the hidden event and end
+        seen = history(member, limit)
+        assert fused_event not in seen
+        assert seen == [e for e in everything if e != fused_event]
+    lineage = story.get("/v1/lineage", who="agency-a", asset_id=HEALTH, direction="downstream")
+    assert {"parent": HEALTH, "child": FUSED} in lineage["edges"]
