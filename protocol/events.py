@@ -1,12 +1,20 @@
 """Signed events: decoding, the checks that need no ledger state, and signing.
 
 An event travels as `SignedEvent{body, signature}`. The body is the serialized `Event`
-exactly as its author signed it; the node never re-serialises it, so there is no
-canonicalisation problem. The event id is SHA-256(body); the log leaf is id || signature.
+exactly as its author signed it; the node never re-serialises it (ADR 001). The event id is
+SHA-256(body); the log leaf is id || signature.
 
-`decode` does everything that can be judged from the bytes alone (size, syntax, chain,
-field formats). Whether the author's key is real and the signature holds needs the member
-registry: that is `rules.authenticate`.
+The body must also be canonical: the one encoding of what it says, so that no signed byte is
+hidden from the rules. `decode` parses it and refuses fields this ledger does not define
+(`unknown_fields`) and any other encoding than the deterministic serialisation of the parsed
+Event (`non_canonical`: fields in number order, map entries sorted by key, no default values,
+minimal varints, each field once). It compares bytes; it never substitutes the re-serialised
+ones. Nested serialized messages (a governance change) obey the same rule: `parse_canonical`.
+
+`decode` does everything that can be judged from the bytes alone (size, syntax, canonical
+form, chain, author, nonce and timestamp ranges, field formats, closed enums). Whether the
+author's key is real and the signature holds needs the member registry: that is
+`rules.authenticate`.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 
 from provledger.protocol import crypto
 from provledger.protocol.errors import invalid
@@ -24,10 +34,12 @@ from provledger.protocol.limits import (
     APPROVALS_PER_GOVERNANCE_MAX,
     DIGEST_SIZE_BYTES,
     EVENT_BODY_SIZE_BYTES_MAX,
+    EVENT_TIMESTAMP_MS_MAX,
     GRANTS_PER_DERIVATION_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
     KEY_ID_SIZE_BYTES,
     METADATA_ENTRIES_MAX,
+    NONCE_MAX,
     PARENTS_PER_DERIVATION_MAX,
     PURPOSES_PER_GRANT_MAX,
     SIGNATURE_SIZE_BYTES,
@@ -36,6 +48,7 @@ from provledger.protocol.limits import (
 from provledger.v1 import ledger_pb2
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
+_MessageT = TypeVar("_MessageT", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -82,22 +95,97 @@ def decode(signed: ledger_pb2.SignedEvent, chain_id: str) -> DecodedEvent:
             "bad_signature",
             f"signature is {len(signed.signature)} bytes, expected {SIGNATURE_SIZE_BYTES}",
         )
-    event = ledger_pb2.Event()
-    try:
-        event.ParseFromString(signed.body)
-    except DecodeError as error:
-        raise invalid("malformed", f"event body is not a valid Event message: {error}") from None
+    event = parse_canonical(ledger_pb2.Event, signed.body, "event body")
     if event.chain_id != chain_id:
         raise invalid("wrong_chain", f"event is for chain {event.chain_id!r}, not {chain_id!r}")
     if not event.author.member_id:
         raise invalid("malformed", "event has no author")
     if len(event.author.key_id) != KEY_ID_SIZE_BYTES:
         raise invalid("malformed", f"author key id must be {KEY_ID_SIZE_BYTES} bytes")
+    if not 1 <= event.nonce <= NONCE_MAX:
+        raise invalid("bad_nonce", f"nonce must be 1..{NONCE_MAX}, got {event.nonce}")
+    if not 0 < event.timestamp_ms <= EVENT_TIMESTAMP_MS_MAX:
+        raise invalid(
+            "bad_timestamp",
+            f"timestamp_ms must be 1..{EVENT_TIMESTAMP_MS_MAX} (milliseconds since 1970, "
+            f"before the year 10000), got {event.timestamp_ms}",
+        )
     kind = event.WhichOneof("payload")
     if kind is None:
         raise invalid("missing_payload", "event carries no payload")
     _check_payload_fields(kind, getattr(event, kind))
+    check_enums(event)
     return DecodedEvent(signed=signed, event=event, event_id=event_id(signed.body), kind=kind)
+
+
+# --- canonical bytes and closed enums -------------------------------------------------------
+
+
+def parse_canonical(message_type: type[_MessageT], data: bytes, what: str) -> _MessageT:
+    """`data` parsed as a `message_type`, if it is the canonical encoding of one.
+
+    Refused: bytes that do not parse (`malformed`); fields, at any depth, that the message
+    does not define, which protobuf would keep and carry along unseen by every rule
+    (`unknown_fields`); and any other encoding than the deterministic serialisation of what
+    was parsed (`non_canonical`), so that the signed bytes say nothing the parsed message does
+    not. A client that serialises deterministically (fields in number order, map entries
+    sorted by key) produces canonical bytes."""
+    name = message_type.DESCRIPTOR.name
+    message = message_type()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as error:
+        raise invalid("malformed", f"{what} is not a valid {name} message: {error}") from None
+    known = message_type()
+    known.CopyFrom(message)
+    known.DiscardUnknownFields()  # recursively; an unknown field is at least one byte
+    if known.ByteSize() != message.ByteSize():
+        raise invalid(
+            "unknown_fields",
+            f"{what} holds fields that {name} does not define "
+            f"({message.ByteSize() - known.ByteSize()} bytes)",
+        )
+    if message.SerializeToString(deterministic=True) != data:
+        raise invalid(
+            "non_canonical",
+            f"{what} is not the canonical encoding of its {name}: serialise it "
+            "deterministically (fields in number order, each once, map entries sorted by key, "
+            "no default values, shortest varints)",
+        )
+    return message
+
+
+def check_enums(message: Message, path: str = "") -> None:
+    """Every enum value in `message`, at any depth, is one its enum defines; and no entry of a
+    repeated field or map is an enum's zero (UNSPECIFIED) value, which says nothing.
+
+    Protobuf keeps an undefined number in an open proto3 enum field as it is; the ledger's
+    enums are closed, so such a value is refused (`bad_enum`) wherever it appears, in fields
+    that have their own check (which runs first and names the field's meaning) and in those
+    that do not. Whether a singular field may be UNSPECIFIED is that field's own rule."""
+    for field, value in message.ListFields():
+        name = path + field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            _check_enum_values(value_field, list(value.values()), name, entries=True)
+        elif field.is_repeated:
+            _check_enum_values(field, list(value), name, entries=True)
+        else:
+            _check_enum_values(field, [value], name, entries=False)
+
+
+def _check_enum_values(field: FieldDescriptor, values: list, name: str, entries: bool) -> None:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        for item in values:
+            check_enums(item, name + ".")
+    elif field.type == FieldDescriptor.TYPE_ENUM:
+        defined = field.enum_type.values_by_number
+        for number in values:
+            if number not in defined or (entries and number == 0):
+                raise invalid(
+                    "bad_enum",
+                    f"{name} holds {number}, not a defined {field.enum_type.name} value",
+                )
 
 
 # --- field formats -----------------------------------------------------------------------

@@ -18,6 +18,12 @@ GRANTS_PER_DERIVATION_MAX = 64
 PURPOSES_PER_GRANT_MAX = 16
 APPROVALS_PER_GOVERNANCE_MAX = 64
 CHAIN_ID_LENGTH_CHARS_MAX = 64
+# A nonce is 1..this: 0 is proto3's "unset", and a value above a signed 64-bit integer is lost
+# by clients whose JSON or database numbers are int64.
+NONCE_MAX = 2**63 - 1
+# The author's clock, informational but bounded: 9999-12-31T23:59:59.999Z, the last instant
+# RFC 3339 (and Python's datetime) can write, so every client can show every event's time.
+EVENT_TIMESTAMP_MS_MAX = 253_402_300_799_999
 
 # Blocks
 BLOCK_EVENTS_MAX = 2_000
@@ -29,6 +35,9 @@ EXECUTED_BLOCKS_CACHED_MAX = 16
 EVIDENCE_POOL_MAX = 1_000
 
 # Queries
+# The largest log index a paging cursor may name: a signed 64-bit integer, as on REST; the
+# ledger's log holds far fewer events, and the store's 8-byte keys need room for index + 1.
+LOG_INDEX_MAX = 2**63 - 1
 HISTORY_PAGE_EVENTS_DEFAULT = 100
 HISTORY_PAGE_EVENTS_MAX = 1_000
 LINEAGE_DEPTH_DEFAULT = 16

@@ -1,13 +1,16 @@
 """The rules of governance: members added and removed, keys rotated, roles changed, each by a
 change that more than two thirds of the active members approved with signatures inside the
 one event (ADR 005). Dispatched to by protocol/rules.py.
+
+The change travels as bytes that the approvers sign, so it obeys the event body's rule
+(`events.parse_canonical`): no unknown fields, only its canonical encoding, and closed enums.
 """
 
 from __future__ import annotations
 
 from provledger.protocol import crypto
 from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
-from provledger.protocol.events import require_identifier
+from provledger.protocol.events import check_enums, parse_canonical, require_identifier
 from provledger.protocol.limits import PUBLIC_KEY_SIZE_BYTES
 from provledger.protocol.rule_checks import (
     ROLE_NAMES,
@@ -28,11 +31,8 @@ def governance_sign_bytes(chain_id: str, change: bytes) -> bytes:
 
 
 def governance(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    change = ledger_pb2.GovernanceChange()
-    try:
-        change.ParseFromString(payload.change)
-    except Exception:
-        raise invalid("malformed", "governance change is not a GovernanceChange") from None
+    change = parse_canonical(ledger_pb2.GovernanceChange, payload.change, "governance change")
+    check_enums(change)
     kind = change.WhichOneof("change")
     if kind is None:
         raise invalid("missing_payload", "governance change names no change")

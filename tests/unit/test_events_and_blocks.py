@@ -1,12 +1,13 @@
 """Unit tests for provledger.protocol.events (decoding and signatures) and
 provledger.protocol.blocks (execution, certificates and checkpoints).
 
-Decoding is judged from the bytes alone: size, signature length, syntax, chain, author and
-field formats. Signatures are domain-separated, so a signature made for anything else never
-verifies as an event. A block is a deterministic function of its inputs; its header commits
-to the RFC 6962 roots of its events and of the whole log (checked here against
-protocol.merkle) and to the state transition. A certificate is accepted only with a quorum of
-good, distinct validator signatures over exactly that block.
+Decoding is judged from the bytes alone: size, signature length, syntax, canonical form (no
+unknown fields, no other encoding than the deterministic one), chain, author, nonce and
+timestamp ranges, field formats and closed enums. Signatures are domain-separated, so a
+signature made for anything else never verifies as an event. A block is a deterministic
+function of its inputs; its header commits to the RFC 6962 roots of its events and of the
+whole log (checked here against protocol.merkle) and to the state transition. A certificate
+is accepted only with a quorum of good, distinct validator signatures over exactly that block.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from support.memory_state import (
 
 from provledger.protocol import blocks, crypto, events, merkle, rules
 from provledger.protocol.errors import Rejected, RejectionKind
-from provledger.protocol.limits import EVENT_BODY_SIZE_BYTES_MAX, IDENTIFIER_LENGTH_CHARS_MAX
+from provledger.protocol.limits import (
+    EVENT_BODY_SIZE_BYTES_MAX,
+    EVENT_TIMESTAMP_MS_MAX,
+    IDENTIFIER_LENGTH_CHARS_MAX,
+    NONCE_MAX,
+)
 from provledger.protocol.state import next_state_root
 from provledger.v1 import ledger_pb2
 
@@ -69,30 +75,244 @@ def test_decode_returns_the_event_its_id_and_leaf(consortium: Consortium):
     assert decoded.event.asset_registered.asset_id == "asset-1"
 
 
-def test_event_id_is_over_the_bytes_as_transmitted(consortium: Consortium):
-    """The body is never re-serialised: a valid but non-canonical encoding (fields out of
-    order) keeps its own bytes, id and signature."""
-    event = consortium.event(
+def _signed_body(consortium: Consortium, body: bytes) -> ledger_pb2.SignedEvent:
+    """`body` with agency-a's good signature: the author chose these bytes."""
+    return ledger_pb2.SignedEvent(
+        body=body, signature=consortium["agency-a"].key.sign(crypto.DOMAIN_EVENT, body)
+    )
+
+
+def _registration_event(consortium: Consortium, **extra: Any) -> ledger_pb2.Event:
+    return consortium.event(
         "agency-a",
         "asset_registered",
         asset_id="asset-1",
         content_digest=digest("a"),
         classification=ledger_pb2.CLASSIFICATION_GENERAL,
+        **extra,
     )
+
+
+def _payload_first(event: ledger_pb2.Event) -> bytes:
+    """The event's fields out of number order: the payload (field 10) before the rest."""
     payload_only = ledger_pb2.Event(asset_registered=event.asset_registered)
     rest = ledger_pb2.Event()
     rest.CopyFrom(event)
     rest.ClearField("asset_registered")
-    body = payload_only.SerializeToString() + rest.SerializeToString()
-    assert body != event.SerializeToString(deterministic=True)
-    signed = ledger_pb2.SignedEvent(
-        body=body, signature=consortium["agency-a"].key.sign(crypto.DOMAIN_EVENT, body)
+    return payload_only.SerializeToString() + rest.SerializeToString()
+
+
+def _maps_reversed(event: ledger_pb2.Event) -> bytes:
+    """The event with its metadata map entries in reverse key order (field 6 of the payload)."""
+    payload = ledger_pb2.AssetRegistered()
+    payload.CopyFrom(event.asset_registered)
+    entries = sorted(payload.metadata.items(), reverse=True)
+    payload.ClearField("metadata")
+    encoded = payload.SerializeToString(deterministic=True)
+    for key, value in entries:
+        one = ledger_pb2.AssetRegistered()
+        one.metadata[key] = value
+        encoded += one.SerializeToString()
+    rest = ledger_pb2.Event()
+    rest.CopyFrom(event)
+    rest.ClearField("asset_registered")
+    return rest.SerializeToString(deterministic=True) + b"\x52" + bytes([len(encoded)]) + encoded
+
+
+def _default_written_out(event: ledger_pb2.Event) -> bytes:
+    """The event with a default value written out: schema_uri (field 5) = "" in the payload."""
+    payload = event.asset_registered.SerializeToString(deterministic=True) + b"\x2a\x00"
+    rest = ledger_pb2.Event()
+    rest.CopyFrom(event)
+    rest.ClearField("asset_registered")
+    return rest.SerializeToString(deterministic=True) + b"\x52" + bytes([len(payload)]) + payload
+
+
+def _long_varint_nonce(event: ledger_pb2.Event) -> bytes:
+    """The event with its nonce (field 3) in a varint padded with a needless 0x80 byte."""
+    assert 0 < event.nonce < 128
+    head = ledger_pb2.Event(chain_id=event.chain_id, author=event.author)
+    rest = ledger_pb2.Event()
+    rest.CopyFrom(event)
+    for field in ("chain_id", "author", "nonce"):
+        rest.ClearField(field)
+    return (
+        head.SerializeToString(deterministic=True)
+        + bytes([0x18, 0x80 | event.nonce, 0x00])
+        + rest.SerializeToString(deterministic=True)
     )
-    decoded = events.decode(signed, consortium.chain_id)
+
+
+NON_CANONICAL_ENCODINGS = {
+    "fields-out-of-order": _payload_first,
+    "map-entries-unsorted": _maps_reversed,
+    "default-value-written-out": _default_written_out,
+    "padded-varint": _long_varint_nonce,
+    "field-twice": lambda event: (
+        event.SerializeToString(deterministic=True)
+        + ledger_pb2.Event(chain_id=event.chain_id).SerializeToString()
+    ),
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(NON_CANONICAL_ENCODINGS))
+def test_a_body_must_be_canonical(encoding: str, consortium: Consortium):
+    """Only the deterministic serialisation of the parsed Event is accepted: each other
+    encoding of the same Event, however well signed, is refused; the node compares bytes and
+    never substitutes the re-serialised ones (ADR 001)."""
+    event = _registration_event(consortium, metadata={"a": "1", "b": "2", "c": "3"})
+    body = NON_CANONICAL_ENCODINGS[encoding](event)
+    assert ledger_pb2.Event.FromString(body) == event
+    assert body != event.SerializeToString(deterministic=True)
+    error = rejection(events.decode, _signed_body(consortium, body), consortium.chain_id)
+    assert (error.code, error.kind) == ("non_canonical", INVALID)
+    assert "event body is not the canonical encoding of its Event" in error.reason
+    # The canonical bytes of the same event are accepted, and are exactly what was signed.
+    canonical = _signed_body(consortium, event.SerializeToString(deterministic=True))
+    decoded = events.decode(canonical, consortium.chain_id)
     assert decoded.event == event
-    assert decoded.event_id == hashlib.sha256(body).digest()
-    assert decoded.signed.body == body
+    assert decoded.signed.body == canonical.body
+    assert decoded.event_id == hashlib.sha256(canonical.body).digest()
     rules.authenticate(consortium.state(), decoded)
+
+
+# Field 99, a varint: defined by no message of the ledger.
+UNKNOWN_FIELD = b"\x98\x06\x01"
+
+
+@pytest.mark.parametrize(
+    ("where", "make_body"),
+    [
+        ("appended", lambda event: event.SerializeToString(deterministic=True) + UNKNOWN_FIELD),
+        (
+            "in-the-payload",
+            lambda event: (
+                event.SerializeToString(deterministic=True)
+                + b"\x52"  # the payload, field 10, again: merged into the first
+                + bytes([len(UNKNOWN_FIELD)])
+                + UNKNOWN_FIELD
+            ),
+        ),
+        (
+            "in-the-author",
+            lambda event: (
+                event.SerializeToString(deterministic=True)
+                + b"\x12"  # the author, field 2, again
+                + bytes([len(UNKNOWN_FIELD)])
+                + UNKNOWN_FIELD
+            ),
+        ),
+        (
+            # a known field number with another wire type is kept as an unknown field
+            "nonce-as-bytes",
+            lambda event: event.SerializeToString(deterministic=True) + b"\x1a\x01\x07",
+        ),
+    ],
+)
+def test_unknown_fields_are_refused(where: str, make_body, consortium: Consortium):
+    """Protobuf keeps the fields it does not know and writes them out again: signed bytes
+    that no rule ever reads. An event carrying any, at any depth, is refused."""
+    event = _registration_event(consortium)
+    body = make_body(event)
+    parsed = ledger_pb2.Event.FromString(body)
+    parsed.DiscardUnknownFields()
+    assert parsed == event
+    error = rejection(events.decode, _signed_body(consortium, body), consortium.chain_id)
+    assert (error.code, error.kind) == ("unknown_fields", INVALID)
+    assert "event body holds fields that Event does not define" in error.reason
+
+
+def test_parse_canonical_on_a_nested_message():
+    """The governance change obeys the same rule as the event body (protocol/rules_governance):
+    the canonical bytes parse; unknown fields and other encodings are refused."""
+    change = ledger_pb2.GovernanceChange(
+        proposal_nonce=3,
+        member_added=ledger_pb2.MemberAdded(member_id="m", role=ledger_pb2.ROLE_AGENCY),
+    )
+    canonical = change.SerializeToString(deterministic=True)
+    assert events.parse_canonical(ledger_pb2.GovernanceChange, canonical, "change") == change
+    for body, code in (
+        (canonical + UNKNOWN_FIELD, "unknown_fields"),
+        (canonical + b"\x08\x03", "non_canonical"),  # proposal_nonce written twice
+        (b"\x08", "malformed"),
+    ):
+        error = rejection(events.parse_canonical, ledger_pb2.GovernanceChange, body, "change")
+        assert (error.code, error.kind) == (code, INVALID)
+        assert "GovernanceChange" in error.reason
+
+
+@pytest.mark.parametrize("nonce", [0, NONCE_MAX + 1, 2**64 - 1])
+def test_nonce_out_of_range(nonce: int, consortium: Consortium):
+    signed = events.sign_event(
+        _registration_event(consortium, nonce=nonce), consortium["agency-a"].key
+    )
+    error = rejection(events.decode, signed, consortium.chain_id)
+    assert (error.code, error.kind) == ("bad_nonce", INVALID)
+    assert error.reason == f"nonce must be 1..{NONCE_MAX}, got {nonce}"
+
+
+@pytest.mark.parametrize("nonce", [1, NONCE_MAX])
+def test_nonce_bounds_are_accepted(nonce: int, consortium: Consortium):
+    signed = events.sign_event(
+        _registration_event(consortium, nonce=nonce), consortium["agency-a"].key
+    )
+    assert events.decode(signed, consortium.chain_id).event.nonce == nonce
+
+
+@pytest.mark.parametrize("timestamp_ms", [0, -1, -(2**63), EVENT_TIMESTAMP_MS_MAX + 1, 2**63 - 1])
+def test_timestamp_out_of_range(timestamp_ms: int, consortium: Consortium):
+    event = _registration_event(consortium, timestamp_ms=timestamp_ms)
+    error = rejection(
+        events.decode, events.sign_event(event, consortium["agency-a"].key), consortium.chain_id
+    )
+    assert (error.code, error.kind) == ("bad_timestamp", INVALID)
+    assert f"timestamp_ms must be 1..{EVENT_TIMESTAMP_MS_MAX}" in error.reason
+    assert error.reason.endswith(f"got {timestamp_ms}")
+
+
+@pytest.mark.parametrize("timestamp_ms", [1, EVENT_TIMESTAMP_MS_MAX])
+def test_timestamp_bounds_are_accepted(timestamp_ms: int, consortium: Consortium):
+    event = _registration_event(consortium, timestamp_ms=timestamp_ms)
+    signed = events.sign_event(event, consortium["agency-a"].key)
+    assert events.decode(signed, consortium.chain_id).event.timestamp_ms == timestamp_ms
+
+
+def test_every_enum_is_closed(consortium: Consortium):
+    """An undefined number in any enum field is refused (`bad_enum`), with or without a check
+    of its own for that field; a field with its own check keeps that check's code."""
+    resolved = consortium.event(
+        "regulator", "dispute_resolved", dispute_id="d", outcome=77, resolution="r"
+    )
+    error = rejection(
+        events.decode, events.sign_event(resolved, consortium["regulator"].key), consortium.chain_id
+    )
+    assert (error.code, error.kind) == ("bad_enum", INVALID)
+    assert error.reason == "dispute_resolved.outcome holds 77, not a defined DisputeOutcome value"
+    registered = _registration_event(consortium)
+    registered.asset_registered.classification = 77  # type: ignore[assignment]
+    error = rejection(
+        events.decode,
+        events.sign_event(registered, consortium["agency-a"].key),
+        consortium.chain_id,
+    )
+    assert error.code == "bad_classification"
+
+
+def test_check_enums_walks_every_depth():
+    """Nested messages, repeated fields and map values are walked; an entry of a repeated
+    field may not be UNSPECIFIED; a singular UNSPECIFIED is the field's own rule."""
+    events.check_enums(ledger_pb2.GovernanceChange(role_changed=ledger_pb2.RoleChanged()))
+    nested = ledger_pb2.GovernanceChange(
+        member_added=ledger_pb2.MemberAdded(member_id="m", role=9)  # type: ignore[arg-type]
+    )
+    error = rejection(events.check_enums, nested)
+    assert error.reason == "member_added.role holds 9, not a defined Role value"
+    for operations in ([1, 5], [1, 0]):
+        grant = ledger_pb2.Event(grant_issued=ledger_pb2.GrantIssued(operations=operations))
+        error = rejection(events.check_enums, grant)
+        assert error.code == "bad_enum"
+        assert error.reason.startswith(f"grant_issued.operations holds {operations[1]}")
+    events.check_enums(ledger_pb2.Event(grant_issued=ledger_pb2.GrantIssued(operations=[1, 4])))
 
 
 def test_oversized_body(consortium: Consortium):
@@ -148,7 +368,12 @@ def test_wrong_chain(chain_id: str, consortium: Consortium):
 
 
 def test_missing_payload(consortium: Consortium):
-    event = ledger_pb2.Event(chain_id=consortium.chain_id, author=consortium["agency-a"].author)
+    event = ledger_pb2.Event(
+        chain_id=consortium.chain_id,
+        author=consortium["agency-a"].author,
+        nonce=1,
+        timestamp_ms=GENESIS_TIME_MS,
+    )
     signed = events.sign_event(event, consortium["agency-a"].key)
     error = rejection(events.decode, signed, consortium.chain_id)
     assert (error.code, error.kind, error.reason) == (

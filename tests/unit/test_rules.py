@@ -32,9 +32,11 @@ from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.limits import (
     APPROVALS_PER_GOVERNANCE_MAX,
     EVENT_BODY_SIZE_BYTES_MAX,
+    EVENT_TIMESTAMP_MS_MAX,
     GRANTS_PER_DERIVATION_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
     METADATA_ENTRIES_MAX,
+    NONCE_MAX,
     PARENTS_PER_DERIVATION_MAX,
     PURPOSES_PER_GRANT_MAX,
     TEXT_LENGTH_CHARS_MAX,
@@ -62,6 +64,8 @@ EXPIRY_MS = BLOCK_TIME_MS + 50_000  # when the scene's grants and approvals expi
 STRANGER = Member("stranger", "agency", signing_key("stranger"))
 QUORUM = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of the 5 members
 TOO_LONG_TEXT = "x" * (TEXT_LENGTH_CHARS_MAX + 1)
+# Field 99, a varint: a field no message of the ledger defines (tag 99 << 3 | 0 = 0x98 0x06).
+UNKNOWN_FIELD = b"\x98\x06\x01"
 
 
 # --- the scene -----------------------------------------------------------------------------
@@ -674,6 +678,13 @@ PAYLOAD_FORMAT_CASES = [
         "missing_field",
         "a resolution names its outcome",
     ),
+    reject(
+        "dispute_resolved-undefined-outcome",
+        valid("dispute_resolved", outcome=77),
+        INVALID,
+        "bad_enum",
+        "dispute_resolved.outcome holds 77, not a defined DisputeOutcome value",
+    ),
     # governance
     reject(
         "governance-no-approvals",
@@ -720,10 +731,26 @@ def _unsigned(**event_fields: Any) -> SignedMaker:
 
     def make(c: Consortium) -> ledger_pb2.SignedEvent:
         return events.sign_event(
-            ledger_pb2.Event(chain_id=c.chain_id, nonce=1, **event_fields), c["agency-a"].key
+            ledger_pb2.Event(
+                chain_id=c.chain_id, nonce=1, timestamp_ms=GENESIS_TIME_MS, **event_fields
+            ),
+            c["agency-a"].key,
         )
 
     return make
+
+
+def _body_rewritten(make: SignedMaker, rewrite: Callable[[Consortium, bytes], bytes]) -> Any:
+    """`make`'s event with its body rewritten by rewrite(consortium, body) and signed again by
+    its author, agency-a: a good signature over bytes the author chose."""
+
+    def remade(c: Consortium) -> ledger_pb2.SignedEvent:
+        body = rewrite(c, make(c).body)
+        return ledger_pb2.SignedEvent(
+            body=body, signature=c["agency-a"].key.sign(crypto.DOMAIN_EVENT, body)
+        )
+
+    return remade
 
 
 ENVELOPE_CASES = [
@@ -778,13 +805,79 @@ ENVELOPE_CASES = [
     ),
     reject(
         "no-payload",
-        lambda c: events.sign_event(
-            ledger_pb2.Event(chain_id=c.chain_id, author=c["agency-a"].author, nonce=1),
-            c["agency-a"].key,
-        ),
+        _unsigned(author=Consortium()["agency-a"].author),
         INVALID,
         "missing_payload",
         "event carries no payload",
+    ),
+    # the body is canonical: nothing signed that the parsed Event does not say
+    reject(
+        "unknown-field-in-body",
+        _body_rewritten(valid("asset_registered"), lambda c, body: body + UNKNOWN_FIELD),
+        INVALID,
+        "unknown_fields",
+        "event body holds fields that Event does not define (3 bytes)",
+    ),
+    reject(
+        "unknown-field-in-payload",
+        lambda c: events.sign_event(
+            ledger_pb2.Event.FromString(
+                c.event("agency-a", "asset_retired").SerializeToString()
+                # the payload, field 17, again: its sub-message merges with the first
+                + b"\x8a\x01\x03"
+                + UNKNOWN_FIELD
+            ),
+            c["agency-a"].key,
+        ),
+        INVALID,
+        "unknown_fields",
+        "event body holds fields that Event does not define",
+    ),
+    reject(
+        "field-repeated-in-body",
+        _body_rewritten(
+            valid("asset_registered"),
+            # chain_id once more, the same value: it parses to the same Event
+            lambda c, body: body + ledger_pb2.Event(chain_id=c.chain_id).SerializeToString(),
+        ),
+        INVALID,
+        "non_canonical",
+        "event body is not the canonical encoding of its Event",
+    ),
+    reject(
+        "nonce-zero",
+        valid("asset_registered", nonce=0),
+        INVALID,
+        "bad_nonce",
+        f"nonce must be 1..{NONCE_MAX}, got 0",
+    ),
+    reject(
+        "nonce-above-int64",
+        valid("asset_registered", nonce=NONCE_MAX + 1),
+        INVALID,
+        "bad_nonce",
+        f"got {NONCE_MAX + 1}",
+    ),
+    reject(
+        "timestamp-negative",
+        valid("asset_registered", timestamp_ms=-1),
+        INVALID,
+        "bad_timestamp",
+        f"timestamp_ms must be 1..{EVENT_TIMESTAMP_MS_MAX}",
+    ),
+    reject(
+        "timestamp-zero",
+        valid("asset_registered", timestamp_ms=0),
+        INVALID,
+        "bad_timestamp",
+        "got 0",
+    ),
+    reject(
+        "timestamp-after-year-9999",
+        valid("asset_registered", timestamp_ms=EVENT_TIMESTAMP_MS_MAX + 1),
+        INVALID,
+        "bad_timestamp",
+        f"got {EVENT_TIMESTAMP_MS_MAX + 1}",
     ),
     reject(
         "signed-by-another-key",
@@ -1490,7 +1583,36 @@ RULE_CASES = [
         governance_with(b"\xff", lambda c, change_bytes: c.approvals(change_bytes, QUORUM)),
         INVALID,
         "malformed",
-        "governance change is not a GovernanceChange",
+        "governance change is not a valid GovernanceChange message",
+    ),
+    reject(
+        "governance-change-unknown-field",
+        governance_with(
+            ROLE_CHANGE.SerializeToString(deterministic=True) + UNKNOWN_FIELD,
+            lambda c, change_bytes: c.approvals(change_bytes, QUORUM),
+        ),
+        INVALID,
+        "unknown_fields",
+        "governance change holds fields that GovernanceChange does not define",
+    ),
+    reject(
+        "governance-change-non-canonical",
+        governance_with(
+            # the change before the proposal nonce: fields out of number order
+            change(role_changed=ROLE_CHANGE.role_changed, proposal_nonce=0).SerializeToString()
+            + change(proposal_nonce=7).SerializeToString(),
+            lambda c, change_bytes: c.approvals(change_bytes, QUORUM),
+        ),
+        INVALID,
+        "non_canonical",
+        "governance change is not the canonical encoding of its GovernanceChange",
+    ),
+    reject(
+        "governance-change-undefined-role",
+        governed(change(role_changed={"member_id": "agency-b", "role": 77})),
+        INVALID,
+        "bad_enum",
+        "role_changed.role holds 77, not a defined Role value",
     ),
     reject(
         "governance-empty-change",
