@@ -3,12 +3,17 @@
 A token is `base64url(payload) "." base64url(signature)` (no padding). The payload is the
 canonical JSON (sorted keys, no spaces, UTF-8) of
 
-    {"chain_id", "member_id", "key_id" (hex), "role", "issued_at_ms", "expires_at_ms"}
+    {"chain_id", "member_id", "key_id" (lowercase hex), "role", "issued_at_ms", "expires_at_ms"}
 
 and the signature is Ed25519 over `DOMAIN_TOKEN || payload bytes` by the member key the
-payload names. There is no shared secret and no session: any node checks any token against its
-own member registry (the ledger), so a key rotated away or a member removed stops its tokens
-everywhere at the next block.
+payload names. Only that canonical encoding is a token: payload bytes that parse to the same
+claims but are written otherwise (spaces, another key order, needless escapes, a key twice,
+uppercase hex) are refused (`non_canonical`), so a signed token has exactly one spelling and
+carries no bytes its claims do not say.
+
+There is no shared secret and no session: any node checks any token against its own member
+registry (the ledger), so a key rotated away or a member removed stops its tokens everywhere
+at the next block.
 
 Roles: `auditor` reads everything and is only valid for members whose ledger role is auditor
 or regulator; `member` reads what concerns the member, and any active member may hold one.
@@ -54,6 +59,7 @@ _TIME_MS_MAX = 2**63 - 1
 # Every code `verify_token` can raise, and what it means.
 TOKEN_ERRORS = {
     "malformed": "not a provledger token: bad encoding, JSON, fields or lifetime",
+    "non_canonical": "the payload is not the canonical JSON of its claims",
     "wrong_chain": "issued for another chain",
     "unknown_member": "the member is not in the ledger's registry",
     "member_removed": "the member has been removed",
@@ -80,6 +86,20 @@ class TokenClaims:
     issued_at_ms: int
     expires_at_ms: int
     ledger_role: int  # the member's role in the ledger when the token was checked
+
+
+def _encode_payload(claims: TokenClaims) -> bytes:
+    """The one encoding of a token's claims: canonical JSON of exactly the documented fields."""
+    return canonical_json(
+        {
+            "chain_id": claims.chain_id,
+            "member_id": claims.member_id,
+            "key_id": claims.key_id.hex(),
+            "role": claims.role,
+            "issued_at_ms": claims.issued_at_ms,
+            "expires_at_ms": claims.expires_at_ms,
+        }
+    )
 
 
 def _encode(data: bytes) -> str:
@@ -115,15 +135,16 @@ def issue_token(
         raise ValueError("member_id is required")
     if not 0 <= issued_at_ms <= _TIME_MS_MAX - ttl_ms:
         raise ValueError(f"issued_at_ms out of range: {issued_at_ms}")
-    payload = canonical_json(
-        {
-            "chain_id": chain_id,
-            "member_id": member_id,
-            "key_id": key.key_id.hex(),
-            "role": role,
-            "issued_at_ms": issued_at_ms,
-            "expires_at_ms": issued_at_ms + ttl_ms,
-        }
+    payload = _encode_payload(
+        TokenClaims(
+            chain_id=chain_id,
+            member_id=member_id,
+            key_id=key.key_id,
+            role=role,
+            issued_at_ms=issued_at_ms,
+            expires_at_ms=issued_at_ms + ttl_ms,
+            ledger_role=ledger_pb2.ROLE_UNSPECIFIED,
+        )
     )
     token = _encode(payload) + "." + _encode(key.sign(DOMAIN_TOKEN, payload))
     if len(token) > TOKEN_SIZE_BYTES_MAX:
@@ -193,6 +214,16 @@ def decode_token(token: str) -> tuple[TokenClaims, bytes, bytes]:
         expires_at_ms=expires_at_ms,
         ledger_role=ledger_pb2.ROLE_UNSPECIFIED,
     )
+    try:
+        canonical = _encode_payload(claims)
+    except UnicodeEncodeError:  # a lone surrogate, escaped in the JSON text: not Unicode
+        raise TokenError("malformed", "the payload holds text that is not Unicode") from None
+    if canonical != payload_bytes:
+        raise TokenError(
+            "non_canonical",
+            "the payload is not the canonical JSON of its claims (keys sorted, each once, no "
+            "spaces, lowercase hex, UTF-8 text escaped only where JSON must)",
+        )
     return claims, payload_bytes, signature
 
 

@@ -2,10 +2,10 @@
 
 A token issued by a member's key verifies against the member registry at a time inside its
 lifetime; every way it can be wrong fails with its own code: the encoding, the JSON, each
-field, the chain, the member (unknown, removed), the key (unknown, rotated away), the
-signature (over another payload, by another key, with another domain), the time (expired, not
-yet valid beyond the tolerated skew) and the role (auditor tokens only for auditors and
-regulators).
+field, a payload spelled otherwise than the canonical JSON of its claims, the chain, the
+member (unknown, removed), the key (unknown, rotated away), the signature (over another
+payload, by another key, with another domain), the time (expired, not yet valid beyond the
+tolerated skew) and the role (auditor tokens only for auditors and regulators).
 """
 
 from __future__ import annotations
@@ -234,6 +234,54 @@ def test_a_missing_field_is_malformed():
     payload = dict(GOOD_PAYLOAD)
     del payload["issued_at_ms"]
     reject(forge(payload), "malformed")
+
+
+def signed_payload(raw: bytes, member_id: str = "auditor") -> str:
+    """A token over the payload bytes `raw` exactly, signed by the member's own key."""
+    return encode(raw) + "." + encode(CONSORTIUM[member_id].key.sign(DOMAIN_TOKEN, raw))
+
+
+def _reordered(payload: dict) -> bytes:
+    text = json.dumps(dict(reversed(list(payload.items()))), separators=(",", ":"))
+    return text.encode()
+
+
+NON_CANONICAL_PAYLOADS = {
+    "spaces": lambda payload: json.dumps(payload, sort_keys=True).encode(),
+    "keys-unsorted": _reordered,
+    "trailing-newline": lambda payload: canonical_json(payload) + b"\n",
+    "needless-escape": lambda payload: canonical_json(payload).replace(
+        b'"auditor"', b'"\\u0061uditor"'
+    ),
+    "key-twice": lambda payload: b'{"chain_id":"another-chain",' + canonical_json(payload)[1:],
+    "uppercase-hex": lambda payload: canonical_json(
+        {**payload, "key_id": payload["key_id"].upper()}
+    ),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(NON_CANONICAL_PAYLOADS))
+def test_a_payload_that_is_not_canonical_is_refused(spelling):
+    """A payload that parses to a good token's claims, signed by the right key, but spelled
+    otherwise than the canonical JSON of those claims is refused: one token, one spelling."""
+    raw = NON_CANONICAL_PAYLOADS[spelling](GOOD_PAYLOAD)
+    assert raw != canonical_json(GOOD_PAYLOAD)
+    parsed = json.loads(raw)
+    parsed["key_id"] = parsed["key_id"].lower()
+    assert parsed == GOOD_PAYLOAD
+    with pytest.raises(TokenError) as caught:
+        decode_token(signed_payload(raw))
+    assert caught.value.code == "non_canonical"
+    assert "not the canonical JSON of its claims" in caught.value.reason
+    reject(signed_payload(raw), "non_canonical")
+    # The canonical spelling of the same claims, signed by the same key, verifies.
+    assert verify_token(signed_payload(canonical_json(GOOD_PAYLOAD)), lookup, CHAIN_ID, NOW_MS)
+
+
+def test_a_payload_with_text_that_is_not_unicode_is_malformed():
+    raw = canonical_json(GOOD_PAYLOAD).replace(b'"auditor"', b'"\\ud800"', 1)
+    error = reject(signed_payload(raw), "malformed")
+    assert "not Unicode" in error.reason
 
 
 # --- who signed, and for whom -------------------------------------------------------------
