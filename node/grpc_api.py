@@ -4,14 +4,25 @@ Status codes: malformed input INVALID_ARGUMENT, a rule the author may not break
 PERMISSION_DENIED, a state that does not allow it FAILED_PRECONDITION, a duplicate or replay
 ALREADY_EXISTS, an unknown id NOT_FOUND, a full mempool RESOURCE_EXHAUSTED. The details
 string is always "<code>: <reason>", the code stable for programs, the reason for people.
+
+Bad input is refused here, at the edge, before it reaches a query or the store: request bytes
+that are not the method's request message (`malformed_request`: `add_to_server` registers the
+service with deserializers that hand such bytes to the method as a `MalformedRequest`
+instead of raising, which gRPC would answer UNKNOWN), an event id that is not 32 bytes
+(`bad_event_id`), a history cursor above `LOG_INDEX_MAX` (`bad_cursor`) and a lineage
+direction the enum does not define (`bad_direction`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError, Message
 
 from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.queries import UNRESTRICTED, LedgerQueries, QueryError
@@ -24,15 +35,17 @@ from provledger.node.settings import (
 from provledger.node.store import Store
 from provledger.protocol import merkle
 from provledger.protocol.application import Origin
-from provledger.protocol.errors import Rejected, RejectionKind
+from provledger.protocol.errors import Rejected, RejectionKind, check
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.limits import (
+    DIGEST_SIZE_BYTES,
     HISTORY_PAGE_EVENTS_DEFAULT,
     HISTORY_PAGE_EVENTS_MAX,
     LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX,
     LINEAGE_NODES_DEFAULT,
     LINEAGE_NODES_MAX,
+    LOG_INDEX_MAX,
 )
 from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.mempool import MempoolFull
@@ -54,6 +67,17 @@ async def _abort_rejected(context: grpc.aio.ServicerContext, rejection: Rejected
 def _capped(requested: int, default: int, maximum: int) -> int:
     return min(requested or default, maximum)
 
+
+async def _require_event_id(identifier: bytes, context: grpc.aio.ServicerContext) -> None:
+    if len(identifier) != DIGEST_SIZE_BYTES:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"bad_event_id: an event id is {DIGEST_SIZE_BYTES} bytes (SHA-256 of the body), "
+            f"got {len(identifier)}",
+        )
+
+
+_LINEAGE_DIRECTIONS = (api_pb2.LINEAGE_DIRECTION_UPSTREAM, api_pb2.LINEAGE_DIRECTION_DOWNSTREAM)
 
 _QUERY_STATUS = {
     "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
@@ -166,6 +190,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         return lambda reader: self._queries.require_event(reader, identifier)
 
     async def GetEvent(self, request, context):
+        await _require_event_id(request.event_id, context)
         location = await self._ask(
             context, lambda r: self._queries.require_event(r, request.event_id)
         )
@@ -196,6 +221,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         return self._node.store.checkpoint(height)
 
     async def GetInclusionProof(self, request, context):
+        await _require_event_id(request.event_id, context)
         store = self._node.store
         height = await self._height(request.height, context)
         location = await self._ask(
@@ -247,6 +273,11 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
     async def GetAssetHistory(self, request, context):
         limit = _capped(request.limit, HISTORY_PAGE_EVENTS_DEFAULT, HISTORY_PAGE_EVENTS_MAX)
         cursor = request.after_log_index if request.has_cursor else None
+        if cursor is not None and cursor > LOG_INDEX_MAX:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad_cursor: after_log_index must be 0..{LOG_INDEX_MAX}, got {cursor}",
+            )
         entries, more = await self._ask(
             context, lambda r: self._queries.history(r, request.asset_id, cursor, limit)
         )
@@ -268,6 +299,12 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "missing_field: direction is upstream or downstream",
+            )
+        if request.direction not in _LINEAGE_DIRECTIONS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad_direction: direction is upstream (1) or downstream (2), "
+                f"got {request.direction}",
             )
         nodes_max = _capped(request.max_nodes, LINEAGE_NODES_DEFAULT, LINEAGE_NODES_MAX)
         graph = await self._ask(
@@ -311,6 +348,88 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
                 height += 1
         finally:
             self._subscribers -= 1
+
+
+# --- registration: malformed requests answer INVALID_ARGUMENT ------------------------------
+
+
+@dataclass(frozen=True)
+class MalformedRequest:
+    """Request bytes that did not parse as the method's request message. The deserializer
+    returns it instead of raising (gRPC answers a deserializer's exception with UNKNOWN), and
+    the method is never called with it: the call is answered INVALID_ARGUMENT."""
+
+    message_name: str
+    error: str
+
+
+_SERVICE = api_pb2.DESCRIPTOR.services_by_name["LedgerService"]
+
+
+def _lenient_deserializer(message_class: type[Message]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Message | MalformedRequest:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as error:
+            return MalformedRequest(message_class.DESCRIPTOR.full_name, str(error))
+
+    return deserialize
+
+
+async def _abort_malformed(context: grpc.aio.ServicerContext, request: MalformedRequest) -> None:
+    await context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"malformed_request: the request is not a valid {request.message_name}: {request.error}",
+    )
+
+
+def _unary(behaviour: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Any]:
+    async def handle(request, context):
+        if isinstance(request, MalformedRequest):
+            await _abort_malformed(context, request)
+        return await behaviour(request, context)
+
+    return handle
+
+
+def _streaming(behaviour: Callable[[Any, Any], AsyncIterator[Any]]) -> Callable[[Any, Any], Any]:
+    async def handle(request, context):
+        if isinstance(request, MalformedRequest):
+            await _abort_malformed(context, request)
+        async for response in behaviour(request, context):
+            yield response
+
+    return handle
+
+
+def add_to_server(service: LedgerService, server: grpc.aio.Server) -> None:
+    """Serve `service` on `server`, as the generated `add_LedgerServiceServicer_to_server`
+    would, except that request bytes which are not the method's request message are answered
+    INVALID_ARGUMENT `malformed_request` (the generated registration lets the parse error
+    escape, which gRPC answers UNKNOWN). Built from the service's descriptor, so a method
+    added to api.proto is registered the same way."""
+    handlers = {}
+    for method in _SERVICE.methods:
+        check(not method.client_streaming, f"{method.name}: client streaming is not served")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        behaviour = getattr(service, method.name)
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _streaming(behaviour),
+                request_deserializer=_lenient_deserializer(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _unary(behaviour),
+                request_deserializer=_lenient_deserializer(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(_SERVICE.full_name, handlers)
 
 
 def _inclusion_proof(

@@ -15,9 +15,12 @@ heads read before and after.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,8 +36,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from support.processes import NodeProcess, client_channel, init_consortium, wait_until
 
 from provledger.cli.client import EventSigner, Identity
+from provledger.node.grpc_api import LedgerService, add_to_server
+from provledger.node.ledger import LedgerNode
 from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX, SUBMIT_BATCH_EVENTS_MAX
-from provledger.protocol import merkle
+from provledger.node.store import Store
+from provledger.protocol import crypto, merkle
 from provledger.protocol.blocks import (
     block_id,
     certificate_hash,
@@ -44,11 +50,14 @@ from provledger.protocol.blocks import (
 )
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.events import event_id, log_leaf, sign_event
-from provledger.protocol.genesis import Genesis, parse_genesis
+from provledger.protocol.genesis import Genesis, canonical_json, parse_genesis
 from provledger.protocol.limits import (
     EVENT_BODY_SIZE_BYTES_MAX,
+    EVENT_TIMESTAMP_MS_MAX,
     HISTORY_PAGE_EVENTS_DEFAULT,
     HISTORY_PAGE_EVENTS_MAX,
+    LOG_INDEX_MAX,
+    NONCE_MAX,
 )
 from provledger.protocol.proofs import (
     ProofAnswerError,
@@ -56,6 +65,8 @@ from provledger.protocol.proofs import (
     verify_consistency_answer,
     verify_inclusion_answer,
 )
+from provledger.protocol.rules import governance_sign_bytes
+from provledger.protocol.tokens import issue_token
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
 pytestmark = pytest.mark.integration
@@ -219,6 +230,8 @@ def nonce_holder(ledger: Ledger, signed: ledger_pb2.SignedEvent) -> tuple[str, i
         return None
     member_id = event.author.member_id
     if member_id not in ledger.identities or member_id == "auditor":
+        return None
+    if not 1 <= event.nonce <= NONCE_MAX:  # refused before any nonce is looked up or used
         return None
     return member_id, event.nonce
 
@@ -1157,6 +1170,303 @@ def test_lineage_without_direction_is_invalid_argument(ledger: Ledger) -> None:
         )
     )
     assert_status(error, grpc.StatusCode.NOT_FOUND, "unknown_asset")
+
+
+def submit_refused(
+    ledger: Ledger, signed: ledger_pb2.SignedEvent, status: grpc.StatusCode, code: str
+) -> None:
+    """`signed` is refused with `status` and `code` by SubmitEvent, SubmitAndWait and, as its
+    own result, SubmitEvents."""
+    for call in (
+        lambda: ledger.stub.SubmitEvent(api_pb2.SubmitEventRequest(event=signed), timeout=5),
+        lambda: ledger.commit(signed),
+    ):
+        assert_status(rejected(call), status, code)
+    response = ledger.stub.SubmitEvents(api_pb2.SubmitEventsRequest(events=[signed]), timeout=5)
+    assert (response.results[0].accepted, response.results[0].error_code) == (False, code)
+
+
+def resigned(
+    ledger: Ledger, member: str, signed: ledger_pb2.SignedEvent, change: Callable[..., None]
+) -> ledger_pb2.SignedEvent:
+    """`signed`'s Event changed by `change(event)` and signed again by `member`'s own key."""
+    event = ledger_pb2.Event.FromString(signed.body)
+    change(event)
+    return sign_event(event, ledger.identities[member].key)
+
+
+def signed_body(ledger: Ledger, member: str, body: bytes) -> ledger_pb2.SignedEvent:
+    """The bytes `body`, whatever they are, with `member`'s good signature over them."""
+    return ledger_pb2.SignedEvent(
+        body=body, signature=ledger.identities[member].key.sign(crypto.DOMAIN_EVENT, body)
+    )
+
+
+UNKNOWN_FIELD = b"\x98\x06\x01"  # field 99, a varint: defined by no message of the ledger
+
+
+def test_out_of_range_nonce_and_timestamp_are_invalid_argument(ledger: Ledger) -> None:
+    def registration(asset_id: str) -> ledger_pb2.SignedEvent:
+        return ledger.event(
+            "agency-a",
+            "asset_registered",
+            asset_id=asset_id,
+            content_digest=digest(asset_id),
+            classification=ledger_pb2.CLASSIFICATION_GENERAL,
+        )
+
+    nonce_zero = EventSigner(ledger.identities["agency-a"], first_nonce=0).event(
+        "asset_registered",
+        asset_id="range/nonce-zero",
+        content_digest=digest("nonce zero"),
+        classification=ledger_pb2.CLASSIFICATION_GENERAL,
+    )
+    cases = [
+        (nonce_zero, "bad_nonce"),
+        (resigned(ledger, "agency-a", registration("range/nonce-big"), _set(nonce=2**64 - 1)),
+         "bad_nonce"),
+        (resigned(ledger, "agency-a", registration("range/time-negative"), _set(timestamp_ms=-1)),
+         "bad_timestamp"),
+        (resigned(ledger, "agency-a", registration("range/time-zero"), _set(timestamp_ms=0)),
+         "bad_timestamp"),
+        (resigned(ledger, "agency-a", registration("range/time-far"),
+                  _set(timestamp_ms=EVENT_TIMESTAMP_MS_MAX + 1)),
+         "bad_timestamp"),
+    ]  # fmt: skip
+    refused = tuple(signed for signed, _ in cases)
+    with state_unchanged(ledger, refused=refused):
+        for signed, code in cases:
+            submit_refused(ledger, signed, grpc.StatusCode.INVALID_ARGUMENT, code)
+    for asset_id in ("range/nonce-zero", "range/time-negative", "range/time-far"):
+        assert_status(
+            rejected(lambda asset_id=asset_id: ledger.asset(asset_id)),
+            grpc.StatusCode.NOT_FOUND,
+            "unknown_asset",
+        )
+
+
+def _set(**fields: int) -> Callable[[ledger_pb2.Event], None]:
+    def change(event: ledger_pb2.Event) -> None:
+        for name, value in fields.items():
+            setattr(event, name, value)
+
+    return change
+
+
+def test_an_undefined_enum_value_is_invalid_argument(ledger: Ledger) -> None:
+    """Enums are closed: a dispute outcome of 77 (nobody's dispute: the value is refused
+    before any rule looks for the dispute) and a classification of 9."""
+    outcome = ledger.event(
+        "regulator", "dispute_resolved", dispute_id="enum/dispute", outcome=77, resolution="r"
+    )
+    classification = ledger.event(
+        "agency-a",
+        "asset_registered",
+        asset_id="enum/classification",
+        content_digest=digest("enum"),
+        classification=9,
+    )
+    with state_unchanged(ledger, refused=(outcome, classification)):
+        submit_refused(ledger, outcome, grpc.StatusCode.INVALID_ARGUMENT, "bad_enum")
+        submit_refused(
+            ledger, classification, grpc.StatusCode.INVALID_ARGUMENT, "bad_classification"
+        )
+    assert_status(
+        rejected(lambda: ledger.asset("enum/classification")), grpc.StatusCode.NOT_FOUND, None
+    )
+
+
+def test_hidden_bytes_in_a_signed_body_are_invalid_argument(ledger: Ledger) -> None:
+    """A well-signed body with an unknown field (field 99 appended) or in another encoding than
+    the canonical one (a field written twice, the same value) is refused, not committed."""
+    honest = ledger.event(
+        "agency-a",
+        "asset_registered",
+        asset_id="hidden/bytes",
+        content_digest=digest("hidden"),
+        classification=ledger_pb2.CLASSIFICATION_GENERAL,
+    )
+    chain_again = ledger_pb2.Event(chain_id=ledger.genesis.chain_id).SerializeToString()
+    appended = signed_body(ledger, "agency-a", honest.body + UNKNOWN_FIELD)
+    repeated = signed_body(ledger, "agency-a", honest.body + chain_again)
+    with state_unchanged(ledger, refused=(appended, repeated, honest)):
+        submit_refused(ledger, appended, grpc.StatusCode.INVALID_ARGUMENT, "unknown_fields")
+        submit_refused(ledger, repeated, grpc.StatusCode.INVALID_ARGUMENT, "non_canonical")
+    assert_status(rejected(lambda: ledger.asset("hidden/bytes")), grpc.StatusCode.NOT_FOUND, None)
+    # The honest body, canonical, is accepted.
+    ledger.commit(honest)
+    assert ledger.asset("hidden/bytes").owner_id == "agency-a"
+
+
+def test_hidden_bytes_in_a_governance_change_are_invalid_argument(ledger: Ledger) -> None:
+    """The change a quorum approves obeys the body's rule: unknown fields and non-canonical
+    encodings are refused even with every approval good, and nothing is committed."""
+    change = ledger_pb2.GovernanceChange(
+        proposal_nonce=time.time_ns(),
+        role_changed=ledger_pb2.RoleChanged(member_id="agency-b", role=ledger_pb2.ROLE_EXCHANGE),
+    )
+    canonical = change.SerializeToString(deterministic=True)
+    nonce_only = ledger_pb2.GovernanceChange(proposal_nonce=change.proposal_nonce)
+    out_of_order = (
+        ledger_pb2.GovernanceChange(role_changed=change.role_changed).SerializeToString()
+        + nonce_only.SerializeToString()
+    )
+
+    def governance(change_bytes: bytes) -> ledger_pb2.SignedEvent:
+        message = governance_sign_bytes(ledger.genesis.chain_id, change_bytes)
+        approvals = [
+            ledger_pb2.Approval(
+                approver=ledger_pb2.Author(member_id=member, key_id=identity.key.key_id),
+                signature=identity.key.sign(crypto.DOMAIN_GOVERNANCE, message),
+            )
+            for member, identity in ledger.identities.items()
+        ]
+        return ledger.event("agency-a", "governance", change=change_bytes, approvals=approvals)
+
+    unknown = governance(canonical + UNKNOWN_FIELD)
+    reordered = governance(out_of_order)
+    with state_unchanged(ledger, refused=(unknown, reordered)):
+        submit_refused(ledger, unknown, grpc.StatusCode.INVALID_ARGUMENT, "unknown_fields")
+        submit_refused(ledger, reordered, grpc.StatusCode.INVALID_ARGUMENT, "non_canonical")
+
+
+def test_event_ids_that_are_not_32_bytes_are_invalid_argument(ledger: Ledger) -> None:
+    committed = probe(ledger)
+    for length in (0, 1, 31, 33, 64):
+        identifier = (committed.event_id * 2)[:length]
+        for call in (
+            lambda identifier=identifier: ledger.stub.GetEvent(
+                api_pb2.GetEventRequest(event_id=identifier), timeout=5
+            ),
+            lambda identifier=identifier: ledger.stub.GetInclusionProof(
+                api_pb2.GetInclusionProofRequest(event_id=identifier), timeout=5
+            ),
+        ):
+            assert_status(rejected(call), grpc.StatusCode.INVALID_ARGUMENT, "bad_event_id")
+    # Its 32 bytes find it; 32 bytes of nothing are not found.
+    found = ledger.stub.GetEvent(
+        api_pb2.GetEventRequest(event_id=committed.event_id), timeout=RPC_TIMEOUT_S
+    )
+    assert (found.height, found.log_index) == (committed.height, committed.log_index)
+    error = rejected(
+        lambda: ledger.stub.GetInclusionProof(
+            api_pb2.GetInclusionProofRequest(event_id=bytes(32)), timeout=5
+        )
+    )
+    assert_status(error, grpc.StatusCode.NOT_FOUND, "unknown_event")
+
+
+def test_a_history_cursor_beyond_the_log_index_range_is_invalid_argument(ledger: Ledger) -> None:
+    with state_unchanged(ledger, asset_ids=(PROBE_ASSET,)):
+        for cursor in (2**64 - 1, LOG_INDEX_MAX + 1):
+            error = rejected(lambda cursor=cursor: history_page(ledger, PROBE_ASSET, 5, cursor))
+            assert_status(error, grpc.StatusCode.INVALID_ARGUMENT, "bad_cursor")
+        # The largest cursor is a cursor: nothing comes after it.
+        last = history_page(ledger, PROBE_ASSET, 5, LOG_INDEX_MAX)
+        assert list(last.entries) == [] and not last.more
+    # Without has_cursor the number is not a cursor, however large.
+    request = api_pb2.GetAssetHistoryRequest(asset_id=PROBE_ASSET, after_log_index=2**64 - 1)
+    assert ledger.stub.GetAssetHistory(request, timeout=5).entries[0].log_index == 0
+
+
+def test_an_undefined_lineage_direction_is_invalid_argument(ledger: Ledger) -> None:
+    for direction in (3, 7, 2**31 - 1, -1):
+        error = rejected(
+            lambda direction=direction: ledger.stub.GetLineage(
+                api_pb2.GetLineageRequest(asset_id=PROBE_ASSET, direction=direction), timeout=5
+            )
+        )
+        assert_status(error, grpc.StatusCode.INVALID_ARGUMENT, "bad_direction")
+    for direction in (api_pb2.LINEAGE_DIRECTION_UPSTREAM, api_pb2.LINEAGE_DIRECTION_DOWNSTREAM):
+        lineage = ledger.stub.GetLineage(
+            api_pb2.GetLineageRequest(asset_id=PROBE_ASSET, direction=direction), timeout=5
+        )
+        assert lineage.assets[0].asset_id == PROBE_ASSET
+
+
+def test_a_token_that_is_not_canonical_is_unauthenticated(ledger: Ledger) -> None:
+    """A bearer token re-signed by its member's own key over a payload spelled otherwise than
+    the canonical JSON (with spaces) is refused; the canonical one reads."""
+    key = ledger.identities["auditor"].key
+    token = issue_token(key, "auditor", "auditor", ledger.genesis.chain_id, now_ms(), 60_000)
+    head = token.split(".")[0]
+    claims = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    assert canonical_json(claims) == base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    spaced = json.dumps(claims, sort_keys=True).encode()
+
+    def encode(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    forged = encode(spaced) + "." + encode(key.sign(b"provledger/v1/token\x00", spaced))
+    request = api_pb2.GetAssetRequest(asset_id=PROBE_ASSET)
+    error = rejected(
+        lambda: ledger.stub.GetAsset(
+            request, metadata=(("authorization", f"Bearer {forged}"),), timeout=5
+        )
+    )
+    assert_status(error, grpc.StatusCode.UNAUTHENTICATED, "token_non_canonical")
+    answer = ledger.stub.GetAsset(
+        request, metadata=(("authorization", f"Bearer {token}"),), timeout=5
+    )
+    assert answer.asset_id == PROBE_ASSET
+
+
+# --- request bytes that are not a request -------------------------------------------------
+
+
+MALFORMED_REQUEST = b"\x0a\x05ab"  # field 1 claims 5 bytes, 2 follow
+
+
+class _InlineVerifier:
+    """The SignatureVerifier's interface, checking inline (no worker processes)."""
+
+    async def verify(self, checks) -> list[bool]:
+        return [crypto.verify(key, b"", message, sig) for key, message, sig in checks]
+
+
+def test_malformed_request_bytes_are_invalid_argument(ledger: Ledger, tmp_path: Path) -> None:
+    """Bytes that are not the method's request message answer INVALID_ARGUMENT
+    `malformed_request` (the generated registration lets the parse error escape, which gRPC
+    answers UNKNOWN), for unary and streaming methods alike, and a good request on the same
+    channel is still served.
+
+    The service is registered by `grpc_api.add_to_server` on an aio server in this process,
+    over a real store and a real socket: the node's process still registers it with the
+    generated `add_LedgerServiceServicer_to_server` until node/server.py calls
+    `add_to_server` (see the report of issue 8)."""
+
+    async def scenario() -> None:
+        store = Store(tmp_path / "ledger", ledger.genesis)
+        node = LedgerNode(ledger.genesis, store, "node-0", _InlineVerifier(), lambda: now_ms())
+        server = grpc.aio.server()
+        add_to_server(LedgerService(node), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                for method in ("SubmitEvent", "GetEvent", "GetAssetHistory", "GetLineage"):
+                    call = channel.unary_unary(f"/{SERVICE}/{method}")
+                    with pytest.raises(grpc.aio.AioRpcError) as raised:
+                        await call(MALFORMED_REQUEST, timeout=5)
+                    assert_status(
+                        raised.value, grpc.StatusCode.INVALID_ARGUMENT, "malformed_request"
+                    )
+                    assert f"provledger.v1.{method}Request" in raised.value.details()
+                stream = channel.unary_stream(f"/{SERVICE}/SubscribeBlocks")
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    async for _ in stream(MALFORMED_REQUEST, timeout=5):
+                        pass
+                assert_status(raised.value, grpc.StatusCode.INVALID_ARGUMENT, "malformed_request")
+                # A well-formed request reaches the method.
+                stub = api_pb2_grpc.LedgerServiceStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await stub.GetEvent(api_pb2.GetEventRequest(event_id=bytes(32)), timeout=5)
+                assert_status(raised.value, grpc.StatusCode.NOT_FOUND, "unknown_event")
+        finally:
+            await server.stop(None)
+            store.close()
+
+    asyncio.run(scenario())
 
 
 def test_node_log_is_written(ledger: Ledger) -> None:
