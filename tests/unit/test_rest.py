@@ -618,6 +618,24 @@ def test_history_pages_through_the_events_of_an_asset_in_log_order(story):
     assert story.error("/v1/assets/history", 400, asset_id=TRIPS, cursor=cursor) == "bad_cursor"
 
 
+def test_a_history_cursor_beyond_the_log_index_range_is_bad_cursor(story):
+    """A well-formed history cursor for the right query whose log index is 2^64 - 1 (or any
+    number above a signed 64-bit integer) is a 400 bad_cursor, not an overflow in the store's
+    keys; the largest one is a cursor after which nothing comes."""
+    from provledger.node.rest.cursors import INT64_MAX
+    from provledger.node.rest.cursors import scope as _scope
+
+    scope = _scope("history", HEALTH)
+    for log_index in (2**64 - 1, INT64_MAX + 1):
+        cursor = encode_cursor("history", log_index, scope)
+        assert story.error("/v1/assets/history", 400, asset_id=HEALTH, cursor=cursor) == (
+            "bad_cursor"
+        )
+    last = encode_cursor("history", INT64_MAX, scope)
+    page = story.get("/v1/assets/history", asset_id=HEALTH, cursor=last)
+    assert (page["items"], page["next_cursor"]) == ([], None)
+
+
 def test_lineage_upstream_and_downstream(story):
     upstream = story.get("/v1/lineage", asset_id=REPORT)
     assert upstream["root"] == REPORT
