@@ -7,10 +7,10 @@ string is always "<code>: <reason>", the code stable for programs, the reason fo
 
 Bad input is refused here, at the edge, before it reaches a query or the store: request bytes
 that are not the method's request message (`malformed_request`: `add_to_server` registers the
-service with deserializers that hand such bytes to the method as a `MalformedRequest`
-instead of raising, which gRPC would answer UNKNOWN), an event id that is not 32 bytes
-(`bad_event_id`), a history cursor above `LOG_INDEX_MAX` (`bad_cursor`) and a lineage
-direction the enum does not define (`bad_direction`).
+service with deserializers that turn such bytes into a `MalformedRequest`, answered before
+the method is called, instead of raising, which gRPC would answer UNKNOWN), an event id
+that is not 32 bytes (`bad_event_id`), a history cursor above `LOG_INDEX_MAX` (`bad_cursor`)
+and a lineage direction the enum does not define (`bad_direction`).
 """
 
 from __future__ import annotations

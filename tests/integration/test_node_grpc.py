@@ -1433,7 +1433,7 @@ def test_malformed_request_bytes_are_invalid_argument(ledger: Ledger, tmp_path: 
     The service is registered by `grpc_api.add_to_server` on an aio server in this process,
     over a real store and a real socket: the node's process still registers it with the
     generated `add_LedgerServiceServicer_to_server` until node/server.py calls
-    `add_to_server` (see the report of issue 8)."""
+    `add_to_server`."""
 
     async def scenario() -> None:
         store = Store(tmp_path / "ledger", ledger.genesis)
