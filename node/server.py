@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from provledger.node.config import NodeConfig, split_host_port
 from provledger.node.consensus_driver import ConsensusDriver
-from provledger.node.grpc_api import LedgerService
+from provledger.node.grpc_api import LedgerService, add_to_server
 from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
@@ -42,7 +42,7 @@ from provledger.node.tls import load_tls_material
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.genesis import Genesis, parse_genesis
-from provledger.v1 import api_pb2, api_pb2_grpc
+from provledger.v1 import api_pb2
 
 log = logging.getLogger("provledger.node")
 
@@ -210,7 +210,7 @@ def _grpc_server(
     """The client API (LedgerService), with health checking and reflection, bound to
     `listen`; not started."""
     server = grpc.aio.server(options=GRPC_OPTIONS)
-    api_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerService(node), server)
+    add_to_server(LedgerService(node), server)  # malformed requests: INVALID_ARGUMENT
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -15,7 +15,6 @@ heads read before and after.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -36,10 +35,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from support.processes import NodeProcess, client_channel, init_consortium, wait_until
 
 from provledger.cli.client import EventSigner, Identity
-from provledger.node.grpc_api import LedgerService, add_to_server
-from provledger.node.ledger import LedgerNode
 from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX, SUBMIT_BATCH_EVENTS_MAX
-from provledger.node.store import Store
 from provledger.protocol import crypto, merkle
 from provledger.protocol.blocks import (
     block_id,
@@ -1417,56 +1413,27 @@ def test_a_token_that_is_not_canonical_is_unauthenticated(ledger: Ledger) -> Non
 MALFORMED_REQUEST = b"\x0a\x05ab"  # field 1 claims 5 bytes, 2 follow
 
 
-class _InlineVerifier:
-    """The SignatureVerifier's interface, checking inline (no worker processes)."""
-
-    async def verify(self, checks) -> list[bool]:
-        return [crypto.verify(key, b"", message, sig) for key, message, sig in checks]
-
-
-def test_malformed_request_bytes_are_invalid_argument(ledger: Ledger, tmp_path: Path) -> None:
+def test_malformed_request_bytes_are_invalid_argument(ledger: Ledger) -> None:
     """Bytes that are not the method's request message answer INVALID_ARGUMENT
-    `malformed_request` (the generated registration lets the parse error escape, which gRPC
-    answers UNKNOWN), for unary and streaming methods alike, and a good request on the same
-    channel is still served.
-
-    The service is registered by `grpc_api.add_to_server` on an aio server in this process,
-    over a real store and a real socket: the node's process still registers it with the
-    generated `add_LedgerServiceServicer_to_server` until node/server.py calls
-    `add_to_server`."""
-
-    async def scenario() -> None:
-        store = Store(tmp_path / "ledger", ledger.genesis)
-        node = LedgerNode(ledger.genesis, store, "node-0", _InlineVerifier(), lambda: now_ms())
-        server = grpc.aio.server()
-        add_to_server(LedgerService(node), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                for method in ("SubmitEvent", "GetEvent", "GetAssetHistory", "GetLineage"):
-                    call = channel.unary_unary(f"/{SERVICE}/{method}")
-                    with pytest.raises(grpc.aio.AioRpcError) as raised:
-                        await call(MALFORMED_REQUEST, timeout=5)
-                    assert_status(
-                        raised.value, grpc.StatusCode.INVALID_ARGUMENT, "malformed_request"
-                    )
-                    assert f"provledger.v1.{method}Request" in raised.value.details()
-                stream = channel.unary_stream(f"/{SERVICE}/SubscribeBlocks")
-                with pytest.raises(grpc.aio.AioRpcError) as raised:
-                    async for _ in stream(MALFORMED_REQUEST, timeout=5):
-                        pass
-                assert_status(raised.value, grpc.StatusCode.INVALID_ARGUMENT, "malformed_request")
-                # A well-formed request reaches the method.
-                stub = api_pb2_grpc.LedgerServiceStub(channel)
-                with pytest.raises(grpc.aio.AioRpcError) as raised:
-                    await stub.GetEvent(api_pb2.GetEventRequest(event_id=bytes(32)), timeout=5)
-                assert_status(raised.value, grpc.StatusCode.NOT_FOUND, "unknown_event")
-        finally:
-            await server.stop(None)
-            store.close()
-
-    asyncio.run(scenario())
+    `malformed_request` on the node (the generated registration lets the parse error escape,
+    which gRPC answers UNKNOWN), for unary and streaming methods alike, and a good request on
+    the same channel is still served."""
+    channel = ledger.channel
+    for method in ("SubmitEvent", "GetEvent", "GetAssetHistory", "GetLineage"):
+        call = channel.unary_unary(f"/{SERVICE}/{method}")
+        with pytest.raises(grpc.RpcError) as raised:
+            call(MALFORMED_REQUEST, timeout=5)
+        assert_status(raised.value, grpc.StatusCode.INVALID_ARGUMENT, "malformed_request")
+        assert f"provledger.v1.{method}Request" in raised.value.details()
+    stream = channel.unary_stream(f"/{SERVICE}/SubscribeBlocks")
+    with pytest.raises(grpc.RpcError) as raised:
+        for _ in stream(MALFORMED_REQUEST, timeout=5):
+            pass
+    assert_status(raised.value, grpc.StatusCode.INVALID_ARGUMENT, "malformed_request")
+    # A well-formed request reaches the method.
+    with pytest.raises(grpc.RpcError) as raised:
+        ledger.stub.GetEvent(api_pb2.GetEventRequest(event_id=bytes(32)), timeout=5)
+    assert_status(raised.value, grpc.StatusCode.NOT_FOUND, "unknown_event")
 
 
 def test_node_log_is_written(ledger: Ledger) -> None:
