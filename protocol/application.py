@@ -24,9 +24,12 @@ shell may verify a batch's signatures elsewhere first (`signature_checks`, then
 `mark_verified`); whatever it did not verify, admission verifies here.
 
 Consensus calls `has_pending_events`, `propose` and `validate`, always against the committed
-tip. A proposal leaves out the events the rules now reject; they leave the mempool and are
-reported (`take_reports`), with the proposals `validate` found invalid, for the shell to act
-on (tell a waiting client why) and to log. Nothing here logs.
+tip. A proposal takes the mempool's oldest events, in order, while they fit the block's byte
+budget (`BLOCK_SIZE_BYTES_MAX`, ADR 010); the first that does not fit and every event after it
+stay queued, in order, for a later block. It leaves out the events the rules now reject; they
+leave the mempool and are reported (`take_reports`), with the proposals `validate` found
+invalid (a block over the budget among them), for the shell to act on (tell a waiting client
+why) and to log. Nothing here logs.
 
 `commit` is the one commit sequence, for consensus decisions and synced blocks alike:
 execute the block on the tip (or take the execution cached by `propose` or `validate`), have
@@ -53,6 +56,7 @@ from provledger.protocol.events import DecodedEvent, decode, event_id
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
     BLOCK_EVENTS_MAX,
+    BLOCK_SIZE_BYTES_MAX,
     EVIDENCE_POOL_MAX,
     EXECUTED_BLOCKS_CACHED_MAX,
     VERIFIED_EVENTS_REMEMBERED_MAX,
@@ -258,12 +262,13 @@ class LedgerApplication:
         if tip.height > 0:
             checkpoint = store.checkpoint(tip.height)
             last_commit = checkpoint.certificate if checkpoint is not None else None
+        evidence, candidates = self._within_budget(last_commit)
         executed = blocks.execute_block(
             state=store,
             log=store.log,
             tip=tip,
             chain_id=self.genesis.chain_id,
-            candidates=self.mempool.peek(BLOCK_EVENTS_MAX),
+            candidates=candidates,
             time_ms=max(now_ms, tip.time_ms + 1),
             proposer_id=self.node_id,
             validators=self.genesis.validator_set,
@@ -272,12 +277,43 @@ class LedgerApplication:
             signatures_checked=lambda identifier: self._already_verified(
                 self.mempool.get(identifier)
             ),
-            evidence=sorted(self._evidence.values(), key=lambda e: evidence_key(e.first)),
+            evidence=evidence,
         )
         self.mempool.remove([d.event_id for d, _ in executed.rejected])
         self._reports.extend(LeftOut(d, rejection) for d, rejection in executed.rejected)
+        block = executed.to_block()
+        check(
+            block.ByteSize() <= BLOCK_SIZE_BYTES_MAX,
+            f"proposed a block of {block.ByteSize()} bytes, over {BLOCK_SIZE_BYTES_MAX}",
+        )
         self._cache(executed)
-        return executed.to_block()
+        return block
+
+    def _within_budget(
+        self, last_commit: ledger_pb2.CommitCertificate | None
+    ) -> tuple[list[ledger_pb2.Evidence], list[DecodedEvent]]:
+        """The evidence, then the mempool's oldest events, in order, that fit in one block's
+        byte budget beside its header and `last_commit` (counted at their widest). The first
+        item that does not fit ends its list: what follows waits for a later block, in order
+        (a derivation never overtakes its parent's registration)."""
+        room = BLOCK_SIZE_BYTES_MAX - blocks.size_before_events_bytes_max(
+            self.genesis.chain_id, self.node_id, last_commit
+        )
+        evidence: list[ledger_pb2.Evidence] = []
+        for item in sorted(self._evidence.values(), key=lambda e: evidence_key(e.first)):
+            size = blocks.entry_size_bytes(item)
+            if size > room:
+                break
+            evidence.append(item)
+            room -= size
+        candidates: list[DecodedEvent] = []
+        for decoded in self.mempool.peek(BLOCK_EVENTS_MAX):
+            size = blocks.entry_size_bytes(decoded.signed)
+            if size > room:
+                break
+            candidates.append(decoded)
+            room -= size
+        return evidence, candidates
 
     def validate(self, block: ledger_pb2.Block, now_ms: int) -> bool:
         identifier = blocks.block_id(block.header)

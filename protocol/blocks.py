@@ -10,6 +10,11 @@ SHA-256("provledger/v1/header\\x00" || header bytes), over the bytes as transmit
 (dropping those the rules reject) and every validator runs it again over a proposal (where any
 rejection makes the proposal invalid). Both get the same header, byte for byte.
 
+A block's serialised size never exceeds `BLOCK_SIZE_BYTES_MAX` (ADR 010), so that every message
+carrying one fits the peers' message cap. `validate_block` refuses a larger one, proposed or
+synced (`check_block_size`); a proposer picks its candidates with `size_before_events_bytes_max`
+and `entry_size_bytes`, which bound the bytes each part adds.
+
 A commit certificate holds precommit signatures over the block id from more than two thirds
 of the validators; a header with its certificate is a checkpoint, verifiable with nothing but
 the genesis document.
@@ -28,7 +33,7 @@ from provledger.protocol import crypto, merkle
 from provledger.protocol.errors import Rejected, check, invalid
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.genesis import Genesis, ValidatorSet
-from provledger.protocol.limits import BLOCK_EVENTS_MAX
+from provledger.protocol.limits import BLOCK_EVENTS_MAX, BLOCK_SIZE_BYTES_MAX
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
@@ -112,6 +117,62 @@ def genesis_writes(genesis: Genesis) -> list[Write]:
 
 def genesis_state_root(genesis: Genesis) -> bytes:
     return next_state_root(genesis.genesis_hash, genesis_writes(genesis))
+
+
+# --- the byte budget ---------------------------------------------------------------------
+
+_UINT64_MAX = 2**64 - 1
+_HASH_SIZE_BYTES = 32
+
+
+def check_block_size(block: ledger_pb2.Block) -> None:
+    """Raise `Rejected` if `block`'s serialised size exceeds the budget (ADR 010)."""
+    size = block.ByteSize()
+    if size > BLOCK_SIZE_BYTES_MAX:
+        raise invalid(
+            "block_too_large",
+            f"block is {size} bytes; the limit is {BLOCK_SIZE_BYTES_MAX}",
+        )
+
+
+def size_before_events_bytes_max(
+    chain_id: str,
+    proposer_id: str,
+    last_commit: ledger_pb2.CommitCertificate | None,
+) -> int:
+    """The most bytes a block by `proposer_id` takes before any event or evidence is added: its
+    header at its widest (every hash 32 bytes, every number at its longest varint) and its
+    last commit, each with its field tag and length. A real header is a few bytes shorter."""
+    widest = ledger_pb2.BlockHeader(
+        chain_id=chain_id,
+        height=_UINT64_MAX,
+        previous_block_id=bytes(_HASH_SIZE_BYTES),
+        time_ms=-1,  # a negative int64 takes the longest varint, 10 bytes
+        proposer_id=proposer_id,
+        events_root=bytes(_HASH_SIZE_BYTES),
+        event_count=_UINT64_MAX,
+        log_size=_UINT64_MAX,
+        log_root=bytes(_HASH_SIZE_BYTES),
+        state_root=bytes(_HASH_SIZE_BYTES),
+        validators_hash=bytes(_HASH_SIZE_BYTES),
+        last_commit_hash=bytes(_HASH_SIZE_BYTES),
+        evidence_hash=bytes(_HASH_SIZE_BYTES),
+    )
+    block = ledger_pb2.Block(header=encode_header(widest))
+    if last_commit is not None:
+        block.last_commit.CopyFrom(last_commit)
+    return block.ByteSize()
+
+
+def entry_size_bytes(entry: ledger_pb2.SignedEvent | ledger_pb2.Evidence) -> int:
+    """The bytes `entry` adds to a block as one more of its `events` or `evidence`: a one-byte
+    field tag (both field numbers are below 16), its length as a varint, then itself."""
+    size = entry.ByteSize()
+    return 1 + _varint_size_bytes(size) + size
+
+
+def _varint_size_bytes(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
 
 
 # --- execution ---------------------------------------------------------------------------
@@ -271,6 +332,7 @@ def validate_block(
 ) -> ExecutedBlock:
     """Re-execute a proposed (or synced) block on top of `tip`; return it executed if its
     header is exactly what executing its events gives, else raise `Rejected`."""
+    check_block_size(block)
     header = decode_header(block.header)
     if header.chain_id != genesis.chain_id or header.height != tip.height + 1:
         raise invalid("bad_block", f"block is not the next block of chain {genesis.chain_id}")

@@ -27,6 +27,21 @@ EVENT_TIMESTAMP_MS_MAX = 253_402_300_799_999
 
 # Blocks
 BLOCK_EVENTS_MAX = 2_000
+# A block's serialised size (ledger_pb2.Block: header, events, last commit, evidence): a proposer
+# never builds more, a validator refuses more, proposed or synced (ADR 010). Events are counted
+# as they are taken, so 2,000 events of 6 KiB (12 MB) make several blocks, not one unsendable.
+# Every message that carries a block must fit the shell's 8 MiB gRPC message cap
+# (GRPC_MESSAGE_SIZE_BYTES_MAX, node/settings.py), and the block is the bulk of it:
+#   inside the budget:  header < 1 KiB; last commit < 64 KiB (129 validators, the most a node
+#                       peers with, × ~330 bytes: a 64-character id, a 64-byte signature);
+#                       evidence <= EVIDENCE_POOL_MAX × ~400 bytes, ~400 KiB; the rest, events.
+#   around the block:   a proposal (PeerMessage.proposal) adds < 1 KiB (heights, rounds, proposer
+#                       id, signature); a SyncedBlock or a GetBlock answer adds the block's own
+#                       certificate, < 64 KiB.
+# So the largest message is under 3 MiB + 65 KiB: under half the 8 MiB cap (a peer's 64 MiB
+# queue holds 20 of them; relaying a proposal each second costs less) and under gRPC's default
+# 4 MiB receive limit, so a stock client reads any block with GetBlock or SubscribeBlocks.
+BLOCK_SIZE_BYTES_MAX = 3 * 1024 * 1024
 
 # The ledger application's memory (protocol/application.py, protocol/mempool.py)
 MEMPOOL_EVENTS_MAX = 100_000
