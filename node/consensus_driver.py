@@ -12,6 +12,12 @@ and carries out the outputs in order:
 - `EvidenceFound`: into the evidence pool, for a coming block.
 After every step the ledger acts on what the application reported (`handle_reports`).
 
+Nothing that fails to be sent stops consensus: a message the network cannot queue (over the
+peers' message cap, or failing to encode) is logged and dropped, and the outputs after it are
+still carried out; the periodic loops (rebroadcast, status polls) log a failed run and go on.
+Consensus recovers lost messages by its rounds and rebroadcasts. A proposal restored from the
+vote log with a block over the byte budget is never re-sent (ADR 010): it is logged at start.
+
 It is also what answers the peers: the `PeerNetwork` hands it every message (`on_peer_message`)
 and asks it for committed blocks (`blocks_from`) and this node's `status`; `node/server.py`
 attaches it to the network before the network starts. Events a peer forwards are admitted
@@ -34,6 +40,7 @@ from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, PeerRequestError
 from provledger.node.settings import (
     COMMIT_PAUSE_MS,
+    GOSSIP_BATCH_BYTES_MAX,
     GOSSIP_BATCH_EVENTS_MAX,
     GOSSIP_FLUSH_MS,
     REBROADCAST_INTERVAL_MS,
@@ -47,6 +54,7 @@ from provledger.protocol.application import Origin
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
+from provledger.protocol.limits import BLOCK_SIZE_BYTES_MAX
 from provledger.protocol.mempool import MempoolFull
 from provledger.v1 import ledger_pb2, peer_pb2
 
@@ -75,7 +83,18 @@ class ConsensusDriver:
             validator_id=node.node_id if is_validator else None,
             params=params,
         )
-        consensus.restore_signed(self.state, node.store.load_signed(node.store.head_height + 1))
+        withheld = consensus.restore_signed(
+            self.state, node.store.load_signed(node.store.head_height + 1)
+        )
+        for height, round_number in withheld:
+            log.warning(
+                "withholding the proposal signed for height %d round %d before the restart: its "
+                "block is over the %d-byte budget, so it is never re-sent and that round passes "
+                "without a proposal (ADR 010)",
+                height,
+                round_number,
+                BLOCK_SIZE_BYTES_MAX,
+            )
         self._tasks: set[asyncio.Task] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._gossip: list[ledger_pb2.SignedEvent] = []
@@ -124,11 +143,26 @@ class ConsensusDriver:
             self.failed.set()
 
     async def _every(self, interval_ms: int, action: Callable[[], object]) -> None:
+        """Run `action` every `interval_ms` until stopped. A run that raises is logged and the
+        loop goes on: a rebroadcast or a status poll is retried by the next run anyway, and a
+        loop that died would leave consensus without the re-sends that keep it live."""
+        failures = 0
         while not self._stopped:
             await asyncio.sleep(interval_ms / 1000)
-            result = action()
-            if asyncio.iscoroutine(result):
-                await result
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                failures += 1
+                log.log(
+                    _repeat_level(failures),
+                    "%s failed (%d times so far); it runs again in %d ms",
+                    getattr(action, "__name__", "a periodic task"),
+                    failures,
+                    interval_ms,
+                    exc_info=True,
+                )
 
     # --- feeding the state machine ---------------------------------------------------------
 
@@ -174,11 +208,29 @@ class ConsensusDriver:
             return
         if isinstance(message, ledger_pb2.Vote):
             wrapped = peer_pb2.PeerMessage(vote=message)
+            what = f"a vote for height {message.height} round {message.round}"
         elif isinstance(message, peer_pb2.Proposal):
             wrapped = peer_pb2.PeerMessage(proposal=message)
+            what = f"the proposal for height {message.height} round {message.round}"
         else:
             wrapped = peer_pb2.PeerMessage(evidence=message)
-        self._network.broadcast(wrapped)
+            what = "evidence"
+        self._send_to_peers(wrapped, what)
+
+    def _send_to_peers(self, message: peer_pb2.PeerMessage, what: str) -> None:
+        """Queue `message` for every peer. One that cannot be sent is logged and dropped, never
+        raised: this runs in the middle of carrying out a consensus step's outputs (those after
+        it must still happen) and in the rebroadcast loop. Nothing is lost that consensus needs:
+        a dropped vote or proposal only costs a round."""
+        network = self._network
+        if network is None:
+            return
+        try:
+            network.broadcast(message)
+        except ValueError as error:  # over the peers' message cap
+            log.error("dropped %s instead of sending it: %s", what, error)
+        except Exception:
+            log.exception("dropped %s: it could not be queued for the peers", what)
 
     def on_peer_message(self, sender_id: str, message: peer_pb2.PeerMessage) -> None:
         """Called by the PeerNetwork, on the loop, for every message a peer sends."""
@@ -244,11 +296,23 @@ class ConsensusDriver:
             self._gossip_flush.cancel()
             self._gossip_flush = None
         pending, self._gossip = self._gossip, []
-        for start in range(0, len(pending), GOSSIP_BATCH_EVENTS_MAX):
-            batch = pending[start : start + GOSSIP_BATCH_EVENTS_MAX]
-            self._network.broadcast(  # type: ignore[union-attr]
-                peer_pb2.PeerMessage(events=peer_pb2.EventBatch(events=batch))
-            )
+        batch: list[ledger_pb2.SignedEvent] = []
+        batch_bytes = 0
+        for signed in pending:
+            size = signed.ByteSize() + _EVENT_IN_BATCH_OVERHEAD_BYTES_MAX
+            if batch and (
+                len(batch) == GOSSIP_BATCH_EVENTS_MAX or batch_bytes + size > GOSSIP_BATCH_BYTES_MAX
+            ):
+                self._send_events(batch)
+                batch, batch_bytes = [], 0
+            batch.append(signed)
+            batch_bytes += size
+        if batch:
+            self._send_events(batch)
+
+    def _send_events(self, batch: list[ledger_pb2.SignedEvent]) -> None:
+        message = peer_pb2.PeerMessage(events=peer_pb2.EventBatch(events=batch))
+        self._send_to_peers(message, f"a batch of {len(batch)} events")
 
     # --- committing --------------------------------------------------------------------------
 
@@ -337,3 +401,13 @@ class ConsensusDriver:
         if executed is not None:  # else consensus got there first
             log.info("caught up block %d from %s", executed.header.height, peer_id)
         return True
+
+
+# A field tag and a length varint: what an event adds to an EventBatch beyond its own bytes.
+_EVENT_IN_BATCH_OVERHEAD_BYTES_MAX = 1 + 5
+
+
+def _repeat_level(count: int) -> int:
+    """ERROR for the 1st, 2nd, 4th, 8th... time a failure repeats, else DEBUG: visible
+    without a log line (and a traceback) every time."""
+    return logging.ERROR if count & (count - 1) == 0 else logging.DEBUG

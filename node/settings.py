@@ -43,6 +43,8 @@ STARTUP_STATUS_POLLS_MAX = 100
 COMMIT_PAUSE_MS = 10
 GOSSIP_FLUSH_MS = 5
 GOSSIP_BATCH_EVENTS_MAX = 500
+# Half the message cap: 500 events of up to 64 KiB (EVENT_BODY_SIZE_BYTES_MAX) would not fit it.
+GOSSIP_BATCH_BYTES_MAX = GRPC_MESSAGE_SIZE_BYTES_MAX // 2
 SYNC_BATCH_BLOCKS_MAX = 64
 
 # Signature checks in worker processes

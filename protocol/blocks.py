@@ -125,10 +125,15 @@ _UINT64_MAX = 2**64 - 1
 _HASH_SIZE_BYTES = 32
 
 
+def within_size_budget(block: ledger_pb2.Block) -> bool:
+    """Whether `block`'s serialised size is within the budget (ADR 010)."""
+    return block.ByteSize() <= BLOCK_SIZE_BYTES_MAX
+
+
 def check_block_size(block: ledger_pb2.Block) -> None:
     """Raise `Rejected` if `block`'s serialised size exceeds the budget (ADR 010)."""
-    size = block.ByteSize()
-    if size > BLOCK_SIZE_BYTES_MAX:
+    if not within_size_budget(block):
+        size = block.ByteSize()
         raise invalid(
             "block_too_large",
             f"block is {size} bytes; the limit is {BLOCK_SIZE_BYTES_MAX}",

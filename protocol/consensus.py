@@ -29,6 +29,13 @@ Never double-sign: every vote and proposal this validator signs is recorded in
 reloads them (`restore_signed`) and will only ever re-send the same vote for a height, round
 and type; it also re-takes its lock from its own precommits.
 
+Never re-send what cannot be sent: a restored proposal whose block is over the byte budget
+(`BLOCK_SIZE_BYTES_MAX`, ADR 010; signed by a version of the node that had none) is *withheld*.
+It stays in `state.signed`, so no other proposal is ever signed for its height and round, but
+it is never broadcast; in that round the validator proposes nothing and prevotes nil at once.
+Dropping one's own proposal is always safe (a proposer that crashed before sending does the
+same): it costs the round, and the next proposer moves the height on.
+
 Invariants (checked by the simulator on every step): no two honest validators decide
 different blocks at a height; heights never go backwards; an honest validator never signs two
 different votes of the same type for the same height and round.
@@ -108,6 +115,8 @@ class ConsensusState:
         default_factory=dict
     )
     signed_blocks: dict[bytes, ledger_pb2.Block] = field(default_factory=dict)
+    # (height, round) of restored proposals in `signed` that are never sent (over the budget).
+    withheld: set[tuple[int, int]] = field(default_factory=set)
     future: list[Input] = field(default_factory=list)
     evidence_seen: set[tuple[str, int, int, int]] = field(default_factory=set)
     decided_block_id: bytes | None = None
@@ -116,15 +125,24 @@ class ConsensusState:
 def restore_signed(
     state: ConsensusState,
     persisted: Iterable[tuple[ledger_pb2.Vote | peer_pb2.Proposal, ledger_pb2.Block | None]],
-) -> None:
-    """Load what this validator signed before a restart, so it never signs a conflict."""
+) -> list[tuple[int, int]]:
+    """Load what this validator signed before a restart, so it never signs a conflict.
+
+    Returns the (height, round) of every restored proposal that will be withheld, never sent,
+    because its block is over the byte budget (see the module docstring), for the shell to log.
+    """
+    withheld: list[tuple[int, int]] = []
     for message, block in persisted:
         if isinstance(message, peer_pb2.Proposal):
             state.signed[(message.height, message.round, 0)] = message
+            if not blocks.within_size_budget(message.block):
+                state.withheld.add((message.height, message.round))
+                withheld.append((message.height, message.round))
         else:
             state.signed[(message.height, message.round, message.type)] = message
             if block is not None and message.block_id:
                 state.signed_blocks[message.block_id] = block
+    return withheld
 
 
 def step(
@@ -178,8 +196,10 @@ class _Machine:
         s = self.s
         if s.step == Step.COMMITTED:
             return
-        for (height, _, _), message in sorted(s.signed.items(), key=lambda item: item[0]):
-            if height == s.height:
+        for (height, round_number, kind), message in sorted(
+            s.signed.items(), key=lambda item: item[0]
+        ):
+            if height == s.height and not (kind == 0 and (height, round_number) in s.withheld):
                 self.outputs.append(Broadcast(message))
         rounds = sorted({s.round, s.round - 1, s.valid_round} - {-1})
         for round_number in rounds:
@@ -234,6 +254,7 @@ class _Machine:
         s.fired.clear()
         s.decided_block_id = None
         s.signed = {key: value for key, value in s.signed.items() if key[0] >= height}
+        s.withheld = {key for key in s.withheld if key[0] >= height}
         kept = {
             message.block_id
             for message in s.signed.values()
@@ -273,7 +294,9 @@ class _Machine:
         if s.validator_id is not None and proposer(s.validators, s.height, s.round) == (
             s.validator_id
         ):
-            if s.valid_block is None and not self.app.has_pending_events():
+            if (s.height, s.round) in s.withheld:
+                self._withhold_proposal()
+            elif s.valid_block is None and not self.app.has_pending_events():
                 s.awaiting_events = True
                 self._schedule(Timeout.EMPTY_BLOCK)
             else:
@@ -281,8 +304,18 @@ class _Machine:
         else:
             self._schedule(Timeout.PROPOSE)
 
+    def _withhold_proposal(self) -> None:
+        """This validator signed a proposal for this round before a restart, over the byte
+        budget: no peer would accept it, and signing another for the same round is not
+        allowed. It proposes nothing and prevotes nil at once, as its propose timeout would
+        make it do (a prevote it signed before the restart is re-sent instead)."""
+        s = self.s
+        self._vote(PREVOTE, NIL)
+        s.step = Step.PREVOTE
+
     def _propose(self) -> None:
         s = self.s
+        check((s.height, s.round) not in s.withheld, "a withheld proposal is never sent")
         s.awaiting_events = False
         earlier = s.signed.get((s.height, s.round, 0))
         if isinstance(earlier, peer_pb2.Proposal):  # proposed before a restart: same again
