@@ -8,18 +8,23 @@ refuses a synced block whose certificate does not hold, and never overlaps. On t
 admission sends its signatures to the verifier, a waiter registered before admission is woken
 by the commit, and a waiter whose event a proposal left out learns why. Everything runs in one
 thread; the node's tests run its coroutines on a private event loop, with no timing involved.
+
+The byte budget (ADR 010): a proposal fills a block up to `BLOCK_SIZE_BYTES_MAX` and leaves the
+rest queued in order for the next blocks; a block of exactly the budget is valid and one byte
+more is refused, proposed or synced with a quorum's certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
 from sim.memory_store import MemoryChainStore
-from support.memory_state import GENESIS_TIME_MS, Consortium, digest, signing_key
+from support.memory_state import GENESIS_TIME_MS, Consortium, MemoryChain, digest, signing_key
 
 from provledger.node.ledger import Committed, LedgerNode
 from provledger.node.store import Store
@@ -34,6 +39,12 @@ from provledger.protocol.application import (
 )
 from provledger.protocol.errors import InvariantViolation, Rejected
 from provledger.protocol.events import DecodedEvent, event_id
+from provledger.protocol.limits import (
+    BLOCK_SIZE_BYTES_MAX,
+    METADATA_ENTRIES_MAX,
+    TEXT_LENGTH_CHARS_MAX,
+)
+from provledger.protocol.votes import PREVOTE, make_evidence, sign_vote
 from provledger.v1 import ledger_pb2
 
 NOW_MS = GENESIS_TIME_MS + 1_000
@@ -182,6 +193,178 @@ def test_an_invalid_proposal_is_reported_with_its_reason(consortium):
 
     assert validator.validate(block, NOW_MS)
     assert validator.take_reports() == []
+
+
+# --- the byte budget (ADR 010) ------------------------------------------------------------
+
+AUTHORS = ("agency-a", "agency-b", "exchange")  # the members who may register assets
+PADDING_VALUE_CHARS = 800  # one metadata entry adds ~810 bytes, less than the name's range
+NAME_CHARS_MIN = 128  # from here to TEXT_LENGTH_CHARS_MAX, a name's length prefix is 2 bytes
+
+
+def padded_registration(
+    consortium: Consortium, member: str, asset_id: str, entries: int, name_chars: int
+) -> ledger_pb2.SignedEvent:
+    """A legal registration whose size is set by its metadata `entries` of 800 characters
+    and its name of `name_chars` characters (one more character, one more byte)."""
+    return consortium.sign(
+        member,
+        "asset_registered",
+        asset_id=asset_id,
+        content_digest=digest(asset_id),
+        classification=ledger_pb2.CLASSIFICATION_GENERAL,
+        name="n" * name_chars,
+        metadata={f"k{j:02d}": "v" * PADDING_VALUE_CHARS for j in range(entries)},
+    )
+
+
+def big_registrations(consortium: Consortium, label: str, count: int) -> list:
+    """`count` registrations of ~26 KiB each, by the authors in turn."""
+    return [
+        padded_registration(
+            consortium,
+            AUTHORS[number % len(AUTHORS)],
+            f"{label}/{number}",
+            METADATA_ENTRIES_MAX,
+            NAME_CHARS_MIN,
+        )
+        for number in range(count)
+    ]
+
+
+def block_of_exactly(consortium: Consortium, size_bytes: int) -> ledger_pb2.Block:
+    """A valid first block of exactly `size_bytes` bytes, made by `execute_block` (which knows
+    no budget, as a Byzantine proposer's code would not): big registrations, then one whose
+    metadata and name make up the last bytes, one character per byte."""
+    labels = itertools.count()
+
+    def build(events: list) -> ledger_pb2.Block:
+        executed = MemoryChain(consortium).execute(events, NOW_MS, proposer_id="validator-1")
+        assert not executed.rejected
+        return executed.to_block()
+
+    def last(entries: int, name_chars: int) -> ledger_pb2.SignedEvent:
+        number = next(labels)
+        member = AUTHORS[number % len(AUTHORS)]
+        return padded_registration(consortium, member, f"last/{number}", entries, name_chars)
+
+    # Fill up to where a last event with metadata and name at their least can make up the rest.
+    fill: list[ledger_pb2.SignedEvent] = []
+    smallest_last = blocks.entry_size_bytes(last(0, NAME_CHARS_MIN))
+    room = size_bytes - build([]).ByteSize() - smallest_last
+    step = blocks.entry_size_bytes(last(1, NAME_CHARS_MIN)) - smallest_last
+    while room > METADATA_ENTRIES_MAX * step:
+        [event] = big_registrations(consortium, f"fill/{len(fill)}", 1)
+        fill.append(event)
+        room -= blocks.entry_size_bytes(event)
+    entries = room // step
+    name_chars = NAME_CHARS_MIN + room - entries * step
+    for _ in range(8):  # the header's counts may take a byte more or less: settle it
+        block = build([*fill, last(entries, name_chars)])
+        if block.ByteSize() == size_bytes:
+            return block
+        name_chars += size_bytes - block.ByteSize()
+        assert NAME_CHARS_MIN <= name_chars <= TEXT_LENGTH_CHARS_MAX
+    raise AssertionError(f"no block of exactly {size_bytes} bytes")
+
+
+def test_what_an_entry_adds_to_a_block_and_the_room_a_header_and_last_commit_take(consortium):
+    event = registration(consortium, "agency-a", "sized")
+    assert ledger_pb2.Block(events=[event]).ByteSize() == blocks.entry_size_bytes(event)
+    a, b = (
+        ledger_pb2.Vote(
+            type=PREVOTE, height=1, round=0, block_id=digest(label), validator_id="validator-3"
+        )
+        for label in ("A", "B")
+    )
+    for vote in (a, b):
+        vote.signature = sign_vote(
+            consortium.validator_keys["validator-3"], consortium.chain_id, vote
+        )
+    evidence = make_evidence(a, b)
+    assert ledger_pb2.Block(evidence=[evidence]).ByteSize() == blocks.entry_size_bytes(evidence)
+
+    store = MemoryChainStore(consortium.genesis)
+    app = LedgerApplication(consortium.genesis, store, "validator-1")
+    first = app.propose(1, 0, NOW_MS)
+    commit_now(app.commit(first, certificate_for(consortium, first), written_to(store)))
+    second = app.propose(2, 0, NOW_MS)  # empty, with the first block's certificate
+    assert second.ByteSize() <= blocks.size_before_events_bytes_max(
+        consortium.chain_id, "validator-1", second.last_commit
+    )
+
+
+def test_a_proposal_fills_the_budget_and_the_rest_commits_next_in_order(consortium):
+    store = MemoryChainStore(consortium.genesis)
+    proposer = LedgerApplication(consortium.genesis, store, "validator-1")
+    events = big_registrations(consortium, "queued", 300)  # ~2.5 budgets of ~26 KiB events
+    assert all(isinstance(o, DecodedEvent) for o in admit(proposer, events, Origin.CLIENT))
+    submitted = [event_id(e.body) for e in events]
+
+    committed: list[bytes] = []
+    for height in itertools.count(1):
+        block = proposer.propose(height, 0, NOW_MS)
+        in_block = [event_id(e.body) for e in block.events]
+        assert block.ByteSize() <= BLOCK_SIZE_BYTES_MAX
+        pending = [d.event_id for d in proposer.mempool.peek(len(submitted))]
+        assert committed + pending == submitted  # nothing lost, nothing reordered
+        assert pending[: len(in_block)] == in_block  # they leave the mempool when committed
+        queued = pending[len(in_block) :]
+        if queued:  # the block is full: the next event in line would not have fitted
+            next_event = events[len(committed) + len(in_block)]
+            assert block.ByteSize() + blocks.entry_size_bytes(next_event) > BLOCK_SIZE_BYTES_MAX
+        assert proposer.take_reports() == []
+        validator = LedgerApplication(consortium.genesis, store, "validator-0")
+        assert validator.validate(block, NOW_MS)
+        commit_now(proposer.commit(block, certificate_for(consortium, block), written_to(store)))
+        committed += in_block
+        if not queued:
+            break
+    assert committed == submitted and height == 3
+
+
+@pytest.fixture(scope="module")
+def budget_blocks() -> tuple[Consortium, ledger_pb2.Block, ledger_pb2.Block]:
+    """A consortium, and a valid first block of exactly the budget and one of a byte more."""
+    consortium = Consortium()
+    at_budget = block_of_exactly(consortium, BLOCK_SIZE_BYTES_MAX)
+    over_budget = block_of_exactly(consortium, BLOCK_SIZE_BYTES_MAX + 1)
+    return consortium, at_budget, over_budget
+
+
+def test_a_block_of_the_budget_is_valid_and_one_byte_more_is_refused(budget_blocks):
+    consortium, at_budget, over_budget = budget_blocks
+    validator = LedgerApplication(
+        consortium.genesis, MemoryChainStore(consortium.genesis), "validator-0"
+    )
+
+    assert validator.validate(at_budget, NOW_MS)
+    assert validator.take_reports() == []
+
+    assert not validator.validate(over_budget, NOW_MS)
+    [report] = validator.take_reports()
+    assert isinstance(report, InvalidProposal)
+    assert report.block_id == blocks.block_id(over_budget.header)
+    assert report.rejection.code == "block_too_large"
+    assert report.rejection.reason == (
+        f"block is {BLOCK_SIZE_BYTES_MAX + 1} bytes; the limit is {BLOCK_SIZE_BYTES_MAX}"
+    )
+
+
+def test_a_synced_block_over_the_budget_is_refused_despite_a_quorum_certificate(budget_blocks):
+    consortium, at_budget, over_budget = budget_blocks
+    store = MemoryChainStore(consortium.genesis)
+    app = LedgerApplication(consortium.genesis, store, "validator-0")
+
+    with pytest.raises(Rejected) as refused:
+        certificate = certificate_for(consortium, over_budget)
+        commit_now(app.commit(over_budget, certificate, written_to(store), synced=True))
+    assert refused.value.code == "block_too_large"
+    assert store.head_height == 0
+
+    certificate = certificate_for(consortium, at_budget)
+    assert commit_now(app.commit(at_budget, certificate, written_to(store), synced=True))
+    assert store.head_height == 1
 
 
 # --- the one commit sequence ------------------------------------------------------------
