@@ -36,7 +36,7 @@ from provledger.protocol.consensus import (
     Timeout,
 )
 from provledger.protocol.errors import InvariantViolation
-from provledger.protocol.limits import FUTURE_MESSAGES_MAX
+from provledger.protocol.limits import BLOCK_SIZE_BYTES_MAX, FUTURE_MESSAGES_MAX
 from provledger.protocol.votes import PRECOMMIT, PREVOTE, make_evidence, verify_evidence
 from provledger.v1 import ledger_pb2, peer_pb2
 
@@ -807,6 +807,83 @@ def test_a_restored_proposal_is_sent_again_not_rebuilt():
     assert outputs[0] == Broadcast(earlier)
     assert [m for m in persisted(outputs) if isinstance(m, peer_pb2.Proposal)] == []
     assert signed_votes(outputs) == [(PREVOTE, 0, block_id_of(earlier.block))]
+
+
+def block_of_size(validator: Validator, label: str, size_bytes: int) -> ledger_pb2.Block:
+    """A height-1 block (its id set by `label`) of exactly `size_bytes` serialised bytes."""
+    block = validator.block(label)
+    padding = block.events.add(signature=bytes(64))
+    while block.ByteSize() != size_bytes:
+        padding.body = bytes(len(padding.body) + size_bytes - block.ByteSize())
+    return block
+
+
+def test_a_restored_proposal_over_the_byte_budget_is_withheld_and_its_round_passes():
+    # ADR 010: before blocks had a byte budget, validator-1 signed a proposal no peer would
+    # take (over the message cap); re-sending it after a restart crashed the node again. Now
+    # it is kept (so nothing else is ever signed for height 1, round 0) and never sent.
+    validator = Validator("validator-1")  # the proposer of height 1, round 0
+    oversized = block_of_size(validator, "A", BLOCK_SIZE_BYTES_MAX + 1)
+    earlier = validator.proposal(oversized, 0)
+    assert consensus.restore_signed(validator.state, [(earlier, None)]) == [(1, 0)]
+
+    outputs = validator.start(1)
+    outputs += validator.rebroadcast() + validator.fire(Timeout.PROPOSE)
+    everything = list(outputs)
+
+    assert validator.app.proposed == []  # no other block proposed instead
+    assert not [
+        m for m in persisted(outputs) + broadcast(outputs) if isinstance(m, peer_pb2.Proposal)
+    ]
+    assert validator.state.signed[(1, 0, 0)] == earlier
+    assert signed_votes(outputs) == [(PREVOTE, 0, NIL)]  # at once, as the timeout would have
+    assert validator.state.step == Step.PREVOTE
+
+    # The round passes like any round whose proposer crashed; the next proposer's block is
+    # prevoted, and the withheld proposal is never sent, not even by a later rebroadcast.
+    outputs = validator.receive(
+        *[validator.prevote(v, 0, None) for v in ("validator-0", "validator-2")]
+    )
+    assert signed_votes(outputs) == [(PRECOMMIT, 0, NIL)]
+    everything += outputs
+    everything += validator.receive(
+        *[validator.precommit(v, 0, None) for v in ("validator-0", "validator-2")]
+    )
+    everything += validator.fire(Timeout.PRECOMMIT)
+    assert validator.state.round == 1
+    b = validator.block("B")
+    outputs = validator.receive(validator.proposal(b, 1)) + validator.rebroadcast()
+    everything += outputs
+    assert signed_votes(outputs) == [(PREVOTE, 1, block_id_of(b))]
+    assert [m for m in broadcast(everything) if isinstance(m, peer_pb2.Proposal)] == [
+        validator.proposal(b, 1)  # relayed: the round's proposal, from validator-2
+    ]
+    assert_persisted_before_broadcast(everything, "validator-1")
+
+
+def test_a_restored_proposal_of_exactly_the_byte_budget_is_sent_again():
+    validator = Validator("validator-1")
+    earlier = validator.proposal(block_of_size(validator, "A", BLOCK_SIZE_BYTES_MAX), 0)
+    assert consensus.restore_signed(validator.state, [(earlier, None)]) == []
+
+    outputs = validator.start(1)
+
+    assert outputs[0] == Broadcast(earlier)
+    assert signed_votes(outputs) == [(PREVOTE, 0, block_id_of(earlier.block))]
+
+
+def test_a_withheld_proposal_of_an_earlier_round_is_never_rebroadcast_and_goes_with_its_height():
+    validator = Validator("validator-1")
+    earlier = validator.proposal(block_of_size(validator, "A", BLOCK_SIZE_BYTES_MAX + 1), 0)
+    prevote = validator.prevote("validator-1", 2, None)
+    consensus.restore_signed(validator.state, [(earlier, None), (prevote, None)])
+
+    validator.start(1)  # resumes in round 2, the latest it signed in
+
+    assert validator.state.round == 2
+    assert broadcast(validator.rebroadcast()) == [prevote]
+    validator.start(2)
+    assert validator.state.withheld == set()
 
 
 def test_the_lock_is_restored_from_a_persisted_precommit_with_its_block():
