@@ -14,6 +14,10 @@ an in-memory store, admitting and committing through the same calls as the node 
 - Byzantine validators equivocate (they sign a second, conflicting vote for every vote) and
   replay genuine old proposals and votes to random peers.
 
+No node ever sends a proposal whose block is over the byte budget (ADR 010): the node's
+transport would refuse it. That holds even for a node restarted with such a proposal in its
+write-ahead log, which it must withhold (tests/sim/test_simulation.py plants one).
+
 Invariants are checked after every delivery, timer and commit; a violation raises
 `InvariantBroken` with the seed. After the fault phase all faults stop (partitions heal,
 crashed nodes restart, the network stops dropping) and every honest node must commit again
@@ -187,6 +191,11 @@ class SimNode:
 
     def broadcast(self, message: Any) -> None:
         sim = self.sim
+        if isinstance(message, peer_pb2.Proposal) and not blocks.within_size_budget(message.block):
+            sim.fail(
+                f"{self.node_id} sent a proposal for height {message.height} round "
+                f"{message.round} whose block is over the byte budget"
+            )
         if (
             self.byzantine
             and isinstance(message, ledger_pb2.Vote)

@@ -22,6 +22,10 @@ from pathlib import Path
 import pytest
 from sim.simulator import InvariantBroken, Scenario, Simulation
 
+from provledger.protocol import blocks, consensus, crypto
+from provledger.protocol.limits import BLOCK_SIZE_BYTES_MAX
+from provledger.v1 import ledger_pb2, peer_pb2
+
 SIM_SEEDS = int(os.environ.get("SIM_SEEDS", "500"))
 SEEDS_PER_CHUNK = 25
 WORKERS_MAX = 4
@@ -130,3 +134,86 @@ def test_a_byzantine_equivocator_is_recorded(validators: int) -> None:
     assert byzantine_ids <= simulation.equivocations
     for node in simulation.honest():
         assert byzantine_ids <= node.store.evidence_against
+
+
+def test_a_validator_restarted_with_an_unsendable_proposal_withholds_it_and_all_commit():
+    """ADR 010, the second half of issue 8's attack: every validator restarts, one of them with
+    a signed proposal over the byte budget in its write-ahead log for the next height, in the
+    first round it proposes in. It must never send it (the simulator fails any node that
+    sends one) nor sign another for that round, and every node commits again."""
+    scenario = Scenario(
+        seed=0,
+        validators=4,
+        byzantine=(),
+        drop_probability=0.0,
+        duplicate_probability=0.0,
+        delay_ms_max=5,
+        fault_phase_ms=0,
+        crash_count=0,
+        partition_count=0,
+        event_interval_ms=150,
+    )
+    simulation = Simulation(scenario)
+    simulation.faults_active = False
+    simulation.plan_faults()  # no faults in this scenario: client events only
+    simulation.run_until(3_000)
+    assert min(node.store.head_height for node in simulation.nodes) >= 1
+    for node in simulation.nodes:
+        node.crash()
+
+    validators = simulation.consortium.genesis.validator_set
+
+    def first_round_proposing(node) -> int:
+        height = node.store.head_height + 1
+        return next(
+            r
+            for r in range(len(simulation.nodes))
+            if consensus.proposer(validators, height, r) == node.node_id
+        )
+
+    node = min(simulation.nodes, key=lambda n: (first_round_proposing(n), n.index))
+    tip = node.store.tip
+    header = ledger_pb2.BlockHeader(
+        chain_id=simulation.consortium.chain_id,
+        height=tip.height + 1,
+        previous_block_id=tip.block_id,
+        time_ms=tip.time_ms + 1,
+        proposer_id=node.node_id,
+    )
+    block = ledger_pb2.Block(
+        header=blocks.encode_header(header),
+        events=[ledger_pb2.SignedEvent(body=bytes(BLOCK_SIZE_BYTES_MAX), signature=bytes(64))],
+    )
+    planted = peer_pb2.Proposal(
+        height=tip.height + 1,
+        round=first_round_proposing(node),
+        pol_round=-1,
+        block=block,
+        proposer_id=node.node_id,
+    )
+    planted.signature = simulation.consortium.validator_keys[node.node_id].sign(
+        crypto.DOMAIN_PROPOSAL,
+        consensus.proposal_sign_bytes(
+            simulation.consortium.chain_id, planted, blocks.block_id(block.header)
+        ),
+    )
+    node.store.wal.append((planted, None))
+    logged_before_restart = len(node.store.wal)
+
+    for restarted in simulation.nodes:
+        restarted.boot()
+    assert node.state.withheld == {(planted.height, planted.round)}
+    assert node.state.signed[(planted.height, planted.round, 0)] == planted
+    target = max(n.store.head_height for n in simulation.nodes) + 3
+
+    assert simulation.run_until(
+        simulation.time_ms + 60_000,
+        lambda: all(n.store.head_height >= target for n in simulation.nodes),
+    ), {n.node_id: n.store.head_height for n in simulation.nodes}
+    signed_since = [message for message, _ in node.store.wal[logged_before_restart:]]
+    assert not [
+        m
+        for m in signed_since
+        if isinstance(m, peer_pb2.Proposal)
+        and (m.height, m.round) == (planted.height, planted.round)
+    ], "another proposal was signed for the withheld proposal's round"
