@@ -16,7 +16,7 @@ Nothing that fails to be sent stops consensus: a message the network cannot queu
 peers' message cap, or failing to encode) is logged and dropped, and the outputs after it are
 still carried out; the periodic loops (rebroadcast, status polls) log a failed run and go on.
 Consensus recovers lost messages by its rounds and rebroadcasts. A proposal restored from the
-vote log with a block over the byte budget is never re-sent (ADR 010): it is logged at start.
+vote log with a block over the byte budget is never re-sent (ADR 011): it is logged at start.
 
 It is also what answers the peers: the `PeerNetwork` hands it every message (`on_peer_message`)
 and asks it for committed blocks (`blocks_from`) and this node's `status`; `node/server.py`
@@ -90,7 +90,7 @@ class ConsensusDriver:
             log.warning(
                 "withholding the proposal signed for height %d round %d before the restart: its "
                 "block is over the %d-byte budget, so it is never re-sent and that round passes "
-                "without a proposal (ADR 010)",
+                "without a proposal (ADR 011)",
                 height,
                 round_number,
                 BLOCK_SIZE_BYTES_MAX,

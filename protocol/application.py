@@ -25,7 +25,7 @@ shell may verify a batch's signatures elsewhere first (`signature_checks`, then
 
 Consensus calls `has_pending_events`, `propose` and `validate`, always against the committed
 tip. A proposal takes the mempool's oldest events, in order, while they fit the block's byte
-budget (`BLOCK_SIZE_BYTES_MAX`, ADR 010); the first that does not fit and every event after it
+budget (`BLOCK_SIZE_BYTES_MAX`, ADR 011); the first that does not fit and every event after it
 stay queued, in order, for a later block. It leaves out the events the rules now reject; they
 leave the mempool and are reported (`take_reports`), with the proposals `validate` found
 invalid (a block over the budget among them), for the shell to act on (tell a waiting client

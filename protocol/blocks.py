@@ -10,7 +10,7 @@ SHA-256("provledger/v1/header\\x00" || header bytes), over the bytes as transmit
 (dropping those the rules reject) and every validator runs it again over a proposal (where any
 rejection makes the proposal invalid). Both get the same header, byte for byte.
 
-A block's serialised size never exceeds `BLOCK_SIZE_BYTES_MAX` (ADR 010), so that every message
+A block's serialised size never exceeds `BLOCK_SIZE_BYTES_MAX` (ADR 011), so that every message
 carrying one fits the peers' message cap. `validate_block` refuses a larger one, proposed or
 synced (`check_block_size`); a proposer picks its candidates with `size_before_events_bytes_max`
 and `entry_size_bytes`, which bound the bytes each part adds.
@@ -126,12 +126,12 @@ _HASH_SIZE_BYTES = 32
 
 
 def within_size_budget(block: ledger_pb2.Block) -> bool:
-    """Whether `block`'s serialised size is within the budget (ADR 010)."""
+    """Whether `block`'s serialised size is within the budget (ADR 011)."""
     return block.ByteSize() <= BLOCK_SIZE_BYTES_MAX
 
 
 def check_block_size(block: ledger_pb2.Block) -> None:
-    """Raise `Rejected` if `block`'s serialised size exceeds the budget (ADR 010)."""
+    """Raise `Rejected` if `block`'s serialised size exceeds the budget (ADR 011)."""
     if not within_size_budget(block):
         size = block.ByteSize()
         raise invalid(

@@ -30,7 +30,7 @@ reloads them (`restore_signed`) and will only ever re-send the same vote for a h
 and type; it also re-takes its lock from its own precommits.
 
 Never re-send what cannot be sent: a restored proposal whose block is over the byte budget
-(`BLOCK_SIZE_BYTES_MAX`, ADR 010; signed by a version of the node that had none) is *withheld*.
+(`BLOCK_SIZE_BYTES_MAX`, ADR 011; signed by a version of the node that had none) is *withheld*.
 It stays in `state.signed`, so no other proposal is ever signed for its height and round, but
 it is never broadcast; in that round the validator proposes nothing and prevotes nil at once.
 Dropping one's own proposal is always safe (a proposer that crashed before sending does the

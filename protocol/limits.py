@@ -28,7 +28,7 @@ EVENT_TIMESTAMP_MS_MAX = 253_402_300_799_999
 # Blocks
 BLOCK_EVENTS_MAX = 2_000
 # A block's serialised size (ledger_pb2.Block: header, events, last commit, evidence): a proposer
-# never builds more, a validator refuses more, proposed or synced (ADR 010). Events are counted
+# never builds more, a validator refuses more, proposed or synced (ADR 011). Events are counted
 # as they are taken, so 2,000 events of 6 KiB (12 MB) make several blocks, not one unsendable.
 # Every message that carries a block must fit the shell's 8 MiB gRPC message cap
 # (GRPC_MESSAGE_SIZE_BYTES_MAX, node/settings.py), and the block is the bulk of it:

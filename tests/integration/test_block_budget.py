@@ -5,7 +5,7 @@ nodes. Before blocks had a byte budget, a proposer put 2,000 of them (about 12.5
 proposal, over the peers' 8 MiB message cap; sending it raised inside consensus, the node
 stopped, and after a restart it re-sent the same proposal from its vote log and stopped again.
 
-Here (ADR 010) every block stays within `BLOCK_SIZE_BYTES_MAX`, so the 4,000 events commit in
+Here (ADR 011) every block stays within `BLOCK_SIZE_BYTES_MAX`, so the 4,000 events commit in
 several blocks and every node keeps committing. Then all four nodes are stopped by PID
 (SIGTERM), and one of them is given what the attack left behind: a signed proposal of those
 2,000 events for the next height in its vote log. After all four restart, that node withholds

@@ -14,7 +14,7 @@ an in-memory store, admitting and committing through the same calls as the node 
 - Byzantine validators equivocate (they sign a second, conflicting vote for every vote) and
   replay genuine old proposals and votes to random peers.
 
-No node ever sends a proposal whose block is over the byte budget (ADR 010): the node's
+No node ever sends a proposal whose block is over the byte budget (ADR 011): the node's
 transport would refuse it. That holds even for a node restarted with such a proposal in its
 write-ahead log, which it must withhold (tests/sim/test_simulation.py plants one).
 

@@ -137,7 +137,7 @@ def test_a_byzantine_equivocator_is_recorded(validators: int) -> None:
 
 
 def test_a_validator_restarted_with_an_unsendable_proposal_withholds_it_and_all_commit():
-    """ADR 010, the second half of issue 8's attack: every validator restarts, one of them with
+    """ADR 011, the second half of issue 8's attack: every validator restarts, one of them with
     a signed proposal over the byte budget in its write-ahead log for the next height, in the
     first round it proposes in. It must never send it (the simulator fails any node that
     sends one) nor sign another for that round, and every node commits again."""

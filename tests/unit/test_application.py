@@ -9,7 +9,7 @@ admission sends its signatures to the verifier, a waiter registered before admis
 by the commit, and a waiter whose event a proposal left out learns why. Everything runs in one
 thread; the node's tests run its coroutines on a private event loop, with no timing involved.
 
-The byte budget (ADR 010): a proposal fills a block up to `BLOCK_SIZE_BYTES_MAX` and leaves the
+The byte budget (ADR 011): a proposal fills a block up to `BLOCK_SIZE_BYTES_MAX` and leaves the
 rest queued in order for the next blocks; a block of exactly the budget is valid and one byte
 more is refused, proposed or synced with a quorum's certificate.
 """
@@ -195,7 +195,7 @@ def test_an_invalid_proposal_is_reported_with_its_reason(consortium):
     assert validator.take_reports() == []
 
 
-# --- the byte budget (ADR 010) ------------------------------------------------------------
+# --- the byte budget (ADR 011) ------------------------------------------------------------
 
 AUTHORS = ("agency-a", "agency-b", "exchange")  # the members who may register assets
 PADDING_VALUE_CHARS = 800  # one metadata entry adds ~810 bytes, less than the name's range

@@ -819,7 +819,7 @@ def block_of_size(validator: Validator, label: str, size_bytes: int) -> ledger_p
 
 
 def test_a_restored_proposal_over_the_byte_budget_is_withheld_and_its_round_passes():
-    # ADR 010: before blocks had a byte budget, validator-1 signed a proposal no peer would
+    # ADR 011: before blocks had a byte budget, validator-1 signed a proposal no peer would
     # take (over the message cap); re-sending it after a restart crashed the node again. Now
     # it is kept (so nothing else is ever signed for height 1, round 0) and never sent.
     validator = Validator("validator-1")  # the proposer of height 1, round 0
