@@ -52,7 +52,7 @@ from provledger.node.settings import (
 from provledger.protocol import blocks, consensus
 from provledger.protocol.application import Origin
 from provledger.protocol.crypto import SigningKey
-from provledger.protocol.errors import Rejected, check
+from provledger.protocol.errors import InvariantViolation, Rejected, check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.limits import BLOCK_SIZE_BYTES_MAX
 from provledger.protocol.mempool import MempoolFull
@@ -145,7 +145,8 @@ class ConsensusDriver:
     async def _every(self, interval_ms: int, action: Callable[[], object]) -> None:
         """Run `action` every `interval_ms` until stopped. A run that raises is logged and the
         loop goes on: a rebroadcast or a status poll is retried by the next run anyway, and a
-        loop that died would leave consensus without the re-sends that keep it live."""
+        loop that died would leave consensus without the re-sends that keep it live. A broken
+        invariant is a bug, not a failed run: it stops the node, as everywhere else."""
         failures = 0
         while not self._stopped:
             await asyncio.sleep(interval_ms / 1000)
@@ -153,6 +154,8 @@ class ConsensusDriver:
                 result = action()
                 if asyncio.iscoroutine(result):
                     await result
+            except InvariantViolation:
+                raise
             except Exception:
                 failures += 1
                 log.log(
