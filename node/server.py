@@ -23,7 +23,6 @@ from collections.abc import Iterator
 import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from provledger.node.config import NodeConfig, split_host_port
 from provledger.node.consensus_driver import ConsensusDriver
@@ -32,6 +31,7 @@ from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
 from provledger.node.private_files import make_private_directory
+from provledger.node.reflection import enable_reflection
 from provledger.node.rest import create_app
 from provledger.node.rest_connections import AsgiApp, RestLimits, uvicorn_config
 from provledger.node.settings import (
@@ -203,15 +203,13 @@ def _peer_network(config: NodeConfig, genesis: Genesis) -> PeerNetwork:
 def _grpc_server(
     node: LedgerNode, listen: str
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The client API (LedgerService), with health checking and reflection, bound to
-    `listen`; not started."""
+    """The client API (LedgerService), with health checking and reflection (v1 and v1alpha),
+    bound to `listen`; not started."""
     server = grpc.aio.server(options=GRPC_OPTIONS)
     add_to_server(LedgerService(node), server)  # malformed requests: INVALID_ARGUMENT
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
     if server.add_insecure_port(listen) == 0:
         raise OSError(f"cannot listen on {listen}")
     return server, health_servicer
