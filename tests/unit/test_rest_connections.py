@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import resource
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -331,3 +334,40 @@ def test_a_request_head_still_incomplete_past_its_size_limit_is_refused() -> Non
             client.close()
 
     run(test)
+
+
+# --- the process's open-file limit -------------------------------------------------------
+
+RAISE_IN_CHILD = """
+import logging, resource, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(message)s")
+soft, hard = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+from provledger.node.server import raise_file_descriptor_limit
+print(raise_file_descriptor_limit(int(sys.argv[3])), *resource.getrlimit(resource.RLIMIT_NOFILE))
+"""
+
+
+def limits_in_child(soft: int, hard: int, minimum: int) -> list[str]:
+    """What `raise_file_descriptor_limit(minimum)` does in a child process started with
+    these limits (a child, so this process keeps its own): its log lines, then the soft limit
+    it returned, and the soft and hard limits after."""
+    result = subprocess.run(
+        [sys.executable, "-c", RAISE_IN_CHILD, str(soft), str(hard), str(minimum)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.splitlines()
+
+
+def test_the_node_raises_its_soft_open_file_limit_within_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = 4_096 if hard == resource.RLIM_INFINITY else hard
+    assert hard >= 2_048, "this test needs a hard RLIMIT_NOFILE of at least 2,048"
+    assert limits_in_child(256, hard, 2_048) == [f"2048 2048 {hard}"]  # raised
+    assert limits_in_child(1_024, hard, 512) == [f"1024 1024 {hard}"]  # never lowered
+    *warning, figures = limits_in_child(256, 1_024, 2_048)  # as far as the hard limit goes
+    assert figures == "1024 1024 1024"
+    assert "limited to 1024" in " ".join(warning)
