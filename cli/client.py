@@ -20,6 +20,7 @@ from provledger.node.keyfile import load_key
 from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.events import event_id, sign_event
+from provledger.protocol.limits import NONCE_MAX
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 CHANNEL_OPTIONS = [
@@ -48,9 +49,8 @@ class Identity:
         )
 
 
-# Nonces are 1..2^63-1 (ADR 004). A signer starts at a random value at most NONCE_START_MAX,
-# which leaves 2^62 nonces to count up through before leaving the range.
-NONCE_MAX = 2**63 - 1
+# Nonces are 1..NONCE_MAX = 2^63-1 (ADR 004; events.decode refuses others). A signer starts
+# at a random value at most NONCE_START_MAX, which leaves 2^62 nonces to count up through.
 NONCE_START_MAX = 2**62
 
 

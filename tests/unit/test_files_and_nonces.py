@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 
 from provledger.cli import consortium
-from provledger.cli.client import NONCE_MAX, NONCE_START_MAX, EventSigner, Identity
+from provledger.cli.client import NONCE_START_MAX, EventSigner, Identity
 from provledger.cli.main import main
 from provledger.node.keyfile import load_key, new_signing_key, save_key
 from provledger.node.private_files import make_private_directory, write_private_file
+from provledger.protocol.limits import NONCE_MAX
 from provledger.v1 import ledger_pb2
 
 
