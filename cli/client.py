@@ -63,7 +63,7 @@ class EventSigner:
     each overlap with a chance of about 2n / 2^62. (They used to start at the time in
     microseconds, and two processes started together collided on most of their nonces.)
     `random_source` is the system's secure random numbers unless a test passes a seeded one;
-    `first_nonce` fixes the start."""
+    `first_nonce` fixes the start, as given (a test may pass one the node must refuse)."""
 
     def __init__(
         self,
@@ -74,14 +74,12 @@ class EventSigner:
         self.identity = identity
         if first_nonce is None:
             first_nonce = (random_source or random.SystemRandom()).randint(1, NONCE_START_MAX)
-        if not 1 <= first_nonce <= NONCE_MAX:
-            raise ValueError(f"a nonce is 1..{NONCE_MAX}, not {first_nonce}")
         self.first_nonce = first_nonce
         self._nonces = itertools.count(first_nonce)
 
     def next_nonce(self) -> int:
         nonce = next(self._nonces)
-        if nonce > NONCE_MAX:
+        if nonce > NONCE_MAX >= self.first_nonce:  # counted past the top of the range
             raise ValueError("this signer has used every nonce up to 2^63-1; make a new one")
         return nonce
 
