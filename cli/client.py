@@ -7,6 +7,7 @@ same with code generated from `proto/` (see README).
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from provledger.node.keyfile import load_key
 from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.events import event_id, sign_event
+from provledger.protocol.limits import NONCE_MAX
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 CHANNEL_OPTIONS = [
@@ -47,16 +49,39 @@ class Identity:
         )
 
 
+# Nonces are 1..NONCE_MAX = 2^63-1 (ADR 004; events.decode refuses others). A signer starts
+# at a random value at most NONCE_START_MAX, which leaves 2^62 nonces to count up through.
+NONCE_START_MAX = 2**62
+
+
 class EventSigner:
     """Builds and signs events for one identity, with fresh nonces.
 
-    Nonces start at the current time in microseconds and count up, so that two runs of a
-    client never reuse one (each (author, nonce) commits at most once)."""
+    Each (author, nonce) commits at most once (ADR 004). A signer starts its nonces at a
+    random value in 1..2^62 and counts up, so that signers for one identity, in one process
+    or many, started at the same moment or not, do not collide: two signers issuing n events
+    each overlap with a chance of about 2n / 2^62. (They used to start at the time in
+    microseconds, and two processes started together collided on most of their nonces.)
+    `random_source` is the system's secure random numbers unless a test passes a seeded one;
+    `first_nonce` fixes the start, as given (a test may pass one the node must refuse)."""
 
-    def __init__(self, identity: Identity, first_nonce: int | None = None) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        first_nonce: int | None = None,
+        random_source: random.Random | None = None,
+    ) -> None:
         self.identity = identity
-        start = first_nonce if first_nonce is not None else time.time_ns() // 1_000
-        self._nonces = itertools.count(start)
+        if first_nonce is None:
+            first_nonce = (random_source or random.SystemRandom()).randint(1, NONCE_START_MAX)
+        self.first_nonce = first_nonce
+        self._nonces = itertools.count(first_nonce)
+
+    def next_nonce(self) -> int:
+        nonce = next(self._nonces)
+        if nonce > NONCE_MAX >= self.first_nonce:  # counted past the top of the range
+            raise ValueError("this signer has used every nonce up to 2^63-1; make a new one")
+        return nonce
 
     def event(self, kind: str, **fields: Any) -> ledger_pb2.SignedEvent:
         """Sign an event whose payload `kind` has `fields` (protobuf JSON names allowed)."""
@@ -65,7 +90,7 @@ class EventSigner:
             author=ledger_pb2.Author(
                 member_id=self.identity.member_id, key_id=self.identity.key.key_id
             ),
-            nonce=next(self._nonces),
+            nonce=self.next_nonce(),
             timestamp_ms=time.time_ns() // 1_000_000,
         )
         payload = getattr(event, kind)
@@ -99,7 +124,7 @@ class EventSigner:
             author=ledger_pb2.Author(
                 member_id=self.identity.member_id, key_id=self.identity.key.key_id
             ),
-            nonce=next(self._nonces),
+            nonce=self.next_nonce(),
             timestamp_ms=time.time_ns() // 1_000_000,
         )
         getattr(event, kind).CopyFrom(payload)

@@ -5,13 +5,15 @@ DIR/node-K/config.toml         node K's settings (ports on 127.0.0.1: gRPC base+
                                base+100+K, REST base+200+K)
 DIR/node-K/validator-key.json  node K's validator key (owner-readable only)
 DIR/identities/<member>.json   a key file a member's client signs with
+DIR/ca/ca-key.pem              the consortium CA's key (more than one node)
+
+Every key file is written 0600 and every folder made here 0700 (node/private_files.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from provledger.cli.output import CommandError, emit
 from provledger.node import config as node_config
 from provledger.node import tls
 from provledger.node.keyfile import new_signing_key, save_key
+from provledger.node.private_files import make_private_directory, write_private_file
 
 PEER_PORT_OFFSET = 100
 REST_PORT_OFFSET = 200
@@ -66,12 +69,6 @@ def consortium_ports(base_port: int, nodes: int) -> list[int]:
     return [base_port + offset + index for offset in offsets for index in range(nodes)]
 
 
-def save_private(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-
-
 @dataclass(frozen=True)
 class ConsortiumLayout:
     directory: Path
@@ -91,7 +88,7 @@ def init_consortium(
 ) -> ConsortiumLayout:
     if nodes < 1:
         raise ValueError("a consortium needs at least one node")
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_directory(directory)
     if (directory / "genesis.json").exists():
         raise FileExistsError(f"{directory / 'genesis.json'} exists; choose an empty folder")
     validators = []
@@ -105,11 +102,14 @@ def init_consortium(
     }
     if nodes > 1:
         ca_certificate, ca_key = tls.create_ca(chain_id)
-        (directory / "ca").mkdir(exist_ok=True)
+        make_private_directory(directory / "ca")
         (directory / "ca" / "ca.pem").write_bytes(ca_certificate)
-        save_private(directory / "ca" / "ca-key.pem", ca_key)
+        write_private_file(directory / "ca" / "ca-key.pem", ca_key)
+    if with_identities:
+        make_private_directory(directory / "identities")
     for index, node_id in enumerate(node_ids):
         node_dir = directory / node_id
+        make_private_directory(node_dir)
         key = new_signing_key()
         save_key(node_dir / "validator-key.json", key, validator_id=node_id)
         validators.append({"validator_id": node_id, "public_key": key.public_key.hex()})

@@ -2,7 +2,7 @@
 
 [node]
 id = "node-0"                 # the validator id in the genesis document
-data_dir = "data"             # the LevelDB folder
+data_dir = "data"             # the LevelDB folder (made 0700 by the node: see private_files)
 genesis = "../genesis.json"
 validator_key = "validator-key.json"
 

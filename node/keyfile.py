@@ -2,6 +2,9 @@
 
 A key file: {"public_key": hex, "key_id": hex, "seed": hex}. An identity file (what a member's
 client signs with) adds "member_id", "role" and "chain_id".
+
+`save_key` leaves the file 0600 whatever was there before (`--force` over a 0644 file
+included): see node/private_files.py.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from provledger.node.private_files import write_private_file
 from provledger.protocol.crypto import SigningKey
 
 
@@ -25,11 +29,7 @@ def save_key(path: Path, key: SigningKey, **extra: Any) -> None:
         "key_id": key.key_id.hex(),
         "seed": key.seed.hex(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+    write_private_file(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def load_key(path: Path) -> tuple[SigningKey, dict[str, Any]]:

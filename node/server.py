@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 from collections.abc import Iterator
@@ -22,7 +23,6 @@ from collections.abc import Iterator
 import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from provledger.node.config import NodeConfig, split_host_port
 from provledger.node.consensus_driver import ConsensusDriver
@@ -30,12 +30,14 @@ from provledger.node.grpc_api import LedgerService, add_to_server
 from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
+from provledger.node.private_files import make_private_directory
+from provledger.node.reflection import enable_reflection
 from provledger.node.rest import create_app
+from provledger.node.rest_connections import AsgiApp, RestLimits, uvicorn_config
 from provledger.node.settings import (
+    FILE_DESCRIPTORS_MIN,
     GRPC_CONCURRENT_STREAMS_MAX,
     GRPC_MESSAGE_SIZE_BYTES_MAX,
-    REST_CONNECTIONS_MAX,
-    REST_GRACEFUL_SHUTDOWN_S,
 )
 from provledger.node.store import Store
 from provledger.node.tls import load_tls_material
@@ -83,19 +85,13 @@ def bind_rest_socket(address: str) -> socket.socket:
     return sock
 
 
-async def start_rest(node: LedgerNode, sock: socket.socket) -> tuple[RestServer, asyncio.Task]:
-    """Serve the auditor REST API on `sock` from this loop; return once it accepts."""
-    server = RestServer(
-        uvicorn.Config(
-            create_app(node),
-            loop="none",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=REST_GRACEFUL_SHUTDOWN_S,
-            limit_concurrency=REST_CONNECTIONS_MAX,
-        )
-    )
+async def start_rest(
+    app: AsgiApp, sock: socket.socket, limits: RestLimits | None = None
+) -> tuple[RestServer, asyncio.Task]:
+    """Serve `app` (the auditor REST API) on `sock` from this loop; return once it accepts.
+    Its connections and requests are bounded by node/rest_connections.py, within `limits`
+    (node/settings.py's by default)."""
+    server = RestServer(uvicorn_config(app, limits))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -117,7 +113,7 @@ async def serve(config: NodeConfig, verifier: SignatureVerifier) -> None:
     validator_key, _ = load_key(config.validator_key_path)
     if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
         raise ValueError(f"the validator key does not match {config.node_id} in the genesis")
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_directory(config.data_dir)  # the ledger is readable by the node alone
     store = Store(config.data_dir, genesis)
     try:
         await _run(config, genesis, validator_key, store, verifier)
@@ -153,7 +149,7 @@ async def _run(
     if peer_server is not None:
         await peer_server.start()
     await server.start()
-    rest = await start_rest(node, rest_socket) if rest_socket is not None else None
+    rest = await start_rest(create_app(node), rest_socket) if rest_socket is not None else None
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
@@ -207,24 +203,44 @@ def _peer_network(config: NodeConfig, genesis: Genesis) -> PeerNetwork:
 def _grpc_server(
     node: LedgerNode, listen: str
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """The client API (LedgerService), with health checking and reflection, bound to
-    `listen`; not started."""
+    """The client API (LedgerService), with health checking and reflection (v1 and v1alpha),
+    bound to `listen`; not started."""
     server = grpc.aio.server(options=GRPC_OPTIONS)
     add_to_server(LedgerService(node), server)  # malformed requests: INVALID_ARGUMENT
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
     if server.add_insecure_port(listen) == 0:
         raise OSError(f"cannot listen on {listen}")
     return server, health_servicer
+
+
+def raise_file_descriptor_limit(minimum: int = FILE_DESCRIPTORS_MIN) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to at least `minimum`, within the hard limit
+    (never lower it); return the soft limit now in force. Many systems start processes with a
+    soft limit of 1,024, fewer than the REST connections and LevelDB's files alone; past it
+    asyncio stops accepting for a second at a time and LevelDB fails to open a table."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= minimum:
+        return soft
+    wanted = minimum if hard == resource.RLIM_INFINITY else min(minimum, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < minimum:
+        log.warning(
+            "open files are limited to %d (hard limit); the node wants %d for its connections "
+            "and LevelDB",
+            wanted,
+            minimum,
+        )
+    return max(soft, wanted)
 
 
 def run(config: NodeConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    raise_file_descriptor_limit()
     verifier = SignatureVerifier()  # worker processes first: before gRPC starts threads
     try:
         asyncio.run(serve(config, verifier))

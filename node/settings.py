@@ -64,4 +64,17 @@ REST_PAGE_ITEMS_MAX = 500
 REST_CURSOR_LENGTH_CHARS_MAX = 256
 REST_LINEAGE_NODES_TOTAL_MAX = 100_000  # a paged lineage lists at most this many nodes
 REST_GRACEFUL_SHUTDOWN_S = 2
-REST_CONNECTIONS_MAX = 512  # concurrent connections and requests; more are answered 503
+# Connections and requests (node/rest_connections.py). A connection beyond either connection
+# limit displaces the oldest idle one (of its address, or of the server); with none idle, it is
+# closed at once. Idle connections never count against the request limit.
+REST_CONNECTIONS_MAX = 1_024  # open connections in all
+REST_CONNECTIONS_PER_ADDRESS_MAX = 64  # open connections from one IP address
+REST_REQUESTS_IN_PROGRESS_MAX = 512  # requests being answered at once; more are answered 503
+REST_REQUEST_RECEIVE_TIMEOUT_S = 10  # from ready for a request to its head (and body) in full
+REST_KEEP_ALIVE_TIMEOUT_S = 5  # no request in progress and no byte for this long: closed
+REST_REQUEST_HEAD_SIZE_BYTES_MAX = 16 * 1024  # a head still incomplete at this size: 400
+
+# The process
+# At start the node raises its soft RLIMIT_NOFILE to at least this (within the hard limit): REST
+# connections, LevelDB's open files (1,000 by default), gRPC clients and peers all need one.
+FILE_DESCRIPTORS_MIN = 8_192

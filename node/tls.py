@@ -9,7 +9,8 @@ This module owns how a validator's transport identity is made, stored and read b
   (plus any extra host names or addresses the node is reached at); extended key usage
   serverAuth and clientAuth, because every node is both a server and a client of its peers.
 - `save_tls_material` / `load_tls_material` write and read a node's ca.pem, node.pem and
-  node-key.pem (the key file is created 0600 and never widened).
+  node-key.pem (the key file is left 0600 whatever was there before, and the folder 0700:
+  node/private_files.py).
 - `server_credentials` / `channel_credentials` turn the material into gRPC credentials.
   The server requires a client certificate, and gRPC checks its chain against the CA before
   any handler runs: a certificate from any other issuer never gets a connection.
@@ -46,6 +47,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from provledger.node.private_files import make_private_directory, write_private_file
 from provledger.node.settings import CA_CERTIFICATE_VALIDITY_DAYS, NODE_CERTIFICATE_VALIDITY_DAYS
 from provledger.protocol.limits import CERTIFICATE_CLOCK_SKEW_S_MAX, NODE_ID_LENGTH_CHARS_MAX
 
@@ -296,7 +298,8 @@ def peer_node_id(context: AuthContextSource) -> str | None:
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` atomically, the new file created with `mode` from the start."""
+    """Write public `data` (a certificate) to `path` atomically, with `mode`. Private keys go
+    through `write_private_file`."""
     temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -318,14 +321,15 @@ def save_tls_material(
     certificate_pem: bytes,
     key_pem: bytes,
 ) -> TlsMaterial:
-    """Write ca.pem, node.pem and node-key.pem (0600) into `directory` and return them."""
+    """Write ca.pem, node.pem and node-key.pem (0600) into `directory` (0700) and return
+    them."""
     material = TlsMaterial(ca_certificate_pem, certificate_pem, key_pem)
     _check_material(material)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_directory(directory)
     _write_file(directory / CA_CERTIFICATE_FILE, ca_certificate_pem, 0o644)
     _write_file(directory / NODE_CERTIFICATE_FILE, certificate_pem, 0o644)
-    _write_file(directory / NODE_KEY_FILE, key_pem, 0o600)
+    write_private_file(directory / NODE_KEY_FILE, key_pem)
     return material
 
 

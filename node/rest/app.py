@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -200,9 +200,43 @@ def _answers(request: Request) -> Answers:
 Api = Annotated[Answers, Depends(_answers)]
 
 
+# /docs. FastAPI's Swagger UI and ReDoc pages load their code from a public CDN, so on a
+# consortium's isolated network they are blank; shipping that code in the node instead would
+# put third-party script beside the explorer and its bearer tokens (the explorer's CSP allows
+# nothing but its own files). So no interactive viewer is served: /docs is this page, which
+# points to the OpenAPI document (docs/rest-api.md says how to view it offline).
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>provledger auditor API</title></head>
+<body>
+<h1>provledger auditor API</h1>
+<p>This node serves no interactive API viewer: one would load its code from the internet,
+which a consortium's network may not reach.</p>
+<ul>
+<li>The OpenAPI 3 document: <a href="/openapi.json">/openapi.json</a>. Save it
+(<code>curl -s -o provledger-openapi.json http://HOST:PORT/openapi.json</code>) and open it
+in any OpenAPI viewer or editor installed where you are.</li>
+<li>The contract, with the access rules and error codes: <code>docs/rest-api.md</code> in
+the provledger source.</li>
+<li>The web explorer: <a href="/">/</a>.</li>
+</ul>
+</body>
+</html>
+"""
+DOCS_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def create_app(view: NodeView) -> FastAPI:
     """The auditor API over `view`; see docs/rest-api.md."""
     app = FastAPI(
+        docs_url=None,  # see DOCS_PAGE
+        redoc_url=None,
         title="provledger auditor API",
         version="1",
         description=(
@@ -253,6 +287,10 @@ def create_app(view: NodeView) -> FastAPI:
     # --- the explorer and health -----------------------------------------------------------
 
     explorer.mount(app)  # the web page at / and /explorer/*
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE, headers=DOCS_HEADERS)
 
     @app.get("/v1/health", response_model=Health, tags=["node"])
     def health() -> Health:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import stat
 
 import grpc
@@ -156,6 +157,26 @@ def test_save_and_load_round_trip_with_a_private_key_file(
     assert loaded.node_id == "node-a"
     assert (directory / "ca.pem").read_bytes() == ca[0]  # the CA certificate; never its key
     assert b"PRIVATE KEY" in (directory / "node-key.pem").read_bytes()
+
+
+def test_saving_over_open_files_and_folder_leaves_the_key_0600_and_the_folder_0700(
+    tmp_path, ca: tuple[bytes, bytes], node_a: tuple[bytes, bytes]
+) -> None:
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    directory.chmod(0o755)
+    for name in ("ca.pem", "node.pem", "node-key.pem"):
+        (directory / name).write_bytes(b"old")
+        (directory / name).chmod(0o644)
+    previous_umask = os.umask(0)
+    try:
+        tls.save_tls_material(directory, ca[0], *node_a)
+    finally:
+        os.umask(previous_umask)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir()}
+    assert modes == {"ca.pem": 0o644, "node.pem": 0o644, "node-key.pem": 0o600}
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert tls.load_tls_material(directory).key_pem == node_a[1]
 
 
 def test_load_refuses_material_that_does_not_belong_together(
