@@ -23,6 +23,7 @@ from provledger.node import config as node_config
 from provledger.node import tls
 from provledger.node.keyfile import new_signing_key, save_key
 from provledger.node.private_files import make_private_directory, write_private_file
+from provledger.protocol.privacy import DEFAULT_PATTERNS
 
 PEER_PORT_OFFSET = 100
 REST_PORT_OFFSET = 200
@@ -157,6 +158,10 @@ def init_consortium(
         "genesis_time_ms": time.time_ns() // 1_000_000,
         "members": members,
         "validators": validators,
+        # Free text matching one of these is refused (protocol/privacy.py, docs/security.md).
+        "personal_data_patterns": [
+            {"name": name, "pattern": pattern} for name, pattern in DEFAULT_PATTERNS
+        ],
     }
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")

@@ -150,7 +150,7 @@ class LedgerApplication:
         decoded: list[DecodedEvent | Rejected] = []
         for signed in events:
             try:
-                decoded.append(decode(signed, self.genesis.chain_id))
+                decoded.append(decode(signed, self.genesis.chain_id, self.genesis.personal_data))
             except Rejected as rejection:
                 decoded.append(rejection)
         return decoded
@@ -234,7 +234,7 @@ class LedgerApplication:
         queued = self.mempool.get(event_id(signed.body))
         if queued is not None and queued.signed.signature == signed.signature:
             return queued
-        return decode(signed, self.genesis.chain_id)
+        return decode(signed, self.genesis.chain_id, self.genesis.personal_data)
 
     def add_evidence(self, evidence: ledger_pb2.Evidence) -> bool:
         """Keep real, unrecorded evidence for a coming block; False if it is not new."""

@@ -362,7 +362,9 @@ def validate_block(
             last_commit, genesis.chain_id, tip.height, tip.block_id, genesis.validator_set
         )
     if decode_event is None:
-        candidates = [decode(signed, genesis.chain_id) for signed in block.events]
+        candidates = [
+            decode(signed, genesis.chain_id, genesis.personal_data) for signed in block.events
+        ]
     else:  # the caller may reuse events it decoded before; they must be these exact bytes
         candidates = [decode_event(signed) for signed in block.events]
     executed = execute_block(

@@ -45,6 +45,7 @@ from provledger.protocol.limits import (
     SIGNATURE_SIZE_BYTES,
     TEXT_LENGTH_CHARS_MAX,
 )
+from provledger.protocol.privacy import PersonalDataGuard
 from provledger.v1 import ledger_pb2
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
@@ -83,8 +84,11 @@ def sign_event(event: ledger_pb2.Event, key: crypto.SigningKey) -> ledger_pb2.Si
     return ledger_pb2.SignedEvent(body=body, signature=key.sign(crypto.DOMAIN_EVENT, body))
 
 
-def decode(signed: ledger_pb2.SignedEvent, chain_id: str) -> DecodedEvent:
-    """Check everything about a signed event that needs no ledger state."""
+def decode(
+    signed: ledger_pb2.SignedEvent, chain_id: str, guard: PersonalDataGuard | None = None
+) -> DecodedEvent:
+    """Check everything about a signed event that needs no ledger state; with a `guard`
+    (the genesis's), also that its free text holds no personal data (protocol/privacy.py)."""
     if len(signed.body) > EVENT_BODY_SIZE_BYTES_MAX:
         raise invalid(
             "oversized",
@@ -115,6 +119,8 @@ def decode(signed: ledger_pb2.SignedEvent, chain_id: str) -> DecodedEvent:
         raise invalid("missing_payload", "event carries no payload")
     _check_payload_fields(kind, getattr(event, kind))
     check_enums(event)
+    if guard is not None:
+        guard.check(kind, getattr(event, kind))
     return DecodedEvent(signed=signed, event=event, event_id=event_id(signed.body), kind=kind)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from provledger.protocol import crypto
 from provledger.protocol.errors import invalid
 from provledger.protocol.limits import CHAIN_ID_LENGTH_CHARS_MAX, PUBLIC_KEY_SIZE_BYTES
+from provledger.protocol.privacy import DEFAULT_GUARD, PersonalDataGuard
 from provledger.v1 import ledger_pb2, state_pb2
 
 ROLE_NAMES = {
@@ -80,6 +81,9 @@ class Genesis:
     members: tuple[state_pb2.MemberRecord, ...]
     validator_set: ValidatorSet
     genesis_hash: bytes
+    # Free text matching these is refused (protocol/privacy.py); the genesis document's
+    # `personal_data_patterns`, or the defaults.
+    personal_data: PersonalDataGuard = DEFAULT_GUARD
 
     def member(self, member_id: str) -> state_pb2.MemberRecord | None:
         for member in self.members:
@@ -100,6 +104,24 @@ def _public_key(text: Any, where: str) -> bytes:
     if len(key) != PUBLIC_KEY_SIZE_BYTES:
         raise invalid("bad_genesis", f"{where}: public key must be {PUBLIC_KEY_SIZE_BYTES} bytes")
     return key
+
+
+def _personal_data(entries: Any) -> PersonalDataGuard:
+    """The genesis document's personal-data patterns: absent means the defaults, an empty list
+    means none."""
+    if entries is None:
+        return DEFAULT_GUARD
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("pattern"), str)
+        for e in entries
+    ):
+        raise invalid(
+            "bad_genesis", 'personal_data_patterns must be a list of {"name", "pattern"} strings'
+        )
+    try:
+        return PersonalDataGuard.from_patterns((e["name"], e["pattern"]) for e in entries)
+    except ValueError as error:
+        raise invalid("bad_genesis", f"personal_data_patterns: {error}") from None
 
 
 def parse_genesis(document_bytes: bytes) -> Genesis:
@@ -158,6 +180,7 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
         raise invalid("bad_genesis", "at least one validator is needed")
     validators.sort(key=lambda v: v.validator_id)
     return Genesis(
+        personal_data=_personal_data(document.get("personal_data_patterns")),
         chain_id=chain_id,
         genesis_time_ms=genesis_time_ms,
         members=tuple(members),

@@ -900,6 +900,37 @@ def test_subscribe_blocks_replays_then_goes_live(ledger: Ledger) -> None:
 # --- bad input ----------------------------------------------------------------------------
 
 
+def test_personal_data_in_free_text_is_refused_and_never_reaches_another_member(
+    ledger: Ledger,
+) -> None:
+    """The attack: a record with a name, a PRC resident ID number and a diagnosis was
+    committed and read from another node. Now every free-text field is checked against the
+    genesis's personal-data patterns (the defaults here), at admission and in every block."""
+    leak = ledger.event(
+        "agency-a",
+        "asset_registered",
+        asset_id="clinic/patient-record",
+        content_digest=digest("record"),
+        classification=ledger_pb2.CLASSIFICATION_CORE,
+        name="Zhang San 11010519491231002X type 2 diabetes",
+        metadata={"contact": "13812345678"},
+    )
+    with state_unchanged(ledger, refused=(leak,), asset_ids=()):
+        error = rejected(
+            lambda: ledger.stub.SubmitEvent(api_pb2.SubmitEventRequest(event=leak), timeout=5)
+        )
+        assert_status(error, grpc.StatusCode.INVALID_ARGUMENT, "personal_data")
+        assert "11010519491231002X" not in error.details()
+        assert_status(
+            rejected(lambda: ledger.commit(leak)), grpc.StatusCode.INVALID_ARGUMENT, "personal_data"
+        )
+    assert_status(
+        rejected(lambda: ledger.asset("clinic/patient-record")),
+        grpc.StatusCode.NOT_FOUND,
+        "unknown_asset",
+    )
+
+
 def test_malformed_body_is_invalid_argument(ledger: Ledger) -> None:
     key = ledger.identities["agency-a"].key
     body = b"\x0a\x05ab"  # field 1 claims 5 bytes, 2 follow
