@@ -282,12 +282,23 @@ class RoundRobin:
         deadline = time.monotonic() + NODE_CATCH_UP_TIMEOUT_S
         for client in self._clients:
             while True:
-                checkpoint = client.stub.GetCheckpoint(api_pb2.GetCheckpointRequest())
-                if decode_header(checkpoint.header).height >= height:
+                if _head_height(client) >= height:
                     break
                 if time.monotonic() > deadline:
                     raise CommandError(f"{client.address} did not reach height {height}")
                 time.sleep(0.02)
+
+
+def _head_height(client: LedgerClient) -> int:
+    """The node's committed height; 0 while it has committed no block (it answers
+    FAILED_PRECONDITION `empty_chain` then)."""
+    try:
+        checkpoint = client.stub.GetCheckpoint(api_pb2.GetCheckpointRequest())
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.FAILED_PRECONDITION:  # type: ignore[attr-defined]
+            return 0
+        raise
+    return decode_header(checkpoint.header).height
 
 
 def _commit(client: RoundRobin, signed: ledger_pb2.SignedEvent) -> api_pb2.Receipt:

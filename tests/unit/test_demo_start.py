@@ -43,3 +43,49 @@ def test_a_node_that_exits_while_starting_is_reported_at_once(tmp_path, log_text
     finally:
         client.close()
     assert "node-0" in str(raised.value)
+
+
+def test_a_node_with_no_block_yet_is_at_height_zero(tmp_path):
+    """The demo waits for every node to reach each step's height; a node that has committed
+    nothing yet answers FAILED_PRECONDITION empty_chain, which means height 0, not a failure
+    (found as a rare demo failure when the first block reached one node before another)."""
+    import asyncio
+    import threading
+
+    import grpc
+    from support.memory_state import Consortium
+
+    from provledger.cli.demo import _head_height
+    from provledger.node.grpc_api import LedgerService, add_to_server
+    from provledger.node.ledger import LedgerNode
+    from provledger.node.store import Store
+
+    consortium = Consortium()
+    store = Store(tmp_path / "ledger", consortium.genesis)
+    started, stop = threading.Event(), threading.Event()
+    port: list[int] = []
+
+    async def serve() -> None:
+        node = LedgerNode(consortium.genesis, store, "validator-0", verifier=None)  # type: ignore[arg-type]
+        server = grpc.aio.server()
+        add_to_server(LedgerService(node), server)
+        port.append(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        started.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        await server.stop(None)
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()))
+    thread.start()
+    try:
+        assert started.wait(30)
+        client = LedgerClient(f"127.0.0.1:{port[0]}")
+        try:
+            assert _head_height(client) == 0
+        finally:
+            client.close()
+    finally:
+        stop.set()
+        thread.join(30)
+        store.close()
