@@ -23,9 +23,18 @@ length-prefixed so that no id can be a prefix-collision of another.
 | i      | i + len + grantor id + grant id       | (empty) grants by grantor (issuer)     |
 | o      | o + len + member id + order id        | (empty) orders by buyer/seller/exchange|
 | O      | O + len + asset id + order id         | (empty) orders by asset                |
+
+Beside the keys, two small files live in the LevelDB folder (LevelDB leaves files it does not
+name alone): the head witness (`HEAD_WITNESS_FILE`: the height and id of the last block this
+node committed, so that LevelDB silently losing its newest writes is seen at open) and the
+damage marker (`DAMAGE_MARKER_FILE`: what a serving node found damaged, so that it refuses to
+serve again until the folder is checked and repaired). `describe_key` names what a key holds,
+for damage reports.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from provledger.protocol.errors import check
 
@@ -176,3 +185,95 @@ def orders_by_asset_prefix(asset_id: str) -> bytes:
 
 def orders_by_asset_key(asset_id: str, order_id: str) -> bytes:
     return orders_by_asset_prefix(asset_id) + order_id.encode()
+
+
+# --- the files beside the keys ----------------------------------------------------------------
+
+HEAD_WITNESS_FILE = "PROVLEDGER-HEAD"
+DAMAGE_MARKER_FILE = "PROVLEDGER-DAMAGED"
+BLOCK_ID_SIZE_BYTES = 32
+_WITNESS_CHECKSUM_SIZE_BYTES = 8
+HEAD_WITNESS_SIZE_BYTES = HEIGHT_SIZE_BYTES + BLOCK_ID_SIZE_BYTES + _WITNESS_CHECKSUM_SIZE_BYTES
+
+
+def encode_head_witness(height: int, block: bytes) -> bytes:
+    """height (8) || block id (32) || the first 8 bytes of SHA-256 of both."""
+    check(len(block) == BLOCK_ID_SIZE_BYTES, "a block id is 32 bytes")
+    body = encode_number(height) + block
+    return body + hashlib.sha256(body).digest()[:_WITNESS_CHECKSUM_SIZE_BYTES]
+
+
+def decode_head_witness(raw: bytes) -> tuple[int, bytes] | None:
+    """(height, block id), or None if `raw` is not a whole, intact witness."""
+    if len(raw) != HEAD_WITNESS_SIZE_BYTES:
+        return None
+    body, checksum = raw[:-_WITNESS_CHECKSUM_SIZE_BYTES], raw[-_WITNESS_CHECKSUM_SIZE_BYTES:]
+    if hashlib.sha256(body).digest()[:_WITNESS_CHECKSUM_SIZE_BYTES] != checksum:
+        return None
+    return decode_number(body[:HEIGHT_SIZE_BYTES]), body[HEIGHT_SIZE_BYTES:]
+
+
+# --- naming what a key holds ------------------------------------------------------------------
+
+_FAMILY_NAMES = {
+    META_PREFIX: "metadata",
+    BLOCK_PREFIX: "a stored block",
+    BLOCK_ID_PREFIX: "the block-id index",
+    EVENT_PREFIX: "the event-id index",
+    LOG_PREFIX: "an event (log entry)",
+    TREE_PREFIX: "a Merkle log node",
+    STATE_PREFIX: "a world-state record",
+    NONCE_PREFIX: "a used nonce",
+    ASSET_HISTORY_PREFIX: "the asset history index",
+    UPSTREAM_PREFIX: "the upstream lineage index",
+    DOWNSTREAM_PREFIX: "the downstream lineage index",
+    GRANTS_BY_ASSET_PREFIX: "the grants-by-asset index",
+    GRANTS_BY_GRANTEE_PREFIX: "the grants-by-grantee index",
+    GRANTS_BY_GRANTOR_PREFIX: "the grants-by-grantor index",
+    ORDERS_BY_MEMBER_PREFIX: "the orders-by-member index",
+    ORDERS_BY_ASSET_PREFIX: "the orders-by-asset index",
+    CONSENSUS_PREFIX: "the vote log",
+}
+
+
+def _length_prefixed_id(rest: bytes) -> tuple[str, bytes]:
+    """The length-prefixed id at the start of `rest`, and what follows it."""
+    if not rest or len(rest) < 1 + rest[0]:
+        return rest.hex(), b""
+    return rest[1 : 1 + rest[0]].decode(errors="replace"), rest[1 + rest[0] :]
+
+
+def describe_key(key: bytes | None) -> str:
+    """What the entry under `key` is, in words: "block 17", "the event at log index 42",
+    "world-state record asset/'x'"... (for damage reports; never parsed back)."""
+    if not key:
+        return "the database"
+    prefix, rest = key[:1], key[1:]
+    number = decode_number(rest[:HEIGHT_SIZE_BYTES]) if len(rest) >= HEIGHT_SIZE_BYTES else None
+    if prefix == META_PREFIX:
+        return f"the metadata entry {rest.decode(errors='replace')!r}"
+    if prefix == BLOCK_PREFIX and number is not None:
+        return f"block {number}"
+    if prefix == LOG_PREFIX and number is not None:
+        return f"the event at log index {number}"
+    if prefix == EVENT_PREFIX:
+        return f"the event-id index entry of event {rest.hex()}"
+    if prefix == BLOCK_ID_PREFIX:
+        return f"the block-id index entry of block id {rest.hex()}"
+    if prefix == TREE_PREFIX and len(rest) == 1 + HEIGHT_SIZE_BYTES:
+        return f"the Merkle log node at level {rest[0]}, index {decode_number(rest[1:])}"
+    if prefix == STATE_PREFIX:
+        kind, _, record_id = (part.decode(errors="replace") for part in rest.partition(b"\x00"))
+        return f"world-state record {kind}/{record_id!r}"
+    if prefix == NONCE_PREFIX:
+        member_id, tail = _length_prefixed_id(rest)
+        return f"the used nonce {decode_number(tail)} of member {member_id!r}"
+    if prefix == CONSENSUS_PREFIX and number is not None:
+        return f"the vote log at height {number}"
+    name = _FAMILY_NAMES.get(prefix)
+    if name is None:
+        return f"the entry with key {key.hex()}"
+    first, tail = _length_prefixed_id(rest)
+    if prefix == ASSET_HISTORY_PREFIX and len(tail) == HEIGHT_SIZE_BYTES:
+        return f"{name} of asset {first!r} at log index {decode_number(tail)}"
+    return f"{name} entry {first!r} / {tail.decode(errors='replace')!r}"

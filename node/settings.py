@@ -58,6 +58,16 @@ LEVELDB_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 LEVELDB_BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 LEVELDB_BLOOM_FILTER_BITS = 10
 
+# Integrity (node/integrity.py). At open the store checks the newest blocks only, so that a
+# restart stays fast at any chain length: at most this many blocks, and no more blocks once
+# this many of their events were checked (the head block is always checked whole).
+OPEN_CHECK_BLOCKS_MAX = 64
+OPEN_CHECK_EVENTS_MAX = 20_000
+CHECK_PROGRESS_INTERVAL_BLOCKS = 1_000  # `node check` reports at least every this many blocks
+CHECK_FINDINGS_MAX = 50  # what `node check` reports at most (it stops looking after these)
+DAMAGE_MARKER_POLL_INTERVAL_MS = 500  # `node run` stops a node whose store found damage
+REPAIR_PEER_ATTEMPTS_MAX = 3  # `node repair` asks each peer at most this often for a batch
+
 # The REST server
 REST_PAGE_ITEMS_DEFAULT = 50
 REST_PAGE_ITEMS_MAX = 500

@@ -5,9 +5,18 @@ Invariants:
   nonces, indexes, the new head) is written in ONE `write_batch(transaction=True, sync=True)`.
   After a crash either all of it is on disk or none of it is, so the head is never ahead of
   what it points at and nothing acknowledged is lost.
-- The head is the only mutable pointer. On open, the store checks the head against the chain:
-  the head block's certificate, the stored block-id index, and the log root recomputed from the
-  stored Merkle nodes must all agree with the head header.
+- The head is the only mutable pointer. On open, the store checks the newest blocks against
+  each other and the genesis (node/integrity.py, `check_recent`: a bounded window, so a restart
+  stays fast) and the head against the head witness, a copy of the head kept beside LevelDB:
+  LevelDB takes a truncated .log for a crash in mid-write and silently drops its tail, so only
+  the witness shows that committed blocks were lost.
+- Nothing damaged is served. LevelDB runs with paranoid checks (a damaged .log or MANIFEST
+  fails the open instead of being skipped, and a compaction stops at a damaged table instead
+  of making the damage permanent) and every read verifies its blocks' checksums. Any LevelDB
+  error becomes a `StoreDamaged` naming what was being read, never a raw traceback; a serving
+  store that finds damage writes the damage marker beside LevelDB and refuses every later read
+  and write, and will not open for serving again until the folder is repaired
+  (`provledger node check`, `provledger node repair`).
 - Every key comes from `schema`; every Merkle proof is answered from stored perfect-subtree
   hashes in O(log n) reads.
 
@@ -19,12 +28,15 @@ bumps a generation counter, so a read that raced a commit never caches a stale v
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import plyvel
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from provledger.node import schema
 from provledger.node.settings import (
@@ -38,33 +50,170 @@ from provledger.protocol import merkle
 from provledger.protocol.blocks import (
     ExecutedBlock,
     Tip,
+    block_id,
     decode_header,
     genesis_tip,
     genesis_writes,
-    verify_certificate,
 )
 from provledger.protocol.concerns import concerns
-from provledger.protocol.errors import check
+from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
 
+log = logging.getLogger("provledger.store")
+
 _NOT_CACHED = object()
+_Parsed = TypeVar("_Parsed", bound=Message)
+# Files LevelDB writes into its folder: if any is there, the folder holds a database.
+_LEVELDB_FILE_SUFFIXES = (".ldb", ".sst", ".log")
+_LEVELDB_FILE_PREFIXES = ("MANIFEST-",)
 
 
 class StoreError(Exception):
-    """The data on disk is not a consistent chain for this genesis."""
+    """The folder does not hold a usable ledger for this genesis (another chain's, none at
+    all, or one in use); `StoreDamaged` when what it holds is damaged."""
+
+
+class StoreDamaged(StoreError):
+    """What the store holds is damaged: LevelDB found a checksum or file error, or the chain it
+    holds does not check. `what` says what is wrong; `height` is the first height known to be
+    affected (None when no height is known)."""
+
+    def __init__(self, what: str, height: int | None = None) -> None:
+        super().__init__(f"height {height}: {what}" if height is not None else what)
+        self.what = what
+        self.height = height
+
+
+class StoreInUse(StoreError):
+    """Another process (a running node) holds the folder's LevelDB lock."""
+
+
+def leveldb_message(error: plyvel.Error) -> str:
+    """LevelDB's own words for an error ("Corruption: block checksum mismatch")."""
+    text = error.args[0] if error.args else ""
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def holds_leveldb(path: Path) -> bool:
+    """Whether the folder holds LevelDB files (whatever state they are in)."""
+    if not path.is_dir():
+        return False
+    return any(
+        name.endswith(_LEVELDB_FILE_SUFFIXES) or name.startswith(_LEVELDB_FILE_PREFIXES)
+        for name in os.listdir(path)
+    )
+
+
+def open_leveldb(path: Path, *, create: bool, **options: Any) -> plyvel.DB:
+    """Open the LevelDB at `path` with paranoid checks; a damaged or missing CURRENT, MANIFEST
+    or .log is a `StoreDamaged` naming the file, a held lock `StoreInUse`.
+
+    LevelDB would take a folder of tables without a CURRENT file for an empty one and, told to
+    create it, start a new database there and delete the tables: refused here."""
+    if holds_leveldb(path) and not (path / "CURRENT").exists():
+        raise StoreDamaged(
+            f"LevelDB's CURRENT file is missing from {path}, which holds LevelDB files: "
+            "LevelDB cannot find its MANIFEST (the list of its files)"
+        )
+    try:
+        return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True, **options)
+    except plyvel.Error as error:
+        text = leveldb_message(error)
+        if "lock" in text.lower() and "already held" in text.lower():
+            raise StoreInUse(
+                f"the ledger database in {path} is in use by another process (is its node "
+                "running? stop it first)"
+            ) from None
+        if isinstance(error, plyvel.IOError) and "does not exist" in text:
+            raise StoreError(f"{path} holds no ledger database") from None
+        raise StoreDamaged(
+            f"LevelDB cannot open {path}: {text} ({_damaged_file(path, text)})"
+        ) from None
+
+
+def read_head_witness(path: Path) -> tuple[int, bytes] | None:
+    """(height, block id) of the last block committed in the ledger folder `path`, as its head
+    witness says; None if there is none or it is not intact."""
+    try:
+        raw = (path / schema.HEAD_WITNESS_FILE).read_bytes()
+    except OSError:
+        return None
+    return schema.decode_head_witness(raw)
+
+
+def _damaged_file(path: Path, text: str) -> str:
+    """Which of LevelDB's files an open failed on, from its message or its LOG file (LevelDB
+    writes there which .log it was dropping bytes from)."""
+    if "CURRENT" in text:
+        return "the CURRENT file is damaged"
+    try:
+        lines = (path / "LOG").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        if ".log: dropping" in line:
+            name = line.split(".log: dropping")[0].rsplit("/", 1)[-1].split()[-1]
+            return f"the write-ahead log {name}.log is damaged: {line.split('; ', 1)[-1]}"
+    if "missing files" in text or "No such file" in text:
+        return "a table file the MANIFEST lists is missing"
+    return "the MANIFEST, LevelDB's list of its files, is damaged"
+
+
+class _CheckedReads:
+    """Reads of one LevelDB snapshot (or the database) that verify every block's checksum; a
+    LevelDB error, or a read after the store found damage, raises `StoreDamaged`."""
+
+    __slots__ = ("_source", "_store")
+
+    def __init__(self, source: Any, store: Store) -> None:
+        self._source = source
+        self._store = store
+
+    def get(self, key: bytes) -> bytes | None:
+        self._store.refuse_if_damaged()
+        try:
+            return self._source.get(key, verify_checksums=True)  # type: ignore[no-any-return]
+        except plyvel.Error as error:
+            raise self._store.found_damage(
+                f"LevelDB cannot read {schema.describe_key(key)}: {leveldb_message(error)}"
+            ) from None
+
+    def iterator(self, **options: Any) -> Iterator[Any]:
+        self._store.refuse_if_damaged()
+        where = options.get("prefix") or options.get("start")
+        try:
+            yield from self._source.iterator(verify_checksums=True, **options)
+        except plyvel.Error as error:
+            raise self._store.found_damage(
+                f"LevelDB cannot read {schema.describe_key(where)} or what follows it: "
+                f"{leveldb_message(error)}"
+            ) from None
 
 
 class Store:
-    def __init__(self, path: Path | str, genesis: Genesis, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path | str, genesis: Genesis, *, create: bool = True, examine: bool = False
+    ) -> None:
         """Open the ledger at `path`; with `create=False`, refuse a folder that holds none
-        (so a mistyped path is an error, not a new empty ledger)."""
+        (so a mistyped path is an error, not a new empty ledger).
+
+        Opened to serve (the default), the store is checked first (see the module docstring)
+        and raises `StoreDamaged` if it is not sound. With `examine`, it is opened for
+        node/integrity.py to examine: nothing is checked beyond the genesis, and a damaged read
+        raises without marking the folder."""
+        self.path = Path(path)
         self._genesis = genesis
-        self._db = plyvel.DB(
-            str(path),
-            create_if_missing=create,
+        self._examine = examine
+        self._damage: StoreDamaged | None = None
+        self._witness_fd: int | None = None
+        if not examine:
+            self._refuse_marked_damage()
+        self._db = open_leveldb(
+            self.path,
+            create=create,
             # Fewer, larger flushes mean less compaction work per event; bloom filters answer
             # most lookups of absent keys (new event ids, unused nonces, new asset ids)
             # without reading a block.
@@ -78,22 +227,51 @@ class Store:
         self._records: dict[tuple[str, str], Message | None] = {}
         self._generation = 0
         self._headers: dict[int, ledger_pb2.BlockHeader] = {}
-        stored_hash = self._db.get(schema.META_GENESIS_HASH)
-        if stored_hash is None:
-            self._initialise()
-        elif stored_hash != genesis.genesis_hash:
+        self._read = _CheckedReads(self._db, self)
+        self._log = merkle.CompactRange()
+        self._tip = genesis_tip(genesis)
+        self._head_height = 0
+        try:
+            self._open_ledger(create)
+        except BaseException:
             self._db.close()
-            raise StoreError(f"the database at {path} belongs to a different genesis")
-        self._head_height = schema.decode_number(self._db.get(schema.META_HEAD_HEIGHT))
+            raise
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _open_ledger(self, create: bool) -> None:
+        reads = _CheckedReads(self._db, self)
+        stored_hash = reads.get(schema.META_GENESIS_HASH)
+        if stored_hash is None:
+            if next(reads.iterator(include_value=False), None) is not None:
+                if self._examine:
+                    return  # node/integrity.py reports it
+                raise StoreDamaged(
+                    f"the database at {self.path} holds entries but not its genesis hash"
+                )
+            if not create:
+                raise StoreError(f"{self.path} holds no ledger")
+            self._initialise()
+        elif stored_hash != self._genesis.genesis_hash:
+            raise StoreError(f"the database at {self.path} belongs to a different genesis")
+        raw_head = reads.get(schema.META_HEAD_HEIGHT)
+        if raw_head is not None and len(raw_head) == schema.HEIGHT_SIZE_BYTES:
+            self._head_height = schema.decode_number(raw_head)
+        elif not self._examine:
+            raise StoreDamaged("the head height is not stored, or not 8 bytes")
         # Every read goes through a snapshot of the last committed block, replaced when the
         # next one is written: a reader (validating a proposal, answering a query) never sees
         # a block half-applied while a commit is being written in another thread.
-        self._read = self._db.snapshot()
-        self._log = merkle.CompactRange()
-        self._tip = genesis_tip(genesis)
-        self._check_head()
+        self._read = _CheckedReads(self._db.snapshot(), self)
+        if self._examine:
+            return
+        self._check_witness()
+        # node/integrity.py imports this module (it examines and rebuilds stores), so its
+        # open-time check is imported when it is needed.
+        from provledger.node.integrity import check_recent
 
-    # --- lifecycle ------------------------------------------------------------------------
+        self._tip, self._log = check_recent(self, self._genesis)
+        self._write_witness()
 
     def _initialise(self) -> None:
         with self._db.write_batch(transaction=True, sync=True) as batch:
@@ -102,31 +280,86 @@ class Store:
             batch.put(schema.META_HEAD_HEIGHT, schema.encode_number(0))
             batch.put(schema.META_GENESIS_HASH, self._genesis.genesis_hash)
 
-    def _check_head(self) -> None:
-        """Check the head against the stored chain and load the log's frontier."""
-        if self._head_height == 0:
-            return
-        stored = self._stored_block(self._head_height)
-        if stored is None:
-            raise StoreError(f"head height {self._head_height} has no stored block")
-        header = decode_header(stored.header)
-        tip = Tip.from_header(header, stored.header)
-        if self._db.get(schema.block_id_key(tip.block_id)) != schema.encode_number(tip.height):
-            raise StoreError("the head block is missing from the block-id index")
-        try:
-            verify_certificate(
-                stored.certificate, header, stored.header, self._genesis.validator_set
-            )
-        except Exception as error:
-            raise StoreError(f"the head block's certificate does not verify: {error}") from None
-        log = merkle.CompactRange.from_nodes(header.log_size, self.merkle_node)
-        if log.root() != header.log_root:
-            raise StoreError("the log root recomputed from stored nodes differs from the head's")
-        self._log = log
-        self._tip = tip
-
     def close(self) -> None:
+        if self._witness_fd is not None:
+            os.close(self._witness_fd)
+            self._witness_fd = None
         self._db.close()
+
+    # --- damage -----------------------------------------------------------------------------
+
+    @property
+    def damage(self) -> StoreDamaged | None:
+        """The damage this store found while serving, if any."""
+        return self._damage
+
+    def found_damage(self, what: str, height: int | None = None) -> StoreDamaged:
+        """Record damage found while reading or writing; return it, for the caller to raise.
+
+        A serving store logs it, writes the damage marker and refuses everything from now on;
+        an examined one only reports it."""
+        damage = StoreDamaged(what, height)
+        if self._examine or self._damage is not None:
+            return damage
+        self._damage = damage
+        log.critical(
+            "the ledger in %s is damaged: %s; this node refuses to serve it "
+            "(provledger node check / node repair)",
+            self.path,
+            damage,
+        )
+        try:
+            (self.path / schema.DAMAGE_MARKER_FILE).write_text(f"{damage}\n")
+        except OSError as error:
+            log.error("could not write the damage marker in %s: %s", self.path, error)
+        return damage
+
+    def refuse_if_damaged(self) -> None:
+        if self._damage is not None:
+            raise self._damage
+
+    def _refuse_marked_damage(self) -> None:
+        marker = self.path / schema.DAMAGE_MARKER_FILE
+        if marker.exists():
+            found = marker.read_text(errors="replace").strip()
+            raise StoreDamaged(f"this node found damage while serving: {found}")
+
+    # --- the head witness -------------------------------------------------------------------
+
+    def _check_witness(self) -> None:
+        """The head must be at or above the head witness, on the same chain."""
+        witness = read_head_witness(self.path)
+        if witness is None:
+            return
+        height, block = witness
+        head = self._head_height
+        if height > head:
+            raise StoreDamaged(
+                f"LevelDB lost committed blocks: its head is {head}, but this node committed "
+                f"up to block {height} ({schema.HEAD_WITNESS_FILE}); LevelDB drops the tail "
+                "of a truncated .log file without a word",
+                head + 1,
+            )
+        stored = self._stored_block(height) if height > 0 else None
+        if stored is not None and block_id(stored.header) != block:
+            raise StoreDamaged(
+                f"block {height} is not the block this node committed at that height "
+                f"({schema.HEAD_WITNESS_FILE})",
+                height,
+            )
+
+    def _write_witness(self) -> None:
+        """Record the head beside LevelDB. Written after the block's synced batch and not
+        synced itself: after a power cut it may lag the store (harmless), never lead it."""
+        if self._witness_fd is None:
+            self._witness_fd = os.open(
+                self.path / schema.HEAD_WITNESS_FILE, os.O_RDWR | os.O_CREAT, 0o644
+            )
+        os.pwrite(
+            self._witness_fd,
+            schema.encode_head_witness(self._tip.height, self._tip.block_id),
+            0,
+        )
 
     # --- the head ---------------------------------------------------------------------------
 
@@ -151,11 +384,11 @@ class Store:
         if cached is not _NOT_CACHED:
             return cached  # type: ignore[return-value]
         generation = self._generation
-        raw = self._read.get(schema.state_key(kind, record_id))
+        state_key = schema.state_key(kind, record_id)
+        raw = self._read.get(state_key)
         record = None
         if raw is not None:
-            record = RECORD_TYPES[kind]()
-            record.ParseFromString(raw)
+            record = self._parse(RECORD_TYPES[kind](), raw, state_key)
         with self._lock:
             # Only cache what no commit has overtaken since the read: otherwise a value read
             # just before a block landed could outlive it in the cache.
@@ -170,19 +403,58 @@ class Store:
 
     def members(self) -> Iterable[state_pb2.MemberRecord]:
         prefix = schema.state_key("member", "")
-        for _, raw in self._read.iterator(prefix=prefix):
-            record = state_pb2.MemberRecord()
-            record.ParseFromString(raw)
-            yield record
+        for key, raw in self._read.iterator(prefix=prefix):
+            yield self._parse(state_pb2.MemberRecord(), raw, key)
 
     # --- writing a block --------------------------------------------------------------------
 
     def commit_block(
-        self, executed: ExecutedBlock, certificate: ledger_pb2.CommitCertificate
+        self,
+        executed: ExecutedBlock,
+        certificate: ledger_pb2.CommitCertificate,
+        entries: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        """Persist a committed block and everything derived from it, atomically and synced."""
+        """Persist a committed block and everything derived from it, atomically and synced.
+        `entries` are `block_entries(executed, certificate)`, if the caller made them already."""
+        self.refuse_if_damaged()
         height = executed.header.height
         check(height == self._head_height + 1, f"block {height} does not follow the head")
+        if entries is None:
+            entries = self.block_entries(executed, certificate)
+        try:
+            with self._db.write_batch(transaction=True, sync=True) as batch:
+                for key, value in entries:
+                    batch.put(key, value)
+                batch.put(schema.META_HEAD_HEIGHT, schema.encode_number(height))
+                # What this validator signed for heights now final is no longer needed.
+                for key in self._read_database().iterator(
+                    start=schema.CONSENSUS_PREFIX,
+                    stop=schema.signed_messages_from(height + 1),
+                    include_value=False,
+                ):
+                    batch.delete(key)
+        except plyvel.Error as error:
+            raise self._failed_write(f"block {height}", error) from None
+        snapshot = _CheckedReads(self._db.snapshot(), self)
+        with self._lock:
+            self._read = snapshot
+            self._generation += 1
+            for write in executed.writes:
+                if write.record is not None:
+                    self._records[(write.kind, write.record_id)] = write.record
+            self._head_height = height
+            self._log = executed.log
+            self._tip = Tip.from_header(executed.header, executed.header_bytes)
+        if not self._examine:
+            self._write_witness()
+
+    def block_entries(
+        self, executed: ExecutedBlock, certificate: ledger_pb2.CommitCertificate
+    ) -> list[tuple[bytes, bytes]]:
+        """Every key and value that committing `executed` on the head writes, besides the new
+        head: the block, its events and their indexes, the Merkle nodes, the state writes.
+        node/integrity.py compares a store against them."""
+        height = executed.header.height
         check(certificate.block_id == executed.block_id, "certificate is for another block")
         stored = state_pb2.StoredBlock(
             header=executed.header_bytes,
@@ -194,54 +466,32 @@ class Store:
             stored.last_commit.CopyFrom(executed.last_commit)
         block_writes = {(w.kind, w.record_id): w.record for w in executed.writes if w.record}
         first_log_index = executed.header.log_size - len(executed.events)
-        with self._db.write_batch(transaction=True, sync=True) as batch:
-            batch.put(schema.block_key(height), stored.SerializeToString())
-            batch.put(schema.block_id_key(executed.block_id), schema.encode_number(height))
-            for position, decoded in enumerate(executed.events):
-                log_index = first_log_index + position
-                location = state_pb2.EventLocation(
-                    height=height, position=position, log_index=log_index, event=decoded.signed
-                )
-                # Events live under their log index (keys in append order, cheap for LevelDB
-                # to write and to read a block back); the id maps to the index.
-                batch.put(schema.log_key(log_index), location.SerializeToString())
-                batch.put(schema.event_key(decoded.event_id), schema.encode_number(log_index))
-                self._put_indexes(batch, decoded, log_index, block_writes)
-            for level, index, node_hash in executed.merkle_nodes:
-                batch.put(schema.tree_key(level, index), node_hash)
-            for write in executed.writes:
-                self._put_write(batch, write)
-            batch.put(schema.META_HEAD_HEIGHT, schema.encode_number(height))
-            # What this validator signed for heights now final is no longer needed.
-            for key in self._db.iterator(
-                start=schema.CONSENSUS_PREFIX,
-                stop=schema.signed_messages_from(height + 1),
-                include_value=False,
-            ):
-                batch.delete(key)
-        snapshot = self._db.snapshot()
-        with self._lock:
-            self._read = snapshot
-            self._generation += 1
-            for write in executed.writes:
-                if write.record is not None:
-                    self._records[(write.kind, write.record_id)] = write.record
-            self._head_height = height
-            self._log = executed.log
-            self._tip = Tip.from_header(executed.header, executed.header_bytes)
+        entries = [
+            (schema.block_key(height), stored.SerializeToString()),
+            (schema.block_id_key(executed.block_id), schema.encode_number(height)),
+        ]
+        for position, decoded in enumerate(executed.events):
+            log_index = first_log_index + position
+            location = state_pb2.EventLocation(
+                height=height, position=position, log_index=log_index, event=decoded.signed
+            )
+            # Events live under their log index (keys in append order, cheap for LevelDB to
+            # write and to read a block back); the id maps to the index.
+            entries.append((schema.log_key(log_index), location.SerializeToString()))
+            entries.append((schema.event_key(decoded.event_id), schema.encode_number(log_index)))
+            self._index_entries(entries, decoded, log_index, block_writes)
+        for level, index, node_hash in executed.merkle_nodes:
+            entries.append((schema.tree_key(level, index), node_hash))
+        for write in executed.writes:
+            entries.append(_write_entry(write))
+        return entries
 
     def _put_write(self, batch, write: Write) -> None:
-        if write.nonce is not None:
-            batch.put(schema.nonce_key(write.record_id, write.nonce), b"")
-        else:
-            batch.put(
-                schema.state_key(write.kind, write.record_id),
-                write.record.SerializeToString(deterministic=True),  # type: ignore[union-attr]
-            )
+        batch.put(*_write_entry(write))
 
-    def _put_indexes(
+    def _index_entries(
         self,
-        batch,
+        entries: list[tuple[bytes, bytes]],
         decoded: DecodedEvent,
         log_index: int,
         block_writes: dict[tuple[str, str], Message | None],
@@ -253,21 +503,35 @@ class Store:
         payload = getattr(decoded.event, decoded.kind)
         about = concerns(decoded.kind, payload, lookup)
         for asset_id in about.assets:
-            batch.put(schema.asset_history_key(asset_id, log_index), decoded.event_id)
+            entries.append((schema.asset_history_key(asset_id, log_index), decoded.event_id))
         for parent_id, child_id in about.lineage_edges:
-            batch.put(schema.upstream_key(child_id, parent_id), b"")
-            batch.put(schema.downstream_key(parent_id, child_id), b"")
+            entries.append((schema.upstream_key(child_id, parent_id), b""))
+            entries.append((schema.downstream_key(parent_id, child_id), b""))
         if decoded.kind == "grant_issued":
-            batch.put(schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b"")
-            batch.put(schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
-            batch.put(schema.grants_by_grantor_key(decoded.author_id, payload.grant_id), b"")
+            entries.append((schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b""))
+            entries.append(
+                (schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
+            )
+            entries.append((schema.grants_by_grantor_key(decoded.author_id, payload.grant_id), b""))
         elif decoded.kind == "order_placed":
             check(
                 len(about.assets) == 1, f"order {payload.order_id!r} was placed without its offer"
             )
             for member_id in about.members:
-                batch.put(schema.orders_by_member_key(member_id, payload.order_id), b"")
-            batch.put(schema.orders_by_asset_key(about.assets[0], payload.order_id), b"")
+                entries.append((schema.orders_by_member_key(member_id, payload.order_id), b""))
+            entries.append((schema.orders_by_asset_key(about.assets[0], payload.order_id), b""))
+
+    def _read_database(self) -> _CheckedReads:
+        """Checked reads of the database itself, not of the last commit's snapshot."""
+        return _CheckedReads(self._db, self)
+
+    def _failed_write(self, what: str, error: plyvel.Error) -> StoreError:
+        """A write LevelDB refused: damage if it found corruption (a compaction that met a
+        damaged table stops every later write), else an I/O failure such as a full disk."""
+        text = leveldb_message(error)
+        if isinstance(error, plyvel.CorruptionError):
+            return self.found_damage(f"LevelDB refused to write {what}: {text}")
+        return StoreError(f"LevelDB could not write {what} to {self.path}: {text}")
 
     # --- the consensus vote log -------------------------------------------------------------
 
@@ -275,6 +539,7 @@ class Store:
         self, message: ledger_pb2.Vote | peer_pb2.Proposal, block: ledger_pb2.Block | None
     ) -> None:
         """Record a vote or proposal this validator signed, synced, before it is sent."""
+        self.refuse_if_damaged()
         if isinstance(message, peer_pb2.Proposal):
             key = schema.signed_message_key(message.height, message.round, 0)
             entry = peer_pb2.PeerMessage(proposal=message)
@@ -284,7 +549,10 @@ class Store:
         value = entry.SerializeToString()
         block_bytes = block.SerializeToString() if block is not None else b""
         record = len(value).to_bytes(4, "big") + value + block_bytes
-        self._db.put(key, record, sync=True)
+        try:
+            self._db.put(key, record, sync=True)
+        except plyvel.Error as error:
+            raise self._failed_write(schema.describe_key(key), error) from None
 
     def load_signed(
         self, from_height: int
@@ -292,29 +560,61 @@ class Store:
         """What this validator signed at `from_height` and later."""
         entries: list[tuple[ledger_pb2.Vote | peer_pb2.Proposal, ledger_pb2.Block | None]] = []
         start = schema.signed_messages_from(from_height)
-        for key, record in self._db.iterator(start=start):
+        for key, record in self._read_database().iterator(start=start):
             if not key.startswith(schema.CONSENSUS_PREFIX):
                 break
-            length = int.from_bytes(record[:4], "big")
-            entry = peer_pb2.PeerMessage()
-            entry.ParseFromString(record[4 : 4 + length])
-            block = None
-            if len(record) > 4 + length:
-                block = ledger_pb2.Block()
-                block.ParseFromString(record[4 + length :])
+            try:
+                length = int.from_bytes(record[:4], "big")
+                entry = peer_pb2.PeerMessage()
+                entry.ParseFromString(record[4 : 4 + length])
+                block = None
+                if len(record) > 4 + length:
+                    block = ledger_pb2.Block()
+                    block.ParseFromString(record[4 + length :])
+            except DecodeError:
+                raise self.found_damage(f"{schema.describe_key(key)} does not parse") from None
             message = entry.proposal if entry.HasField("proposal") else entry.vote
             entries.append((message, block))
         return entries
 
+    # --- examining the store (node/integrity.py) --------------------------------------------
+
+    def entry(self, key: bytes) -> bytes | None:
+        """The value stored under `key` at the last commit (checksums verified)."""
+        return self._read.get(key)
+
+    def entries(self, **options: Any) -> Iterator[Any]:
+        """plyvel's iterator over the last commit (checksums verified); the same options."""
+        return self._read.iterator(**options)
+
+    def save_signed_entries(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
+        """Write vote-log entries as another store held them (`node repair` carries what the
+        validator signed above the head over to the rebuilt ledger), synced."""
+        try:
+            with self._db.write_batch(transaction=True, sync=True) as batch:
+                for key, value in entries:
+                    check(key.startswith(schema.CONSENSUS_PREFIX), "not a vote-log entry")
+                    batch.put(key, value)
+        except plyvel.Error as error:
+            raise self._failed_write("the vote log", error) from None
+
     # --- reading blocks and events ----------------------------------------------------------
 
     def _stored_block(self, height: int) -> state_pb2.StoredBlock | None:
-        raw = self._read.get(schema.block_key(height))
+        key = schema.block_key(height)
+        raw = self._read.get(key)
         if raw is None:
             return None
-        stored = state_pb2.StoredBlock()
-        stored.ParseFromString(raw)
-        return stored
+        return self._parse(state_pb2.StoredBlock(), raw, key)
+
+    def _parse(self, message: _Parsed, raw: bytes, key: bytes) -> _Parsed:
+        """`raw` (read under `key`) parsed into `message`; a value that does not parse is
+        damage."""
+        try:
+            message.ParseFromString(raw)
+        except DecodeError:
+            raise self.found_damage(f"{schema.describe_key(key)} does not parse") from None
+        return message
 
     def block(self, height: int) -> tuple[ledger_pb2.Block, ledger_pb2.CommitCertificate] | None:
         """The block at `height` and the certificate that commits it."""
@@ -330,12 +630,10 @@ class Store:
         if header is None:
             return None
         first = header.log_size - header.event_count
-        for _, raw in self._read.iterator(
+        for key, raw in self._read.iterator(
             start=schema.log_key(first), stop=schema.log_key(header.log_size)
         ):
-            location = state_pb2.EventLocation()
-            location.ParseFromString(raw)
-            block.events.append(location.event)
+            block.events.append(self._parse(state_pb2.EventLocation(), raw, key).event)
         check(len(block.events) == header.event_count, f"block {height} lacks stored events")
         return block, stored.certificate
 
@@ -357,7 +655,10 @@ class Store:
             stored = self._stored_block(height)
             if stored is None:
                 return None
-            header = decode_header(stored.header)
+            try:
+                header = decode_header(stored.header)
+            except Rejected:
+                raise self.found_damage(f"block {height}'s header does not parse") from None
             if len(self._headers) >= HEADERS_CACHED_MAX:
                 self._headers.clear()
             self._headers[height] = header
@@ -370,12 +671,11 @@ class Store:
         return self.event_at(schema.decode_number(log_index))
 
     def event_at(self, log_index: int) -> state_pb2.EventLocation | None:
-        raw = self._read.get(schema.log_key(log_index))
+        key = schema.log_key(log_index)
+        raw = self._read.get(key)
         if raw is None:
             return None
-        location = state_pb2.EventLocation()
-        location.ParseFromString(raw)
-        return location
+        return self._parse(state_pb2.EventLocation(), raw, key)
 
     def has_event(self, event_identifier: bytes) -> bool:
         return self._read.get(schema.event_key(event_identifier)) is not None
@@ -488,3 +788,13 @@ class Store:
     ) -> tuple[list[state_pb2.OrderRecord], bool]:
         prefix = schema.orders_by_asset_prefix(asset_id)
         return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
+
+
+def _write_entry(write: Write) -> tuple[bytes, bytes]:
+    """The key and value of one state write: a used nonce, or a world-state record."""
+    if write.nonce is not None:
+        return schema.nonce_key(write.record_id, write.nonce), b""
+    return (
+        schema.state_key(write.kind, write.record_id),
+        write.record.SerializeToString(deterministic=True),  # type: ignore[union-attr]
+    )
