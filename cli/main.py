@@ -61,12 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.set_defaults(handler=consortium.cmd_consortium_init)
 
-    node_group = commands.add_parser("node", help="run a node").add_subparsers(
+    node_group = commands.add_parser("node", help="run, check or repair a node").add_subparsers(
         dest="node_cmd", required=True
     )
     run = node_group.add_parser("run", help="run a node until Ctrl-C")
     run.add_argument("--config", required=True)
     run.set_defaults(handler=node.cmd_node_run)
+    check = with_output(
+        node_group.add_parser(
+            "check", help="check a stopped node's whole ledger: every block, root and index"
+        )
+    )
+    check.add_argument("--config", required=True)
+    check.set_defaults(handler=node.cmd_node_check)
+    repair = with_output(
+        node_group.add_parser(
+            "repair", help="rebuild a stopped node's damaged ledger from its sound part and peers"
+        )
+    )
+    repair.add_argument("--config", required=True)
+    repair.set_defaults(handler=node.cmd_node_repair)
 
     submit_command = with_node(commands.add_parser("submit", help="sign and submit an event"))
     submit_command.add_argument("--identity", required=True, help="identity key file to sign with")

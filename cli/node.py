@@ -1,20 +1,178 @@
-"""`provledger node run`: one node process, from its config file, until Ctrl-C."""
+"""`provledger node run | check | repair`: one node process from its config file, until
+Ctrl-C; a whole-chain check of a stopped node's ledger; and its repair from the peers.
+
+A node whose ledger is damaged does not serve it. `node run` exits with one line saying what
+is damaged and what to run next, whether the store found the damage when it opened (see
+node/store.py) or later, while serving: the store then writes its damage marker, and a watcher
+here stops the node with SIGTERM, its own graceful stop.
+
+Repair is a command, not something a node does by itself when it starts: it rewrites the whole
+data folder (keeping the damaged one beside it), takes as long as re-executing the chain, and
+an operator should see what was damaged first (a failing disk wants replacing, not a repair on
+it). A node that refuses to serve costs its consortium nothing but that node's vote, which
+consensus tolerates.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
 
-from provledger.cli.output import CommandError
+from provledger.cli.output import CommandError, emit, load_genesis
+from provledger.node.config import ConfigError, NodeConfig
+from provledger.node.settings import CHECK_PROGRESS_INTERVAL_BLOCKS, DAMAGE_MARKER_POLL_INTERVAL_MS
 
 
 def cmd_node_run(args: argparse.Namespace) -> None:
     # Imported here: the node's server and its dependencies (fastapi, uvicorn, LevelDB) are
     # needed by this command only.
-    from provledger.node.config import ConfigError, NodeConfig
     from provledger.node.server import run
+    from provledger.node.store import StoreDamaged, StoreError
 
+    config = _load_config(args.config)
+    watcher = _DamageWatcher(config.data_dir)
     try:
-        config = NodeConfig.load(args.config)
+        run(config)
+    except StoreDamaged as damage:
+        raise CommandError(_refusal(config, args.config, str(damage))) from None
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    except SystemExit:  # the node stopped itself; damage found while serving says why
+        if watcher.found is None:
+            raise
+    finally:
+        watcher.stop()
+    if watcher.found is not None:
+        raise CommandError(_refusal(config, args.config, watcher.found))
+
+
+def cmd_node_check(args: argparse.Namespace) -> None:
+    from provledger.node.integrity import check_store
+    from provledger.node.store import StoreError
+
+    config = _load_config(args.config)
+    genesis = load_genesis(str(config.genesis_path))
+    _require_ledger(config.data_dir)
+    try:
+        report, _ = check_store(config.data_dir, genesis, _progress)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    lines = [f"ledger {config.data_dir}: head {report.head_height}"]
+    if report.witness_height is not None:
+        lines[0] += f", committed up to {report.witness_height} ({_witness_name()})"
+    lines += [f"  {finding}" for finding in report.findings]
+    lines.append(report.summary())
+    emit(args, report.to_json(), "\n".join(lines))
+    if not report.sound:
+        first = report.first_bad_height
+        raise CommandError(
+            f"the ledger in {config.data_dir} is damaged"
+            + (f" from height {first}" if first is not None else "")
+            + f"; rebuild it with: provledger node repair --config {args.config}"
+        )
+
+
+def cmd_node_repair(args: argparse.Namespace) -> None:
+    from provledger.node.integrity import PeerSource, repair_store
+    from provledger.node.store import StoreError
+
+    config = _load_config(args.config)
+    genesis = load_genesis(str(config.genesis_path))
+    _require_ledger(config.data_dir)
+    peers = PeerSource(config.node_id, config.peers, config.tls_dir)
+    try:
+        report = repair_store(config.data_dir, genesis, peers, _progress)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+    check = report.check
+    lines = [f"ledger {config.data_dir}: head {check.head_height}"]
+    lines += [f"  {finding}" for finding in check.findings]
+    lines.append(check.summary())
+    if report.repaired or not check.sound:
+        lines.append(report.summary())
+    emit(
+        args,
+        {
+            "check": check.to_json(),
+            "repaired": report.repaired,
+            "local_height": report.local_height,
+            "head_height": report.head_height,
+            "fetched": report.fetched,
+            "kept_at": str(report.kept_at) if report.kept_at else None,
+            "problems": report.problems,
+        },
+        "\n".join(lines),
+    )
+    if not report.repaired and not check.sound:
+        raise CommandError(f"the ledger in {config.data_dir} was not repaired")
+
+
+def _load_config(path: str) -> NodeConfig:
+    try:
+        return NodeConfig.load(path)
     except ConfigError as error:
         raise CommandError(str(error)) from None
-    run(config)
+
+
+def _require_ledger(data_dir: Path) -> None:
+    from provledger.node.store import holds_leveldb
+
+    if not holds_leveldb(data_dir):
+        raise CommandError(f"{data_dir} holds no ledger database")
+
+
+def _refusal(config: NodeConfig, config_path: str, damage: str) -> str:
+    return (
+        f"the ledger in {config.data_dir} is damaged, so this node does not serve it: "
+        f"{damage}\nrun `provledger node check --config {config_path}` to see the damage and "
+        f"`provledger node repair --config {config_path}` to rebuild the ledger from its peers"
+    )
+
+
+def _witness_name() -> str:
+    from provledger.node.schema import HEAD_WITNESS_FILE
+
+    return HEAD_WITNESS_FILE
+
+
+def _progress(height: int, of: int) -> None:
+    """A line on stderr every CHECK_PROGRESS_INTERVAL_BLOCKS blocks (at least every tenth of
+    the chain), and at the end."""
+    every = min(CHECK_PROGRESS_INTERVAL_BLOCKS, max(1, of // 10))
+    if height % every == 0 or height == of:
+        print(f"checked block {height} of {of} ({100 * height // of}%)", file=sys.stderr)
+
+
+class _DamageWatcher:
+    """Stops this process (SIGTERM: the node's graceful stop) once its store writes the damage
+    marker while serving; `found` is what the marker says. A marker there before the start is
+    the store's to refuse at open, so it is not watched for."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from provledger.node.schema import DAMAGE_MARKER_FILE
+
+        self._marker = data_dir / DAMAGE_MARKER_FILE
+        self._stopping = threading.Event()
+        self.found: str | None = None
+        self._thread: threading.Thread | None = None
+        if not self._marker.exists():
+            self._thread = threading.Thread(
+                target=self._watch, name="provledger-damage-watcher", daemon=True
+            )
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(DAMAGE_MARKER_POLL_INTERVAL_MS / 1000):
+            if self._marker.exists():
+                self.found = self._marker.read_text(errors="replace").strip()
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -247,7 +247,7 @@ def check_recent(store: Store, genesis: Genesis) -> tuple[Tip, merkle.CompactRan
     while True:
         checked = check_block(store, genesis, height, certificate=True)
         if expected_id is not None and checked.block_id != expected_id:
-            raise StoreDamaged(f"block {height + 1} does not link to the stored block", height)
+            raise StoreDamaged(f"the block does not link to the stored block {height}", height + 1)
         _check_log_root(store, checked)
         head_block = head_block or checked
         expected_id = checked.header.previous_block_id
@@ -261,7 +261,7 @@ def check_recent(store: Store, genesis: Genesis) -> tuple[Tip, merkle.CompactRan
             break
     if _stored_block_id(store, genesis, height) != expected_id:
         what = "the genesis" if height == 0 else f"the stored block {height}"
-        raise StoreDamaged(f"block {height + 1} does not link to {what}", height + 1)
+        raise StoreDamaged(f"the block does not link to {what}", height + 1)
     header = head_block.header
     highest_event = _highest_key(store, schema.LOG_PREFIX)
     if highest_event is not None and schema.decode_number(highest_event[1:]) >= header.log_size:

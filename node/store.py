@@ -265,12 +265,12 @@ class Store:
         self._read = _CheckedReads(self._db.snapshot(), self)
         if self._examine:
             return
-        self._check_witness()
         # node/integrity.py imports this module (it examines and rebuilds stores), so its
         # open-time check is imported when it is needed.
         from provledger.node.integrity import check_recent
 
         self._tip, self._log = check_recent(self, self._genesis)
+        self._check_witness()
         self._write_witness()
 
     def _initialise(self) -> None:
@@ -379,6 +379,7 @@ class Store:
     # --- StateReader ------------------------------------------------------------------------
 
     def load(self, kind: str, record_id: str) -> Message | None:
+        self.refuse_if_damaged()  # a cached record too: a damaged store serves nothing
         key = (kind, record_id)
         cached = self._records.get(key, _NOT_CACHED)
         if cached is not _NOT_CACHED:
