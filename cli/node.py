@@ -21,10 +21,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provledger.cli.output import CommandError, emit, load_genesis
 from provledger.node.config import ConfigError, NodeConfig
 from provledger.node.settings import CHECK_PROGRESS_INTERVAL_BLOCKS, DAMAGE_MARKER_POLL_INTERVAL_MS
+
+if TYPE_CHECKING:
+    from provledger.node.integrity import CheckReport
 
 
 def cmd_node_run(args: argparse.Namespace) -> None:
@@ -61,12 +65,7 @@ def cmd_node_check(args: argparse.Namespace) -> None:
         report, _ = check_store(config.data_dir, genesis, _progress)
     except StoreError as error:
         raise CommandError(str(error)) from None
-    lines = [f"ledger {config.data_dir}: head {report.head_height}"]
-    if report.witness_height is not None:
-        lines[0] += f", committed up to {report.witness_height} ({_witness_name()})"
-    lines += [f"  {finding}" for finding in report.findings]
-    lines.append(report.summary())
-    emit(args, report.to_json(), "\n".join(lines))
+    emit(args, report.to_json(), "\n".join(_report_lines(config.data_dir, report)))
     if not report.sound:
         first = report.first_bad_height
         raise CommandError(
@@ -89,10 +88,8 @@ def cmd_node_repair(args: argparse.Namespace) -> None:
     except StoreError as error:
         raise CommandError(str(error)) from None
     check = report.check
-    lines = [f"ledger {config.data_dir}: head {check.head_height}"]
-    lines += [f"  {finding}" for finding in check.findings]
-    lines.append(check.summary())
-    if report.repaired or not check.sound:
+    lines = _report_lines(config.data_dir, check)
+    if report.repaired or not check.sound or check.marked:
         lines.append(report.summary())
     emit(
         args,
@@ -133,10 +130,19 @@ def _refusal(config: NodeConfig, config_path: str, damage: str) -> str:
     )
 
 
-def _witness_name() -> str:
+def _report_lines(data_dir: Path, report: CheckReport) -> list[str]:
     from provledger.node.schema import HEAD_WITNESS_FILE
 
-    return HEAD_WITNESS_FILE
+    lines = [f"ledger {data_dir}: head {report.head_height}"]
+    if report.witness_height is not None:
+        lines[0] += f", committed up to {report.witness_height} ({HEAD_WITNESS_FILE})"
+    if report.marked:
+        lines.append(f"  the node found damage while it served: {report.marked}")
+    lines += [f"  {finding}" for finding in report.findings]
+    lines.append(report.summary())
+    if report.marked and report.sound:
+        lines.append("the check does not find what the node met; `node repair` lets it serve")
+    return lines
 
 
 def _progress(height: int, of: int) -> None:

@@ -231,14 +231,25 @@ def _highest_stored_height(store: Store) -> int:
 # --- at open ------------------------------------------------------------------------------------
 
 
+def _check_nothing_above(store: Store, head: int, log_size: int) -> None:
+    """No block above the head, no event beyond the log: the head is not behind its chain."""
+    highest = _highest_stored_height(store)
+    if highest > head:
+        raise StoreDamaged(f"block {highest} is stored above the head height {head}", head + 1)
+    highest_event = _highest_key(store, schema.LOG_PREFIX)
+    if highest_event is not None and schema.decode_number(highest_event[1:]) >= log_size:
+        raise StoreDamaged(
+            f"{schema.describe_key(highest_event)} is stored beyond the log's size {log_size}",
+            head + 1,
+        )
+
+
 def check_recent(store: Store, genesis: Genesis) -> tuple[Tip, merkle.CompactRange]:
     """Check the newest blocks (see the module docstring); return the tip and the log's
     frontier at the head, or raise `StoreDamaged`."""
     head = store.head_height
-    highest = _highest_stored_height(store)
-    if highest > head:
-        raise StoreDamaged(f"block {highest} is stored above the head height {head}", head + 1)
     if head == 0:
+        _check_nothing_above(store, 0, 0)
         return genesis_tip(genesis), merkle.CompactRange()
     checked_events = 0
     expected_id: bytes | None = None  # what the block above links to
@@ -263,13 +274,7 @@ def check_recent(store: Store, genesis: Genesis) -> tuple[Tip, merkle.CompactRan
         what = "the genesis" if height == 0 else f"the stored block {height}"
         raise StoreDamaged(f"the block does not link to {what}", height + 1)
     header = head_block.header
-    highest_event = _highest_key(store, schema.LOG_PREFIX)
-    if highest_event is not None and schema.decode_number(highest_event[1:]) >= header.log_size:
-        raise StoreDamaged(
-            f"{schema.describe_key(highest_event)} is stored beyond the log's size "
-            f"{header.log_size}",
-            head + 1,
-        )
+    _check_nothing_above(store, head, header.log_size)
     try:
         frontier = merkle.CompactRange.from_nodes(header.log_size, store.merkle_node)
     except InvariantViolation as missing:
@@ -294,6 +299,7 @@ class CheckReport:
     entries_compared: int = 0
     complete: bool = False  # every block replayed and the whole database compared
     salvaged: str = ""  # why the folder was examined on a salvaged copy, if it was
+    marked: str = ""  # the damage marker: what the node found while it served, if anything
     findings: list[StoreDamaged] = field(default_factory=list)
 
     @property
@@ -313,17 +319,21 @@ class CheckReport:
     def summary(self) -> str:
         if self.sound:
             return (
-                f"sound: blocks 1-{self.replayed_height} ({self.events} events) check: every "
-                "hash link, certificate, events root, log root and state root, and "
-                f"{self.entries_compared} stored entries equal what the blocks imply"
+                f"sound: blocks 1-{self.replayed_height} ({self.events} events): every hash "
+                "link, certificate, events root, log root and state root checks, and the "
+                f"{self.entries_compared} stored entries compared are what the blocks imply"
             )
         first = self.first_bad_height
         where = f"first bad height {first}" if first is not None else "no height known"
         found = len(self.findings)
+        sound = (
+            f"blocks 1-{self.replayed_height} are sound and re-execute"
+            if self.replayed_height
+            else "no block could be replayed"
+        )
         return (
             f"DAMAGED ({where}; {found} finding{'s' if found != 1 else ''}"
-            f"{', more not looked for' if found >= CHECK_FINDINGS_MAX else ''}); blocks "
-            f"1-{self.replayed_height} are sound and re-execute"
+            f"{', more not looked for' if found >= CHECK_FINDINGS_MAX else ''}); {sound}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -337,6 +347,7 @@ class CheckReport:
             "events": self.events,
             "entries_compared": self.entries_compared,
             "salvaged": self.salvaged,
+            "marked": self.marked,
             "findings": [{"height": f.height, "what": f.what} for f in self.findings],
         }
 
@@ -364,6 +375,8 @@ def check_store(
     scratch.mkdir(parents=True)
     witness = read_head_witness(path)
     witness_height = witness[0] if witness is not None else None
+    marker = path / schema.DAMAGE_MARKER_FILE
+    marked = marker.read_text(errors="replace").strip() if marker.exists() else ""
     try:
         source, examined, salvaged = _open_for_examination(path, genesis, scratch)
     except StoreDamaged as damage:  # not even a salvaged copy opens
@@ -388,6 +401,7 @@ def check_store(
         finally:
             examination.close()
             source.close()
+    report.marked = marked
     if keep_rebuilt:
         return report, rebuilt
     rebuilt.close()
@@ -452,16 +466,15 @@ class _Examination:
             raise _EnoughFindings
 
     def run(self, progress: Progress) -> None:
-        source, report = self.source, self.report
+        report = self.report
         self._check_metadata()
-        walk_head = max(
-            report.head_height, _highest_stored_height(source), report.witness_height or 0
-        )
+        highest = self._highest_stored_height()
+        walk_head = max(report.head_height, highest, report.witness_height or 0)
         report.walked_height = walk_head
         previous_id = self.genesis.genesis_hash
         for height in range(1, walk_head + 1):
             try:
-                checked = check_block(source, self.genesis, height, certificate=False)
+                checked = check_block(self.source, self.genesis, height, certificate=False)
                 if checked.header.previous_block_id != previous_id:
                     raise StoreDamaged("the block does not link to the block before it", height)
                 self._replay(checked)
@@ -475,7 +488,7 @@ class _Examination:
                 self.found(
                     StoreDamaged(
                         f"the head height is {report.head_height}, but blocks up to "
-                        f"{_highest_stored_height(source)} are stored",
+                        f"{highest} are stored",
                         height,
                     )
                 )
@@ -497,13 +510,24 @@ class _Examination:
             )
         return StoreDamaged(what, damage.height if damage.height is not None else height)
 
+    def _highest_stored_height(self) -> int:
+        """The highest height a block is stored at (0 if it cannot be read: the walk then
+        finds the damage block by block)."""
+        try:
+            return _highest_stored_height(self.source)
+        except StoreDamaged:
+            return 0
+
     def _check_metadata(self) -> None:
         source = self.source
-        if source.entry(schema.META_GENESIS_HASH) != self.genesis.genesis_hash:
-            self.found(StoreDamaged("the genesis hash is not stored"))
-        raw_head = source.entry(schema.META_HEAD_HEIGHT)
-        if raw_head is None or len(raw_head) != schema.HEIGHT_SIZE_BYTES:
-            self.found(StoreDamaged("the head height is not stored, or not 8 bytes"))
+        try:
+            if source.entry(schema.META_GENESIS_HASH) != self.genesis.genesis_hash:
+                self.found(StoreDamaged("the genesis hash is not stored"))
+            raw_head = source.entry(schema.META_HEAD_HEIGHT)
+            if raw_head is None or len(raw_head) != schema.HEIGHT_SIZE_BYTES:
+                self.found(StoreDamaged("the head height is not stored, or not 8 bytes"))
+        except StoreDamaged as damage:
+            self.found(damage)
 
     # --- replaying one block ------------------------------------------------------------------
 
@@ -758,7 +782,13 @@ def repair_store(
     assert rebuilt is not None  # keep_rebuilt
     try:
         if check.sound:
-            report.problems.append("the ledger is sound; nothing to repair")
+            if check.marked:
+                # What the node met while serving is not there (a failing read that passed):
+                # the whole check is the judge, so the node may serve again.
+                (path / schema.DAMAGE_MARKER_FILE).unlink()
+                report.problems.append("the ledger is sound; the damage marker was removed")
+            else:
+                report.problems.append("the ledger is sound; nothing to repair")
             return report
         report.local_height = rebuilt.head_height
         asyncio.run(_fetch_from_peers(rebuilt, genesis, peers, report))

@@ -216,14 +216,14 @@ def decode_head_witness(raw: bytes) -> tuple[int, bytes] | None:
 # --- naming what a key holds ------------------------------------------------------------------
 
 _FAMILY_NAMES = {
-    META_PREFIX: "metadata",
-    BLOCK_PREFIX: "a stored block",
+    META_PREFIX: "the metadata",
+    BLOCK_PREFIX: "the stored blocks",
     BLOCK_ID_PREFIX: "the block-id index",
     EVENT_PREFIX: "the event-id index",
-    LOG_PREFIX: "an event (log entry)",
-    TREE_PREFIX: "a Merkle log node",
-    STATE_PREFIX: "a world-state record",
-    NONCE_PREFIX: "a used nonce",
+    LOG_PREFIX: "the events (the log's entries)",
+    TREE_PREFIX: "the Merkle log's nodes",
+    STATE_PREFIX: "the world-state records",
+    NONCE_PREFIX: "the used nonces",
     ASSET_HISTORY_PREFIX: "the asset history index",
     UPSTREAM_PREFIX: "the upstream lineage index",
     DOWNSTREAM_PREFIX: "the downstream lineage index",
@@ -244,11 +244,17 @@ def _length_prefixed_id(rest: bytes) -> tuple[str, bytes]:
 
 
 def describe_key(key: bytes | None) -> str:
-    """What the entry under `key` is, in words: "block 17", "the event at log index 42",
-    "world-state record asset/'x'"... (for damage reports; never parsed back)."""
+    """What the entry under `key` (or the entries under a prefix) is, in words: "block 17",
+    "the event at log index 42", "world-state record asset/'x'", "the stored blocks"... (for
+    damage reports; never parsed back)."""
     if not key:
         return "the database"
     prefix, rest = key[:1], key[1:]
+    name = _FAMILY_NAMES.get(prefix)
+    if name is None:
+        return f"the entry with key {key.hex()}"
+    if not rest:
+        return name
     number = decode_number(rest[:HEIGHT_SIZE_BYTES]) if len(rest) >= HEIGHT_SIZE_BYTES else None
     if prefix == META_PREFIX:
         return f"the metadata entry {rest.decode(errors='replace')!r}"
@@ -264,16 +270,16 @@ def describe_key(key: bytes | None) -> str:
         return f"the Merkle log node at level {rest[0]}, index {decode_number(rest[1:])}"
     if prefix == STATE_PREFIX:
         kind, _, record_id = (part.decode(errors="replace") for part in rest.partition(b"\x00"))
+        if not record_id:
+            return f"the world-state records of kind {kind!r}"
         return f"world-state record {kind}/{record_id!r}"
-    if prefix == NONCE_PREFIX:
-        member_id, tail = _length_prefixed_id(rest)
-        return f"the used nonce {decode_number(tail)} of member {member_id!r}"
     if prefix == CONSENSUS_PREFIX and number is not None:
         return f"the vote log at height {number}"
-    name = _FAMILY_NAMES.get(prefix)
-    if name is None:
-        return f"the entry with key {key.hex()}"
     first, tail = _length_prefixed_id(rest)
+    if prefix == NONCE_PREFIX and len(tail) == HEIGHT_SIZE_BYTES:
+        return f"the used nonce {decode_number(tail)} of member {first!r}"
     if prefix == ASSET_HISTORY_PREFIX and len(tail) == HEIGHT_SIZE_BYTES:
         return f"{name} of asset {first!r} at log index {decode_number(tail)}"
+    if not tail:
+        return f"{name} of {first!r}"
     return f"{name} entry {first!r} / {tail.decode(errors='replace')!r}"

@@ -153,10 +153,11 @@ def _damaged_file(path: Path, text: str) -> str:
         lines = (path / "LOG").read_text(errors="replace").splitlines()
     except OSError:
         lines = []
-    for line in reversed(lines):
+    for line in lines:  # LevelDB starts a new LOG at each open: these lines are this one's
         if ".log: dropping" in line:
-            name = line.split(".log: dropping")[0].rsplit("/", 1)[-1].split()[-1]
-            return f"the write-ahead log {name}.log is damaged: {line.split('; ', 1)[-1]}"
+            before, dropping = line.split(".log: ", 1)
+            name = before.rsplit("/", 1)[-1].split()[-1]
+            return f"the write-ahead log {name}.log is damaged, LevelDB reports: {dropping}"
     if "missing files" in text or "No such file" in text:
         return "a table file the MANIFEST lists is missing"
     return "the MANIFEST, LevelDB's list of its files, is damaged"
@@ -183,13 +184,17 @@ class _CheckedReads:
 
     def iterator(self, **options: Any) -> Iterator[Any]:
         self._store.refuse_if_damaged()
-        where = options.get("prefix") or options.get("start")
+        if options.get("prefix"):
+            where = schema.describe_key(options["prefix"])
+        elif options.get("start"):
+            where = f"{schema.describe_key(options['start'])} or what follows it"
+        else:
+            where = "the database"
         try:
             yield from self._source.iterator(verify_checksums=True, **options)
         except plyvel.Error as error:
             raise self._store.found_damage(
-                f"LevelDB cannot read {schema.describe_key(where)} or what follows it: "
-                f"{leveldb_message(error)}"
+                f"LevelDB cannot read {where}: {leveldb_message(error)}"
             ) from None
 
 
@@ -207,6 +212,7 @@ class Store:
         self.path = Path(path)
         self._genesis = genesis
         self._examine = examine
+        self._serving = False  # opened and checked: damage found from now on is marked
         self._damage: StoreDamaged | None = None
         self._witness_fd: int | None = None
         if not examine:
@@ -272,6 +278,7 @@ class Store:
         self._tip, self._log = check_recent(self, self._genesis)
         self._check_witness()
         self._write_witness()
+        self._serving = True
 
     def _initialise(self) -> None:
         with self._db.write_batch(transaction=True, sync=True) as batch:
@@ -297,9 +304,9 @@ class Store:
         """Record damage found while reading or writing; return it, for the caller to raise.
 
         A serving store logs it, writes the damage marker and refuses everything from now on;
-        an examined one only reports it."""
+        a store being opened or examined only reports it."""
         damage = StoreDamaged(what, height)
-        if self._examine or self._damage is not None:
+        if not self._serving or self._damage is not None:
             return damage
         self._damage = damage
         log.critical(
@@ -322,7 +329,7 @@ class Store:
         marker = self.path / schema.DAMAGE_MARKER_FILE
         if marker.exists():
             found = marker.read_text(errors="replace").strip()
-            raise StoreDamaged(f"this node found damage while serving: {found}")
+            raise StoreDamaged(f"this node found damage while it served: {found}")
 
     # --- the head witness -------------------------------------------------------------------
 

@@ -415,8 +415,10 @@ def test_a_byte_flipped_in_the_log_is_refused_naming_the_file(chain):
     flip_byte(log_file, log_file.stat().st_size // 2)
     with pytest.raises(StoreDamaged) as refused:
         Store(chain.path, chain.consortium.genesis)
-    assert f"the write-ahead log {log_file.name} is damaged" in str(refused.value)
-    assert "checksum mismatch" in str(refused.value)
+    assert f"the write-ahead log {log_file.name} is damaged, LevelDB reports: dropping " in str(
+        refused.value
+    )
+    assert "bytes; Corruption: checksum mismatch" in str(refused.value)
 
     report, _ = check_store(chain.path, chain.consortium.genesis)
     assert not report.sound and report.salvaged
@@ -490,7 +492,7 @@ def test_a_byte_flipped_in_a_table_is_never_served(chain):
     store.close()
     marker = (chain.path / schema.DAMAGE_MARKER_FILE).read_text()
     assert "filler/2/015" in marker
-    with pytest.raises(StoreDamaged, match="found damage while serving"):
+    with pytest.raises(StoreDamaged, match="found damage while it served"):
         Store(chain.path, chain.consortium.genesis)
 
     report, _ = check_store(chain.path, chain.consortium.genesis)
