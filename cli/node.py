@@ -46,12 +46,13 @@ def cmd_node_run(args: argparse.Namespace) -> None:
     except StoreError as error:
         raise CommandError(str(error)) from None
     except SystemExit:  # the node stopped itself; damage found while serving says why
-        if watcher.found is None:
+        if watcher.marked() is None:
             raise
     finally:
         watcher.stop()
-    if watcher.found is not None:
-        raise CommandError(_refusal(config, args.config, watcher.found))
+    marked = watcher.marked()
+    if marked is not None:
+        raise CommandError(_refusal(config, args.config, marked))
 
 
 def cmd_node_check(args: argparse.Namespace) -> None:
@@ -155,15 +156,14 @@ def _progress(height: int, of: int) -> None:
 
 class _DamageWatcher:
     """Stops this process (SIGTERM: the node's graceful stop) once its store writes the damage
-    marker while serving; `found` is what the marker says. A marker there before the start is
-    the store's to refuse at open, so it is not watched for."""
+    marker while serving. A marker there before the start is the store's to refuse at open,
+    so it is not watched for."""
 
     def __init__(self, data_dir: Path) -> None:
         from provledger.node.schema import DAMAGE_MARKER_FILE
 
         self._marker = data_dir / DAMAGE_MARKER_FILE
         self._stopping = threading.Event()
-        self.found: str | None = None
         self._thread: threading.Thread | None = None
         if not self._marker.exists():
             self._thread = threading.Thread(
@@ -171,10 +171,15 @@ class _DamageWatcher:
             )
             self._thread.start()
 
+    def marked(self) -> str | None:
+        """What the store marked as damaged since the start, if it did."""
+        if self._thread is None or not self._marker.exists():
+            return None
+        return self._marker.read_text(errors="replace").strip()
+
     def _watch(self) -> None:
         while not self._stopping.wait(DAMAGE_MARKER_POLL_INTERVAL_MS / 1000):
             if self._marker.exists():
-                self.found = self._marker.read_text(errors="replace").strip()
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 

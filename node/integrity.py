@@ -27,10 +27,13 @@ the genesis) and to the block before it (previous block id). So nothing is taken
   hold exactly that, per block for what is written once (events, both id indexes, Merkle
   nodes, nonces, asset history, lineage, grant and order indexes) and, once every block
   replayed, key by key over the whole database (world-state records, and entries no block
-  implies). Every read verifies LevelDB's checksums, so a damaged table block anywhere is
-  found. A folder LevelDB cannot open (a damaged .log, MANIFEST or CURRENT) is examined on a
-  salvaged copy (`plyvel.repair_db`, which keeps what it can read), so the first lost height is
-  still named; the damaged folder itself is never written.
+  implies). Damage to what is derived from a block is reported and the walk goes on; damage
+  to a block itself (its record, its events, its certificate, what it re-executes to) ends
+  the replay there, since nothing after it can be re-executed. Every read verifies LevelDB's
+  checksums, so a damaged table block anywhere is found. A folder LevelDB cannot open (a
+  damaged .log, MANIFEST or CURRENT) is not written at all: it is examined on a salvaged copy
+  (`plyvel.repair_db`, which keeps what it can read, even unchecked bytes of a damaged .log:
+  the chain checks above judge them), so the first lost height is still named.
 - `repair_store` (`provledger node repair`): the scratch store of a check becomes the new
   ledger. Blocks up to the last sound height come from the damaged folder (re-executed as
   above), the rest from the peers (SyncBlocks over mutual TLS, each block committed through
@@ -123,9 +126,13 @@ class CheckedBlock:
     block: ledger_pb2.Block
 
 
-def check_block(store: Store, genesis: Genesis, height: int, *, certificate: bool) -> CheckedBlock:
+def check_block(
+    store: Store, genesis: Genesis, height: int, *, certificate: bool, indexes: bool = True
+) -> CheckedBlock:
     """Check what `store` holds for block `height` on its own (see the module docstring);
-    raise `StoreDamaged` naming the first thing wrong."""
+    raise `StoreDamaged` naming the first thing wrong. Without `indexes`, the block-id and
+    event-id indexes are left to the caller (the whole-chain walk compares them with every
+    other entry the block implies, and goes on replaying)."""
 
     def damaged(what: str) -> StoreDamaged:
         return StoreDamaged(what, height)
@@ -142,7 +149,7 @@ def check_block(store: Store, genesis: Genesis, height: int, *, certificate: boo
     if header.height != height or header.chain_id != genesis.chain_id:
         raise damaged(f"the stored block is block {header.height} of chain {header.chain_id!r}")
     identifier = block_id(stored.header)
-    if store.entry(schema.block_id_key(identifier)) != schema.encode_number(height):
+    if indexes and store.entry(schema.block_id_key(identifier)) != schema.encode_number(height):
         raise damaged("the block-id index does not map the block's id to its height")
     if certificate:
         try:
@@ -179,7 +186,7 @@ def check_block(store: Store, genesis: Genesis, height: int, *, certificate: boo
         identifier_of_event = event_id(location.event.body)
         if identifier_of_event != listed_id:
             raise damaged(f"{where} is not the event the block lists there")
-        if store.entry(schema.event_key(listed_id)) != schema.encode_number(log_index):
+        if indexes and store.entry(schema.event_key(listed_id)) != schema.encode_number(log_index):
             raise damaged(f"the event-id index does not map event {listed_id.hex()} to {log_index}")
         events.append(location.event)
         leaf_hashes.append(merkle.hash_leaf(log_leaf(listed_id, location.event.signature)))
@@ -300,16 +307,20 @@ class CheckReport:
     complete: bool = False  # every block replayed and the whole database compared
     salvaged: str = ""  # why the folder was examined on a salvaged copy, if it was
     marked: str = ""  # the damage marker: what the node found while it served, if anything
-    findings: list[StoreDamaged] = field(default_factory=list)
+    findings: list[StoreDamaged] = field(default_factory=list)  # the first CHECK_FINDINGS_MAX
+    findings_total: int = 0
+    first_bad_height: int | None = None  # the lowest height of any finding
+
+    def add(self, damage: StoreDamaged) -> None:
+        self.findings_total += 1
+        if len(self.findings) < CHECK_FINDINGS_MAX:
+            self.findings.append(damage)
+        if damage.height is not None:
+            self.first_bad_height = min(damage.height, self.first_bad_height or damage.height)
 
     @property
     def sound(self) -> bool:
-        return not self.findings and self.complete
-
-    @property
-    def first_bad_height(self) -> int | None:
-        heights = [finding.height for finding in self.findings if finding.height is not None]
-        return min(heights) if heights else None
+        return not self.findings_total and self.complete
 
     @property
     def target_height(self) -> int:
@@ -325,7 +336,8 @@ class CheckReport:
             )
         first = self.first_bad_height
         where = f"first bad height {first}" if first is not None else "no height known"
-        found = len(self.findings)
+        found = self.findings_total
+        unlisted = found - len(self.findings)
         sound = (
             f"blocks 1-{self.replayed_height} are sound and re-execute"
             if self.replayed_height
@@ -333,7 +345,7 @@ class CheckReport:
         )
         return (
             f"DAMAGED ({where}; {found} finding{'s' if found != 1 else ''}"
-            f"{', more not looked for' if found >= CHECK_FINDINGS_MAX else ''}); {sound}"
+            f"{f', {unlisted} not listed' if unlisted else ''}); {sound}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -349,11 +361,8 @@ class CheckReport:
             "salvaged": self.salvaged,
             "marked": self.marked,
             "findings": [{"height": f.height, "what": f.what} for f in self.findings],
+            "findings_total": self.findings_total,
         }
-
-
-class _EnoughFindings(Exception):
-    """CHECK_FINDINGS_MAX findings: the walk stops looking."""
 
 
 def check_store(
@@ -373,6 +382,16 @@ def check_store(
     scratch = scratch or scratch_folder(path)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
+    try:
+        return _check_store(path, genesis, progress, scratch, keep_rebuilt)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _check_store(
+    path: Path, genesis: Genesis, progress: Progress | None, scratch: Path, keep_rebuilt: bool
+) -> tuple[CheckReport, Store | None]:
     witness = read_head_witness(path)
     witness_height = witness[0] if witness is not None else None
     marker = path / schema.DAMAGE_MARKER_FILE
@@ -380,7 +399,8 @@ def check_store(
     try:
         source, examined, salvaged = _open_for_examination(path, genesis, scratch)
     except StoreDamaged as damage:  # not even a salvaged copy opens
-        report = CheckReport(path, 0, witness_height, examined=path, findings=[damage])
+        report = CheckReport(path, 0, witness_height, examined=path)
+        report.add(damage)
         source = None
     else:
         report = CheckReport(
@@ -393,8 +413,6 @@ def check_store(
             if salvaged:
                 examination.found(StoreDamaged(salvaged))
             examination.run(progress or (lambda height, of: None))
-        except _EnoughFindings:
-            pass
         except BaseException:
             rebuilt.close()
             raise
@@ -461,9 +479,7 @@ class _Examination:
         self.last_writes.close()
 
     def found(self, damage: StoreDamaged) -> None:
-        self.report.findings.append(damage)
-        if len(self.report.findings) >= CHECK_FINDINGS_MAX:
-            raise _EnoughFindings
+        self.report.add(damage)
 
     def run(self, progress: Progress) -> None:
         report = self.report
@@ -474,7 +490,9 @@ class _Examination:
         previous_id = self.genesis.genesis_hash
         for height in range(1, walk_head + 1):
             try:
-                checked = check_block(self.source, self.genesis, height, certificate=False)
+                checked = check_block(
+                    self.source, self.genesis, height, certificate=False, indexes=False
+                )
                 if checked.header.previous_block_id != previous_id:
                     raise StoreDamaged("the block does not link to the block before it", height)
                 self._replay(checked)
@@ -761,10 +779,15 @@ class RepairReport:
         if not self.repaired:
             return "not repaired: " + "; ".join(self.problems)
         fetched = ", ".join(f"{count} from {peer}" for peer, count in sorted(self.fetched.items()))
+        local = (
+            f"blocks 1-{self.local_height} rebuilt from the folder itself"
+            if self.local_height
+            else "no block kept from the folder"
+        )
         return (
-            f"repaired: blocks 1-{self.local_height} rebuilt from the folder itself, "
-            f"{sum(self.fetched.values())} fetched from peers ({fetched or 'none'}); "
-            f"head {self.head_height}; the damaged folder is kept at {self.kept_at}"
+            f"repaired: {local}, {sum(self.fetched.values())} fetched from peers "
+            f"({fetched or 'none'}); head {self.head_height}; the damaged folder is kept at "
+            f"{self.kept_at}"
         )
 
 

@@ -348,6 +348,8 @@ def test_a_damaged_node_is_repaired_from_its_peers(tmp_path):
     try:
         cluster.start()
         acknowledged = ledger.commit_some(cluster[0].address)
+        in_use = node_check(ledger, 0)
+        assert in_use.returncode == 1 and "in use by another process" in in_use.stderr
         for index, damage in ((3, flip_in_newest_log), (2, truncate_newest_log)):
             node = cluster[index]
             acknowledged += ledger.commit_some(node.address)

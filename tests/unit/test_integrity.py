@@ -259,6 +259,25 @@ def test_a_missing_event_is_refused_at_open_and_named_by_the_check(chain):
     assert "is not stored" in report.findings[0].what
 
 
+def test_a_lost_index_entry_is_refused_at_open_and_rebuilt_without_peers(chain):
+    """The event-id index is derived: the check names it and replays on, so a repair needs no
+    peer for it."""
+    height = chain.heights["granted"]
+    (listed,) = chain.store.stored_block(height).event_ids
+    damage(chain, lambda db: db.delete(schema.event_key(listed)))
+    refused = refused_at_open(chain)
+    assert refused.height == height and "event-id index does not map" in refused.what
+    report = check(chain)
+    assert report.complete and report.replayed_height == report.head_height
+    assert [str(f) for f in report.findings] == [
+        f"height {height}: {schema.describe_key(schema.event_key(listed))} is missing"
+    ]
+    chain.store.close()
+    repaired = repair_store(chain.path, chain.consortium.genesis, PeerSource("v", {}, None))
+    assert repaired.repaired and not repaired.fetched
+    assert reopen(chain).has_event(listed)
+
+
 def test_a_hole_in_the_heights_is_refused_at_open(chain):
     height = chain.heights["listed"]
     damage(chain, lambda db: db.delete(schema.block_key(height)))
@@ -522,6 +541,7 @@ def test_a_folder_in_use_is_not_damage(chain):
         Store(chain.path, chain.consortium.genesis)
     with pytest.raises(StoreInUse):
         check_store(chain.path, chain.consortium.genesis)
+    assert not check_folder_left(chain.path)
 
 
 def test_another_genesis_is_not_damage(chain, tmp_path):
