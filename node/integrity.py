@@ -60,6 +60,7 @@ import plyvel
 from google.protobuf.message import DecodeError
 
 from provledger.node import schema
+from provledger.node.private_files import make_private_directory
 from provledger.node.settings import (
     CHECK_FINDINGS_MAX,
     OPEN_CHECK_BLOCKS_MAX,
@@ -381,7 +382,9 @@ def check_store(
     genesis, or holding no ledger."""
     scratch = scratch or scratch_folder(path)
     shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    # A copy of the ledger, readable by the node alone (as its data folder is); the rebuilt
+    # ledger a repair moves into place keeps the mode.
+    make_private_directory(scratch / "ledger")
     try:
         return _check_store(path, genesis, progress, scratch, keep_rebuilt)
     except BaseException:

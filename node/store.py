@@ -39,6 +39,7 @@ import plyvel
 from google.protobuf.message import DecodeError, Message
 
 from provledger.node import schema
+from provledger.node.private_files import PRIVATE_FILE_MODE, write_private_file
 from provledger.node.settings import (
     HEADERS_CACHED_MAX,
     LEVELDB_BLOCK_CACHE_BYTES,
@@ -316,7 +317,7 @@ class Store:
             damage,
         )
         try:
-            (self.path / schema.DAMAGE_MARKER_FILE).write_text(f"{damage}\n")
+            write_private_file(self.path / schema.DAMAGE_MARKER_FILE, f"{damage}\n".encode())
         except OSError as error:
             log.error("could not write the damage marker in %s: %s", self.path, error)
         return damage
@@ -360,7 +361,7 @@ class Store:
         synced itself: after a power cut it may lag the store (harmless), never lead it."""
         if self._witness_fd is None:
             self._witness_fd = os.open(
-                self.path / schema.HEAD_WITNESS_FILE, os.O_RDWR | os.O_CREAT, 0o644
+                self.path / schema.HEAD_WITNESS_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE
             )
         os.pwrite(
             self._witness_fd,

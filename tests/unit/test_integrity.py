@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from pathlib import Path
 
 import plyvel
@@ -231,6 +232,10 @@ def check_folder_left(path: Path) -> bool:
     return (path.parent / f".{path.name}.integrity").exists()
 
 
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 def test_the_head_witness_follows_every_commit(chain):
     witness = schema.decode_head_witness((chain.path / schema.HEAD_WITNESS_FILE).read_bytes())
     assert witness == (chain.store.head_height, chain.store.tip.block_id)
@@ -238,6 +243,7 @@ def test_the_head_witness_follows_every_commit(chain):
     witness = schema.decode_head_witness((chain.path / schema.HEAD_WITNESS_FILE).read_bytes())
     assert witness == (chain.store.head_height, chain.store.tip.block_id)
     assert schema.decode_head_witness(b"\x00" * schema.HEAD_WITNESS_SIZE_BYTES) is None
+    assert mode(chain.path / schema.HEAD_WITNESS_FILE) == 0o600
 
 
 # --- damage the window sees at open ---------------------------------------------------------
@@ -511,6 +517,7 @@ def test_a_byte_flipped_in_a_table_is_never_served(chain):
     store.close()
     marker = (chain.path / schema.DAMAGE_MARKER_FILE).read_text()
     assert "filler/2/015" in marker
+    assert mode(chain.path / schema.DAMAGE_MARKER_FILE) == 0o600
     with pytest.raises(StoreDamaged, match="found damage while it served"):
         Store(chain.path, chain.consortium.genesis)
 
@@ -588,6 +595,7 @@ def test_repair_rebuilds_damaged_derived_data_from_the_folder_itself(chain):
     assert report.repaired, report.problems
     assert report.local_height == head == report.head_height and not report.fetched
     assert report.kept_at == chain.path.with_name("ledger.damaged-1") and report.kept_at.exists()
+    assert mode(chain.path) == 0o700  # the rebuilt ledger is the node's alone
     store = reopen(chain)
     assert store.head_height == head
     assert store.grants_held_by("agency-b", None, 10)[0]
