@@ -123,7 +123,9 @@ def open_leveldb(path: Path, *, create: bool, **options: Any) -> plyvel.DB:
         return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True, **options)
     except plyvel.Error as error:
         text = leveldb_message(error)
-        if "lock" in text.lower() and "already held" in text.lower():
+        # "lock DIR/LOCK: Resource temporarily unavailable" from another process (a running
+        # node), "...: already held by process" from this one.
+        if isinstance(error, plyvel.IOError) and "LOCK" in text:
             raise StoreInUse(
                 f"the ledger database in {path} is in use by another process (is its node "
                 "running? stop it first)"

@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import plyvel
@@ -544,11 +546,31 @@ def test_a_byte_flipped_in_a_table_of_events_names_their_block(chain):
 
 
 def test_a_folder_in_use_is_not_damage(chain):
+    """Another process (a running node) holds the lock: in use, not damaged. (Tried from
+    another process first: LevelDB's refusal of a second open in the same process releases
+    the process's lock on the folder.)"""
+    held_elsewhere = subprocess.run(
+        [sys.executable, "-c", OPEN_IN_ANOTHER_PROCESS, str(chain.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert held_elsewhere.stdout.strip() == "StoreInUse", held_elsewhere.stderr
     with pytest.raises(StoreInUse, match="in use by another process"):
-        Store(chain.path, chain.consortium.genesis)
-    with pytest.raises(StoreInUse):
         check_store(chain.path, chain.consortium.genesis)
     assert not check_folder_left(chain.path)
+
+
+OPEN_IN_ANOTHER_PROCESS = """
+import sys
+from provledger.node.store import Store, StoreInUse
+sys.path.insert(0, "tests")
+from support.memory_state import Consortium
+try:
+    Store(sys.argv[1], Consortium().genesis)
+except StoreInUse:
+    print("StoreInUse")
+"""
 
 
 def test_another_genesis_is_not_damage(chain, tmp_path):
