@@ -32,7 +32,7 @@ from provledger.node.settings import (
     SUBMIT_WAIT_TIMEOUT_MS_MAX,
     SUBSCRIBERS_MAX,
 )
-from provledger.node.store import Store
+from provledger.node.store import Store, StoreDamaged
 from provledger.protocol import merkle
 from provledger.protocol.application import Origin
 from provledger.protocol.errors import Rejected, RejectionKind, check
@@ -185,6 +185,8 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             )
         except QueryError as error:
             await context.abort(_QUERY_STATUS[error.kind], f"{error.code}: {error.reason}")
+        except StoreDamaged as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"store_damaged: {error}")
 
     def _event(self, identifier: bytes):
         return lambda reader: self._queries.require_event(reader, identifier)

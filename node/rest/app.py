@@ -64,7 +64,7 @@ from provledger.node.settings import (
     REST_PAGE_ITEMS_DEFAULT,
     REST_PAGE_ITEMS_MAX,
 )
-from provledger.node.store import Store
+from provledger.node.store import Store, StoreDamaged
 from provledger.protocol.access import Reader
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
@@ -251,6 +251,13 @@ def create_app(view: NodeView) -> FastAPI:
     app.state.clock_ms = view.clock_ms
 
     # --- errors ----------------------------------------------------------------------------
+
+    @app.exception_handler(StoreDamaged)
+    async def store_damaged(request: Request, error: StoreDamaged) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, error)
+        return JSONResponse(
+            {"error": "store_damaged", "reason": f"this node's ledger is damaged: {error}"}, 503
+        )
 
     @app.exception_handler(QueryError)
     async def query_error(request: Request, error: QueryError) -> JSONResponse:

@@ -325,7 +325,8 @@ def test_a_damaged_table_outside_the_window_is_refused_when_met(tmp_path):
             stub = api_pb2_grpc.LedgerServiceStub(channel)
             with pytest.raises(grpc.RpcError) as refused:
                 stub.GetAsset(api_pb2.GetAssetRequest(asset_id=target), timeout=RPC_TIMEOUT_S)
-        assert refused.value.code() != grpc.StatusCode.NOT_FOUND
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        assert refused.value.details().startswith("store_damaged: ")
         wait_until(lambda: not node.running, EXIT_TIMEOUT_S, lambda: node.log_tail())
         assert node.stop() == 1
         assert REFUSAL in node.log_text() and "world-state record asset/" in node.log_text()
