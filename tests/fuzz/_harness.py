@@ -101,6 +101,8 @@ KNOWN_DEFECTS = {
 RECORDED_FINDINGS = {
     "future_block_time_accepted": "a proposal whose block time is far ahead of the "
     "validator's clock (up to 2^63-1 ms) is accepted",
+    "token_spelling_not_canonical": "a token whose base64url text is not the canonical "
+    "spelling of its bytes (other unused trailing bits) is accepted",
 }
 
 # What a run met: executions and outcomes per target, known defects and recorded findings.

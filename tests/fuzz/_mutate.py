@@ -127,11 +127,18 @@ def mutate_text(text: str, choices: Choices) -> str:
     """`text` with one character-level change."""
     operation = choices.integer(0, 6)
     position = choices.integer(0, len(text))
+    if choices.integer(0, 3) == 0:  # at an edge: the ends, or next to a separator
+        separators = [i for i, c in enumerate(text[:4096]) if c in ".=/:"][:8]
+        edges = [0, max(len(text) - 1, 0), *(i + d for i in separators for d in (-1, 1))]
+        position = min(max(pick(choices, edges), 0), len(text))
     if operation == 0:  # delete a character
         return text[:position] + text[position + 1 :]
     if operation == 1:  # insert a character
         inserted = pick(choices, (".", "=", "-", "_", "+", "/", " ", "\x00", "é", "A", "0", "%"))
         return text[:position] + inserted + text[position:]
+    if operation == 2 and position < len(text) and choices.integer(0, 1):  # a neighbour
+        replacement = _neighbour(text[position], choices)
+        return text[:position] + replacement + text[position + 1 :]
     if operation == 2:  # replace a character
         replacement = chr(choices.integer(0, 0x2FF))
         return text[:position] + replacement + text[position + 1 :]
@@ -143,6 +150,17 @@ def mutate_text(text: str, choices: Choices) -> str:
     if operation == 5:  # change case
         return text.swapcase()
     return text + pick(choices, INTERESTING_TEXT)
+
+
+def _neighbour(character: str, choices: Choices) -> str:
+    """A character near `character` in its own class (letters stay letters, digits digits):
+    what changes only a few bits of a base64 or hex digit."""
+    for low, high in (("A", "Z"), ("a", "z"), ("0", "9")):
+        if low <= character <= high:
+            span = ord(high) - ord(low) + 1
+            step = pick(choices, (1, 2, 4, 8, -1))
+            return chr(ord(low) + (ord(character) - ord(low) + step) % span)
+    return chr(ord(character) ^ 1)
 
 
 # --- bytes ---------------------------------------------------------------------------------

@@ -9,12 +9,17 @@ tests/fuzz/_harness.py) have no test here.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from fuzz._story import SEED_TIME_MS, memory_world
+from fuzz.test_fuzz_tokens import NOW_MS as TOKEN_NOW_MS
+from fuzz.test_fuzz_tokens import seeds as token_seeds
 from sim.memory_store import MemoryChainStore
 
 from provledger.protocol import blocks
 from provledger.protocol.application import LedgerApplication
+from provledger.protocol.tokens import TokenError, verify_token
 from provledger.v1 import ledger_pb2
 
 INT64_MAX = 2**63 - 1
@@ -68,6 +73,34 @@ def test_a_proposal_far_ahead_of_the_validators_clock_is_invalid() -> None:
     app = LedgerApplication(world.consortium.genesis, chain, "validator-1")
 
     assert app.validate(block, SEED_TIME_MS) is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding: verify_token accepts a token whose base64url parts spell the same "
+    "bytes with other unused trailing bits (protocol/tokens.py _decode does not check that "
+    "the text is the canonical encoding), so each token has up to 256 spellings",
+)
+def test_a_token_spelled_with_other_trailing_bits_is_refused() -> None:
+    token = token_seeds()[0]
+    payload, signature = token.split(".")
+    assert len(payload) % 4 == 2  # the last character carries 4 unused bits
+    last = payload[-1]
+    respelled = payload[:-1] + ("B" if last == "A" else "A") + "." + signature
+    assert _decode_parts(respelled) == _decode_parts(token)
+    world = memory_world()
+
+    with pytest.raises(TokenError):
+        verify_token(
+            respelled,
+            lambda member_id: world.state.load("member", member_id),
+            world.consortium.chain_id,
+            TOKEN_NOW_MS,
+        )
+
+
+def _decode_parts(token: str) -> list[bytes]:
+    return [base64.urlsafe_b64decode(part + "==") for part in token.split(".")]
 
 
 def test_the_story_chain_is_the_memory_worlds() -> None:
