@@ -81,9 +81,10 @@ class Finding(AssertionError):
     """The property is broken: `kind` names how (for grouping), the message says where and
     with which input."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, where: str = "") -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+        self.where = where  # for an unexpected exception: its type and innermost frame
 
 
 KNOWN_DEFECTS = {
@@ -131,9 +132,9 @@ def recorded(name: str) -> None:
 
 
 def unexpected(error: BaseException, what: str) -> Finding:
-    return Finding(
-        "unexpected_exception", f"{type(error).__name__}: {error} ({_where(error)}) on {what}"
-    )
+    where = _where(error)
+    message = f"{type(error).__name__}: {error} ({where}) on {what}"
+    return Finding("unexpected_exception", message, f"{type(error).__name__} at {where}")
 
 
 def _where(error: BaseException) -> str:
