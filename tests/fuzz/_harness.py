@@ -95,6 +95,7 @@ KNOWN_DEFECTS = {
     "nonce_zero_or_negative_time": "nonce 0 and negative timestamps are accepted",
     "grpc_malformed_request_unknown": "malformed gRPC request bytes answer UNKNOWN",
     "grpc_history_cursor_unknown": "a history cursor of 2^64-1 answers UNKNOWN",
+    "grpc_get_event_malformed_id": "GetEvent with a malformed id answers NOT_FOUND",
 }
 
 # Findings of this suite, each with a strict-xfail regression test in test_fuzz_findings.py.

@@ -281,6 +281,8 @@ def check_call(
         raise Finding("state_changed", f"the head moved: {said}")
     if status in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
         _classify_unknown(method, request, said)
+    elif status == grpc.StatusCode.NOT_FOUND and name == "GetEvent":
+        _classify_not_found(request)
     elif (
         status != grpc.StatusCode.OK
         and status not in _TRANSPORT_STATUSES
@@ -317,6 +319,16 @@ def _classify_unknown(method: Method, request: bytes, said: str) -> None:
         known("grpc_history_cursor_unknown")
         return
     raise Finding("unknown_or_internal_status", said)
+
+
+def _classify_not_found(request: bytes) -> None:
+    """An event id that is not 32 bytes is malformed (INVALID_ARGUMENT once fixed)."""
+    try:
+        identifier = api_pb2.GetEventRequest.FromString(request).event_id
+    except DecodeError:
+        return
+    if len(identifier) != 32:
+        known("grpc_get_event_malformed_id")
 
 
 def _check_queued(name: str, request: bytes, answer: Any, added: list[bytes], said: str) -> None:
