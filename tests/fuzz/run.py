@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,7 @@ def run_target(target: str, engine: str, seconds: float, work: Path) -> dict[str
                 break
             result = folder / f"result-{attempt}.json"
             result.unlink(missing_ok=True)
+            shutil.rmtree(folder / "tmp", ignore_errors=True)
             command = [
                 sys.executable,
                 __file__,
@@ -302,6 +304,10 @@ def main() -> int:
 
     if args.child:
         [target] = targets
+        # The target's LevelDB store goes here: libFuzzer ends the process without the exit
+        # handlers that would remove it, so the parent clears the folder before each child.
+        tempfile.tempdir = str(work / target / args.child / "tmp")
+        Path(tempfile.tempdir).mkdir(parents=True, exist_ok=True)
         inputs = work / target / args.child / "findings"
         recorder = Recorder(args.result, inputs, target, args.child)
         if args.child == "hypothesis":
