@@ -6,11 +6,11 @@ HTTP 4xx JSON error, a gRPC status other than UNKNOWN and INTERNAL) and never an
 exception, a 500, a hang or a state change; valid input is accepted. A target raises `Finding`
 when it sees the property broken.
 
-Some broken properties are known and being fixed elsewhere while this suite is written
-(`KNOWN_DEFECTS`). A target that recognises one calls `known(name)` instead of raising, so that
-a long run keeps looking for new findings rather than stopping at a known one; the tally says
-how often each was met. When a fix lands, its recogniser should go (the property then covers
-it).
+A finding this suite has recorded (`RECORDED_FINDINGS`, each with a strict-xfail regression
+test in test_fuzz_findings.py) is recognised by the target that meets it, which calls
+`recorded(name)` instead of raising: a long run keeps looking for new findings rather than
+stopping at a known one, and the tally says how often each was met. When a fix lands, the
+recogniser goes with the xfail mark, and the property covers the case again.
 
 Hypothesis profiles, chosen by the environment variable PROVLEDGER_FUZZ_PROFILE:
 - "bounded" (the default, what `make test` runs): a fixed, modest number of examples per test,
@@ -87,19 +87,7 @@ class Finding(AssertionError):
         self.where = where  # for an unexpected exception: its type and innermost frame
 
 
-KNOWN_DEFECTS = {
-    "unknown_fields_accepted": "unknown protobuf fields in signed bodies are accepted",
-    "token_not_canonical": "non-canonical token payloads are accepted",
-    "enum_out_of_range": "enum values out of range are accepted (dispute outcome 77, "
-    "lineage direction 7, ...)",
-    "nonce_zero_or_negative_time": "nonce 0 and negative timestamps are accepted",
-    "grpc_malformed_request_unknown": "malformed gRPC request bytes answer UNKNOWN",
-    "grpc_history_cursor_unknown": "a history cursor of 2^64-1 answers UNKNOWN",
-    "grpc_get_event_malformed_id": "GetEvent with a malformed id answers NOT_FOUND",
-}
-
 # Findings of this suite, each with a strict-xfail regression test in test_fuzz_findings.py.
-# Like a known defect, a target that recognises one tallies it and goes on looking.
 RECORDED_FINDINGS = {
     "future_block_time_accepted": "a proposal whose block time is far ahead of the "
     "validator's clock (up to 2^63-1 ms) is accepted",
@@ -107,22 +95,14 @@ RECORDED_FINDINGS = {
     "spelling of its bytes (other unused trailing bits) is accepted",
 }
 
-# What a run met: executions and outcomes per target, known defects and recorded findings.
+# What a run met: executions and outcomes per target, and recorded findings.
 TALLY: Counter[str] = Counter()
-KNOWN_HITS: Counter[str] = Counter()
 RECORDED_HITS: Counter[str] = Counter()
 
 
 def count(target: str, outcome: str) -> None:
     TALLY[f"{target}:executions"] += 1
     TALLY[f"{target}:{outcome}"] += 1
-
-
-def known(name: str) -> None:
-    """A known defect (being fixed elsewhere) was met: tally it, do not fail."""
-    if name not in KNOWN_DEFECTS:
-        raise KeyError(name)
-    KNOWN_HITS[name] += 1
 
 
 def recorded(name: str) -> None:

@@ -7,8 +7,8 @@ python tests/fuzz/run.py --engine both --work-dir /tmp/provledger-fuzz
 
 Each target runs in a process of its own, one at a time. A finding does not stop a run: it is
 recorded (grouped by kind and place, with its first input) and the run goes on. At the end of
-each target the runner prints its executions, its outcomes, the known defects and recorded
-findings it met (tallied, see tests/fuzz/_harness.py) and every new finding; the exit code is 1
+each target the runner prints its executions, its outcomes, the recorded findings it met
+(tallied, see tests/fuzz/_harness.py) and every new finding; the exit code is 1
 when there is a new finding. The work folder keeps atheris' corpus between runs, libFuzzer's
 log, the inputs of findings and a summary.json.
 """
@@ -96,7 +96,7 @@ class Recorder:
         if not force and now - self._saved < SAVE_INTERVAL_S:
             return
         self._saved = now
-        from fuzz._harness import KNOWN_HITS, RECORDED_HITS, TALLY
+        from fuzz._harness import RECORDED_HITS, TALLY
 
         prefix = f"{self.target}:"
         document = {
@@ -105,7 +105,6 @@ class Recorder:
             "seconds": round(now - self.started, 1),
             "executions": self.executions,
             "outcomes": {k.removeprefix(prefix): v for k, v in TALLY.items()},
-            "known": dict(KNOWN_HITS),
             "recorded": dict(RECORDED_HITS),
             "findings": self.findings,
         }
@@ -229,14 +228,13 @@ def _merge(target: str, engine: str, results: list[dict[str, Any]]) -> dict[str,
         "seconds": 0.0,
         "executions": 0,
         "outcomes": {},
-        "known": {},
         "recorded": {},
         "findings": {},
     }
     for result in results:
         merged["seconds"] += result["seconds"]
         merged["executions"] += result["executions"]
-        for field in ("outcomes", "known", "recorded"):
+        for field in ("outcomes", "recorded"):
             for key, value in result[field].items():
                 merged[field][key] = merged[field].get(key, 0) + value
         for key, entry in result["findings"].items():
@@ -254,7 +252,7 @@ def _libfuzzer_executions(log_path: Path) -> int:
 
 
 def report(merged: dict[str, Any]) -> str:
-    from fuzz._harness import KNOWN_DEFECTS, RECORDED_FINDINGS
+    from fuzz._harness import RECORDED_FINDINGS
 
     seconds = merged["seconds"] or 1
     lines = [
@@ -265,8 +263,6 @@ def report(merged: dict[str, Any]) -> str:
         lines.append(f"   libFuzzer's count: {merged['libfuzzer_executions']} executions")
     outcomes = {k: v for k, v in merged["outcomes"].items() if k != "executions"}
     lines.append("   outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-    for name, hits in sorted(merged["known"].items()):
-        lines.append(f"   known, being fixed: {KNOWN_DEFECTS[name]} (met {hits} times)")
     for name, hits in sorted(merged["recorded"].items()):
         lines.append(f"   recorded finding (xfail): {RECORDED_FINDINGS[name]} (met {hits} times)")
     for stop in merged.get("stops", []):

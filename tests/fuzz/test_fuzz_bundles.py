@@ -145,7 +145,7 @@ def event_body(choices: Choices) -> None:
     entry = pick(choices, document["events"])
     event = ledger_pb2.Event.FromString(base64.b64decode(entry["body"]))
     mutate_message(event, choices, VOCABULARY)
-    signed = resign(event.SerializeToString())
+    signed = resign(event.SerializeToString(deterministic=True))
     entry["body"] = _b64(signed.body)
     entry["signature"] = _b64(signed.signature)
     entry["event_id"] = hashlib.sha256(signed.body).hexdigest()

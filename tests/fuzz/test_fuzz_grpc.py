@@ -11,11 +11,12 @@ scheme, none). There is no consensus in this process: nothing is ever committed,
 that were admitted are taken out of the mempool again after each call.
 
 The property: every call ends with OK (and a response that parses as the method's response
-type) or a status other than UNKNOWN and INTERNAL, whose details read "<code>: <reason>";
-nothing but a submission that was answered OK (or, for SubmitAndWait, one queued and not yet
-committed) adds to the mempool; the store never changes; no call hangs. Malformed request
-bytes answered UNKNOWN, and a history cursor beyond 2^63-1 answered UNKNOWN, are known defects
-being fixed elsewhere (tallied).
+type) or a status other than UNKNOWN and INTERNAL, whose details read "<code>: <reason>"
+(request bytes that do not parse: INVALID_ARGUMENT; an event id that is not 32 bytes is
+INVALID_ARGUMENT, not NOT_FOUND; a lineage direction must be one the enum defines); nothing but
+a submission that was answered OK (or, for SubmitAndWait, one queued and not yet committed)
+adds to the mempool; the store never changes; no call hangs. The service is registered as
+node/server.py registers it (`grpc_api.add_to_server`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from functools import cache
 from typing import Any
 
 import grpc
-from fuzz._harness import Finding, count, fuzz_settings, known, show, timed, unexpected
+from fuzz._harness import Finding, count, fuzz_settings, show, timed, unexpected
 from fuzz._mutate import (
     Choices,
     DrawChoices,
@@ -48,7 +49,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from provledger.protocol.tokens import issue_token
-from provledger.v1 import api_pb2, api_pb2_grpc
+from provledger.v1 import api_pb2
 
 TARGET = "grpc"
 NOW_MS = SEED_TIME_MS + 1_000  # the node's clock
@@ -92,7 +93,7 @@ class Server:
     """LedgerService on 127.0.0.1 in a thread of its own with its own event loop."""
 
     def __init__(self) -> None:
-        from provledger.node.grpc_api import LedgerService
+        from provledger.node.grpc_api import LedgerService, add_to_server
         from provledger.node.ledger import LedgerNode
         from provledger.node.server import GRPC_OPTIONS
         from provledger.node.verifier import SignatureVerifier
@@ -112,7 +113,7 @@ class Server:
                 clock_ms=lambda: NOW_MS,
             )
             server = grpc.aio.server(options=GRPC_OPTIONS)
-            api_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerService(node), server)
+            add_to_server(LedgerService(node), server)
             port = server.add_insecure_port("127.0.0.1:0")
             await server.start()
             return node, server, port
@@ -280,10 +281,9 @@ def check_call(
     if store.head_height != head:  # type: ignore[attr-defined]
         raise Finding("state_changed", f"the head moved: {said}")
     if status in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
-        _classify_unknown(method, request, said)
-    elif status == grpc.StatusCode.NOT_FOUND and name == "GetEvent":
-        _classify_not_found(request)
-    elif (
+        raise Finding("unknown_or_internal_status", said)
+    _check_status_fits(method, request, status, said)
+    if (
         status != grpc.StatusCode.OK
         and status not in _TRANSPORT_STATUSES
         and not DETAILS.match(outcome.details)
@@ -305,30 +305,21 @@ def check_call(
     return status
 
 
-def _classify_unknown(method: Method, request: bytes, said: str) -> None:
+def _check_status_fits(method: Method, request: bytes, status: grpc.StatusCode, said: str) -> None:
+    """Input the service must call malformed is answered INVALID_ARGUMENT."""
     try:
         parsed = method.request.FromString(request)
     except DecodeError:
-        known("grpc_malformed_request_unknown")
+        if status != grpc.StatusCode.INVALID_ARGUMENT:
+            raise Finding("malformed_request_not_invalid", said) from None
         return
-    if (
-        method.name == "GetAssetHistory"
-        and parsed.has_cursor  # type: ignore[attr-defined]
-        and parsed.after_log_index > INT64_MAX  # type: ignore[attr-defined]
-    ):
-        known("grpc_history_cursor_unknown")
-        return
-    raise Finding("unknown_or_internal_status", said)
-
-
-def _classify_not_found(request: bytes) -> None:
-    """An event id that is not 32 bytes is malformed (INVALID_ARGUMENT once fixed)."""
-    try:
-        identifier = api_pb2.GetEventRequest.FromString(request).event_id
-    except DecodeError:
-        return
-    if len(identifier) != 32:
-        known("grpc_get_event_malformed_id")
+    identifier = getattr(parsed, "event_id", None)
+    if identifier is not None and len(identifier) != 32 and status == grpc.StatusCode.NOT_FOUND:
+        raise Finding("malformed_id_not_found", said)
+    direction = getattr(parsed, "direction", None)
+    defined = api_pb2.LineageDirection.values()
+    if direction is not None and direction not in defined and status == grpc.StatusCode.OK:
+        raise Finding("undefined_direction_accepted", said)
 
 
 def _check_queued(name: str, request: bytes, answer: Any, added: list[bytes], said: str) -> None:
