@@ -21,6 +21,7 @@ Hypothesis profiles, chosen by the environment variable PROVLEDGER_FUZZ_PROFILE:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -151,6 +152,26 @@ def timed(what: Callable[[], str]) -> Iterator[None]:
     elapsed = time.monotonic() - started
     if elapsed > HANG_SECONDS:
         raise Finding("hang", f"{elapsed:.1f} s (limit {HANG_SECONDS} s) on {what()}")
+
+
+def hang_checked(check: F) -> F:
+    """`check`, raising a `hang` finding when one call takes longer than HANG_SECONDS."""
+
+    @functools.wraps(check)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        result = check(*args, **kwargs)
+        elapsed = time.monotonic() - started
+        if elapsed > HANG_SECONDS:
+            shown = ", ".join(
+                [repr(a)[:200] for a in args] + [f"{k}={v!r}"[:200] for k, v in kwargs.items()]
+            )
+            raise Finding(
+                "hang", f"{elapsed:.1f} s (limit {HANG_SECONDS} s): {check.__name__}({shown})"
+            )
+        return result
+
+    return checked  # type: ignore[return-value]
 
 
 def show(data: bytes, limit: int = 160) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from fuzz._harness import Finding, count, fuzz_settings, recorded, show, unexpected
+from fuzz._harness import Finding, count, fuzz_settings, hang_checked, recorded, show, unexpected
 from fuzz._mutate import (
     Choices,
     DrawChoices,
@@ -139,6 +139,7 @@ def _store_snapshot() -> tuple:
 # --- the property --------------------------------------------------------------------------
 
 
+@hang_checked
 def check_proposal(block: ledger_pb2.Block, *, honest: bool = False, warm: bool = False) -> bool:
     """Validate `block` as a fresh validator would. `honest`: the header was made by executing
     the events, so the block must be accepted. `warm`: the validator first admitted every seed
@@ -195,6 +196,7 @@ def _check_accepted(block: ledger_pb2.Block) -> None:
         recorded("future_block_time_accepted")
 
 
+@hang_checked
 def check_synced_commit(block: ledger_pb2.Block, certificate: ledger_pb2.CommitCertificate) -> str:
     """Commit `block` as synced with `certificate`, writing nowhere."""
     before = _store_snapshot()

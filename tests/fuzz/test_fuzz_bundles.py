@@ -26,7 +26,7 @@ import json
 from collections.abc import Sequence
 from functools import cache
 
-from fuzz._harness import Finding, count, fuzz_settings, show, unexpected
+from fuzz._harness import Finding, count, fuzz_settings, hang_checked, show, unexpected
 from fuzz._mutate import (
     Choices,
     DrawChoices,
@@ -93,6 +93,7 @@ def _seed_proofs(checkpoint: bool) -> frozenset[tuple]:
 # --- the property --------------------------------------------------------------------------
 
 
+@hang_checked
 def check_bundle(data: bytes, *, checkpoint_signed_again: bool = False) -> str:
     """Verify `data`. `checkpoint_signed_again`: every validator signed the (changed)
     checkpoint, so it may be another checkpoint; the events and claims must still be a seed's."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from fuzz._harness import Finding, count, fuzz_settings, show, unexpected
+from fuzz._harness import Finding, count, fuzz_settings, hang_checked, show, unexpected
 from fuzz._mutate import (
     Choices,
     DrawChoices,
@@ -67,6 +67,7 @@ def _author_hook(message, field, choices: Choices):
 # --- the property --------------------------------------------------------------------------
 
 
+@hang_checked
 def check_event(
     signed: ledger_pb2.SignedEvent,
     *,

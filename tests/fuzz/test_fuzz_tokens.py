@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from functools import cache
 
-from fuzz._harness import Finding, count, fuzz_settings, recorded, unexpected
+from fuzz._harness import Finding, count, fuzz_settings, hang_checked, recorded, unexpected
 from fuzz._mutate import (
     Choices,
     DrawChoices,
@@ -110,6 +110,7 @@ def sign_payload(payload: bytes) -> str:
 # --- the property --------------------------------------------------------------------------
 
 
+@hang_checked
 def check_token(token: str, *, now_ms: int = NOW_MS, signed_again: bool = False) -> str:
     """Verify `token` at `now_ms`. Without `signed_again`, the token was changed from a seed
     without a new signature, so it must be refused unless it says exactly what a seed says."""
