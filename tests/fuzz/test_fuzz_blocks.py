@@ -177,19 +177,23 @@ def _check_accepted(block: ledger_pb2.Block) -> None:
     header = blocks.decode_header(block.header)
     world = memory_world()
     chain = world.chain
-    executed = blocks.execute_block(
-        state=chain,
-        log=chain.log,
-        tip=chain.tip,
-        chain_id=world.consortium.chain_id,
-        candidates=[world.consortium.decode(e) for e in block.events],
-        time_ms=header.time_ms,
-        proposer_id=header.proposer_id,
-        validators=world.consortium.genesis.validator_set,
-        last_commit=block.last_commit,
-        strict=True,
-        evidence=list(block.evidence),
-    )
+    try:
+        executed = blocks.execute_block(
+            state=chain,
+            log=chain.log,
+            tip=chain.tip,
+            chain_id=world.consortium.chain_id,
+            candidates=[world.consortium.decode(e) for e in block.events],
+            time_ms=header.time_ms,
+            proposer_id=header.proposer_id,
+            validators=world.consortium.genesis.validator_set,
+            last_commit=block.last_commit,
+            strict=True,
+            evidence=list(block.evidence),
+        )
+    except Rejected as rejection:
+        message = f"validate accepted what execution refuses ({rejection}): {what}"
+        raise Finding("invalid_block_accepted", message) from None
     if executed.header_bytes != block.header:
         raise Finding("invalid_block_accepted", f"a changed header was accepted: {what}")
     if header.time_ms > SEED_TIME_MS + FUTURE_TIME_MS:
@@ -206,7 +210,8 @@ def check_synced_commit(block: ledger_pb2.Block, certificate: ledger_pb2.CommitC
         written.append((executed, certificate))
 
     app = _application()
-    what = f"block={show(block.SerializeToString())} certificate={show(certificate.SerializeToString())}"  # noqa: E501
+    shown = show(block.SerializeToString()), show(certificate.SerializeToString())
+    what = f"block={shown[0]} certificate={shown[1]}"
     try:
         executed = commit_now(app.commit(block, certificate, write, synced=True))
     except Rejected:

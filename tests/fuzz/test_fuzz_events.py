@@ -4,7 +4,8 @@ memory state holding the story of tests/fuzz/_story.py.
 Inputs start from the valid seeds (one event of every kind) and are changed three ways:
 - bytes changed without signing again (body, signature, or the SignedEvent's wire bytes): the
   signature no longer holds, so every change must be refused; accepting one is a forgery;
-- body bytes changed, then signed again by the author the body names: this reaches the rules;
+- body bytes changed, then signed again by the author the body names (half of the time
+  written back canonically first, when they still parse): this reaches the rules;
 - fields changed in the parsed Event (boundary values, other authors, unknown fields, a
   switched payload), serialised and signed again.
 
