@@ -4,8 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SEEDS ?= 500
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= events,blocks,tokens,bundles,rest,grpc
+FUZZ_ENGINE ?= auto
+FUZZ_DIR ?= $(or $(TMPDIR),/tmp)/provledger-fuzz
 
-.PHONY: demo test browser test-fast lint format proto proto-check sim bench bench-consortium bench-quick clean
+.PHONY: demo test browser test-fast lint format proto proto-check sim fuzz bench bench-consortium bench-quick clean
 
 # The install's own chatter goes to a log; on failure its tail is shown.
 $(STAMP): pyproject.toml
@@ -61,6 +65,17 @@ proto-check: $(STAMP)
 
 sim: $(STAMP)
 	$(PY) tests/sim/run.py --seeds $(SEEDS)
+
+# Long fuzz runs, FUZZ_SECONDS per target, one target at a time (tests/fuzz/run.py; make test
+# runs the same targets briefly). atheris (coverage-guided) is installed here, never for make
+# test; where it does not install, the hypothesis targets run alone. FUZZ_ENGINE: auto,
+# atheris, hypothesis or both.
+fuzz: $(STAMP)
+	@$(PY) -c "import atheris" 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check atheris >/dev/null 2>&1 || \
+		echo "atheris did not install: the hypothesis targets run alone"
+	$(PY) tests/fuzz/run.py --targets $(FUZZ_TARGETS) --seconds $(FUZZ_SECONDS) \
+		--engine $(FUZZ_ENGINE) --work-dir $(FUZZ_DIR)
 
 bench: $(STAMP)
 	$(PY) bench/single_node.py
