@@ -57,6 +57,7 @@ from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
     BLOCK_EVENTS_MAX,
     BLOCK_SIZE_BYTES_MAX,
+    BLOCK_TIME_DRIFT_MS_MAX,
     EVIDENCE_POOL_MAX,
     EXECUTED_BLOCKS_CACHED_MAX,
     VERIFIED_EVENTS_REMEMBERED_MAX,
@@ -320,7 +321,10 @@ class LedgerApplication:
         if identifier in self._executed:
             return True
         try:
-            executed = self._execute(block, certified=False)
+            # A proposal's time may run ahead of this validator's clock by at most
+            # BLOCK_TIME_DRIFT_MS_MAX: a Byzantine proposer cannot move the chain's time (which
+            # only grows) years ahead, where grants expire and later proposals could not follow.
+            executed = self._execute(block, certified=False, now_ms=now_ms)
         except Rejected as rejection:
             self._reports.append(InvalidProposal(identifier, rejection))
             return False
@@ -332,7 +336,9 @@ class LedgerApplication:
         reports, self._reports = self._reports, []
         return reports
 
-    def _execute(self, block: ledger_pb2.Block, *, certified: bool) -> blocks.ExecutedBlock:
+    def _execute(
+        self, block: ledger_pb2.Block, *, certified: bool, now_ms: int | None = None
+    ) -> blocks.ExecutedBlock:
         """Re-execute `block` on the committed tip; raise `Rejected` if it is not valid.
 
         `certified`: the caller checked a quorum's commit certificate for this block, so at
@@ -358,6 +364,8 @@ class LedgerApplication:
             genesis=self.genesis,
             signatures_checked=signature_checked,
             decode_event=decode_event,
+            time_drift_ms_max=None if now_ms is None else BLOCK_TIME_DRIFT_MS_MAX,
+            now_ms=0 if now_ms is None else now_ms,
         )
 
     def _cache(self, executed: blocks.ExecutedBlock) -> None:

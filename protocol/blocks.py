@@ -33,7 +33,11 @@ from provledger.protocol import crypto, merkle
 from provledger.protocol.errors import Rejected, check, invalid
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.genesis import Genesis, ValidatorSet
-from provledger.protocol.limits import BLOCK_EVENTS_MAX, BLOCK_SIZE_BYTES_MAX
+from provledger.protocol.limits import (
+    BLOCK_EVENTS_MAX,
+    BLOCK_SIZE_BYTES_MAX,
+    EVENT_TIMESTAMP_MS_MAX,
+)
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
@@ -345,6 +349,8 @@ def validate_block(
         raise invalid("bad_block", "block does not extend the committed chain")
     if time_drift_ms_max is not None and header.time_ms > now_ms + time_drift_ms_max:
         raise invalid("bad_block", "block time is too far in the future")
+    if header.time_ms > EVENT_TIMESTAMP_MS_MAX:  # whatever the clocks: after the year 9999
+        raise invalid("bad_block", f"block time {header.time_ms} ms is after the year 9999")
     if genesis.validator_set.public_key(header.proposer_id) is None:
         raise invalid("bad_block", f"proposer {header.proposer_id!r} is not a validator")
     if len(block.events) > BLOCK_EVENTS_MAX:

@@ -27,6 +27,9 @@ EVENT_TIMESTAMP_MS_MAX = 253_402_300_799_999
 
 # Blocks
 BLOCK_EVENTS_MAX = 2_000
+# How far a proposal's time may run ahead of a validator's clock for it to prevote the block:
+# clocks of a consortium's hosts agree within seconds, and a late proposal is not refused.
+BLOCK_TIME_DRIFT_MS_MAX = 30_000
 # A block's serialised size (ledger_pb2.Block: header, events, last commit, evidence): a proposer
 # never builds more, a validator refuses more, proposed or synced (ADR 011). Events are counted
 # as they are taken, so 2,000 events of 6 KiB (12 MB) make several blocks, not one unsendable.

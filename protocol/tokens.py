@@ -110,9 +110,13 @@ def _decode(text: str, what: str) -> bytes:
     if not _BASE64URL.fullmatch(text):
         raise TokenError("malformed", f"the {what} is not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise TokenError("malformed", f"the {what} is not base64url") from None
+    # One spelling per token: unused trailing bits set would be another text for the same bytes.
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
+        raise TokenError("non_canonical", f"the {what} is not canonical base64url")
+    return data
 
 
 def issue_token(

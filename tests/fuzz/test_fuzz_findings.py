@@ -1,7 +1,8 @@
-"""What the fuzzers found, one regression test each, marked strict xfail: each fails today and
-will pass (so the xfail must then be removed) once the product code is fixed. Each finding is
-also listed in `_harness.RECORDED_FINDINGS`, so that the fuzz targets tally it when they meet
-it again instead of stopping there (remove it there too when it is fixed).
+"""What the fuzzers found, one regression test each. A finding not yet fixed is marked strict
+xfail and listed in `_harness.RECORDED_FINDINGS` (so the targets tally it instead of stopping);
+both findings of the first long runs are fixed, so their tests below are plain tests now:
+a proposal whose time runs far ahead of the validator's clock is invalid
+(BLOCK_TIME_DRIFT_MS_MAX, and no block after the year 9999), and a token has one spelling.
 
 Each test fails by its final assertion only (`raises=AssertionError`); what it sets up is
 checked with `_require`, whose RuntimeError would show as an error, not as the expected
@@ -16,7 +17,6 @@ from __future__ import annotations
 import base64
 import string
 
-import pytest
 from fuzz._story import SEED_TIME_MS, memory_world
 from sim.memory_store import MemoryChainStore
 
@@ -67,14 +67,6 @@ def _require(condition: bool, what: str) -> None:
         raise RuntimeError(f"the test's set-up is wrong: {what}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding: LedgerApplication.validate accepts a proposal whose block time is "
-    "2^63-1 ms, however far ahead of the validator's clock (validate_block's "
-    "time_drift_ms_max is never passed); once such a block commits, propose raises "
-    "ValueError (BlockHeader time_ms out of range) and the chain stops",
-)
 def test_a_proposal_far_ahead_of_the_validators_clock_is_invalid() -> None:
     world = memory_world()
     chain = _story_chain()
@@ -85,13 +77,6 @@ def test_a_proposal_far_ahead_of_the_validators_clock_is_invalid() -> None:
     assert app.validate(block, SEED_TIME_MS) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="finding: verify_token accepts a token whose base64url parts spell the same "
-    "bytes with other unused trailing bits (protocol/tokens.py _decode does not check that "
-    "the text is the canonical encoding), so each token has up to 256 spellings",
-)
 def test_a_token_spelled_with_other_trailing_bits_is_refused() -> None:
     world = memory_world()
     auditor = world.consortium["auditor"]

@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from functools import cache
 
-from fuzz._harness import Finding, count, fuzz_settings, hang_checked, recorded, unexpected
+from fuzz._harness import Finding, count, fuzz_settings, hang_checked, unexpected
 from fuzz._mutate import (
     Choices,
     DrawChoices,
@@ -142,7 +142,7 @@ def _check_claims(token: str, claims: tokens.TokenClaims, now_ms: int, signed_ag
     payload, _ = parts
     if not signed_again and token not in seeds():
         if parts in {_parts(seed) for seed in seeds()}:
-            recorded("token_spelling_not_canonical")
+            raise Finding("token_spelling_not_canonical", f"another spelling passed: {what}")
         else:
             raise Finding("forged_token_accepted", f"a changed, unsigned token passed: {what}")
     if canonical_json(json.loads(payload)) != payload:

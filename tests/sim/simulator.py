@@ -153,7 +153,8 @@ class SimNode:
         self.up = False
 
     def now(self) -> int:
-        return self.sim.time_ms + self.clock_offset_ms
+        # The wall clock of a real node: the genesis was made shortly before the nodes start.
+        return self.sim.consortium.genesis.genesis_time_ms + self.sim.time_ms + self.clock_offset_ms
 
     # --- inputs ----------------------------------------------------------------------------
 
