@@ -1,7 +1,13 @@
 """A small client for the gRPC API: signs events with a member identity and calls the node.
 
 Used by the CLI, the demo, the benchmark and the tests. Programs in other languages do the
-same with code generated from `proto/` (see README).
+same with code generated from `proto/` (see README and docs/clients.md).
+
+A node's client API is served over TLS: a client trusts the consortium CA's certificate
+(`ca/ca.pem` of `consortium init`), or the system's roots if a public CA issued the node's.
+Reads need a member's bearer token (`read_token` signs a short-lived one with an identity),
+sent as `authorization: Bearer <token>` metadata on every call; submitting needs none.
+`open_channel` makes such a channel; plaintext is for a development node on loopback only.
 """
 
 from __future__ import annotations
@@ -20,13 +26,75 @@ from provledger.node.keyfile import load_key
 from provledger.node.settings import GRPC_MESSAGE_SIZE_BYTES_MAX
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.events import event_id, sign_event
+from provledger.protocol.genesis import role_name
 from provledger.protocol.limits import NONCE_MAX
+from provledger.protocol.tokens import AUDITOR_LEDGER_ROLES, ROLE_AUDITOR, ROLE_MEMBER, issue_token
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", GRPC_MESSAGE_SIZE_BYTES_MAX),
     ("grpc.max_send_message_length", GRPC_MESSAGE_SIZE_BYTES_MAX),
 ]
+READ_TOKEN_TTL_MS_DEFAULT = 10 * 60 * 1000  # what `read_token` signs for unless told
+
+
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+):
+    """Adds `authorization: Bearer <token>` to every call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._with_token(client_call_details), request)
+
+
+def open_channel(
+    address: str,
+    *,
+    ca_certificate_pem: bytes | None = None,
+    token: str | None = None,
+    plaintext: bool = False,
+    options: list[tuple[str, Any]] | None = None,
+) -> grpc.Channel:
+    """A channel to a node's client API at `address`: TLS trusting `ca_certificate_pem` (the
+    system's roots if None), or plaintext if asked (a development node on loopback); every
+    call carries `token`, if given."""
+    options = CHANNEL_OPTIONS if options is None else options
+    if plaintext:
+        channel = grpc.insecure_channel(address, options=options)
+    else:
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca_certificate_pem)
+        channel = grpc.secure_channel(address, credentials, options=options)
+    if token is not None:
+        channel = grpc.intercept_channel(channel, _BearerToken(token))
+    return channel
+
+
+def read_token(identity: Identity, ttl_ms: int = READ_TOKEN_TTL_MS_DEFAULT) -> str:
+    """A bearer token signed by `identity`, valid `ttl_ms` from now: an auditor's token for an
+    auditor or a regulator (who read everything), a member's for anyone else."""
+    role = ROLE_AUDITOR if identity.role in _AUDITOR_ROLE_NAMES else ROLE_MEMBER
+    return issue_token(
+        identity.key,
+        identity.member_id,
+        role,
+        identity.chain_id,
+        time.time_ns() // 1_000_000,
+        ttl_ms,
+    )
+
+
+_AUDITOR_ROLE_NAMES = {role_name(role) for role in AUDITOR_LEDGER_ROLES}
 
 
 @dataclass
@@ -132,11 +200,20 @@ class EventSigner:
 
 
 class LedgerClient:
-    """A blocking client for one node."""
+    """A blocking client for one node (see `open_channel` for the arguments)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        ca_certificate_pem: bytes | None = None,
+        token: str | None = None,
+        plaintext: bool = False,
+    ) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = open_channel(
+            address, ca_certificate_pem=ca_certificate_pem, token=token, plaintext=plaintext
+        )
         self.stub = api_pb2_grpc.LedgerServiceStub(self._channel)
 
     def close(self) -> None:

@@ -4,8 +4,15 @@ DIR/genesis.json               the chain: members, roles, keys, validators
 DIR/node-K/config.toml         node K's settings (ports on 127.0.0.1: gRPC base+K, peers
                                base+100+K, REST base+200+K)
 DIR/node-K/validator-key.json  node K's validator key (owner-readable only)
+DIR/node-K/tls/                node K's certificate under the consortium CA, with its key:
+                               its client API (TLS) and its peers (mutual TLS) use it
 DIR/identities/<member>.json   a key file a member's client signs with
-DIR/ca/ca-key.pem              the consortium CA's key (more than one node)
+DIR/ca/ca.pem                  the consortium CA's certificate: what clients trust
+DIR/ca/ca-key.pem              the consortium CA's key
+
+Node certificates name localhost and 127.0.0.1, and the names given with `--host`: `--host
+NAME` for every node, `--host node-K=NAME` for node K only (repeatable), so that clients and
+peers dialling a node by that name can check they reached it.
 
 Every key file is written 0600 and every folder made here 0700 (node/private_files.py).
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +53,7 @@ def cmd_consortium_init(args: argparse.Namespace) -> None:
             chain_id=args.chain_id,
             base_port=args.base_port,
             with_identities=not args.no_identities,
+            hosts=parse_hosts(args.host or (), args.nodes),
         )
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
@@ -53,14 +62,32 @@ def cmd_consortium_init(args: argparse.Namespace) -> None:
     )
     document = {
         "genesis": str(layout.genesis_path),
+        "ca_certificate": str(layout.ca_certificate),
         "nodes": [{"config": str(c), "grpc": a, "rest": r} for c, a, r in nodes],
         "identities": {m: str(p) for m, p in layout.identities.items()},
     }
     lines = [f"genesis    {layout.genesis_path}"]
+    lines.append(f"CA         {layout.ca_certificate}  (clients trust it: --ca-cert)")
     lines += [f"node       {c}  (gRPC {a}, REST http://{r})" for c, a, r in nodes]
     lines += [f"identity   {p}" for p in layout.identities.values()]
     lines.append(f"start a node: provledger node run --config {layout.node_configs[0]}")
     emit(args, document, "\n".join(lines))
+
+
+def parse_hosts(values: Iterable[str], nodes: int) -> dict[str, list[str]]:
+    """{node id: extra host names} from `--host` values: NAME for every node, node-K=NAME for
+    node K. A name is a DNS name or an IP address; ValueError otherwise."""
+    node_ids = [f"node-{index}" for index in range(nodes)]
+    hosts: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
+    for value in values:
+        node_id, separator, name = value.rpartition("=")
+        if separator and node_id not in hosts:
+            raise ValueError(f"--host {value}: no node {node_id!r} (the nodes are {node_ids})")
+        tls.validate_host(name)
+        for target in [node_id] if separator else node_ids:
+            if name not in hosts[target]:
+                hosts[target].append(name)
+    return hosts
 
 
 def consortium_ports(base_port: int, nodes: int) -> list[int]:
@@ -78,6 +105,7 @@ class ConsortiumLayout:
     identities: dict[str, Path]
     grpc_addresses: list[str]
     rest_addresses: list[str] = field(default_factory=list)
+    ca_certificate: Path = Path()  # the consortium CA's certificate, which clients trust
 
 
 def init_consortium(
@@ -86,7 +114,10 @@ def init_consortium(
     chain_id: str = "provledger-local",
     base_port: int = 7050,
     with_identities: bool = True,
+    hosts: Mapping[str, Sequence[str]] | None = None,
 ) -> ConsortiumLayout:
+    """Write a consortium of `nodes` validators into `directory` (see the module's notes).
+    `hosts` are further names per node id for its certificate (`parse_hosts`)."""
     if nodes < 1:
         raise ValueError("a consortium needs at least one node")
     make_private_directory(directory)
@@ -101,11 +132,11 @@ def init_consortium(
         node_id: f"127.0.0.1:{base_port + PEER_PORT_OFFSET + index}"
         for index, node_id in enumerate(node_ids)
     }
-    if nodes > 1:
-        ca_certificate, ca_key = tls.create_ca(chain_id)
-        make_private_directory(directory / "ca")
-        (directory / "ca" / "ca.pem").write_bytes(ca_certificate)
-        write_private_file(directory / "ca" / "ca-key.pem", ca_key)
+    ca_certificate, ca_key = tls.create_ca(chain_id)
+    make_private_directory(directory / "ca")
+    ca_path = directory / "ca" / "ca.pem"
+    ca_path.write_bytes(ca_certificate)
+    write_private_file(directory / "ca" / "ca-key.pem", ca_key)
     if with_identities:
         make_private_directory(directory / "identities")
     for index, node_id in enumerate(node_ids):
@@ -117,13 +148,11 @@ def init_consortium(
         address = f"127.0.0.1:{base_port + index}"
         addresses.append(address)
         rest_addresses.append(f"127.0.0.1:{base_port + REST_PORT_OFFSET + index}")
-        peers = {}
-        if nodes > 1:
-            certificate, certificate_key = tls.issue_node_certificate(
-                ca_certificate, ca_key, node_id
-            )
-            tls.save_tls_material(node_dir / "tls", ca_certificate, certificate, certificate_key)
-            peers = {p: a for p, a in peer_addresses.items() if p != node_id}
+        certificate, certificate_key = tls.issue_node_certificate(
+            ca_certificate, ca_key, node_id, extra_hosts=(hosts or {}).get(node_id, ())
+        )
+        tls.save_tls_material(node_dir / "tls", ca_certificate, certificate, certificate_key)
+        peers = {p: a for p, a in peer_addresses.items() if p != node_id}
         config_path = node_dir / "config.toml"
         config_path.write_text(
             node_config.render(
@@ -165,4 +194,6 @@ def init_consortium(
     }
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
-    return ConsortiumLayout(directory, genesis_path, configs, identities, addresses, rest_addresses)
+    return ConsortiumLayout(
+        directory, genesis_path, configs, identities, addresses, rest_addresses, ca_path
+    )

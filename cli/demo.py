@@ -171,10 +171,25 @@ def _story(workdir: Path, nodes: int, serve: bool) -> None:
         signer = {m: EventSigner(Identity.load(p)) for m, p in layout.identities.items()}
         print(
             f"provledger demo: {nodes} validator node processes on 127.0.0.1, chain "
-            f"{genesis.chain_id!r}, each with its own LevelDB folder under {layout.directory}"
+            f"{genesis.chain_id!r}, each with its own LevelDB folder under {layout.directory}; "
+            f"clients reach them over TLS under the consortium CA ({layout.ca_certificate.name})"
         )
+        # The clients speak TLS to each node's client API, trusting the consortium CA, and
+        # read with an auditor's token (submitting needs none: each event is signed).
+        token = issue_token(
+            Identity.load(layout.identities["auditor"]).key,
+            "auditor",
+            "auditor",
+            genesis.chain_id,
+            time.time_ns() // 1_000_000,
+            DEMO_TOKEN_TTL_MS,
+        )
+        ca_certificate_pem = layout.ca_certificate.read_bytes()
         with node_processes(layout.node_configs, workdir) as processes:
-            clients = [LedgerClient(address) for address in layout.grpc_addresses]
+            clients = [
+                LedgerClient(address, ca_certificate_pem=ca_certificate_pem, token=token)
+                for address in layout.grpc_addresses
+            ]
             try:
                 try:
                     wait_started(clients, processes, workdir)
@@ -182,14 +197,6 @@ def _story(workdir: Path, nodes: int, serve: bool) -> None:
                     print(f"{taken}; starting again on other ports")
                     continue
                 _tell(RoundRobin(clients), signer, genesis)
-                token = issue_token(
-                    Identity.load(layout.identities["auditor"]).key,
-                    "auditor",
-                    "auditor",
-                    genesis.chain_id,
-                    time.time_ns() // 1_000_000,
-                    DEMO_TOKEN_TTL_MS,
-                )
                 _export_and_verify(layout, token, workdir)
                 if serve:
                     _serve(layout, token)
@@ -251,6 +258,11 @@ def _serve(layout: ConsortiumLayout, token: str) -> None:
     print(f"  {url}")
     print(f"auditor token (for curl -H 'Authorization: Bearer ...'):\n  {token}")
     print(f"genesis: {layout.genesis_path}")
+    print("the gRPC client API (TLS; reads need the token):")
+    print(
+        f"  grpcurl -cacert {layout.ca_certificate} -H 'authorization: Bearer <token>' "
+        f"{layout.grpc_addresses[0]} provledger.v1.LedgerService/GetCheckpoint"
+    )
     print("press Ctrl-C to stop every node")
     try:
         while True:

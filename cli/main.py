@@ -17,13 +17,10 @@ import sys
 
 import grpc
 
-from provledger.cli import consortium, demo, evidence, keys, node, proofs, query, submit, tokens
+from provledger.cli import connection, consortium, demo, evidence, keys, node, proofs, query, submit, tokens
 from provledger.cli.client import describe_rpc_error
 from provledger.cli.output import CommandError
 from provledger.protocol.limits import TOKEN_TTL_MS_DEFAULT
-
-DEFAULT_NODE = "127.0.0.1:7050"
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="provledger", description=__doc__.split("\n")[0])
@@ -33,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print JSON for scripts")
         return sub
 
-    def with_node(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--node", default=DEFAULT_NODE, help="host:port of a node's gRPC API")
+    def with_node(sub: argparse.ArgumentParser, reads: bool = True) -> argparse.ArgumentParser:
+        connection.add_node_arguments(sub, reads)
         return with_output(sub)
 
     keys_group = commands.add_parser("keys", help="key files").add_subparsers(
@@ -56,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", required=True)
     init.add_argument("--chain-id", default="provledger-local")
     init.add_argument("--base-port", type=int, default=7050)
+    init.add_argument(
+        "--host",
+        action="append",
+        metavar="[NODE=]NAME_OR_IP",
+        help="a name clients and peers dial, for node certificates: NAME for every node, "
+        "node-K=NAME for node K; repeat",
+    )
     init.add_argument(
         "--no-identities", action="store_true", help="do not create the sample member identities"
     )
@@ -82,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--config", required=True)
     repair.set_defaults(handler=node.cmd_node_repair)
 
-    submit_command = with_node(commands.add_parser("submit", help="sign and submit an event"))
+    submit_command = with_node(
+        commands.add_parser("submit", help="sign and submit an event"), reads=False
+    )
     submit_command.add_argument("--identity", required=True, help="identity key file to sign with")
     submit_command.add_argument(
         "--event-json",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from provledger.cli.client import LedgerClient
+from provledger.cli.connection import client_for
 from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.proofs import (
@@ -29,7 +29,7 @@ _CHECK_FAILURES = frozenset({"bad_checkpoint", "bad_proof"})
 
 def cmd_proof_inclusion(args: argparse.Namespace) -> None:
     genesis = load_genesis(args.genesis)
-    with LedgerClient(args.node) as client:
+    with client_for(args) as client:
         verified = fetch_verified_inclusion(
             client.stub, genesis, parse_hex(args.event_id, "event id"), args.height
         )
@@ -52,7 +52,7 @@ def cmd_proof_inclusion(args: argparse.Namespace) -> None:
 
 def cmd_proof_consistency(args: argparse.Namespace) -> None:
     genesis = load_genesis(args.genesis)
-    with LedgerClient(args.node) as client:
+    with client_for(args) as client:
         verified = fetch_verified_consistency(client.stub, genesis, args.first, args.second)
     emit(
         args,

@@ -10,13 +10,14 @@ import json
 
 from google.protobuf import json_format
 
-from provledger.cli.client import LedgerClient, event_to_json
+from provledger.cli.client import event_to_json
+from provledger.cli.connection import client_for
 from provledger.cli.output import emit, parse_hex
 from provledger.v1 import api_pb2, ledger_pb2
 
 
 def cmd_event_get(args: argparse.Namespace) -> None:
-    with LedgerClient(args.node) as client:
+    with client_for(args) as client:
         response = client.get_event(parse_hex(args.event_id, "event id"))
     document = {
         **event_to_json(response.event),
@@ -32,7 +33,7 @@ def cmd_lineage(args: argparse.Namespace) -> None:
         if args.downstream
         else api_pb2.LINEAGE_DIRECTION_UPSTREAM
     )
-    with LedgerClient(args.node) as client:
+    with client_for(args) as client:
         response = client.stub.GetLineage(
             api_pb2.GetLineageRequest(asset_id=args.asset_id, direction=direction, depth=args.depth)
         )

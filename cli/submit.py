@@ -14,7 +14,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from provledger.cli.client import EventSigner, LedgerClient
+from provledger.cli.client import EventSigner
+from provledger.cli.connection import client_for
 from provledger.cli.output import CommandError, emit, load_identity
 
 
@@ -37,7 +38,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
         signed = EventSigner(identity).from_json(document)
     except (ValueError, json_format.ParseError) as error:
         raise CommandError(f"bad event description: {error}") from None
-    with LedgerClient(args.node) as client:
+    with client_for(args) as client:
         if args.wait:
             receipt = client.submit_and_wait(signed)
             emit(

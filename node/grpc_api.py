@@ -5,6 +5,12 @@ PERMISSION_DENIED, a state that does not allow it FAILED_PRECONDITION, a duplica
 ALREADY_EXISTS, an unknown id NOT_FOUND, a full mempool RESOURCE_EXHAUSTED. The details
 string is always "<code>: <reason>", the code stable for programs, the reason for people.
 
+Who may call: anyone may submit (each event is signed by its author, and the rules judge it);
+every read needs a member's bearer token in the metadata and reads what the access policy
+lets that member read, as over REST (node/queries.py, protocol/access.py); a read without one
+is UNAUTHENTICATED `missing_token`. Every call is taken on its connection's allowance first
+(node/grpc_connections.py): RESOURCE_EXHAUSTED `rate_limited` or `too_much_in_flight`.
+
 Bad input is refused here, at the edge, before it reaches a query or the store: request bytes
 that are not the method's request message (`malformed_request`: `add_to_server` registers the
 service with deserializers that turn such bytes into a `MalformedRequest`, answered before
@@ -25,7 +31,8 @@ from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 
 from provledger.node.ledger import LedgerNode, TooManyWaiters
-from provledger.node.queries import UNRESTRICTED, LedgerQueries, QueryError
+from provledger.node.grpc_connections import Admitted, ConnectionGuard
+from provledger.node.queries import LedgerQueries, QueryError, Reader
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,
     SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
@@ -49,7 +56,6 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.mempool import MempoolFull
-from provledger.protocol.tokens import TokenError
 from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
 _STATUS = {
@@ -166,30 +172,24 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         )
 
     # --- reading ----------------------------------------------------------------------------
-    # Each read asks node/queries.py, which applies the access policy for the caller. A call
-    # with `authorization: Bearer <token>` metadata reads as that token's member, exactly as
-    # over REST; a call without one still reads as an auditor (client credentials on this
-    # port are not required yet).
+    # Every read needs a member's bearer token in the call's metadata (`authorization: Bearer
+    # <token>`, the same token as REST's) and reads as that member: node/queries.py applies
+    # the one access policy. A call without one is answered UNAUTHENTICATED missing_token.
+    # Submitting needs no token: each event is signed by its author.
 
     async def _ask(self, context, query):
-        """`query(reader)`'s answer, or the call aborted with the status its error maps to."""
-        reader = UNRESTRICTED
-        token = _bearer_token(context)
+        """`query(reader)`'s answer for the call's authenticated reader, or the call aborted
+        with the status its error maps to."""
         try:
-            if token is not None:
-                reader = self._queries.authenticate(token, self._node.clock_ms())
+            reader = self._queries.authenticate(_bearer_token(context), self._node.clock_ms())
             return query(reader)
-        except TokenError as error:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, f"token_{error.code}: {error.reason}"
-            )
         except QueryError as error:
             await context.abort(_QUERY_STATUS[error.kind], f"{error.code}: {error.reason}")
         except StoreDamaged as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"store_damaged: {error}")
 
-    def _event(self, identifier: bytes):
-        return lambda reader: self._queries.require_event(reader, identifier)
+    async def _authenticated(self, context) -> Reader:
+        return await self._ask(context, lambda reader: reader)
 
     async def GetEvent(self, request, context):
         await _require_event_id(request.event_id, context)
@@ -214,11 +214,13 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         return requested or head
 
     async def GetBlock(self, request, context):
+        await self._ask(context, self._queries.require_block_events)
         height = await self._height(request.height, context)
         block, certificate = self._node.store.block(height)
         return api_pb2.GetBlockResponse(block=block, certificate=certificate)
 
     async def GetCheckpoint(self, request, context):
+        await self._authenticated(context)
         height = await self._height(request.height, context)
         return self._node.store.checkpoint(height)
 
@@ -243,6 +245,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         )
 
     async def GetConsistencyProof(self, request, context):
+        await self._authenticated(context)
         store = self._node.store
         second = await self._height(request.second_height, context)
         if request.first_height == 0 or request.first_height > second:
@@ -340,6 +343,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"too_many_subscribers: {SUBSCRIBERS_MAX} are subscribed",
             )
+        await self._ask(context, self._queries.require_block_events)
         self._subscribers += 1
         try:
             height = max(request.from_height, 1)
@@ -385,31 +389,64 @@ async def _abort_malformed(context: grpc.aio.ServicerContext, request: Malformed
     )
 
 
-def _unary(behaviour: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Any]:
+async def _admit(
+    guard: ConnectionGuard, context: grpc.aio.ServicerContext, request: Any
+) -> Admitted:
+    """Take the call on its connection's allowance (node/grpc_connections.py), or abort it
+    RESOURCE_EXHAUSTED. A malformed request counts as a call of no bytes."""
+    size_bytes = 0 if isinstance(request, MalformedRequest) else request.ByteSize()
+    admitted = guard.admit(context.peer(), size_bytes)
+    if not isinstance(admitted, Admitted):
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"{admitted.code}: {admitted.reason}"
+        )
+    return admitted
+
+
+def _unary(
+    behaviour: Callable[[Any, Any], Awaitable[Any]], guard: ConnectionGuard
+) -> Callable[[Any, Any], Any]:
     async def handle(request, context):
-        if isinstance(request, MalformedRequest):
-            await _abort_malformed(context, request)
-        return await behaviour(request, context)
+        admitted = await _admit(guard, context, request)
+        try:
+            if isinstance(request, MalformedRequest):
+                await _abort_malformed(context, request)
+            return await behaviour(request, context)
+        finally:
+            guard.release(admitted)
 
     return handle
 
 
-def _streaming(behaviour: Callable[[Any, Any], AsyncIterator[Any]]) -> Callable[[Any, Any], Any]:
+def _streaming(
+    behaviour: Callable[[Any, Any], AsyncIterator[Any]], guard: ConnectionGuard
+) -> Callable[[Any, Any], Any]:
     async def handle(request, context):
-        if isinstance(request, MalformedRequest):
-            await _abort_malformed(context, request)
-        async for response in behaviour(request, context):
-            yield response
+        admitted = await _admit(guard, context, request)
+        try:
+            if isinstance(request, MalformedRequest):
+                await _abort_malformed(context, request)
+            async for response in behaviour(request, context):
+                yield response
+        finally:
+            guard.release(admitted)
 
     return handle
 
 
-def add_to_server(service: LedgerService, server: grpc.aio.Server) -> None:
+def add_to_server(
+    service: LedgerService, server: grpc.aio.Server, guard: ConnectionGuard | None = None
+) -> None:
     """Serve `service` on `server`, as the generated `add_LedgerServiceServicer_to_server`
-    would, except that request bytes which are not the method's request message are answered
-    INVALID_ARGUMENT `malformed_request` (the generated registration lets the parse error
-    escape, which gRPC answers UNKNOWN). Built from the service's descriptor, so a method
-    added to api.proto is registered the same way."""
+    would, except that
+    - every call is first taken on its connection's allowance by `guard` (rate and bytes in
+      flight; node/grpc_connections.py), and answered RESOURCE_EXHAUSTED past it;
+    - request bytes which are not the method's request message are answered INVALID_ARGUMENT
+      `malformed_request` (the generated registration lets the parse error escape, which
+      gRPC answers UNKNOWN).
+    Built from the service's descriptor, so a method added to api.proto is registered the
+    same way."""
+    guard = guard or ConnectionGuard()
     handlers = {}
     for method in _SERVICE.methods:
         check(not method.client_streaming, f"{method.name}: client streaming is not served")
@@ -418,13 +455,13 @@ def add_to_server(service: LedgerService, server: grpc.aio.Server) -> None:
         behaviour = getattr(service, method.name)
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(behaviour),
+                _streaming(behaviour, guard),
                 request_deserializer=_lenient_deserializer(request_class),
                 response_serializer=response_class.SerializeToString,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(behaviour),
+                _unary(behaviour, guard),
                 request_deserializer=_lenient_deserializer(request_class),
                 response_serializer=response_class.SerializeToString,
             )

@@ -1,8 +1,8 @@
 """The queries every read interface answers, with the access policy applied: the one place
 between the store and the adapters (node/grpc_api.py, node/rest/).
 
-An adapter authenticates its caller (a REST bearer token; over gRPC, for now, no one — see
-`UNRESTRICTED`), asks here, and converts what it gets into its wire shape. It judges nothing
+An adapter authenticates its caller (a member's bearer token, over REST and gRPC alike:
+`authenticate`), asks here, and converts what it gets into its wire shape. It judges nothing
 itself: who may see what is protocol/access.py's, how lineage is walked protocol/lineage.py's,
 the authorization question protocol/authorization.py's, the PROV mapping protocol/prov.py's.
 
@@ -27,12 +27,8 @@ from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import HISTORY_PAGE_EVENTS_MAX, LINEAGE_NODES_MAX
 from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
 from provledger.protocol.prov import Agent, Origin, prov_document
-from provledger.protocol.tokens import ROLE_AUDITOR, TokenError, verify_token
+from provledger.protocol.tokens import TokenError, verify_token
 from provledger.v1 import ledger_pb2, state_pb2
-
-# The gRPC API's reader until its callers authenticate (issue 8): it reads as an auditor.
-UNRESTRICTED = Reader(member_id="", role=ROLE_AUDITOR)
-
 
 class QueryError(CodedError):
     """A query that has no answer for this caller."""
@@ -87,15 +83,26 @@ class LedgerQueries:
 
     # --- who is asking --------------------------------------------------------------------
 
-    def authenticate(self, token: str, now_ms: int) -> Reader:
-        """The reader a bearer token names, checked against the ledger's members at `now_ms`;
-        raises TokenError."""
-        claims = verify_token(
-            token,
-            lambda member_id: self.store.load("member", member_id),
-            self.genesis.chain_id,
-            now_ms,
-        )
+    def authenticate(self, token: str | None, now_ms: int) -> Reader:
+        """The reader a bearer token names, checked against the ledger's members at `now_ms`.
+        Every read of every API needs one: without a token, or with one that does not hold,
+        this raises an `unauthorized` QueryError (`missing_token`, `token_<why>`)."""
+        if token is None:
+            raise QueryError(
+                "unauthorized",
+                "missing_token",
+                "reads need a member's bearer token: send authorization: Bearer <token> "
+                "(provledger token issue)",
+            )
+        try:
+            claims = verify_token(
+                token,
+                lambda member_id: self.store.load("member", member_id),
+                self.genesis.chain_id,
+                now_ms,
+            )
+        except TokenError as error:
+            raise QueryError("unauthorized", f"token_{error.code}", error.reason) from None
         return Reader(member_id=claims.member_id, role=claims.role)
 
     # --- blocks ---------------------------------------------------------------------------
@@ -112,6 +119,17 @@ class LedgerQueries:
         if block is None:
             raise not_found("unknown_height", f"no block at height {height}; the head is {head}")
         return block
+
+    def require_block_events(self, reader: Reader) -> None:
+        """Raise unless `reader` may read whole blocks with their events' bodies."""
+        if not access.sees_block_events(reader):
+            raise QueryError(
+                "forbidden",
+                "blocks_need_auditor",
+                "a block carries every member's events, so whole blocks are read with an "
+                f"auditor's token only; {reader.member_id!r} reads its events one by one "
+                "(GetEvent, GetAssetHistory) and block headers as checkpoints",
+            )
 
     def head_block(self) -> Block:
         if self.store.head_height == 0:
@@ -299,4 +317,4 @@ class LedgerQueries:
             raise QueryError(kind, f"bundle_{error.code}", error.reason) from None
 
 
-__all__ = ["UNRESTRICTED", "LedgerQueries", "QueryError", "Reader", "TokenError"]
+__all__ = ["LedgerQueries", "QueryError", "Reader", "TokenError"]

@@ -24,9 +24,10 @@ import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from provledger.node.config import NodeConfig, split_host_port
+from provledger.node.config import NodeConfig, is_loopback, split_host_port
 from provledger.node.consensus_driver import ConsensusDriver
 from provledger.node.grpc_api import LedgerService, add_to_server
+from provledger.node.grpc_connections import ConnectionGuard
 from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
 from provledger.node.peers import PeerNetwork, create_peer_server
@@ -40,7 +41,7 @@ from provledger.node.settings import (
     GRPC_MESSAGE_SIZE_BYTES_MAX,
 )
 from provledger.node.store import Store
-from provledger.node.tls import load_tls_material
+from provledger.node.tls import client_api_server_credentials, load_tls_material
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.genesis import Genesis, parse_genesis
@@ -138,7 +139,7 @@ async def _run(
         network.attach(driver)
 
     # The servers. Every port is taken now, so a port in use fails the start cleanly.
-    server, health_servicer = _grpc_server(node, config.grpc_listen)
+    server, health_servicer = _grpc_server(node, config)
     rest_socket = bind_rest_socket(config.rest_listen) if config.rest_listen else None
     peer_server = None
     if network is not None:
@@ -153,9 +154,10 @@ async def _run(
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
-        "node %s serving gRPC on %s%s; chain %s at height %d",
+        "node %s serving gRPC on %s (%s)%s; chain %s at height %d",
         config.node_id,
         config.grpc_listen,
+        "TLS" if config.grpc_tls_dir is not None else "PLAINTEXT, for development only",
         f", REST on {config.rest_listen}" if rest is not None else "",
         genesis.chain_id,
         store.head_height,
@@ -201,16 +203,28 @@ def _peer_network(config: NodeConfig, genesis: Genesis) -> PeerNetwork:
 
 
 def _grpc_server(
-    node: LedgerNode, listen: str
+    node: LedgerNode, config: NodeConfig
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """The client API (LedgerService), with health checking and reflection (v1 and v1alpha),
-    bound to `listen`; not started."""
+    bound to `config.grpc_listen`, over TLS with the node's certificate (plaintext only as
+    the config allows it: on loopback, for development); not started. Health and reflection
+    answer anyone; LedgerService reads need a token and every call is bounded per connection
+    (node/grpc_api.py)."""
     server = grpc.aio.server(options=GRPC_OPTIONS)
-    add_to_server(LedgerService(node), server)  # malformed requests: INVALID_ARGUMENT
+    add_to_server(LedgerService(node), server, ConnectionGuard(config.grpc_limits))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
-    if server.add_insecure_port(listen) == 0:
+    listen = config.grpc_listen
+    if config.grpc_tls_dir is not None:
+        credentials = client_api_server_credentials(load_tls_material(config.grpc_tls_dir))
+        bound = server.add_secure_port(listen, credentials)
+    else:
+        if not config.grpc_plaintext or not is_loopback(split_host_port(listen)[0]):
+            raise ValueError(f"plaintext gRPC on {listen} is not allowed (see node/config.py)")
+        log.warning("the client API on %s is PLAINTEXT: for development only", listen)
+        bound = server.add_insecure_port(listen)
+    if bound == 0:
         raise OSError(f"cannot listen on {listen}")
     return server, health_servicer
 

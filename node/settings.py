@@ -14,7 +14,14 @@ SUBMIT_WAIT_TIMEOUT_MS_DEFAULT = 10_000
 SUBMIT_WAIT_TIMEOUT_MS_MAX = 60_000
 SUBMIT_WAITERS_MAX = 50_000
 SUBSCRIBERS_MAX = 256
-GRPC_CONCURRENT_STREAMS_MAX = 1_024
+GRPC_CONCURRENT_STREAMS_MAX = 1_024  # calls open at once on one client connection
+# Each client connection's calls (node/grpc_connections.py), unless [grpc] in the config says
+# otherwise: a token bucket of this rate and burst, and a cap on the request bytes its calls
+# in progress hold (a single request may be up to GRPC_MESSAGE_SIZE_BYTES_MAX, so more).
+GRPC_CONNECTION_CALLS_PER_S_MAX = 2_000.0
+GRPC_CONNECTION_CALL_BURST_MAX = 4_000
+GRPC_CONNECTION_IN_FLIGHT_BYTES_MAX = 4 * GRPC_MESSAGE_SIZE_BYTES_MAX
+GRPC_CONNECTIONS_TRACKED_MAX = 10_000  # connections whose buckets are kept (oldest dropped)
 
 # Peer transport
 PEERS_MAX = 128

@@ -1,4 +1,8 @@
-"""The consortium's PKI for node-to-node mutual TLS: its CA, node certificates, gRPC credentials.
+"""The consortium's PKI: its CA, node certificates, and the gRPC credentials made of them.
+
+A node's certificate serves twice: for mutual TLS with its peers (PeerService), and as the
+server certificate of its client API (LedgerService), which clients check against the
+consortium CA (`ca.pem`) and the name they dial (a `--host` name of `consortium init`).
 
 This module owns how a validator's transport identity is made, stored and read back:
 
@@ -11,9 +15,12 @@ This module owns how a validator's transport identity is made, stored and read b
 - `save_tls_material` / `load_tls_material` write and read a node's ca.pem, node.pem and
   node-key.pem (the key file is left 0600 whatever was there before, and the folder 0700:
   node/private_files.py).
-- `server_credentials` / `channel_credentials` turn the material into gRPC credentials.
-  The server requires a client certificate, and gRPC checks its chain against the CA before
-  any handler runs: a certificate from any other issuer never gets a connection.
+- `server_credentials` / `channel_credentials` turn the material into gRPC credentials for
+  the peer port. The server requires a client certificate, and gRPC checks its chain against
+  the CA before any handler runs: a certificate from any other issuer never gets a connection.
+- `client_api_server_credentials` serves the client API over TLS with the node's certificate
+  (clients authenticate with bearer tokens, not certificates); `client_channel_credentials`
+  is a client's side of it, trusting the consortium CA (or the system's roots).
 - `peer_node_id(context)` reads the authenticated peer's certificate from a servicer
   context and returns its node id.
 
@@ -24,7 +31,7 @@ Invariants:
 - `load_tls_material` refuses material whose certificate was not issued by its CA or whose
   key does not match its certificate, so a misconfiguration fails at start, not at the
   first handshake.
-- All node certificates share the same host names (localhost, 127.0.0.1), so TLS host name
+- Every node certificate names localhost and 127.0.0.1, so on the peer port TLS host name
   checks say nothing about *which* node answered; identity is the node id, which the
   server side checks against the validator set (see `provledger.node.peers`).
 """
@@ -97,6 +104,30 @@ def validate_node_id(node_id: str) -> None:
         raise ValueError(
             f"node id {node_id[:40]!r} must be 1-{NODE_ID_LENGTH_CHARS_MAX} characters of "
             "letters, digits and . _ -, starting with a letter or digit"
+        )
+
+
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+HOST_NAME_LENGTH_CHARS_MAX = 253
+
+
+def validate_host(host: str) -> None:
+    """Raise ValueError unless `host` is an IP address or a DNS name (labels of letters,
+    digits and hyphens, at most 253 characters), as a certificate may name it."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    if (
+        not host
+        or len(host) > HOST_NAME_LENGTH_CHARS_MAX
+        or not all(_DNS_LABEL.match(label) for label in labels)
+    ):
+        raise ValueError(
+            f"host {host[:60]!r} is neither an IP address nor a DNS name (letters, digits and "
+            f"hyphens in dot-separated labels, at most {HOST_NAME_LENGTH_CHARS_MAX} characters)"
         )
 
 
@@ -196,6 +227,7 @@ def issue_node_certificate(
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     ]
     for host in extra_hosts:
+        validate_host(host)
         entry = _san_entry(host)
         if entry not in names:
             names.append(entry)
@@ -381,3 +413,16 @@ def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
         private_key=material.key_pem,
         certificate_chain=material.certificate_pem,
     )
+
+
+def client_api_server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
+    """TLS for the client API, with the node's certificate. No client certificate is asked
+    for: reads are authorised by a member's bearer token (node/grpc_api.py), submissions by
+    their events' signatures."""
+    return grpc.ssl_server_credentials(((material.key_pem, material.certificate_pem),))
+
+
+def client_channel_credentials(ca_certificate_pem: bytes | None) -> grpc.ChannelCredentials:
+    """A client's TLS to a node's client API: trust the consortium CA's certificate, or, with
+    None, the system's roots (a node whose certificate a public CA issued)."""
+    return grpc.ssl_channel_credentials(root_certificates=ca_certificate_pem)

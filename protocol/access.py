@@ -16,7 +16,10 @@ The policy (docs/rest-api.md, ADR 007):
   redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
-  name, content digest, holders and origin event left out.
+  name, content digest, holders and origin event left out;
+- whole blocks with their events' bodies (gRPC GetBlock, SubscribeBlocks) are an auditor's
+  read only: a block carries every member's events at once. Anyone who reads may see the
+  chain's headers, checkpoints and event ids (REST /v1/blocks), which reveal no content.
 """
 
 from __future__ import annotations
@@ -73,6 +76,11 @@ def _grants(ledger: LedgerReader, asset_id: str) -> Iterable[state_pb2.GrantReco
         if not more or not grants:
             return
         after = grants[-1].grant.grant_id
+
+
+def sees_block_events(reader: Reader) -> bool:
+    """Whether `reader` may read whole blocks, every event's body in them: an auditor."""
+    return reader.auditor
 
 
 def sees_asset(ledger: LedgerReader, reader: Reader, asset: state_pb2.AssetRecord) -> bool:

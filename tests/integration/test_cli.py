@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.processes import NodeProcess, free_port
+from support.processes import ClientAccess, NodeProcess, free_port, note_access
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +73,20 @@ class CliConsortium:
     def genesis(self) -> str:
         return self.init_output["genesis"]
 
+    @property
+    def ca_certificate(self) -> str:
+        return self.init_output["ca_certificate"]
+
+    @property
+    def node_args(self) -> list[str]:
+        """Where the node is, and the CA its TLS certificate chains to."""
+        return ["--node", self.address, "--ca-cert", self.ca_certificate]
+
+    @property
+    def read_args(self) -> list[str]:
+        """The node, read as the consortium's auditor (a token signed for the command)."""
+        return [*self.node_args, "--identity", self.identity("auditor")]
+
     def identity(self, member: str) -> str:
         return self.init_output["identities"][member]
 
@@ -87,6 +101,8 @@ def consortium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliConsorti
     )  # fmt: skip
     (node_entry,) = init_output["nodes"]
     config = Path(node_entry["config"])
+    ca_certificate_pem = Path(init_output["ca_certificate"]).read_bytes()
+    note_access([node_entry["grpc"]], ClientAccess(ca_certificate_pem, token=None))
     node = NodeProcess(
         config=config,
         address=node_entry["grpc"],
@@ -120,7 +136,8 @@ def test_consortium_init_writes_genesis_config_and_identities(consortium: CliCon
 
 
 def test_submit_query_and_verify_proofs(consortium: CliConsortium) -> None:
-    node = ["--node", consortium.address]
+    node = consortium.node_args
+    reader = consortium.read_args
     raw = cli_json(
         "submit", *node, "--identity", consortium.identity("agency-a"),
         "--kind", "asset_registered",
@@ -167,7 +184,7 @@ def test_submit_query_and_verify_proofs(consortium: CliConsortium) -> None:
     )  # fmt: skip
     assert int(used["height"]) > int(derived["height"])
 
-    event = cli_json("event", "get", raw_id, *node)
+    event = cli_json("event", "get", raw_id, *reader)
     assert event["event_id"] == raw_id
     assert event["height"] == raw_height
     assert event["log_index"] == int(raw.get("logIndex", 0))
@@ -178,34 +195,35 @@ def test_submit_query_and_verify_proofs(consortium: CliConsortium) -> None:
     assert event["event"]["author"]["memberId"] == "agency-a"
     assert len(bytes.fromhex(event["signature"])) == 64
 
-    upstream = cli_json("lineage", "cli/clean-survey", *node)
+    upstream = cli_json("lineage", "cli/clean-survey", *reader)
     assert [a["assetId"] for a in upstream["assets"]] == ["cli/clean-survey", "cli/raw-survey"]
     assert upstream["edges"] == [{"parentId": "cli/raw-survey", "childId": "cli/clean-survey"}]
     assert not upstream.get("truncated", False)
-    downstream = cli_json("lineage", "cli/raw-survey", "--downstream", *node)
+    downstream = cli_json("lineage", "cli/raw-survey", "--downstream", *reader)
     assert [a["assetId"] for a in downstream["assets"]] == ["cli/raw-survey", "cli/clean-survey"]
-    text = run_cli("lineage", "cli/clean-survey", *node)
+    text = run_cli("lineage", "cli/clean-survey", *reader)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[0].startswith("cli/clean-survey  (owner agency-a, important, cleaning)")
     assert "cli/raw-survey" in lines[1]
 
-    inclusion = cli_json("proof", "inclusion", raw_id, "--genesis", consortium.genesis, *node)
+    inclusion = cli_json("proof", "inclusion", raw_id, "--genesis", consortium.genesis, *reader)
     assert inclusion["verified"] is True
     assert inclusion["leaf_index"] == event["log_index"]
     assert inclusion["tree_size"] > inclusion["leaf_index"]
     assert (inclusion["signers"], inclusion["validators"]) == (1, 1)
     at_commit = cli_json(
         "proof", "inclusion", derived_id, "--genesis", consortium.genesis,
-        "--height", derived["height"], *node,
+        "--height", derived["height"], *reader,
     )  # fmt: skip
     assert at_commit["verified"] is True and at_commit["height"] == int(derived["height"])
-    text = run_cli("proof", "inclusion", raw_id, "--genesis", consortium.genesis, *node)
+    text = run_cli("proof", "inclusion", raw_id, "--genesis", consortium.genesis, *reader)
     assert text.returncode == 0 and text.stdout.strip().endswith("VERIFIED"), text.stderr
 
     consistency = cli_json(
-        "proof", "consistency", "--first", str(raw_height), "--genesis", consortium.genesis, *node
-    )
+        "proof", "consistency", "--first", str(raw_height), "--genesis", consortium.genesis,
+        *reader,
+    )  # fmt: skip
     assert consistency["verified"] is True
     assert consistency["first_height"] == raw_height
     assert consistency["second_height"] >= int(used["height"])
@@ -215,7 +233,7 @@ def test_submit_query_and_verify_proofs(consortium: CliConsortium) -> None:
 def test_proofs_against_another_genesis_do_not_verify(
     consortium: CliConsortium, tmp_path: Path
 ) -> None:
-    node = ["--node", consortium.address]
+    node = consortium.node_args
     receipt = cli_json(
         "submit", *node, "--identity", consortium.identity("agency-b"),
         "--kind", "asset_registered",
@@ -231,7 +249,7 @@ def test_proofs_against_another_genesis_do_not_verify(
         ["proof", "inclusion", event_id],
         ["proof", "consistency", "--first", receipt["height"]],
     ):
-        result = run_cli(*command, "--genesis", other["genesis"], *node)
+        result = run_cli(*command, "--genesis", other["genesis"], *consortium.read_args)
         assert result.returncode == 1, command
         assert result.stdout == ""
         assert result.stderr == (
@@ -242,7 +260,7 @@ def test_proofs_against_another_genesis_do_not_verify(
 
 def test_submit_without_wait_prints_the_event_id(consortium: CliConsortium) -> None:
     accepted = cli_json(
-        "submit", "--node", consortium.address, "--identity", consortium.identity("agency-b"),
+        "submit", *consortium.node_args, "--identity", consortium.identity("agency-b"),
         "--kind", "asset_registered",
         "--set", "asset_id=cli/no-wait",
         "--set", f"content_digest={digest_base64('no wait')}",
@@ -252,18 +270,18 @@ def test_submit_without_wait_prints_the_event_id(consortium: CliConsortium) -> N
 
 
 def test_unknown_event_id_fails_with_a_message(consortium: CliConsortium) -> None:
-    result = run_cli("event", "get", "00" * 32, "--node", consortium.address)
+    result = run_cli("event", "get", "00" * 32, *consortium.read_args)
     assert result.returncode != 0
     assert result.stdout == ""
     assert "NOT_FOUND" in result.stderr and "unknown_event" in result.stderr
 
-    result = run_cli("event", "get", "not-hex", "--node", consortium.address)
+    result = run_cli("event", "get", "not-hex", *consortium.read_args)
     assert result.returncode != 0
     assert "event id must be hex" in result.stderr
 
 
 def test_bad_submissions_fail_with_a_message(consortium: CliConsortium) -> None:
-    base = ["submit", "--node", consortium.address, "--identity", consortium.identity("agency-a")]
+    base = ["submit", *consortium.node_args, "--identity", consortium.identity("agency-a")]
     result = run_cli(*base, "--kind", "asset_registered", "--set", "asset_id")
     assert result.returncode != 0
     assert "--set takes name=value" in result.stderr
@@ -282,7 +300,7 @@ def test_bad_submissions_fail_with_a_message(consortium: CliConsortium) -> None:
 
     # A rule the node enforces: auditors only read.
     result = run_cli(
-        "submit", "--node", consortium.address, "--identity", consortium.identity("auditor"),
+        "submit", *consortium.node_args, "--identity", consortium.identity("auditor"),
         "--kind", "asset_registered",
         "--set", "asset_id=cli/by-auditor",
         "--set", f"content_digest={digest_base64('auditor')}",
@@ -291,6 +309,48 @@ def test_bad_submissions_fail_with_a_message(consortium: CliConsortium) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "PERMISSION_DENIED" in result.stderr and "wrong_role" in result.stderr
+
+
+def test_reads_need_a_token_and_tls_under_the_consortium_ca(
+    consortium: CliConsortium, tmp_path: Path
+) -> None:
+    """The client API is TLS under the consortium CA, and reads need a member's token: the CLI
+    reads with `--token` or a token it signs with `--identity`, as that member."""
+    receipt = cli_json(
+        "submit", *consortium.node_args, "--identity", consortium.identity("agency-a"),
+        "--kind", "asset_registered",
+        "--set", "asset_id=cli/agency-a-only",
+        "--set", f"content_digest={digest_base64('agency a only')}",
+        "--set", "classification=CLASSIFICATION_GENERAL",
+        "--wait",
+    )  # fmt: skip
+    event_id = base64.b64decode(receipt["eventId"]).hex()
+
+    anonymous = run_cli("event", "get", event_id, *consortium.node_args)
+    assert anonymous.returncode == 1 and anonymous.stdout == ""
+    assert "UNAUTHENTICATED: missing_token" in anonymous.stderr
+
+    # agency-b reads with a token it issued itself, passed as --token: not its event.
+    token = cli_json(
+        "token", "issue", "--identity", consortium.identity("agency-b"), "--role", "member"
+    )["token"]
+    other = run_cli("event", "get", event_id, *consortium.node_args, "--token", token)
+    assert other.returncode == 1 and "PERMISSION_DENIED: forbidden" in other.stderr
+    own = cli_json(
+        "event", "get", event_id, *consortium.node_args, "--identity", consortium.identity("agency-a")
+    )
+    assert own["event_id"] == event_id
+
+    # Plaintext to a TLS port, and TLS trusting another CA, never reach the service.
+    plaintext = run_cli("event", "get", event_id, *consortium.read_args, "--plaintext")
+    assert plaintext.returncode == 1 and "UNAVAILABLE" in plaintext.stderr
+    stranger = cli_json("consortium", "init", "--nodes", "1", "--dir", str(tmp_path / "other"))
+    wrong_ca = run_cli(
+        "event", "get", event_id, "--node", consortium.address,
+        "--ca-cert", stranger["ca_certificate"], "--identity", consortium.identity("auditor"),
+    )  # fmt: skip
+    assert wrong_ca.returncode == 1 and "UNAVAILABLE" in wrong_ca.stderr
+    assert "Traceback" not in plaintext.stderr + wrong_ca.stderr
 
 
 def test_unreachable_node_and_missing_config_fail(tmp_path: Path) -> None:

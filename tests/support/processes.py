@@ -23,6 +23,9 @@ Invariants:
 - a start is not done until the node's gRPC health check says SERVING; a start that fails
   raises `NodeStartError` with the tail of the node's log;
 - nodes only ever listen on 127.0.0.1;
+- clients speak TLS to a node's client API, trusting its consortium's CA, and read as the
+  consortium's auditor (`client_channel`; `init_consortium` notes, per gRPC address, the CA
+  and an auditor token: `client_access`); a test that wants another reader, or none, says so;
 - `wait_until` and the waits built on it poll with a deadline; none sleeps a fixed time.
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import enum
 import os
 import random
 import re
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,6 +52,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from provledger.cli import consortium
+from provledger.cli.client import Identity, LedgerClient, open_channel, read_token
 from provledger.node.config import NodeConfig
 from provledger.protocol.blocks import decode_header
 from provledger.v1 import api_pb2, api_pb2_grpc
@@ -65,6 +71,26 @@ BASE_PORT_MAX = 30_000
 BASE_PORT_ATTEMPTS_MAX = 200
 
 T = TypeVar("T")
+TEST_TOKEN_TTL_MS = 24 * 3_600_000  # a test's read tokens outlive any test
+
+
+@dataclass(frozen=True)
+class ClientAccess:
+    """What a client of one node's API needs: the CA to trust and a token to read with."""
+
+    ca_certificate_pem: bytes
+    token: str | None
+
+
+class _Default(enum.Enum):
+    TOKEN = "the consortium auditor's token"
+
+
+DEFAULT = _Default.TOKEN
+
+
+# Per gRPC address of a consortium made by `init_consortium`: its CA and an auditor's token.
+_access: dict[str, ClientAccess] = {}
 
 # Every process started here, by PID, until it is reaped: the atexit safety net.
 _running: dict[int, subprocess.Popen[bytes]] = {}
@@ -153,9 +179,38 @@ def init_consortium(
         chosen = free_base_port(nodes) if base_port is None else base_port
         layout = consortium.init_consortium(directory, nodes, chain_id=chain_id, base_port=chosen)
         if base_port is not None or ports_free(configured_ports(layout.node_configs)):
+            note_client_access(layout)
             return layout
         shutil.rmtree(directory)
     raise RuntimeError(f"no base port with all of {nodes} nodes' configured ports free")
+
+
+def member_token(
+    layout: consortium.ConsortiumLayout, member_id: str, ttl_ms: int = TEST_TOKEN_TTL_MS
+) -> str:
+    """A bearer token signed by `member_id`'s identity in `layout` (an auditor's token for an
+    auditor or a regulator, a member's for anyone else: `read_token`)."""
+    return read_token(Identity.load(layout.identities[member_id]), ttl_ms)
+
+
+def note_client_access(layout: consortium.ConsortiumLayout) -> None:
+    """Remember how to reach `layout`'s nodes: its CA, and its auditor's token to read with."""
+    token = member_token(layout, "auditor") if "auditor" in layout.identities else None
+    note_access(layout.grpc_addresses, ClientAccess(layout.ca_certificate.read_bytes(), token))
+
+
+def note_access(addresses: Iterable[str], access: ClientAccess) -> None:
+    """Remember how clients reach the nodes at `addresses` (a consortium `init_consortium`
+    did not make, such as one the CLI made)."""
+    for address in addresses:
+        _access[address] = access
+
+
+def client_access(address: str) -> ClientAccess:
+    try:
+        return _access[address]
+    except KeyError:
+        raise KeyError(f"no consortium made by init_consortium serves {address}") from None
 
 
 def configured_ports(configs: Iterable[Path]) -> set[int]:
@@ -205,8 +260,9 @@ def provledger_command() -> list[str]:
 
 
 def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> int | None:
-    """The gRPC health status of `service` at `address`, or None if it does not answer."""
-    with grpc.insecure_channel(address) as channel:
+    """The gRPC health status of `service` at `address`, or None if it does not answer.
+    Health answers anyone: no token is sent."""
+    with client_channel(address, token=None) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
@@ -423,9 +479,10 @@ class NodeProcess:
         except FileNotFoundError:
             return ""
 
-    def channel(self) -> grpc.Channel:
-        """A new insecure channel to the node (the caller closes it)."""
-        return client_channel(self.address)
+    def channel(self, token: str | None | _Default = DEFAULT) -> grpc.Channel:
+        """A new channel to the node, reading as `client_channel` says (the caller closes
+        it)."""
+        return client_channel(self.address, token=token)
 
     def height(self, timeout_s: float = RPC_TIMEOUT_S) -> int:
         """The node's head height (see `head_height`); raises grpc.RpcError if it is down."""
@@ -558,8 +615,26 @@ GRPC_CLIENT_OPTIONS = [
 ]
 
 
-def client_channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=GRPC_CLIENT_OPTIONS)
+def client_channel(address: str, token: str | None | _Default = DEFAULT) -> grpc.Channel:
+    """A TLS channel to the client API at `address`, trusting its consortium's CA; every call
+    carries `token`: by default the consortium auditor's, None for an anonymous client."""
+    access = client_access(address)
+    return open_channel(
+        address,
+        ca_certificate_pem=access.ca_certificate_pem,
+        token=access.token if token is DEFAULT else token,
+        options=GRPC_CLIENT_OPTIONS,
+    )
+
+
+def ledger_client(address: str, token: str | None | _Default = DEFAULT) -> LedgerClient:
+    """A `LedgerClient` for the node at `address`, reading as `client_channel` says."""
+    access = client_access(address)
+    return LedgerClient(
+        address,
+        ca_certificate_pem=access.ca_certificate_pem,
+        token=access.token if token is DEFAULT else token,
+    )
 
 
 @atexit.register
