@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from support.processes import note_client_access
+
 from provledger.cli import consortium
 from provledger.protocol.proofs import VerifiedInclusion, verify_inclusion_answer
 from provledger.v1 import ledger_pb2
@@ -73,10 +75,13 @@ def free_base_port(nodes: int, rng: random.Random | None = None) -> int:
 def init_rest_consortium(
     tmp_path: Path, nodes: int, chain_id: str = "provledger-test"
 ) -> consortium.ConsortiumLayout:
-    """`consortium init` into tmp_path/consortium with every port of the layout free."""
-    return consortium.init_consortium(
+    """`consortium init` into tmp_path/consortium with every port of the layout free; its
+    gRPC clients trust its CA and read as its auditor (support.processes.client_channel)."""
+    layout = consortium.init_consortium(
         tmp_path / "consortium", nodes, chain_id=chain_id, base_port=free_base_port(nodes)
     )
+    note_client_access(layout)
+    return layout
 
 
 def provledger_command() -> list[str]:
