@@ -17,10 +17,22 @@ import sys
 
 import grpc
 
-from provledger.cli import connection, consortium, demo, evidence, keys, node, proofs, query, submit, tokens
+from provledger.cli import (
+    connection,
+    consortium,
+    demo,
+    evidence,
+    keys,
+    node,
+    proofs,
+    query,
+    submit,
+    tokens,
+)
 from provledger.cli.client import describe_rpc_error
 from provledger.cli.output import CommandError
 from provledger.protocol.limits import TOKEN_TTL_MS_DEFAULT
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="provledger", description=__doc__.split("\n")[0])

@@ -132,9 +132,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _grpc(
-    path: Path, base: Path, grpc: object
-) -> tuple[str, Path | None, bool, ConnectionLimits]:
+def _grpc(path: Path, base: Path, grpc: object) -> tuple[str, Path | None, bool, ConnectionLimits]:
     """The client API's [grpc] settings: (listen, tls_dir, plaintext, connection limits).
 
     The client API is served over TLS (`tls_dir`); plaintext only if `insecure_plaintext =

@@ -30,8 +30,8 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 
-from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.grpc_connections import Admitted, ConnectionGuard
+from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.queries import LedgerQueries, QueryError, Reader
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,

@@ -30,6 +30,7 @@ from provledger.protocol.prov import Agent, Origin, prov_document
 from provledger.protocol.tokens import TokenError, verify_token
 from provledger.v1 import ledger_pb2, state_pb2
 
+
 class QueryError(CodedError):
     """A query that has no answer for this caller."""
 

@@ -337,7 +337,12 @@ def test_reads_need_a_token_and_tls_under_the_consortium_ca(
     other = run_cli("event", "get", event_id, *consortium.node_args, "--token", token)
     assert other.returncode == 1 and "PERMISSION_DENIED: forbidden" in other.stderr
     own = cli_json(
-        "event", "get", event_id, *consortium.node_args, "--identity", consortium.identity("agency-a")
+        "event",
+        "get",
+        event_id,
+        *consortium.node_args,
+        "--identity",
+        consortium.identity("agency-a"),
     )
     assert own["event_id"] == event_id
 

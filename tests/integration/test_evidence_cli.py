@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.processes import NodeProcess, init_consortium, provledger_command
+from support.processes import NodeProcess, init_consortium, ledger_client, provledger_command
 
-from provledger.cli.client import EventSigner, Identity, LedgerClient
+from provledger.cli.client import EventSigner, Identity
 from provledger.v1 import ledger_pb2
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def stopped_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoppedNo
     ]  # fmt: skip
     node = NodeProcess.for_node(layout, 0, tmp_path)
     event_ids = {}
-    with node, LedgerClient(node.address) as client:
+    with node, ledger_client(node.address) as client:
         for label, member, kind, fields in story:
             receipt = client.submit_and_wait(signers[member].event(kind, **fields))
             event_ids[label] = receipt.event_id.hex()

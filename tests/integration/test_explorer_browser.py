@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from support.processes import NodeCluster, running_nodes
+from support.processes import NodeCluster, ledger_client, running_nodes
 from support.rest_support import RestClient, cli_token, init_rest_consortium, run_cli, wait_until
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient
@@ -114,7 +114,7 @@ class RoundRobin:
     step of the story depends on it: an order on its offer, a delivery on its order)."""
 
     def __init__(self, addresses: list[str]) -> None:
-        self.clients = [LedgerClient(address) for address in addresses]
+        self.clients = [ledger_client(address) for address in addresses]
         self.turn = 0
         self.height = 0
 

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from support.processes import NodeCluster
+from support.processes import NodeCluster, ledger_client
 from support.rest_support import (
     RestClient,
     checkpoint_message,
@@ -115,7 +115,7 @@ def story(tmp_path_factory) -> Iterator[Story]:
 
 def tell_the_story(layout: ConsortiumLayout) -> tuple[dict[str, str], int, dict[str, str]]:
     signers = {m: EventSigner(Identity.load(layout.identities[m])) for m in MEMBERS}
-    clients = [LedgerClient(address) for address in layout.grpc_addresses]
+    clients = [ledger_client(address) for address in layout.grpc_addresses]
     suffix = str(now_ms())
     assets = {
         "health": f"health/{suffix}",
@@ -510,12 +510,11 @@ def lineage_over_rest(client: RestClient, asset_id: str) -> tuple[dict[str, Seen
 
 
 def lineage_over_grpc(address: str, token: str, asset_id: str) -> tuple[dict[str, SeenAsset], set]:
-    with LedgerClient(address) as client:
+    with ledger_client(address, token=token) as client:
         response = client.stub.GetLineage(
             api_pb2.GetLineageRequest(
                 asset_id=asset_id, direction=api_pb2.LINEAGE_DIRECTION_UPSTREAM
             ),
-            metadata=(("authorization", f"Bearer {token}"),),
             timeout=10,
         )
     redacted = set(response.redacted_asset_ids)

@@ -479,7 +479,7 @@ class NodeProcess:
         except FileNotFoundError:
             return ""
 
-    def channel(self, token: str | None | _Default = DEFAULT) -> grpc.Channel:
+    def channel(self, token: str | _Default | None = DEFAULT) -> grpc.Channel:
         """A new channel to the node, reading as `client_channel` says (the caller closes
         it)."""
         return client_channel(self.address, token=token)
@@ -615,7 +615,7 @@ GRPC_CLIENT_OPTIONS = [
 ]
 
 
-def client_channel(address: str, token: str | None | _Default = DEFAULT) -> grpc.Channel:
+def client_channel(address: str, token: str | _Default | None = DEFAULT) -> grpc.Channel:
     """A TLS channel to the client API at `address`, trusting its consortium's CA; every call
     carries `token`: by default the consortium auditor's, None for an anonymous client."""
     access = client_access(address)
@@ -627,7 +627,7 @@ def client_channel(address: str, token: str | None | _Default = DEFAULT) -> grpc
     )
 
 
-def ledger_client(address: str, token: str | None | _Default = DEFAULT) -> LedgerClient:
+def ledger_client(address: str, token: str | _Default | None = DEFAULT) -> LedgerClient:
     """A `LedgerClient` for the node at `address`, reading as `client_channel` says."""
     access = client_access(address)
     return LedgerClient(

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from support.processes import note_client_access
 
 from provledger.cli import consortium

@@ -49,7 +49,9 @@ def test_plaintext_is_allowed_on_loopback_with_the_development_flag(
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.7", "[::]", "ledger.example.org"])
 def test_plaintext_is_refused_on_any_other_address(tmp_path: Path, host: str) -> None:
     with pytest.raises(ConfigError, match="insecure_plaintext is refused"):
-        NodeConfig.load(write_config(tmp_path, f'listen = "{host}:7050"\ninsecure_plaintext = true\n'))
+        NodeConfig.load(
+            write_config(tmp_path, f'listen = "{host}:7050"\ninsecure_plaintext = true\n')
+        )
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def exited_node(log_dir: Path, text: str) -> subprocess.Popen:
 )
 def test_a_node_that_exits_while_starting_is_reported_at_once(tmp_path, log_text, error):
     process = exited_node(tmp_path, log_text)
-    client = LedgerClient(f"127.0.0.1:{free_port()}")  # nothing listens there
+    client = LedgerClient(f"127.0.0.1:{free_port()}", plaintext=True)  # nothing listens there
     try:
         with pytest.raises(error) as raised:
             wait_started([client], [process], tmp_path)
@@ -57,8 +57,9 @@ def test_a_node_with_no_block_yet_is_at_height_zero(tmp_path):
 
     from provledger.cli.demo import _head_height
     from provledger.node.grpc_api import LedgerService, add_to_server
-    from provledger.node.ledger import LedgerNode
+    from provledger.node.ledger import LedgerNode, wall_clock_ms
     from provledger.node.store import Store
+    from provledger.protocol.tokens import issue_token
 
     consortium = Consortium()
     store = Store(tmp_path / "ledger", consortium.genesis)
@@ -80,7 +81,15 @@ def test_a_node_with_no_block_yet_is_at_height_zero(tmp_path):
     thread.start()
     try:
         assert started.wait(30)
-        client = LedgerClient(f"127.0.0.1:{port[0]}")
+        token = issue_token(
+            consortium["auditor"].key,
+            "auditor",
+            "auditor",
+            consortium.genesis.chain_id,
+            wall_clock_ms(),
+            60_000,
+        )
+        client = LedgerClient(f"127.0.0.1:{port[0]}", plaintext=True, token=token)
         try:
             assert _head_height(client) == 0
         finally:
