@@ -76,10 +76,12 @@ TEST_TOKEN_TTL_MS = 24 * 3_600_000  # a test's read tokens outlive any test
 
 @dataclass(frozen=True)
 class ClientAccess:
-    """What a client of one node's API needs: the CA to trust and a token to read with."""
+    """What a client of one node's API needs: the CA to trust and a token to read with (or
+    plaintext, for a development node configured so)."""
 
-    ca_certificate_pem: bytes
+    ca_certificate_pem: bytes | None
     token: str | None
+    plaintext: bool = False
 
 
 class _Default(enum.Enum):
@@ -615,15 +617,21 @@ GRPC_CLIENT_OPTIONS = [
 ]
 
 
-def client_channel(address: str, token: str | _Default | None = DEFAULT) -> grpc.Channel:
+def client_channel(
+    address: str,
+    token: str | _Default | None = DEFAULT,
+    extra_options: Sequence[tuple[str, str | int]] = (),
+) -> grpc.Channel:
     """A TLS channel to the client API at `address`, trusting its consortium's CA; every call
-    carries `token`: by default the consortium auditor's, None for an anonymous client."""
+    carries `token`: by default the consortium auditor's, None for an anonymous client.
+    `extra_options` are further channel arguments (a connection of its own, a target name)."""
     access = client_access(address)
     return open_channel(
         address,
         ca_certificate_pem=access.ca_certificate_pem,
         token=access.token if token is DEFAULT else token,
-        options=GRPC_CLIENT_OPTIONS,
+        plaintext=access.plaintext,
+        options=[*GRPC_CLIENT_OPTIONS, *extra_options],
     )
 
 
@@ -634,6 +642,7 @@ def ledger_client(address: str, token: str | _Default | None = DEFAULT) -> Ledge
         address,
         ca_certificate_pem=access.ca_certificate_pem,
         token=access.token if token is DEFAULT else token,
+        plaintext=access.plaintext,
     )
 
 
