@@ -32,11 +32,14 @@ from pathlib import Path
 import grpc
 import pytest
 from support.processes import (
+    ClientAccess,
     NodeCluster,
     NodeProcess,
+    client_access,
     client_channel,
     free_ports,
     init_consortium,
+    note_access,
     wait_until,
 )
 
@@ -537,6 +540,10 @@ def make_intruder(consortium: Consortium, directory: Path) -> NodeProcess:
             peers={node.name: node.peer_address for node in consortium.cluster},
         )
     )
+    # Its clients trust its own CA and read with the consortium auditor's token (the intruder
+    # has the genesis, so it knows that member).
+    auditor_token = client_access(consortium.cluster[0].address).token
+    note_access([address], ClientAccess(ca_certificate, auditor_token))
     return NodeProcess(config, address, directory / "intruder.log", name="intruder")
 
 

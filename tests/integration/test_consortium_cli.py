@@ -2,9 +2,10 @@
 
     provledger consortium init --nodes 4 --dir X --base-port P
     provledger node run --config X/node-K/config.toml          (four times, in the background)
-    provledger submit --node <node-3> --identity X/identities/agency-a.json \\
-        --kind asset_registered --set ... --wait --json
-    provledger proof inclusion <event id> --node <node-0> --genesis X/genesis.json --json
+    provledger submit --node <node-3> --ca-cert X/ca/ca.pem \\
+        --identity X/identities/agency-a.json --kind asset_registered --set ... --wait --json
+    provledger proof inclusion <event id> --node <node-0> --ca-cert X/ca/ca.pem \\
+        --identity X/identities/auditor.json --genesis X/genesis.json --json
 
 The event is submitted to one node and proved by another, against nothing but the genesis
 file: the proof's checkpoint carries the signatures of at least three of the four validators.
@@ -22,10 +23,12 @@ from pathlib import Path
 
 import pytest
 from support.processes import (
+    ClientAccess,
     NodeCluster,
     NodeProcess,
     configured_ports,
     free_base_port,
+    note_access,
     ports_free,
     provledger_command,
     wait_until,
@@ -80,6 +83,9 @@ def cli_consortium(tmp_path: Path) -> Iterator[tuple[Path, dict, NodeCluster]]:
                 command=[*provledger_command(), "node", "run", "--config", str(config)],
             )
         )
+    # The test's own health checks trust the CA `consortium init` made, as the CLI does.
+    ca_certificate_pem = Path(init["ca_certificate"]).read_bytes()
+    note_access([entry["grpc"] for entry in init["nodes"]], ClientAccess(ca_certificate_pem, None))
     cluster = NodeCluster(nodes)
     try:
         cluster.start()
@@ -95,7 +101,7 @@ def test_submit_to_one_node_and_prove_inclusion_from_another(cli_consortium) -> 
     digest = base64.b64encode(hashlib.sha256(b"survey 2021").digest()).decode()
 
     receipt = cli_json(
-        "submit", "--node", node_3,
+        "submit", "--node", node_3, "--ca-cert", init["ca_certificate"],
         "--identity", str(directory / "identities" / "agency-a.json"),
         "--kind", "asset_registered",
         "--set", "asset_id=cli-consortium/survey-2021",
@@ -114,7 +120,10 @@ def test_submit_to_one_node_and_prove_inclusion_from_another(cli_consortium) -> 
     genesis = str(directory / "genesis.json")
 
     def proved() -> subprocess.CompletedProcess[str] | None:
-        command = ("proof", "inclusion", event_id, "--node", node_0, "--genesis", genesis)
+        command = (
+            "proof", "inclusion", event_id, "--node", node_0, "--ca-cert", init["ca_certificate"],
+            "--identity", str(directory / "identities" / "auditor.json"), "--genesis", genesis,
+        )  # fmt: skip
         attempts.append(run_cli(*command, "--json"))
         return attempts[-1] if attempts[-1].returncode == 0 else None
 
