@@ -38,6 +38,7 @@ from provledger.node.rest_connections import AsgiApp, RestLimits, uvicorn_config
 from provledger.node.settings import (
     FILE_DESCRIPTORS_MIN,
     GRPC_CONCURRENT_STREAMS_MAX,
+    GRPC_CONNECTION_IDLE_MS_MAX,
     GRPC_MESSAGE_SIZE_BYTES_MAX,
 )
 from provledger.node.store import Store
@@ -53,6 +54,7 @@ GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", GRPC_MESSAGE_SIZE_BYTES_MAX),
     ("grpc.max_send_message_length", GRPC_MESSAGE_SIZE_BYTES_MAX),
     ("grpc.max_concurrent_streams", GRPC_CONCURRENT_STREAMS_MAX),
+    ("grpc.max_connection_idle_ms", GRPC_CONNECTION_IDLE_MS_MAX),
     ("grpc.so_reuseport", 0),
 ]
 SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name

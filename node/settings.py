@@ -22,6 +22,7 @@ GRPC_CONNECTION_CALLS_PER_S_MAX = 2_000.0
 GRPC_CONNECTION_CALL_BURST_MAX = 4_000
 GRPC_CONNECTION_IN_FLIGHT_BYTES_MAX = 4 * GRPC_MESSAGE_SIZE_BYTES_MAX
 GRPC_CONNECTIONS_TRACKED_MAX = 10_000  # connections whose buckets are kept (oldest dropped)
+GRPC_CONNECTION_IDLE_MS_MAX = 300_000  # a client connection with no call for this long: closed
 
 # Peer transport
 PEERS_MAX = 128
