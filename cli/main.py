@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=evidence.cmd_verify)
 
     token_group = commands.add_parser(
-        "token", help="bearer tokens for the REST API"
+        "token", help="bearer tokens for reads over REST and gRPC"
     ).add_subparsers(dest="token_cmd", required=True)
     issue = with_output(
         token_group.add_parser("issue", help="sign a bearer token with a member's identity")

@@ -1,4 +1,4 @@
-"""`provledger token issue`: a bearer token for the auditor REST API, signed with a member's
+"""`provledger token issue`: a bearer token for reads over REST and gRPC, signed with a member's
 identity key (protocol/tokens.py defines the token; nodes check it against the ledger)."""
 
 from __future__ import annotations

@@ -227,10 +227,10 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
     async def GetInclusionProof(self, request, context):
         await _require_event_id(request.event_id, context)
         store = self._node.store
-        height = await self._height(request.height, context)
         location = await self._ask(
             context, lambda r: self._queries.require_event(r, request.event_id)
         )
+        height = await self._height(request.height, context)
         if location.height > height:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -338,12 +338,12 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         )
 
     async def SubscribeBlocks(self, request, context) -> AsyncIterator[ledger_pb2.Block]:
+        await self._ask(context, self._queries.require_block_events)
         if self._subscribers >= SUBSCRIBERS_MAX:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"too_many_subscribers: {SUBSCRIBERS_MAX} are subscribed",
             )
-        await self._ask(context, self._queries.require_block_events)
         self._subscribers += 1
         try:
             height = max(request.from_height, 1)
@@ -484,7 +484,11 @@ def _inclusion_proof(
 
 
 def _bearer_token(context) -> str | None:
+    """The token of the call's `authorization: Bearer <token>` metadata (the scheme in any
+    case, as HTTP's), or None."""
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-            return value.removeprefix("Bearer ").strip()
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
     return None

@@ -24,7 +24,11 @@ from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.errors import CodedError
 from provledger.protocol.genesis import Genesis, role_name
-from provledger.protocol.limits import HISTORY_PAGE_EVENTS_MAX, LINEAGE_NODES_MAX
+from provledger.protocol.limits import (
+    HISTORY_PAGE_BYTES_MAX,
+    HISTORY_PAGE_EVENTS_MAX,
+    LINEAGE_NODES_MAX,
+)
 from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
 from provledger.protocol.prov import Agent, Origin, prov_document
 from provledger.protocol.tokens import TokenError, verify_token
@@ -183,27 +187,30 @@ class LedgerQueries:
         self, reader: Reader, asset_id: str, after: int | None, limit: int
     ) -> tuple[list[state_pb2.EventLocation], bool]:
         """Up to `limit` events of the asset's history that the reader may see, in log order,
-        after log index `after`; and whether more may follow. Events the reader may not see
-        (another member's derivation from this asset, whose details lineage redacts) are
-        skipped, and the page is filled from further on, so the last event's log index is
-        always the cursor of the next page."""
+        after log index `after`, and no more than HISTORY_PAGE_BYTES_MAX bytes of them (at
+        least one); and whether more may follow. Events the reader may not see (another
+        member's derivation from this asset, whose details lineage redacts) are skipped, and
+        the page is filled from further on, so the last event's log index is always the
+        cursor of the next page."""
         self.require_asset(reader, asset_id)
-        if reader.auditor:
-            return self.store.asset_history(asset_id, after, limit)
         page: list[state_pb2.EventLocation] = []
-        for location in self.history_locations(asset_id, after):
-            if len(page) == limit:
+        size_bytes = 0
+        for location in self.history_locations(asset_id, after, limit):
+            if not access.sees_event(self.store, reader, decode_event(location.event)):
+                continue
+            size_bytes += location.ByteSize()
+            if len(page) == limit or (page and size_bytes > HISTORY_PAGE_BYTES_MAX):
                 return page, True
-            if access.sees_event(self.store, reader, decode_event(location.event)):
-                page.append(location)
+            page.append(location)
         return page, False
 
     def history_locations(
-        self, asset_id: str, after: int | None = None
+        self, asset_id: str, after: int | None = None, batch: int = HISTORY_PAGE_EVENTS_MAX
     ) -> Iterator[state_pb2.EventLocation]:
-        """Every event of the asset's history, in log order, after log index `after`."""
+        """Every event of the asset's history, in log order, after log index `after`, read
+        from the store `batch` (plus one) at a time."""
         while True:
-            locations, more = self.store.asset_history(asset_id, after, HISTORY_PAGE_EVENTS_MAX)
+            locations, more = self.store.asset_history(asset_id, after, batch + 1)
             yield from locations
             if not more or not locations:
                 return

@@ -58,6 +58,9 @@ EVIDENCE_POOL_MAX = 1_000
 LOG_INDEX_MAX = 2**63 - 1
 HISTORY_PAGE_EVENTS_DEFAULT = 100
 HISTORY_PAGE_EVENTS_MAX = 1_000
+# A history page also ends before its events pass this many bytes (at least one event is
+# always listed): 1,000 events of up to 64 KiB would not fit a gRPC answer (8 MiB).
+HISTORY_PAGE_BYTES_MAX = 4 * 1024 * 1024
 LINEAGE_DEPTH_DEFAULT = 16
 LINEAGE_DEPTH_MAX = 64
 LINEAGE_NODES_DEFAULT = 500

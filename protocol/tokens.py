@@ -1,4 +1,4 @@
-"""Bearer tokens for the auditor REST API: issued by a member's key, checked against the ledger.
+"""Bearer tokens for reads (REST and gRPC): issued by a member's key, checked against the ledger.
 
 A token is `base64url(payload) "." base64url(signature)` (no padding). The payload is the
 canonical JSON (sorted keys, no spaces, UTF-8) of

@@ -39,6 +39,10 @@ READS = [
     ("GetBlock", api_pb2.GetBlockRequest()),
     ("GetCheckpoint", api_pb2.GetCheckpointRequest()),
     ("GetInclusionProof", api_pb2.GetInclusionProofRequest(event_id=b"\x01" * 32)),
+    # A height past the head: the answer must not tell an anonymous caller the head height.
+    ("GetInclusionProof", api_pb2.GetInclusionProofRequest(event_id=b"\x01" * 32, height=10**9)),
+    ("GetBlock", api_pb2.GetBlockRequest(height=10**9)),
+    ("GetCheckpoint", api_pb2.GetCheckpointRequest(height=10**9)),
     ("GetConsistencyProof", api_pb2.GetConsistencyProofRequest(first_height=1)),
     ("GetAsset", api_pb2.GetAssetRequest(asset_id="port/asset")),
     ("GetGrant", api_pb2.GetGrantRequest(grant_id="port/grant")),
@@ -139,6 +143,12 @@ def test_a_members_token_reads_what_concerns_it_and_whole_blocks_need_an_auditor
         stub = api_pb2_grpc.LedgerServiceStub(channel)
         error = rejected(lambda: stub.GetAsset(request, timeout=RPC_TIMEOUT_S))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The scheme is case-insensitive, as HTTP's: "bearer" reads as "Bearer" does.
+    with own_connection(process.address, token=None) as channel:
+        answer = api_pb2_grpc.LedgerServiceStub(channel).GetAsset(
+            request, metadata=(("authorization", f"bearer {owner}"),), timeout=RPC_TIMEOUT_S
+        )
+        assert answer.owner_id == "agency-a"
     with own_connection(process.address) as channel:  # the auditor's token
         block = api_pb2_grpc.LedgerServiceStub(channel).GetBlock(
             api_pb2.GetBlockRequest(), timeout=RPC_TIMEOUT_S

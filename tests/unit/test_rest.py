@@ -618,6 +618,24 @@ def test_history_pages_through_the_events_of_an_asset_in_log_order(story):
     assert story.error("/v1/assets/history", 400, asset_id=TRIPS, cursor=cursor) == "bad_cursor"
 
 
+def test_a_history_page_ends_before_its_bytes_pass_the_page_budget(story, monkeypatch):
+    """A page also ends at HISTORY_PAGE_BYTES_MAX (1,000 events of 64 KiB would not fit a
+    gRPC answer), listing at least one event, and the pages still hold the whole history."""
+    from provledger.node import queries
+
+    whole = [e["event_id"] for e in story.get("/v1/assets/history", asset_id=HEALTH)["items"]]
+    assert len(whole) == 7
+    monkeypatch.setattr(queries, "HISTORY_PAGE_BYTES_MAX", 1)  # one event a page, whatever
+    pages = all_pages(story, "/v1/assets/history", asset_id=HEALTH, limit=100)
+    assert [len(page["items"]) for page in pages] == [1] * 7
+    assert [e["event_id"] for page in pages for e in page["items"]] == whole
+    location = story.store.event(bytes.fromhex(whole[0]))
+    monkeypatch.setattr(queries, "HISTORY_PAGE_BYTES_MAX", 3 * location.ByteSize())
+    pages = all_pages(story, "/v1/assets/history", asset_id=HEALTH, limit=100)
+    assert 1 < len(pages) < 7 and max(len(page["items"]) for page in pages) <= 3
+    assert [e["event_id"] for page in pages for e in page["items"]] == whole
+
+
 def test_a_history_cursor_beyond_the_log_index_range_is_bad_cursor(story):
     """A well-formed history cursor for the right query whose log index is 2^64 - 1 (or any
     number above a signed 64-bit integer) is a 400 bad_cursor, not an overflow in the store's
