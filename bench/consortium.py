@@ -17,8 +17,8 @@ its own pre-signed load from spawned streams (bench/harness/load.py, phases.py):
    other three (their throughput is reported too); node-3 is restarted and `GetCheckpoint`
    is polled on it and on node-0 until its height equals node-0's. Catch-up speed = events
    (and blocks) node-3 committed / (restart -> equal height); the time to serve (restart ->
-   gRPC health SERVING) is reported on its own, and the speed from SERVING too, since a
-   restart's fixed cost weighs on a short catch-up.
+   the health of its LedgerService SERVING) is reported on its own, and the speed from
+   SERVING too, since a restart's fixed cost weighs on a short catch-up.
 
 In each phase the CPU of every node (its event loop, its other threads, its signature-check
 worker), its peak RSS, the load client's CPU and other processes' are measured from /proc. At
@@ -77,7 +77,9 @@ from harness.nodes import (
     NodeStartError,
     ProfiledNode,
     head_header,
+    reader,
     running_cluster,
+    wait_started,
 )
 from harness.phases import LoadFigures, load_phase
 from harness.profile import print_profile, read_stats
@@ -95,7 +97,6 @@ from harness.report import (
     write_result,
 )
 
-from provledger.cli.client import LedgerClient
 from provledger.node.settings import SUBMIT_BATCH_EVENTS_MAX
 
 NODES = 4
@@ -149,7 +150,7 @@ class CatchUpFigures:
     events: int  # committed by the lagging node while catching up
     blocks: int
     blocks_with_events: int
-    serve_s: float  # restart -> gRPC health SERVING
+    serve_s: float  # restart -> its LedgerService's health SERVING (`wait_started`)
     caught_up_s: float  # restart -> height equal to node-0's
     first_synced_block_s: float | None  # restart -> the first "caught up block" log line
     last_synced_block_s: float | None
@@ -298,13 +299,13 @@ def catch_up_phase(cluster: Cluster, options: Options) -> CatchUpFigures:
     plan = LoadPlan(2, options.catch_up_events, options.streams, others, PEAK_BATCH_EVENTS)
     load = load_phase(f"load while {lagging.name} is down", cluster, plan)
     print_load(load)
-    with LedgerClient(cluster.nodes[others[0]].address) as reference:
+    with reader(cluster.nodes[others[0]].address) as reference:
         target = head_header(reference).height
         print(f"catch-up: the others are at height {target}; restarting {lagging.name}")
         before = snapshot(cluster.pids())
         restart_wall, restarted = time.time(), time.monotonic()
         cluster.start_node(LAGGING_NODE)
-        lagging.wait_serving()
+        wait_started(lagging)
         serving = time.monotonic()
         start_height = starting_height(lagging)
         print(
@@ -312,7 +313,7 @@ def catch_up_phase(cluster: Cluster, options: Options) -> CatchUpFigures:
             f"{serving - restarted:.2f} s at height {start_height}",
             flush=True,
         )
-        with LedgerClient(lagging.address) as lagging_client:
+        with reader(lagging.address) as lagging_client:
             while True:
                 reference_height = head_header(reference).height
                 lagging_header = head_header(lagging_client)

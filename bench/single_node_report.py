@@ -34,7 +34,8 @@ PROFILE_JOBS = load_jobs("single_node")  # see bench/harness/profile_jobs.toml
 METHOD = (
     "Method: a fresh one-validator consortium in a temporary folder and a real node process "
     "(`provledger node run`, in a process group of its own). Each stream is a spawned process "
-    "with its own gRPC channel; all events are pre-signed before the clock starts. Streams "
+    "with its own gRPC channel, over TLS under the consortium CA as every client's; all "
+    "events are pre-signed before the clock starts. Streams "
     "submit their batches one call after the other; a `mempool_full` result is retried after "
     f"{MEMPOOL_FULL_BACKOFF_S * 1000:.0f} ms. A `SubscribeBlocks` stream opened before the "
     "load notes when each block arrives. Throughput is committed events over the time from "

@@ -6,7 +6,8 @@ as the other one lives here, once:
 
 - `machine`: the machine (CPUs, commit, waiting for quiet) and what /proc says about
   processes: CPU by process, process group and thread, peak RSS, usage between snapshots;
-- `nodes`: a consortium of real node processes, each stopped by its PID, and a node's head;
+- `nodes`: a consortium of real node processes, each stopped by its PID; a client of a node's
+  API (TLS under the consortium CA, reading as its auditor) and a node's head;
 - `node_logs`: what the node logs say (the height a node started at, blocks it synced,
   invalid proposals, errors);
 - `load`: pre-signed load, submitted by spawned stream processes;

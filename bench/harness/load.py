@@ -1,13 +1,16 @@
 """Pre-signed load, submitted by spawned stream processes.
 
 A stream is a process of its own (spawned: gRPC and fork do not mix) with its own gRPC
-channel to one node. It signs all its events before anything is timed, says "ready", waits
-for ("go", start), then submits them with `SubmitEvents`, one batch after the other, each as
-soon as the last is answered or paced at its share of an offered rate; and sends back what
-it saw. Every event is valid: `asset_registered` with a fresh asset id, authors round-robin
-over agency-a, agency-b and exchange, nonces unique per author (each stream of each phase
-has a range of its own). A `mempool_full` result is retried after a short sleep and counted;
-any other rejection is counted and reported.
+channel to one node: TLS, trusting the consortium CA whose certificate's path its spec
+carries (a spawned process shares nothing else with the parent), and no bearer token, since
+submitting needs none (each event is signed by its author). It signs all its events before
+anything is timed, says "ready", waits for ("go", start), then submits them with
+`SubmitEvents`, one batch after the other, each as soon as the last is answered or paced at
+its share of an offered rate; and sends back what it saw. Every event is valid:
+`asset_registered` with a fresh asset id, authors round-robin over agency-a, agency-b and
+exchange, nonces unique per author (each stream of each phase has a range of its own). A
+`mempool_full` result is retried after a short sleep and counted; any other rejection is
+counted and reported.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness import BenchmarkError
 from provledger.cli.client import EventSigner, Identity, LedgerClient
@@ -43,6 +47,7 @@ class StreamSpec:
     index: int
     node_index: int  # the node this stream submits to
     address: str
+    ca_certificate_path: str  # the consortium CA's certificate, which the channel trusts
     identity_paths: dict[str, str]
     first_event: int  # this stream's events are numbered first_event .. + event_count - 1
     event_count: int
@@ -109,10 +114,13 @@ class LoadPlan:
 
 
 def stream_specs(
-    plan: LoadPlan, addresses: Sequence[str], identity_paths: dict[str, str]
+    plan: LoadPlan,
+    addresses: Sequence[str],
+    ca_certificate_path: str,
+    identity_paths: dict[str, str],
 ) -> list[StreamSpec]:
-    """A spec per stream of `plan`, each onto its node's address. With a rate, each stream's
-    batches are paced at its share of it."""
+    """A spec per stream of `plan`, each onto its node's address under the consortium CA at
+    `ca_certificate_path`. With a rate, each stream's batches are paced at its share of it."""
     counts = split_events(plan.events, plan.streams, plan.batch_size)
     interval_s = plan.batch_size * plan.streams / plan.rate_per_s if plan.rate_per_s else 0.0
     specs = []
@@ -124,6 +132,7 @@ def stream_specs(
                 index=index,
                 node_index=node_index,
                 address=addresses[node_index],
+                ca_certificate_path=ca_certificate_path,
                 identity_paths={author: identity_paths[author] for author in AUTHORS},
                 first_event=sum(counts[:index]),
                 event_count=count,
@@ -172,7 +181,8 @@ def run_stream(spec: StreamSpec, connection: multiprocessing.connection.Connecti
         started = time.monotonic()
         batches = presign(spec)
         result.sign_s = time.monotonic() - started
-        with LedgerClient(spec.address) as client:
+        ca_certificate_pem = Path(spec.ca_certificate_path).read_bytes()
+        with LedgerClient(spec.address, ca_certificate_pem=ca_certificate_pem) as client:
             client.wait_ready(CHANNEL_READY_TIMEOUT_S)
             connection.send(("ready", result.sign_s))
             _, start_s = connection.recv()  # ("go", common start on the monotonic clock)

@@ -6,6 +6,17 @@ SIGKILL, then whatever it left in its group). `running_cluster` builds a fresh c
 (`init_consortium` on a base port whose ports are all free), starts every node, waits until
 each serves, and stops them all on the way out, whatever happened. One node may run under
 cProfile instead (bench/_profiled_node.py), which writes its stats when it stops.
+
+A node's client API is served over TLS under the consortium CA, and reads need a member's
+bearer token: `reader` is a client that trusts the consortium's CA and reads as its auditor
+(what `init_consortium` noted for the consortium's addresses; SubscribeBlocks and whole blocks
+are an auditor's read). The load streams, spawned processes that only submit (which needs no
+token), are given the CA certificate's path (`Cluster.ca_certificate_path`).
+
+A restarted node has started when its LedgerService is SERVING (`wait_started`), not when
+the server's overall health is: grpc_health answers that SERVING from the moment the gRPC
+server starts, before the node has started REST and consensus and logged the height it
+started at.
 """
 
 from __future__ import annotations
@@ -18,14 +29,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from support.processes import NodeCluster, NodeProcess, NodeStartError, init_consortium
+from grpc_health.v1 import health_pb2
+from support.processes import (
+    NodeCluster,
+    NodeProcess,
+    NodeStartError,
+    health_status,
+    init_consortium,
+    ledger_client,
+)
 
 from harness import BENCH_DIR, BenchmarkError
 from provledger.cli.client import LedgerClient
 from provledger.protocol.blocks import decode_header
 from provledger.v1 import api_pb2, ledger_pb2
 
-__all__ = ["Cluster", "NodeProcess", "NodeStartError", "ProfiledNode", "running_cluster"]
+__all__ = [
+    "Cluster",
+    "NodeProcess",
+    "NodeStartError",
+    "ProfiledNode",
+    "reader",
+    "running_cluster",
+    "wait_started",
+]
 
 PROFILED_NODE_SCRIPT = BENCH_DIR / "_profiled_node.py"
 CHAIN_ID = "provledger-bench"
@@ -33,6 +60,8 @@ NODE_START_TIMEOUT_S = 120.0  # several nodes importing on two busy cores
 NODE_STOP_TIMEOUT_S = 60.0  # a profiled node writes its stats on the way out
 RPC_TIMEOUT_S = 10.0
 HEIGHT_POLL_INTERVAL_S = 0.02  # how often a benchmark asks a node for its head
+SERVING_POLL_INTERVAL_S = 0.02  # how often `wait_started` asks a node's health
+LEDGER_SERVICE = api_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 @dataclass(frozen=True)
@@ -48,6 +77,7 @@ class ProfiledNode:
 class Cluster:
     processes: NodeCluster
     identity_paths: dict[str, str]  # member id -> its key file, as `consortium init` wrote
+    ca_certificate_path: str  # the consortium CA's certificate, which every client trusts
     start_s: float = 0.0  # from starting the nodes until every one served
     stopped: set[str] = field(default_factory=set)  # names of the nodes stopped on purpose
 
@@ -109,7 +139,35 @@ def running_cluster(
     identities = {member: str(path) for member, path in layout.identities.items()}
     started = time.monotonic()
     with processes:  # started and serving; stopped on the way out
-        yield Cluster(processes, identities, start_s=time.monotonic() - started)
+        yield Cluster(
+            processes,
+            identities,
+            str(layout.ca_certificate),
+            start_s=time.monotonic() - started,
+        )
+
+
+def reader(address: str) -> LedgerClient:
+    """A client of the node at `address` (of a consortium `running_cluster` made): TLS under
+    its consortium's CA, reading as its auditor, who may read everything, whole blocks too."""
+    return ledger_client(address)
+
+
+def wait_started(node: NodeProcess, timeout_s: float = NODE_START_TIMEOUT_S) -> None:
+    """Until `node` (just started) says its LedgerService is SERVING, which it does last in
+    starting, right before it logs the height it started at (raises `NodeStartError` if it
+    exits first, `BenchmarkError` past `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    node.wait_serving(timeout_s)  # the gRPC server answers
+    while health_status(node.address, LEDGER_SERVICE) != health_pb2.HealthCheckResponse.SERVING:
+        if not node.running:
+            raise NodeStartError(f"{node.name} exited while starting\n{node.log_tail()}")
+        if time.monotonic() > deadline:
+            raise BenchmarkError(
+                f"{node.name}'s LedgerService was not SERVING after {timeout_s:.0f} s\n"
+                f"{node.log_tail()}"
+            )
+        time.sleep(SERVING_POLL_INTERVAL_S)
 
 
 def head_header(client: LedgerClient, height: int = 0) -> ledger_pb2.BlockHeader:

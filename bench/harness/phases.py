@@ -39,8 +39,7 @@ from harness.load import (
     wait_ready,
 )
 from harness.machine import PhaseUsage, snapshot, usage_between
-from harness.nodes import Cluster, head_header
-from provledger.cli.client import LedgerClient
+from harness.nodes import Cluster, head_header, reader
 from provledger.protocol.blocks import decode_header
 from provledger.protocol.events import event_id
 from provledger.v1 import api_pb2
@@ -62,7 +61,7 @@ class BlockWatcher(threading.Thread):
         super().__init__(name=f"watch-{node_name}", daemon=True)
         self.node_name = node_name
         self.primary = primary
-        self._client = LedgerClient(address)
+        self._client = reader(address)  # whole blocks are an auditor's read
         self._call = self._client.stub.SubscribeBlocks(
             api_pb2.SubscribeBlocksRequest(from_height=from_height)
         )
@@ -136,7 +135,12 @@ class LoadFigures:
 
 def load_phase(phase_name: str, cluster: Cluster, plan: LoadPlan) -> LoadFigures:
     """Spawn the streams, let them pre-sign, run the load; the figures."""
-    specs = stream_specs(plan, [node.address for node in cluster.nodes], cluster.identity_paths)
+    specs = stream_specs(
+        plan,
+        [node.address for node in cluster.nodes],
+        cluster.ca_certificate_path,
+        cluster.identity_paths,
+    )
     print(
         f"\n{phase_name}: pre-signing {plan.events:,} events in {len(specs)} streams over "
         f"{', '.join(cluster.nodes[i].name for i in plan.node_indexes)} "
@@ -147,7 +151,7 @@ def load_phase(phase_name: str, cluster: Cluster, plan: LoadPlan) -> LoadFigures
         sign_s = wait_ready(spawned)
         print(f"{phase_name}: pre-signed in {sign_s:.1f} s; load starts", flush=True)
         primary_index = plan.node_indexes[0]
-        with LedgerClient(cluster.nodes[primary_index].address) as client:
+        with reader(cluster.nodes[primary_index].address) as client:
             from_height = head_header(client).height + 1
         watchers = {
             index: BlockWatcher(
