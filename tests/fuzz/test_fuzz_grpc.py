@@ -3,20 +3,31 @@
 its signature verifier), through a client channel that sends the bytes as they are, so the
 server's own deserialisation is exercised.
 
+The server is reached as a node's client API is: over TLS with a node certificate issued by a
+consortium CA made for this process, which the client channel trusts, and with a member's
+bearer token in the `authorization` metadata of each call. Reads need one, so the seeds, and
+the changed requests unless it is their metadata that changes (one choice in four), carry the
+auditor's token (who may read everything, whole blocks too): a changed request then reaches
+the handler behind the token check.
+
 Seeds are requests every method answers (a valid event to submit, a batch, real heights and
 ids, a history page, a lineage, a subscription). Inputs change them: the request's wire bytes;
 its fields (boundary values, unknown fields, a submitted event changed and signed again);
-arbitrary bytes; and the `authorization` metadata (a member's token, a changed token, another
-scheme, none). There is no consensus in this process: nothing is ever committed, and events
-that were admitted are taken out of the mempool again after each call.
+arbitrary bytes; and, one time in four, the `authorization` metadata (a member's token, a
+changed token, another scheme, none, two of them). There is no consensus in this process:
+nothing is ever committed, and events that were admitted are taken out of the mempool again
+after each call.
 
 The property: every call ends with OK (and a response that parses as the method's response
 type) or a status other than UNKNOWN and INTERNAL, whose details read "<code>: <reason>"
 (request bytes that do not parse: INVALID_ARGUMENT; an event id that is not 32 bytes is
-INVALID_ARGUMENT, not NOT_FOUND; a lineage direction must be one the enum defines); nothing but
-a submission that was answered OK (or, for SubmitAndWait, one queued and not yet committed)
-adds to the mempool; the store never changes; no call hangs. The service is registered as
-node/server.py registers it (`grpc_api.add_to_server`).
+INVALID_ARGUMENT, not NOT_FOUND; a lineage direction must be one the enum defines); a read is
+answered OK only for a token issued here (whole blocks only for the auditor's), and a
+submission, which needs no token, is never UNAUTHENTICATED; nothing but a submission that was
+answered OK (or, for SubmitAndWait, one queued and not yet committed) adds to the mempool; the
+store never changes; no call hangs. The service is registered as node/server.py registers it
+(`grpc_api.add_to_server`, with the default bounds per connection), and served with the
+credentials node/server.py serves it with (`tls.client_api_server_credentials`).
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import given
 from hypothesis import strategies as st
 
+from provledger.cli.client import open_channel
 from provledger.protocol.tokens import issue_token
 from provledger.v1 import api_pb2
 
@@ -58,6 +70,7 @@ CALL_TIMEOUT_S = 8.0
 WAIT_TIMEOUT_S = 1.5  # SubmitAndWait: nothing commits here, so a queued event waits this long
 STREAM_TIMEOUT_S = 0.3  # SubscribeBlocks from above the head waits for blocks that never come
 STREAM_ITEMS_MAX = 3
+TOKEN_TTL_MS = 3_600_000
 INT64_MAX = 2**63 - 1
 DETAILS = re.compile(r"[a-z][a-z0-9_]*: .")
 # (status, what the client library says) that come from gRPC itself, not from the servicer.
@@ -73,6 +86,8 @@ class Method:
 
 
 _SERVICE_DESCRIPTOR = api_pb2.DESCRIPTOR.services_by_name["LedgerService"]
+SUBMISSIONS = frozenset({"SubmitEvent", "SubmitEvents", "SubmitAndWait"})  # need no token
+WHOLE_BLOCKS = frozenset({"GetBlock", "SubscribeBlocks"})  # an auditor's read only
 
 
 METHODS = {
@@ -90,15 +105,29 @@ METHODS = {
 
 
 class Server:
-    """LedgerService on 127.0.0.1 in a thread of its own with its own event loop."""
+    """LedgerService on 127.0.0.1 over TLS, in a thread of its own with its own event loop;
+    `channel` trusts its CA and sends no token of its own (each call's metadata says)."""
 
     def __init__(self) -> None:
         from provledger.node.grpc_api import LedgerService, add_to_server
         from provledger.node.ledger import LedgerNode
         from provledger.node.server import GRPC_OPTIONS
+        from provledger.node.tls import (
+            TlsMaterial,
+            client_api_server_credentials,
+            create_ca,
+            issue_node_certificate,
+        )
         from provledger.node.verifier import SignatureVerifier
 
         world = leveldb_world()
+        ca_certificate_pem, ca_key_pem = create_ca(world.consortium.chain_id)
+        certificate_pem, key_pem = issue_node_certificate(
+            ca_certificate_pem, ca_key_pem, "validator-0"
+        )
+        credentials = client_api_server_credentials(
+            TlsMaterial(ca_certificate_pem, certificate_pem, key_pem)
+        )
         self.verifier = SignatureVerifier(workers=1)  # before gRPC starts its threads
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-grpc", daemon=True)
@@ -114,12 +143,12 @@ class Server:
             )
             server = grpc.aio.server(options=GRPC_OPTIONS)
             add_to_server(LedgerService(node), server)
-            port = server.add_insecure_port("127.0.0.1:0")
+            port = server.add_secure_port("127.0.0.1:0", credentials)
             await server.start()
             return node, server, port
 
         self.node, self.server, port = self.run(start())
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.channel = open_channel(f"127.0.0.1:{port}", ca_certificate_pem=ca_certificate_pem)
 
     def run(self, coroutine) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
@@ -158,14 +187,20 @@ def server() -> Server:
 
 
 @cache
-def tokens() -> tuple[str, ...]:
+def tokens() -> dict[str, str]:
+    """A token of the auditor's and of two members', valid at the node's clock."""
     consortium = leveldb_world().consortium
-    return tuple(
-        issue_token(
-            consortium[member].key, member, role, consortium.chain_id, SEED_TIME_MS, 3_600_000
-        )
-        for member, role in (("auditor", "auditor"), ("agency-b", "member"), ("exchange", "member"))
-    )
+    chain = consortium.chain_id
+    made = {}
+    for member_id, role in (("auditor", "auditor"), ("agency-b", "member"), ("exchange", "member")):
+        key = consortium[member_id].key
+        made[member_id] = issue_token(key, member_id, role, chain, SEED_TIME_MS, TOKEN_TTL_MS)
+    return made
+
+
+def bearer(member_id: str = "auditor") -> list[tuple[str, str]]:
+    """The metadata of a call that reads as `member_id`."""
+    return [("authorization", "Bearer " + tokens()[member_id])]
 
 
 @cache
@@ -257,9 +292,10 @@ def _call(method: Method, request: bytes, metadata: Sequence[tuple[str, str]]) -
 
 
 def check_call(
-    name: str, request: bytes, metadata: Sequence[tuple[str, str]] = (), *, valid: bool = False
-) -> grpc.StatusCode:
-    """Call method `name` with `request` bytes. `valid`: a seed, which must be answered."""
+    name: str, request: bytes, metadata: Sequence[tuple[str, str]], *, valid: bool = False
+) -> Outcome:
+    """Call method `name` with `request` bytes and `metadata`. `valid`: a seed, which must be
+    answered."""
     method = METHODS[name]
     running = server()
     store = leveldb_world().store
@@ -283,6 +319,7 @@ def check_call(
     if status in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
         raise Finding("unknown_or_internal_status", said)
     _check_status_fits(method, request, status, said)
+    _check_authorised(name, metadata, status, said)
     if (
         status != grpc.StatusCode.OK
         and status not in _TRANSPORT_STATUSES
@@ -301,8 +338,8 @@ def check_call(
         waiting = name == "SubmitAndWait" and outcome.details.startswith("not_committed_yet")
         if not waiting:
             raise Finding("valid_request_refused", said)
-    count(TARGET, f"status_{status.name}")
-    return status
+    count(TARGET, f"{'submit' if name in SUBMISSIONS else 'read'}_{status.name}")
+    return outcome
 
 
 def _check_status_fits(method: Method, request: bytes, status: grpc.StatusCode, said: str) -> None:
@@ -322,6 +359,33 @@ def _check_status_fits(method: Method, request: bytes, status: grpc.StatusCode, 
         raise Finding("undefined_direction_accepted", said)
 
 
+def _presented_tokens(metadata: Sequence[tuple[str, str]]) -> set[str]:
+    """The tokens a call's `authorization` metadata presents as bearer tokens."""
+    presented = set()
+    for key, value in metadata:
+        scheme, _, token = value.partition(" ")
+        if key == "authorization" and scheme.lower() == "bearer":
+            presented.add(token.strip())
+    return presented
+
+
+def _check_authorised(
+    name: str, metadata: Sequence[tuple[str, str]], status: grpc.StatusCode, said: str
+) -> None:
+    """A read is answered only for a token issued here, whole blocks only for the auditor's;
+    a submission needs no token, so it is never refused for one."""
+    if name in SUBMISSIONS:
+        if status == grpc.StatusCode.UNAUTHENTICATED:
+            raise Finding("submission_unauthenticated", said)
+        return
+    if status != grpc.StatusCode.OK:
+        return
+    presented = _presented_tokens(metadata)
+    allowed = {tokens()["auditor"]} if name in WHOLE_BLOCKS else set(tokens().values())
+    if not presented & allowed:
+        raise Finding("read_without_token_answered", said)
+
+
 def _check_queued(name: str, request: bytes, answer: Any, added: list[bytes], said: str) -> None:
     """What an OK submission queued is what it said it accepted; other methods queue nothing."""
     if name == "SubmitEvent":
@@ -338,21 +402,34 @@ def _check_queued(name: str, request: bytes, answer: Any, added: list[bytes], sa
 
 
 def _metadata(choices: Choices) -> list[tuple[str, str]]:
+    """A call's metadata: the auditor's token three times in four (so that a changed request
+    is judged by its handler, not refused at the token check), else changed."""
+    if choices.integer(0, 3) < 3:
+        return bearer()
+    auditor, every = tokens()["auditor"], list(tokens().values())
     kind = choices.integer(0, 6)
-    if kind <= 1:
+    if kind == 0:
         return []
+    if kind == 1:
+        return bearer(pick(choices, ("agency-b", "exchange")))  # sees less, no whole blocks
     if kind == 2:
-        return [("authorization", "Bearer " + pick(choices, tokens()))]
-    if kind == 3:
-        value = "Bearer " + mutate_text(pick(choices, tokens()), choices)
+        values = ["Bearer " + mutate_text(pick(choices, every), choices)]
+    elif kind == 3:
+        values = [pick(choices, ("Bearer", "Bearer ", "bearer x", "Basic YTpi", "Bearer  a.b"))]
     elif kind == 4:
-        value = pick(choices, ("Bearer", "Bearer ", "bearer x", "Basic YTpi", "Bearer  a.b"))
+        values = ["Bearer " + interesting_text(choices, VOCABULARY)]
     elif kind == 5:
-        value = "Bearer " + interesting_text(choices, VOCABULARY)
-    else:
-        value = "Bearer " + pick(choices, tokens()) + "." + pick(choices, tokens())
+        joined = pick(choices, (" ", ".", "x", " extra", "." + pick(choices, every)))
+        values = ["Bearer " + auditor + joined]
+    else:  # two of them: a member's or a broken one, and the auditor's, in either order
+        other = pick(choices, ["Bearer " + pick(choices, every), "Bearer x", "Basic YTpi"])
+        values = [other, "Bearer " + auditor]
+        if choices.integer(0, 1):
+            values.reverse()
     # Metadata values are printable ASCII (the client library refuses anything else).
-    return [("authorization", "".join(c if " " <= c <= "~" else "?" for c in value))]
+    return [
+        ("authorization", "".join(c if " " <= c <= "~" else "?" for c in value)) for value in values
+    ]
 
 
 def _event_hook(message, field, choices: Choices):
@@ -386,8 +463,19 @@ def request_from(choices: Choices) -> tuple[str, bytes, list[tuple[str, str]]]:
 
 def test_every_seed_request_is_answered() -> None:
     for name, data in seeds():
-        check_call(name, data, valid=True)
-        check_call(name, data, [("authorization", "Bearer " + tokens()[0])], valid=True)
+        check_call(name, data, bearer(), valid=True)
+
+
+def test_reads_need_a_token_and_whole_blocks_an_auditors() -> None:
+    for name, data in seeds():
+        anonymous = check_call(name, data, [], valid=name in SUBMISSIONS)
+        if name not in SUBMISSIONS:
+            assert anonymous.status == grpc.StatusCode.UNAUTHENTICATED, (name, anonymous)
+            assert anonymous.details.startswith("missing_token: "), (name, anonymous)
+        if name in WHOLE_BLOCKS:
+            member = check_call(name, data, bearer("agency-b"))
+            assert member.status == grpc.StatusCode.PERMISSION_DENIED, (name, member)
+            assert member.details.startswith("blocks_need_auditor: "), (name, member)
 
 
 @fuzz_settings(examples=200)
@@ -414,8 +502,8 @@ def atheris_corpus() -> Sequence[bytes]:
 def atheris_one_input(data: bytes) -> None:
     if len(data) < 2:
         return
-    if data[0] % 2 == 0:  # a method and its request's wire bytes
-        check_call(_NAMES[data[1] % len(_NAMES)], data[2:])
+    if data[0] % 2 == 0:  # a method and its request's wire bytes, read as the auditor
+        check_call(_NAMES[data[1] % len(_NAMES)], data[2:], bearer())
         return
     import atheris
 
