@@ -7,6 +7,12 @@ protobuf and PyNaCl; provledger itself is not importable there. The script build
 event, submits it with SubmitAndWait, reads it back, and checks its inclusion proof (RFC 9162
 §2.1.3.2, written out in the script) against the checkpoint's log root, and the checkpoint's
 precommit signature against the validator key in the genesis file.
+
+It reaches the node as any client does: over TLS, trusting the consortium CA's certificate
+(`ca/ca.pem` of `consortium init`, the stock `grpc.ssl_channel_credentials`), and reading with
+a member's bearer token in the call metadata (`authorization: Bearer <token>`), issued by the
+`provledger token issue` command and handed to the script; submitting needs no token, and a
+read without one is refused UNAUTHENTICATED.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import grpc
 import nacl
 import pytest
 from support.processes import NodeProcess, init_consortium
+from support.rest_support import cli_token
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +56,8 @@ GENERATED = sys.argv[1]
 ADDRESS = sys.argv[2]
 IDENTITY = json.load(open(sys.argv[3]))
 GENESIS = json.load(open(sys.argv[4]))
+CA_CERTIFICATE = open(sys.argv[5], "rb").read()  # the consortium CA, which issued the node's
+TOKEN = sys.argv[6]  # a member's bearer token: reads need one, submitting does not
 
 DOMAIN_EVENT = b"provledger/v1/event\x00"
 DOMAIN_HEADER = b"provledger/v1/header\x00"
@@ -151,8 +160,10 @@ signing_key = nacl.signing.SigningKey(bytes.fromhex(IDENTITY["seed"]))
 key_id = hashlib.sha256(bytes(signing_key.verify_key)).digest()[:16]
 require(key_id.hex() == IDENTITY["key_id"], "the identity's key id is not SHA-256(pk)[:16]")
 
-channel = grpc.insecure_channel(ADDRESS)
+credentials = grpc.ssl_channel_credentials(root_certificates=CA_CERTIFICATE)
+channel = grpc.secure_channel(ADDRESS, credentials)
 stub = api_pb2_grpc.LedgerServiceStub(channel)
+READ = (("authorization", "Bearer " + TOKEN),)  # the metadata of every read
 first_nonce = time.time_ns() // 1000
 receipts = []
 signed_events = []
@@ -181,7 +192,15 @@ for number in range(3):
 
 # --- read back and verify ----------------------------------------------------------------
 middle, signed = receipts[1], signed_events[1]
-read = stub.GetEvent(api_pb2.GetEventRequest(event_id=middle.event_id), timeout=10)
+try:
+    stub.GetEvent(api_pb2.GetEventRequest(event_id=middle.event_id), timeout=10)
+    fail("a read without a token was answered")
+except grpc.RpcError as error:
+    require(error.code() == grpc.StatusCode.UNAUTHENTICATED, "anonymous read: %s" % error.code())
+    require(error.details().startswith("missing_token: "), "anonymous read: " + error.details())
+read = stub.GetEvent(
+    api_pb2.GetEventRequest(event_id=middle.event_id), timeout=10, metadata=READ
+)
 require(read.event.body == signed.body, "GetEvent returned other bytes")
 require(read.event.signature == signed.signature, "GetEvent returned another signature")
 require((read.height, read.log_index) == (middle.height, middle.log_index), "location differs")
@@ -192,7 +211,7 @@ require(verify_inclusion(middle.proof, middle.event_id, signed.signature, header
         "the receipt's inclusion proof does not verify")
 
 response = stub.GetInclusionProof(
-    api_pb2.GetInclusionProofRequest(event_id=middle.event_id), timeout=10
+    api_pb2.GetInclusionProofRequest(event_id=middle.event_id), timeout=10, metadata=READ
 )
 header = verify_checkpoint(response.checkpoint)
 require(header is not None, "the latest checkpoint does not verify against the genesis")
@@ -276,6 +295,7 @@ def generate(out: Path) -> None:
 
 def test_stock_protoc_client_submits_and_verifies(consortium_node, tmp_path: Path) -> None:
     layout, node = consortium_node
+    token = cli_token(layout.identities["agency-a"], "member")
     generated = tmp_path / "generated"
     generate(generated)
     client_dir = tmp_path / "client"
@@ -294,6 +314,8 @@ def test_stock_protoc_client_submits_and_verifies(consortium_node, tmp_path: Pat
             node.address,
             str(layout.identities["agency-a"]),
             str(layout.genesis_path),
+            str(layout.ca_certificate),
+            token,
         ],
         capture_output=True,
         text=True,
