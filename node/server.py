@@ -148,13 +148,14 @@ async def _run(
         peer_server = create_peer_server()
         network.add_to_server(peer_server, config.peer_listen)
 
-    # Start: serve peers and clients, then dial the peers and start consensus.
+    # Start: serve peers and clients, then dial the peers and start consensus. Health says
+    # NOT_SERVING (its library starts at SERVING) until the REST API is up too.
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     if peer_server is not None:
         await peer_server.start()
     await server.start()
     rest = await start_rest(create_app(node), rest_socket) if rest_socket is not None else None
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "node %s serving gRPC on %s (%s)%s; chain %s at height %d",
         config.node_id,
@@ -164,6 +165,9 @@ async def _run(
         genesis.chain_id,
         store.head_height,
     )
+    # SERVING once the line above is written: whoever waits for SERVING may read it.
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if network is not None:
         await network.start()
     driver.start()
