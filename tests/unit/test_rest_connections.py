@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import socket
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from provledger.node.rest_connections import ConnectionTable, RestLimits
+from provledger.node.rest_connections import ConnectionTable, GuardedH11Protocol, RestLimits
 from provledger.node.server import start_rest, stop_rest
 
 WAIT_S = 20.0  # a bound on a failure
@@ -218,6 +219,27 @@ def test_requests_are_answered_on_kept_alive_and_pipelined_connections() -> None
             client.writer.write(HEAD + HEAD)
             assert (await client.answer()).endswith(b"ok")
             assert (await client.answer()).endswith(b"ok")
+            client.close()
+
+    run(test)
+
+
+def test_answers_are_sent_without_waiting_for_the_clients_acknowledgement() -> None:
+    """Every connection the REST server takes has TCP_NODELAY (found as 40 ms added to each
+    answer on a kept-alive connection: Nagle's algorithm held the body until the client's
+    delayed ACK; asyncio sets the option only on sockets made with proto=IPPROTO_TCP, and
+    this test's listening socket, like the node's once, is made without)."""
+
+    async def test() -> None:
+        async with serving(limits()) as (port, _):
+            client = await connect(port, payload=HEAD)
+            assert (await client.answer()).startswith(b"HTTP/1.1 200 ")
+            protocols = [obj for obj in gc.get_objects() if isinstance(obj, GuardedH11Protocol)]
+            open_ones = [p for p in protocols if not p.transport.is_closing()]
+            assert open_ones
+            for protocol in open_ones:
+                sock = protocol.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
             client.close()
 
     run(test)
