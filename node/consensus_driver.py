@@ -26,8 +26,15 @@ admitted, are batched and forwarded to every peer.
 
 Catching up: a message from a later height, or a peer whose status is ahead, means blocks were
 committed that this node lacks. It fetches them (SyncBlocks), checks each one's commit
-certificate against the genesis validators and re-executes it, then commits and moves
+certificate against the validators of its height and re-executes it, then commits and moves
 consensus on. Both kinds of commit go through `LedgerNode.commit`, one at a time.
+
+The validator set changes through the ledger (docs/adr/013): consensus takes each height's set
+from the application, so this node votes at the heights whose set holds its id and key (a
+node added at height h starts there, a removed one stops, a node outside every set follows
+without voting). After every commit the peers allowed to call this node become the
+validators of the sets from the next height on, those already decided for later heights
+included, so that a validator about to join can sync first.
 """
 
 from __future__ import annotations
@@ -73,16 +80,15 @@ class ConsensusDriver:
         self._node = node
         self._network = network
         self._clock_ms: Callable[[], int] = node.clock_ms
-        is_validator = (
-            key is not None and genesis.validator_set.public_key(node.node_id) is not None
-        )
         self.state = consensus.ConsensusState(
             chain_id=genesis.chain_id,
-            validators=genesis.validator_set,
-            key=key if is_validator else None,
-            validator_id=node.node_id if is_validator else None,
+            validators=node.app.validator_set(node.store.head_height + 1),
+            key=key,
+            validator_id=node.node_id if key is not None else None,
             params=params,
         )
+        self._peer_ids: frozenset[str] = frozenset()
+        self._voting: bool | None = None
         withheld = consensus.restore_signed(
             self.state, node.store.load_signed(node.store.head_height + 1)
         )
@@ -107,6 +113,7 @@ class ConsensusDriver:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._follow_validator_sets()
         self._feed(consensus.StartHeight(self._node.store.head_height + 1, self._clock_ms()))
         self._spawn(self._every(REBROADCAST_INTERVAL_MS, self._rebroadcast))
         if self._network is not None:
@@ -335,8 +342,33 @@ class ConsensusDriver:
 
     def _start_next_height(self) -> None:
         head = self._node.store.head_height
+        self._follow_validator_sets()
         if self.state.height <= head:
             self._feed(consensus.StartHeight(head + 1, self._clock_ms()))
+
+    def _follow_validator_sets(self) -> None:
+        """After a commit: let the validators of the sets from the next height on call this
+        node, and say when this node starts or stops voting."""
+        app = self._node.app
+        height = self._node.store.head_height + 1
+        ids = app.validator_history().validator_ids_from(height)
+        if self._network is not None and ids != self._peer_ids:
+            self._network.set_validator_ids(ids)
+            if self._peer_ids:
+                log.info("the validators from height %d on are now %s", height, sorted(ids))
+        self._peer_ids = ids
+        key = self.state.key
+        voting = key is not None and (
+            app.validator_set(height).public_key(self._node.node_id) == key.public_key
+        )
+        if voting != self._voting:
+            log.info(
+                "node %s %s at height %d",
+                self._node.node_id,
+                "votes as a validator" if voting else "follows without voting",
+                height,
+            )
+        self._voting = voting
 
     # --- catching up -------------------------------------------------------------------------
 

@@ -4,10 +4,11 @@ integrity checks, used at every open, by `provledger node check` and by `node re
 Theory of operation
 -------------------
 Everything the store holds comes from the blocks, and the blocks vouch for themselves: a
-block's commit certificate is a quorum of the genesis validators' signatures over its id, the
-hash of its header; the header commits to its events (events root), to the whole log after
-it (log root), to the world state after it (state root, a hash chain over every write since
-the genesis) and to the block before it (previous block id). So nothing is taken on trust:
+block's commit certificate is a quorum of its height's validators' signatures (the genesis set,
+then the sets governance made: protocol/validators.py) over its id, the hash of its header;
+the header commits to its events (events root), to the whole log after it (log root), to the
+world state after it (state root, a hash chain over every write since the genesis) and to the
+block before it (previous block id). So nothing is taken on trust:
 
 - `check_block`: what one height holds, on its own. The stored block parses, names its height
   and chain, is under its id in the block-id index, and lists the events stored under its log
@@ -88,6 +89,7 @@ from provledger.protocol.blocks import (
 from provledger.protocol.errors import InvariantViolation, Rejected
 from provledger.protocol.events import decode, event_id, log_leaf
 from provledger.protocol.genesis import Genesis
+from provledger.protocol.validators import validator_history, validator_set_at
 from provledger.v1 import ledger_pb2, state_pb2
 
 log = logging.getLogger("provledger.integrity")
@@ -154,7 +156,12 @@ def check_block(
         raise damaged("the block-id index does not map the block's id to its height")
     if certificate:
         try:
-            verify_certificate(stored.certificate, header, stored.header, genesis.validator_set)
+            verify_certificate(
+                stored.certificate,
+                header,
+                stored.header,
+                validator_set_at(store, genesis.validator_set, height),
+            )
         except Rejected as rejection:
             raise damaged(f"the commit certificate does not verify: {rejection.reason}") from None
     if len(stored.event_ids) != header.event_count:
@@ -587,7 +594,7 @@ class _Examination:
             candidates=[decode(signed, self.genesis.chain_id) for signed in block.events],
             time_ms=checked.header.time_ms,
             proposer_id=checked.header.proposer_id,
-            validators=self.genesis.validator_set,
+            genesis_validators=self.genesis.validator_set,
             last_commit=block.last_commit if block.HasField("last_commit") else None,
             strict=True,
             signatures_checked=True,
@@ -846,7 +853,9 @@ async def _fetch_from_peers(
     if not peers.peers or peers.tls_dir is None:
         report.problems.append("this node has no peers in its config to fetch blocks from")
         return
-    validator_ids = [validator.validator_id for validator in genesis.validator_set.validators]
+    validator_ids = validator_history(rebuilt, genesis.validator_set).validator_ids_from(
+        rebuilt.head_height + 1
+    )
     network = PeerNetwork(
         peers.node_id, peers.peers, load_tls_material(peers.tls_dir), validator_ids
     )

@@ -38,8 +38,12 @@ Invariants:
   chains to the consortium CA (gRPC checks this during the handshake, because the port uses
   `server_credentials`, which require a client certificate) and whose node id is in the
   validator set and is not our own; anything else is refused with PERMISSION_DENIED
-  ("unknown_peer: ...") before a message is read. A PeerService registered on an insecure
-  port fails closed the same way: there is no certificate, so there is no node id.
+  ("unknown_peer: ...") before a message is read. The set is the caller's: the consensus
+  driver replaces it (`set_validator_ids`) when governance changes the validators. A
+  configured peer need not be in it (a validator still to be added, or a node that follows
+  without voting): it is dialled, and its own calls are accepted once it is in the set. A
+  PeerService registered on an insecure port fails closed the same way: there is no
+  certificate, so there is no node id.
 - Delivery is best effort and at most once, in order per (sender, receiver) stream. A message
   is taken off its peer's queue when it is handed to gRPC; if the stream breaks, what was in
   flight is lost. Consensus recovers through its timeouts and rounds, so the transport does
@@ -197,9 +201,6 @@ class PeerNetwork:
             raise ValueError(f"node {node_id} cannot be its own peer")
         if len(peer_addresses) > PEERS_MAX:
             raise ValueError(f"{len(peer_addresses)} peers; at most {PEERS_MAX} are supported")
-        strangers = sorted(set(peer_addresses) - validators)
-        if strangers:
-            raise ValueError(f"peers {strangers} are not in the validator set")
         if not 0 < queue_messages_max <= PEER_QUEUE_MESSAGES_MAX:
             raise ValueError(f"queue_messages_max must be 1-{PEER_QUEUE_MESSAGES_MAX}")
         if not GRPC_MESSAGE_SIZE_BYTES_MAX <= queue_bytes_max <= PEER_QUEUE_BYTES_MAX:

@@ -46,6 +46,7 @@ from provledger.node.tls import client_api_server_credentials, load_tls_material
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.genesis import Genesis, parse_genesis
+from provledger.protocol.validators import validator_history
 from provledger.v1 import api_pb2
 
 log = logging.getLogger("provledger.node")
@@ -114,11 +115,17 @@ async def serve(config: NodeConfig, verifier: SignatureVerifier) -> None:
     """Run the node until SIGINT or SIGTERM (or until consensus fails), then stop it."""
     genesis = parse_genesis(config.genesis_path.read_bytes())
     validator_key, _ = load_key(config.validator_key_path)
-    if genesis.validator_set.public_key(config.node_id) not in (None, validator_key.public_key):
-        raise ValueError(f"the validator key does not match {config.node_id} in the genesis")
     make_private_directory(config.data_dir)  # the ledger is readable by the node alone
     store = Store(config.data_dir, genesis)
     try:
+        # The node's id in the latest validator set (the genesis set until governance changes
+        # it) must come with this key; a node outside the set follows without voting.
+        latest = validator_history(store, genesis.validator_set).latest
+        if latest.validators.public_key(config.node_id) not in (None, validator_key.public_key):
+            raise ValueError(
+                f"the validator key does not match {config.node_id} in the validator set "
+                f"from height {latest.from_height}"
+            )
         await _run(config, genesis, validator_key, store, verifier)
     finally:
         store.close()
@@ -135,7 +142,7 @@ async def _run(
     # consensus, which drives the ledger and talks through the network. The network delivers
     # what peers send to the driver, attached once here, before the network can receive.
     node = LedgerNode(genesis, store, config.node_id, verifier)
-    network = _peer_network(config, genesis) if config.peers else None
+    network = _peer_network(config, node) if config.peers else None
     driver = ConsensusDriver(node, validator_key, network, config.consensus)
     if network is not None:
         network.attach(driver)
@@ -199,12 +206,14 @@ async def _run(
         raise SystemExit("consensus failed; the node stopped (see the log above)")
 
 
-def _peer_network(config: NodeConfig, genesis: Genesis) -> PeerNetwork:
+def _peer_network(config: NodeConfig, node: LedgerNode) -> PeerNetwork:
+    """The peers: those configured are dialled; the validators of the sets from the next
+    height on may call (the consensus driver keeps that up to date after every commit)."""
     return PeerNetwork(
         config.node_id,
         config.peers,
         load_tls_material(config.tls_dir),
-        [validator.validator_id for validator in genesis.validator_set.validators],
+        node.app.validator_history().validator_ids_from(node.store.head_height + 1),
     )
 
 

@@ -13,6 +13,10 @@ between blocks:
   executed twice;
 - the evidence pool: equivocations seen but not yet recorded on the ledger.
 
+It also tells consensus and the shell which validators sign a height (`validator_set`,
+`validator_history`): the genesis set followed by the sets that governance changes made,
+read from the committed state (protocol/validators.py).
+
 Theory of operation
 -------------------
 Admission (`admit`) judges a batch of decoded events against the last committed block and
@@ -53,7 +57,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from provledger.protocol import blocks, crypto, merkle
 from provledger.protocol.errors import Rejected, check, duplicate
 from provledger.protocol.events import DecodedEvent, decode, event_id
-from provledger.protocol.genesis import Genesis
+from provledger.protocol.genesis import Genesis, ValidatorSet
 from provledger.protocol.limits import (
     BLOCK_EVENTS_MAX,
     BLOCK_SIZE_BYTES_MAX,
@@ -65,6 +69,12 @@ from provledger.protocol.limits import (
 from provledger.protocol.mempool import Mempool, MempoolFull
 from provledger.protocol.rules import apply_event, authenticate
 from provledger.protocol.state import Overlay, StateReader
+from provledger.protocol.validators import (
+    ValidatorContext,
+    ValidatorHistory,
+    validator_history,
+    validator_set_at,
+)
 from provledger.protocol.votes import evidence_key, verify_evidence
 from provledger.v1 import ledger_pb2
 
@@ -211,6 +221,9 @@ class LedgerApplication:
                 decoded,
                 max(now_ms, self.store.tip.time_ms + 1),
                 verify_signature=verify,
+                validator_context=ValidatorContext(
+                    self.genesis.validator_set, self.store.tip.height + 1
+                ),
             )
         else:
             author = authenticate(self.store, decoded, verify_signature=verify)
@@ -238,17 +251,34 @@ class LedgerApplication:
         return decode(signed, self.genesis.chain_id, self.genesis.personal_data)
 
     def add_evidence(self, evidence: ledger_pb2.Evidence) -> bool:
-        """Keep real, unrecorded evidence for a coming block; False if it is not new."""
+        """Keep real, unrecorded evidence for a coming block; False if it is not new, or if
+        its votes are for a height after the next block's (whose set is not final here)."""
         key = evidence_key(evidence.first)
+        height = evidence.first.height
         if (
             key in self._evidence
             or len(self._evidence) >= EVIDENCE_POOL_MAX
+            or height > self.store.tip.height + 1
             or self.store.load("evidence", key) is not None
-            or not verify_evidence(self.genesis.chain_id, self.genesis.validator_set, evidence)
+            or not verify_evidence(self.genesis.chain_id, self.validator_set(height), evidence)
         ):
             return False
         self._evidence[key] = evidence
         return True
+
+    # --- validator sets ----------------------------------------------------------------------
+
+    def validator_set(self, height: int) -> ValidatorSet:
+        """The set that signs `height`; final up to the committed tip + 2."""
+        check(
+            height <= self.store.tip.height + 2,
+            f"the validator set of height {height} is not final at {self.store.tip.height}",
+        )
+        return validator_set_at(self.store, self.genesis.validator_set, height)
+
+    def validator_history(self) -> ValidatorHistory:
+        """Every set, the genesis set first, as the committed state knows them."""
+        return validator_history(self.store, self.genesis.validator_set)
 
     # --- consensus's Application --------------------------------------------------------------
 
@@ -272,7 +302,7 @@ class LedgerApplication:
             candidates=candidates,
             time_ms=max(now_ms, tip.time_ms + 1),
             proposer_id=self.node_id,
-            validators=self.genesis.validator_set,
+            genesis_validators=self.genesis.validator_set,
             last_commit=last_commit,
             strict=False,
             signatures_checked=lambda identifier: self._already_verified(
@@ -388,7 +418,7 @@ class LedgerApplication:
         path committed that height first). Raises `Rejected` if the block is not valid here.
 
         `synced`: the block came from a peer by block sync, not from this node's consensus.
-        Its certificate is checked against the genesis validators first; once it holds, the
+        Its certificate is checked against the validators of its height first; once it holds, the
         events' signatures are not checked again (ADR 008, decision 3).
 
         Commits must not overlap (the caller serialises them): the tip read before `write`
@@ -398,7 +428,9 @@ class LedgerApplication:
         if header.height != self.store.tip.height + 1:
             return None
         if synced:
-            blocks.verify_certificate(certificate, header, block.header, self.genesis.validator_set)
+            blocks.verify_certificate(
+                certificate, header, block.header, self.validator_set(header.height)
+            )
         identifier = blocks.block_id(block.header)
         executed = self._executed.get(identifier)
         if executed is None or executed.header.height != header.height:

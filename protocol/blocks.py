@@ -17,7 +17,9 @@ and `entry_size_bytes`, which bound the bytes each part adds.
 
 A commit certificate holds precommit signatures over the block id from more than two thirds
 of the validators; a header with its certificate is a checkpoint, verifiable with nothing but
-the genesis document.
+the genesis document and, once the validator set has changed, the chain of validator sets
+(protocol/validators.py, protocol/validator_chain.py): every height is signed by the set in
+force at that height, which the header's `validators_hash` names.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
+from provledger.protocol.validators import ValidatorContext, ValidatorHistory, validator_set_at
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
 from provledger.v1 import ledger_pb2
 
@@ -220,7 +223,7 @@ def execute_block(
     candidates: Sequence[DecodedEvent],
     time_ms: int,
     proposer_id: str,
-    validators: ValidatorSet,
+    genesis_validators: ValidatorSet,
     last_commit: ledger_pb2.CommitCertificate | None,
     strict: bool,
     signatures_checked: bool | Callable[[bytes], bool] = False,
@@ -229,13 +232,17 @@ def execute_block(
     """Apply `candidates` in order on top of `tip`. With `strict`, any rejection raises (a
     validator checking a proposal); without, rejected events are left out and reported (a
     proposer filling a block). `signatures_checked` says (for all events, or per event id)
-    whose signature this node already verified. `log` is not modified."""
+    whose signature this node already verified. `log` is not modified. The validator sets
+    (the one signing this block, those of the evidence's votes, the one a validator-set change
+    builds on) are read from `state` over `genesis_validators`."""
     if time_ms <= tip.time_ms:
         raise invalid(
             "time_not_monotonic",
             f"block time {time_ms} ms is not after the previous block's {tip.time_ms} ms",
         )
     check(log.size == tip.log_size, "the log does not match the tip it builds on")
+    height = tip.height + 1
+    context = ValidatorContext(genesis_validators, height)
     overlay = Overlay(state)
     accepted: list[DecodedEvent] = []
     rejected: list[tuple[DecodedEvent, Rejected]] = []
@@ -249,7 +256,13 @@ def execute_block(
                 if callable(signatures_checked)
                 else signatures_checked
             )
-            writes = apply_event(overlay, decoded, time_ms, verify_signature=not checked)
+            writes = apply_event(
+                overlay,
+                decoded,
+                time_ms,
+                verify_signature=not checked,
+                validator_context=context,
+            )
         except Rejected as rejection:
             if strict:
                 raise
@@ -259,7 +272,7 @@ def execute_block(
         overlay.apply(writes)
         accepted.append(decoded)
 
-    evidence_writes = _evidence_writes(overlay, chain_id, validators, evidence)
+    evidence_writes = _evidence_writes(state, overlay, chain_id, context, evidence)
     overlay.apply(evidence_writes)
 
     new_log = copy.deepcopy(log)
@@ -269,7 +282,7 @@ def execute_block(
         nodes.extend(new_log.append(leaf_hash))
     header = ledger_pb2.BlockHeader(
         chain_id=chain_id,
-        height=tip.height + 1,
+        height=height,
         previous_block_id=tip.block_id,
         time_ms=time_ms,
         proposer_id=proposer_id,
@@ -278,7 +291,7 @@ def execute_block(
         log_size=new_log.size,
         log_root=new_log.root(),
         state_root=next_state_root(tip.state_root, overlay.writes),
-        validators_hash=validators.hash(),
+        validators_hash=validator_set_at(state, genesis_validators, height).hash(),
         last_commit_hash=certificate_hash(last_commit),
         evidence_hash=evidence_hash(evidence),
     )
@@ -308,19 +321,25 @@ def evidence_hash(evidence: Sequence[ledger_pb2.Evidence]) -> bytes:
 
 
 def _evidence_writes(
-    state: StateReader,
+    before: StateReader,
+    overlay: StateReader,
     chain_id: str,
-    validators: ValidatorSet,
+    context: ValidatorContext,
     evidence: Sequence[ledger_pb2.Evidence],
 ) -> list[Write]:
-    """Evidence must be a real equivocation, recorded once."""
+    """Evidence must be a real equivocation by a validator of the set of its votes' height
+    (at most this block's), recorded once."""
     writes = []
     keys = set()
     for item in evidence:
-        if not verify_evidence(chain_id, validators, item):
+        if item.first.height > context.height or not verify_evidence(
+            chain_id,
+            validator_set_at(before, context.genesis_validators, item.first.height),
+            item,
+        ):
             raise invalid("bad_evidence", "evidence is not two conflicting signed votes")
         key = evidence_key(item.first)
-        if key in keys or state.load("evidence", key) is not None:
+        if key in keys or overlay.load("evidence", key) is not None:
             raise invalid("duplicate_evidence", f"evidence {key} is already recorded")
         keys.add(key)
         writes.append(Write("evidence", key, item))
@@ -351,7 +370,10 @@ def validate_block(
         raise invalid("bad_block", "block time is too far in the future")
     if header.time_ms > EVENT_TIMESTAMP_MS_MAX:  # whatever the clocks: after the year 9999
         raise invalid("bad_block", f"block time {header.time_ms} ms is after the year 9999")
-    if genesis.validator_set.public_key(header.proposer_id) is None:
+    if (
+        validator_set_at(state, genesis.validator_set, header.height).public_key(header.proposer_id)
+        is None
+    ):
         raise invalid("bad_block", f"proposer {header.proposer_id!r} is not a validator")
     if len(block.events) > BLOCK_EVENTS_MAX:
         raise invalid(
@@ -365,7 +387,11 @@ def validate_block(
         if last_commit is None:
             raise invalid("bad_block", "block lacks the previous block's certificate")
         verify_commit_signatures(
-            last_commit, genesis.chain_id, tip.height, tip.block_id, genesis.validator_set
+            last_commit,
+            genesis.chain_id,
+            tip.height,
+            tip.block_id,
+            validator_set_at(state, genesis.validator_set, tip.height),
         )
     if decode_event is None:
         candidates = [
@@ -381,7 +407,7 @@ def validate_block(
         candidates=candidates,
         time_ms=header.time_ms,
         proposer_id=header.proposer_id,
-        validators=genesis.validator_set,
+        genesis_validators=genesis.validator_set,
         last_commit=last_commit,
         strict=True,
         signatures_checked=signatures_checked,
@@ -445,11 +471,16 @@ def verify_commit_signatures(
 
 
 def verify_checkpoint(
-    checkpoint: ledger_pb2.Checkpoint, genesis: Genesis
+    checkpoint: ledger_pb2.Checkpoint,
+    genesis: Genesis,
+    history: ValidatorHistory | None = None,
 ) -> ledger_pb2.BlockHeader:
-    """The checkpoint's header, if a quorum of the genesis validators committed it."""
+    """The checkpoint's header, if a quorum of the validators of its height committed it:
+    the genesis set, or the set `history` (a verified walk of the chain of validator sets,
+    protocol/validator_chain.py) names for that height."""
     header = decode_header(checkpoint.header)
     if header.chain_id != genesis.chain_id:
         raise invalid("wrong_chain", f"checkpoint is for chain {header.chain_id!r}")
-    verify_certificate(checkpoint.certificate, header, checkpoint.header, genesis.validator_set)
+    validators = genesis.validator_set if history is None else history.at(header.height)
+    verify_certificate(checkpoint.certificate, header, checkpoint.header, validators)
     return header

@@ -36,6 +36,12 @@ it is never broadcast; in that round the validator proposes nothing and prevotes
 Dropping one's own proposal is always safe (a proposer that crashed before sending does the
 same): it costs the round, and the next proposer moves the height on.
 
+The validators change with the height (docs/adr/013): every height is run by the set the
+application names for it (`Application.validator_set`), taken when the height starts; messages
+buffered for the next height are checked against the next height's set. A node with a key
+votes and proposes only at heights whose set holds its id with that key: a validator added at
+height h starts there, a removed one stops, and a node outside the set follows without voting.
+
 Invariants (checked by the simulator on every step): no two honest validators decide
 different blocks at a height; heights never go backwards; an honest validator never signs two
 different votes of the same type for the same height and round.
@@ -92,8 +98,8 @@ from provledger.v1 import ledger_pb2, peer_pb2
 @dataclass
 class ConsensusState:
     chain_id: str
-    validators: ValidatorSet
-    key: crypto.SigningKey | None  # None for a node that follows without voting
+    validators: ValidatorSet  # the set of the current height (replaced as each height starts)
+    key: crypto.SigningKey | None  # None for a node that follows without ever voting
     validator_id: str | None
     params: Params = field(default_factory=Params)
 
@@ -227,11 +233,12 @@ class _Machine:
     def _authentic(self, event: Input) -> bool:
         """Only signed messages from validators may take a place in the bounded buffer."""
         s = self.s
+        validators = self.app.validator_set(s.height + 1)
         if isinstance(event, VoteReceived):
-            return verify_vote(s.chain_id, s.validators, event.vote)
+            return verify_vote(s.chain_id, validators, event.vote)
         if isinstance(event, ProposalReceived):
             proposal = event.proposal
-            public_key = s.validators.public_key(proposal.proposer_id)
+            public_key = validators.public_key(proposal.proposer_id)
             return public_key is not None and crypto.verify(
                 public_key,
                 crypto.DOMAIN_PROPOSAL,
@@ -246,6 +253,7 @@ class _Machine:
         s = self.s
         check(height > s.height or s.height == 0, "consensus heights never go backwards")
         s.height = height
+        s.validators = self.app.validator_set(height)
         s.locked_round, s.locked_block = -1, None
         s.valid_round, s.valid_block = -1, None
         s.proposals.clear()
@@ -291,9 +299,7 @@ class _Machine:
         check(s.round >= s.locked_round, "a validator never acts in a round before its lock")
         s.step = Step.PROPOSE
         s.awaiting_events = False
-        if s.validator_id is not None and proposer(s.validators, s.height, s.round) == (
-            s.validator_id
-        ):
+        if self._voting() and proposer(s.validators, s.height, s.round) == s.validator_id:
             if (s.height, s.round) in s.withheld:
                 self._withhold_proposal()
             elif s.valid_block is None and not self.app.has_pending_events():
@@ -417,9 +423,19 @@ class _Machine:
                 return
         known.append(vote)
 
+    def _voting(self) -> bool:
+        """Whether this node signs at the current height: its id is in the height's set, with
+        its key."""
+        s = self.s
+        return (
+            s.key is not None
+            and s.validator_id is not None
+            and s.validators.public_key(s.validator_id) == s.key.public_key
+        )
+
     def _vote(self, vote_type: int, block_identifier: bytes) -> None:
         s = self.s
-        if s.key is None or s.validator_id is None:
+        if not self._voting():
             return
         key = (s.height, s.round, vote_type)
         earlier = s.signed.get(key)

@@ -149,9 +149,14 @@ Output = Persist | Broadcast | ScheduleTimeout | Decide | EvidenceFound
 
 
 class Application(Protocol):
-    """The ledger, as consensus sees it. Both calls judge against the last committed block."""
+    """The ledger, as consensus sees it. Every call judges against the last committed block."""
 
     def has_pending_events(self) -> bool: ...
+
+    def validator_set(self, height: int) -> ValidatorSet:
+        """The validators that sign `height`; asked for the height being started and the
+        one after it, both final once the block before `height` is committed (a change
+        committed at H signs from H + 2)."""
 
     def propose(self, height: int, round_number: int, now_ms: int) -> ledger_pb2.Block:
         """A new block for `height` on top of the committed chain."""

@@ -46,6 +46,17 @@ BLOCK_TIME_DRIFT_MS_MAX = 30_000
 # 4 MiB receive limit, so a stock client reads any block with GetBlock or SubscribeBlocks.
 BLOCK_SIZE_BYTES_MAX = 3 * 1024 * 1024
 
+# Validator sets (protocol/validators.py, docs/adr/013)
+# A validator-set change committed in the block at height H signs from H + this (CometBFT's
+# rule): the set of the next height is always known when a height starts.
+VALIDATOR_CHANGE_DELAY_BLOCKS = 2
+# The most validators a set may hold: a node peers with at most 128 others (PEERS_MAX,
+# node/settings.py), and the block budget above counts a last commit of 129 signatures.
+VALIDATORS_MAX = 129
+# The most blocks with validator-set changes a verifier walks (a ValidatorChain's steps): each
+# step is a checkpoint and its changes, a few KiB, so a walk stays a few MiB.
+VALIDATOR_CHAIN_STEPS_MAX = 512
+
 # The ledger application's memory (protocol/application.py, protocol/mempool.py)
 MEMPOOL_EVENTS_MAX = 100_000
 VERIFIED_EVENTS_REMEMBERED_MAX = 200_000

@@ -39,6 +39,7 @@ from provledger.protocol.events import DecodedEvent
 from provledger.protocol.rule_checks import AUDITOR, member_key
 from provledger.protocol.rules_governance import governance_sign_bytes
 from provledger.protocol.state import StateReader, Write
+from provledger.protocol.validators import ValidatorContext
 from provledger.v1 import state_pb2
 
 __all__ = ["apply_event", "authenticate", "governance_sign_bytes"]
@@ -81,8 +82,11 @@ def apply_event(
     block_time_ms: int,
     *,
     verify_signature: bool = True,
+    validator_context: ValidatorContext | None = None,
 ) -> list[Write]:
-    """The writes `decoded` makes to `state` at `block_time_ms`, or `Rejected`."""
+    """The writes `decoded` makes to `state` at `block_time_ms`, or `Rejected`. A
+    validator-set change also needs `validator_context` (the block's height and the genesis
+    set); without it, it is refused (`no_validator_context`)."""
     author = authenticate(state, decoded, verify_signature=verify_signature)
     if author.role == AUDITOR:
         raise forbidden("wrong_role", "auditors only read; they cannot author events")
@@ -91,8 +95,13 @@ def apply_event(
             "replayed_nonce",
             f"nonce {decoded.event.nonce} of {author.member_id!r} was already used",
         )
-    handler = _HANDLERS[decoded.kind]
-    writes = handler(state, author, getattr(decoded.event, decoded.kind), decoded, block_time_ms)
+    payload = getattr(decoded.event, decoded.kind)
+    if decoded.kind == "governance":
+        writes = rules_governance.governance(
+            state, author, payload, decoded, block_time_ms, validator_context=validator_context
+        )
+    else:
+        writes = _HANDLERS[decoded.kind](state, author, payload, decoded, block_time_ms)
     writes.append(Write(kind="nonce", record_id=author.member_id, nonce=decoded.event.nonce))
     return writes
 

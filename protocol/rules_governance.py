@@ -1,6 +1,8 @@
-"""The rules of governance: members added and removed, keys rotated, roles changed, each by a
-change that more than two thirds of the active members approved with signatures inside the
-one event (ADR 005). Dispatched to by protocol/rules.py.
+"""The rules of governance: members added and removed, keys rotated, roles changed, validators
+added and removed, each by a change that more than two thirds of the active members approved
+with signatures inside the one event (ADR 005). Dispatched to by protocol/rules.py. A
+validator-set change also needs the block's height (`ValidatorContext`); its rules are
+protocol/validators.py's.
 
 The change travels as bytes that the approvers sign, so it obeys the event body's rule
 (`events.parse_canonical`): no unknown fields, only its canonical encoding, and closed enums.
@@ -8,7 +10,7 @@ The change travels as bytes that the approvers sign, so it obeys the event body'
 
 from __future__ import annotations
 
-from provledger.protocol import crypto
+from provledger.protocol import crypto, validators
 from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
 from provledger.protocol.events import check_enums, parse_canonical, require_identifier
 from provledger.protocol.limits import PUBLIC_KEY_SIZE_BYTES
@@ -30,7 +32,15 @@ def governance_sign_bytes(chain_id: str, change: bytes) -> bytes:
     return chain_id.encode() + b"\x00" + change
 
 
-def governance(state, author, payload, decoded, block_time_ms) -> list[Write]:
+def governance(
+    state,
+    author,
+    payload,
+    decoded,
+    block_time_ms,
+    *,
+    validator_context: validators.ValidatorContext | None = None,
+) -> list[Write]:
     change = parse_canonical(ledger_pb2.GovernanceChange, payload.change, "governance change")
     check_enums(change)
     kind = change.WhichOneof("change")
@@ -69,6 +79,11 @@ def governance(state, author, payload, decoded, block_time_ms) -> list[Write]:
 
     writes = [put("governance", change_key, state_pb2.MemberKey(key_id=decoded.event_id))]
     body = getattr(change, kind)
+    if kind in validators.CHANGE_KINDS:
+        writes.extend(
+            validators.change_writes(state, validator_context, kind, body, decoded.event_id)
+        )
+        return writes
     if kind == "member_added":
         require_identifier(body.member_id, "member_id")
         new_id(state, "member", body.member_id)

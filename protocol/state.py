@@ -40,6 +40,8 @@ RECORD_TYPES: dict[str, type[Message]] = {
     "governance": state_pb2.MemberKey,
     # Equivocation recorded, by "<validator>/<height>/<round>/<vote type>".
     "evidence": ledger_pb2.Evidence,
+    # The validator sets after genesis, by index and "latest" (protocol/validators.py).
+    "validators": state_pb2.ValidatorSetRecord,
 }
 STATE_ROOT_GENESIS_PARENT = bytes(32)
 _STATE_DOMAIN = b"provledger/v1/state\x00"

@@ -232,7 +232,7 @@ def memory_world() -> MemoryWorld:
             candidates=[consortium.decode(s) for _, s in block],
             time_ms=story_time(index),
             proposer_id="validator-0",
-            validators=consortium.genesis.validator_set,
+            genesis_validators=consortium.genesis.validator_set,
             last_commit=last_commit,
             strict=True,
         )

@@ -187,7 +187,7 @@ def _check_accepted(block: ledger_pb2.Block) -> None:
             candidates=[world.consortium.decode(e) for e in block.events],
             time_ms=header.time_ms,
             proposer_id=header.proposer_id,
-            validators=world.consortium.genesis.validator_set,
+            genesis_validators=world.consortium.genesis.validator_set,
             last_commit=block.last_commit,
             strict=True,
             evidence=list(block.evidence),
@@ -315,7 +315,7 @@ def honest_block(choices: Choices) -> None:
             candidates=decoded,
             time_ms=SEED_TIME_MS + choices.integer(0, BLOCK_TIME_DRIFT_MS_MAX),
             proposer_id=pick(choices, sorted(world.consortium.validator_keys)),
-            validators=world.consortium.genesis.validator_set,
+            genesis_validators=world.consortium.genesis.validator_set,
             last_commit=chain.checkpoint(chain.head_height).certificate,  # type: ignore[union-attr]
             strict=True,
             evidence=evidence,

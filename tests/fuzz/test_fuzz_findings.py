@@ -56,7 +56,7 @@ def _empty_block_at(chain: MemoryChainStore, time_ms: int) -> blocks.ExecutedBlo
         candidates=[],
         time_ms=time_ms,
         proposer_id="validator-0",
-        validators=world.consortium.genesis.validator_set,
+        genesis_validators=world.consortium.genesis.validator_set,
         last_commit=chain.checkpoint(chain.head_height).certificate,  # type: ignore[union-attr]
         strict=True,
     )

@@ -621,8 +621,12 @@ def test_an_oversized_message_is_refused_when_queued(materials: dict[str, TlsMat
     with pytest.raises(ValueError, match="exceeds"):
         network.send("node-b", huge)
     assert network.stats()["node-b"].queued_messages == 0
-    with pytest.raises(ValueError, match="not in the validator set"):
-        PeerNetwork("node-a", {"stranger": "127.0.0.1:1"}, materials["node-a"], NODE_IDS)
+    # A configured peer outside the validator set (one still to be added) is dialled; its own
+    # calls are refused until the set holds it.
+    follower = PeerNetwork("node-a", {"node-z": "127.0.0.1:1"}, materials["node-a"], NODE_IDS)
+    assert not follower.is_authorised("node-z")
+    follower.set_validator_ids((*NODE_IDS, "node-z"))
+    assert follower.is_authorised("node-z")
 
 
 def test_a_network_takes_its_handler_once_before_it_serves(

@@ -8,7 +8,8 @@ DOMAIN_PROPOSAL, `protocol.votes.sign_vote`), so every signature the state machi
 real.
 
 `FakeApplication` is consensus's view of the ledger with answers the test sets: whether events
-are pending, which block ids are invalid; it records what it was asked.
+are pending, which block ids are invalid, which validators sign from which height; it records
+what it was asked.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest
 
 from provledger.protocol import blocks, consensus, crypto
+from provledger.protocol.genesis import ValidatorSet
 from provledger.protocol.votes import sign_vote
 from provledger.v1 import ledger_pb2, peer_pb2
 
@@ -93,16 +95,26 @@ def sign_vote_as(
 @dataclass
 class FakeApplication:
     """`consensus.Application` with set answers: every block is valid unless its id is in
-    `invalid`; `propose` builds a block labelled by height and round."""
+    `invalid`; `propose` builds a block labelled by height and round; `validators` sign from
+    height 1 unless `changes` names another set from a later height."""
 
     chain_id: str
+    validators: ValidatorSet
     pending: bool = True
     invalid: set[bytes] = field(default_factory=set)
     proposed: list[tuple[int, int]] = field(default_factory=list)
     validated: list[bytes] = field(default_factory=list)
+    changes: dict[int, ValidatorSet] = field(default_factory=dict)  # from height -> set
 
     def has_pending_events(self) -> bool:
         return self.pending
+
+    def validator_set(self, height: int) -> ValidatorSet:
+        found = self.validators
+        for from_height, validators in sorted(self.changes.items()):
+            if from_height <= height:
+                found = validators
+        return found
 
     def propose(self, height: int, round_number: int, now_ms: int) -> ledger_pb2.Block:
         self.proposed.append((height, round_number))

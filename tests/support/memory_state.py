@@ -311,7 +311,7 @@ class MemoryChain:
             candidates=decoded,
             time_ms=time_ms,
             proposer_id=proposer_id or next(iter(consortium.validator_keys)),
-            validators=consortium.genesis.validator_set,
+            genesis_validators=consortium.genesis.validator_set,
             last_commit=self.last_commit,
             strict=strict,
         )

@@ -62,7 +62,9 @@ class Validator:
     ) -> None:
         self.consortium = consortium or Consortium()
         self.validator_id = validator_id
-        self.app = FakeApplication(self.consortium.chain_id, pending=pending)
+        self.app = FakeApplication(
+            self.consortium.chain_id, self.consortium.genesis.validator_set, pending=pending
+        )
         self.state = consensus.ConsensusState(
             chain_id=self.consortium.chain_id,
             validators=self.consortium.genesis.validator_set,

@@ -64,6 +64,9 @@ class RefusingNetwork:
     def connected_peers(self) -> set[str]:
         return set()
 
+    def set_validator_ids(self, validator_ids) -> None:
+        self.validator_ids = frozenset(validator_ids)
+
 
 @pytest.fixture
 def consortium() -> Consortium:

@@ -699,7 +699,7 @@ def _execute_with(chain: MemoryChain, candidates, signatures_checked) -> blocks.
         candidates=[consortium.decode(c) for c in candidates],
         time_ms=TIME_MS,
         proposer_id="validator-0",
-        validators=consortium.genesis.validator_set,
+        genesis_validators=consortium.genesis.validator_set,
         last_commit=None,
         strict=True,
         signatures_checked=signatures_checked,

@@ -59,7 +59,7 @@ def _commit(consortium: Consortium, store: Store, signed, last_commit, time_ms: 
         candidates=[consortium.decode(s) for s in signed],
         time_ms=time_ms,
         proposer_id="validator-0",
-        validators=consortium.genesis.validator_set,
+        genesis_validators=consortium.genesis.validator_set,
         last_commit=last_commit,
         strict=True,
     )

@@ -75,7 +75,7 @@ class Chain:
             candidates=[consortium.decode(s) for s in signed],
             time_ms=store.tip.time_ms + 1_000,
             proposer_id="validator-0",
-            validators=consortium.genesis.validator_set,
+            genesis_validators=consortium.genesis.validator_set,
             last_commit=self.last_commit,
             strict=True,
             signatures_checked=True,

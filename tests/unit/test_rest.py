@@ -78,7 +78,7 @@ class StoreChain:
             candidates=decoded,
             time_ms=time_ms,
             proposer_id=next(iter(consortium.validator_keys)),
-            validators=consortium.genesis.validator_set,
+            genesis_validators=consortium.genesis.validator_set,
             last_commit=self.last_commit,
             strict=True,
             signatures_checked=True,

@@ -52,7 +52,7 @@ def commit_empty_block(consortium: Consortium, store: Store, last_commit):
         candidates=[],
         time_ms=store.tip.time_ms + 1_000,
         proposer_id="validator-1",
-        validators=consortium.genesis.validator_set,
+        genesis_validators=consortium.genesis.validator_set,
         last_commit=last_commit,
         strict=True,
     )

@@ -26,15 +26,15 @@ from provledger.v1 import ledger_pb2 as provledger_dot_v1_dot_ledger__pb2
 from provledger.v1 import state_pb2 as provledger_dot_v1_dot_state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17provledger/v1/api.proto\x12\rprovledger.v1\x1a\x1aprovledger/v1/ledger.proto\x1a\x19provledger/v1/state.proto\"?\n\x12SubmitEventRequest\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\"\'\n\x13SubmitEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\"A\n\x13SubmitEventsRequest\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.provledger.v1.SignedEvent\"U\n\x0cSubmitResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"D\n\x14SubmitEventsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.provledger.v1.SubmitResult\"U\n\x14SubmitAndWaitRequest\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"\x9b\x01\n\x07Receipt\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x11\n\tlog_index\x18\x03 \x01(\x04\x12,\n\x05proof\x18\x04 \x01(\x0b\x32\x1d.provledger.v1.InclusionProof\x12-\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\"r\n\x10GetEventResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x11\n\tlog_index\x18\x04 \x01(\x04\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"n\n\x10GetBlockResponse\x12#\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x14.provledger.v1.Block\x12\x35\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32 .provledger.v1.CommitCertificate\"&\n\x14GetCheckpointRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"<\n\x18GetInclusionProofRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\"\xa3\x01\n\x19GetInclusionProofResponse\x12,\n\x05proof\x18\x01 \x01(\x0b\x32\x1d.provledger.v1.InclusionProof\x12-\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\x12)\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\"I\n\x1aGetConsistencyProofRequest\x12\x14\n\x0c\x66irst_height\x18\x01 \x01(\x04\x12\x15\n\rsecond_height\x18\x02 \x01(\x04\"\xa2\x01\n\x1bGetConsistencyProofResponse\x12.\n\x05proof\x18\x01 \x01(\x0b\x32\x1f.provledger.v1.ConsistencyProof\x12(\n\x05\x66irst\x18\x02 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\x12)\n\x06second\x18\x03 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"f\n\x16GetAssetHistoryRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x17\n\x0f\x61\x66ter_log_index\x18\x03 \x01(\x04\x12\x12\n\nhas_cursor\x18\x04 \x01(\x08\"n\n\x0cHistoryEntry\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12)\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\"U\n\x17GetAssetHistoryResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.provledger.v1.HistoryEntry\x12\x0c\n\x04more\x18\x02 \x01(\x08\"{\n\x11GetLineageRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x32\n\tdirection\x18\x02 \x01(\x0e\x32\x1f.provledger.v1.LineageDirection\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\x12\x11\n\tmax_nodes\x18\x04 \x01(\r\"2\n\x0bLineageEdge\x12\x11\n\tparent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hild_id\x18\x02 \x01(\t\"\x9a\x01\n\x12GetLineageResponse\x12*\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x1a.provledger.v1.AssetRecord\x12)\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x1a.provledger.v1.LineageEdge\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x1a\n\x12redacted_asset_ids\x18\x04 \x03(\t\"#\n\x0fGetGrantRequest\x12\x10\n\x08grant_id\x18\x01 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"-\n\x16SubscribeBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04*w\n\x10LineageDirection\x12!\n\x1dLINEAGE_DIRECTION_UNSPECIFIED\x10\x00\x12\x1e\n\x1aLINEAGE_DIRECTION_UPSTREAM\x10\x01\x12 \n\x1cLINEAGE_DIRECTION_DOWNSTREAM\x10\x02\x32\xac\t\n\rLedgerService\x12T\n\x0bSubmitEvent\x12!.provledger.v1.SubmitEventRequest\x1a\".provledger.v1.SubmitEventResponse\x12W\n\x0cSubmitEvents\x12\".provledger.v1.SubmitEventsRequest\x1a#.provledger.v1.SubmitEventsResponse\x12L\n\rSubmitAndWait\x12#.provledger.v1.SubmitAndWaitRequest\x1a\x16.provledger.v1.Receipt\x12K\n\x08GetEvent\x12\x1e.provledger.v1.GetEventRequest\x1a\x1f.provledger.v1.GetEventResponse\x12K\n\x08GetBlock\x12\x1e.provledger.v1.GetBlockRequest\x1a\x1f.provledger.v1.GetBlockResponse\x12O\n\rGetCheckpoint\x12#.provledger.v1.GetCheckpointRequest\x1a\x19.provledger.v1.Checkpoint\x12\x66\n\x11GetInclusionProof\x12\'.provledger.v1.GetInclusionProofRequest\x1a(.provledger.v1.GetInclusionProofResponse\x12l\n\x13GetConsistencyProof\x12).provledger.v1.GetConsistencyProofRequest\x1a*.provledger.v1.GetConsistencyProofResponse\x12\x46\n\x08GetAsset\x12\x1e.provledger.v1.GetAssetRequest\x1a\x1a.provledger.v1.AssetRecord\x12`\n\x0fGetAssetHistory\x12%.provledger.v1.GetAssetHistoryRequest\x1a&.provledger.v1.GetAssetHistoryResponse\x12Q\n\nGetLineage\x12 .provledger.v1.GetLineageRequest\x1a!.provledger.v1.GetLineageResponse\x12\x46\n\x08GetGrant\x12\x1e.provledger.v1.GetGrantRequest\x1a\x1a.provledger.v1.GrantRecord\x12\x46\n\x08GetOrder\x12\x1e.provledger.v1.GetOrderRequest\x1a\x1a.provledger.v1.OrderRecord\x12P\n\x0fSubscribeBlocks\x12%.provledger.v1.SubscribeBlocksRequest\x1a\x14.provledger.v1.Block0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17provledger/v1/api.proto\x12\rprovledger.v1\x1a\x1aprovledger/v1/ledger.proto\x1a\x19provledger/v1/state.proto\"?\n\x12SubmitEventRequest\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\"\'\n\x13SubmitEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\"A\n\x13SubmitEventsRequest\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.provledger.v1.SignedEvent\"U\n\x0cSubmitResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"D\n\x14SubmitEventsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.provledger.v1.SubmitResult\"U\n\x14SubmitAndWaitRequest\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\x12\x12\n\ntimeout_ms\x18\x02 \x01(\r\"\x9b\x01\n\x07Receipt\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\x12\x11\n\tlog_index\x18\x03 \x01(\x04\x12,\n\x05proof\x18\x04 \x01(\x0b\x32\x1d.provledger.v1.InclusionProof\x12-\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\"r\n\x10GetEventResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\x0c\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12\x11\n\tlog_index\x18\x04 \x01(\x04\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"n\n\x10GetBlockResponse\x12#\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x14.provledger.v1.Block\x12\x35\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32 .provledger.v1.CommitCertificate\"&\n\x14GetCheckpointRequest\x12\x0e\n\x06height\x18\x01 \x01(\x04\"<\n\x18GetInclusionProofRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x0e\n\x06height\x18\x02 \x01(\x04\"\xdb\x01\n\x19GetInclusionProofResponse\x12,\n\x05proof\x18\x01 \x01(\x0b\x32\x1d.provledger.v1.InclusionProof\x12-\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\x12)\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\x12\x36\n\x0fvalidator_chain\x18\x04 \x01(\x0b\x32\x1d.provledger.v1.ValidatorChain\"I\n\x1aGetConsistencyProofRequest\x12\x14\n\x0c\x66irst_height\x18\x01 \x01(\x04\x12\x15\n\rsecond_height\x18\x02 \x01(\x04\"\xda\x01\n\x1bGetConsistencyProofResponse\x12.\n\x05proof\x18\x01 \x01(\x0b\x32\x1f.provledger.v1.ConsistencyProof\x12(\n\x05\x66irst\x18\x02 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\x12)\n\x06second\x18\x03 \x01(\x0b\x32\x19.provledger.v1.Checkpoint\x12\x36\n\x0fvalidator_chain\x18\x04 \x01(\x0b\x32\x1d.provledger.v1.ValidatorChain\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\"f\n\x16GetAssetHistoryRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x17\n\x0f\x61\x66ter_log_index\x18\x03 \x01(\x04\x12\x12\n\nhas_cursor\x18\x04 \x01(\x08\"n\n\x0cHistoryEntry\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x0e\n\x06height\x18\x03 \x01(\x04\x12)\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent\"U\n\x17GetAssetHistoryResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.provledger.v1.HistoryEntry\x12\x0c\n\x04more\x18\x02 \x01(\x08\"{\n\x11GetLineageRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x32\n\tdirection\x18\x02 \x01(\x0e\x32\x1f.provledger.v1.LineageDirection\x12\r\n\x05\x64\x65pth\x18\x03 \x01(\r\x12\x11\n\tmax_nodes\x18\x04 \x01(\r\"2\n\x0bLineageEdge\x12\x11\n\tparent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hild_id\x18\x02 \x01(\t\"\x9a\x01\n\x12GetLineageResponse\x12*\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x1a.provledger.v1.AssetRecord\x12)\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x1a.provledger.v1.LineageEdge\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x1a\n\x12redacted_asset_ids\x18\x04 \x03(\t\"#\n\x0fGetGrantRequest\x12\x10\n\x08grant_id\x18\x01 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"-\n\x16SubscribeBlocksRequest\x12\x13\n\x0b\x66rom_height\x18\x01 \x01(\x04*w\n\x10LineageDirection\x12!\n\x1dLINEAGE_DIRECTION_UNSPECIFIED\x10\x00\x12\x1e\n\x1aLINEAGE_DIRECTION_UPSTREAM\x10\x01\x12 \n\x1cLINEAGE_DIRECTION_DOWNSTREAM\x10\x02\x32\xac\t\n\rLedgerService\x12T\n\x0bSubmitEvent\x12!.provledger.v1.SubmitEventRequest\x1a\".provledger.v1.SubmitEventResponse\x12W\n\x0cSubmitEvents\x12\".provledger.v1.SubmitEventsRequest\x1a#.provledger.v1.SubmitEventsResponse\x12L\n\rSubmitAndWait\x12#.provledger.v1.SubmitAndWaitRequest\x1a\x16.provledger.v1.Receipt\x12K\n\x08GetEvent\x12\x1e.provledger.v1.GetEventRequest\x1a\x1f.provledger.v1.GetEventResponse\x12K\n\x08GetBlock\x12\x1e.provledger.v1.GetBlockRequest\x1a\x1f.provledger.v1.GetBlockResponse\x12O\n\rGetCheckpoint\x12#.provledger.v1.GetCheckpointRequest\x1a\x19.provledger.v1.Checkpoint\x12\x66\n\x11GetInclusionProof\x12\'.provledger.v1.GetInclusionProofRequest\x1a(.provledger.v1.GetInclusionProofResponse\x12l\n\x13GetConsistencyProof\x12).provledger.v1.GetConsistencyProofRequest\x1a*.provledger.v1.GetConsistencyProofResponse\x12\x46\n\x08GetAsset\x12\x1e.provledger.v1.GetAssetRequest\x1a\x1a.provledger.v1.AssetRecord\x12`\n\x0fGetAssetHistory\x12%.provledger.v1.GetAssetHistoryRequest\x1a&.provledger.v1.GetAssetHistoryResponse\x12Q\n\nGetLineage\x12 .provledger.v1.GetLineageRequest\x1a!.provledger.v1.GetLineageResponse\x12\x46\n\x08GetGrant\x12\x1e.provledger.v1.GetGrantRequest\x1a\x1a.provledger.v1.GrantRecord\x12\x46\n\x08GetOrder\x12\x1e.provledger.v1.GetOrderRequest\x1a\x1a.provledger.v1.OrderRecord\x12P\n\x0fSubscribeBlocks\x12%.provledger.v1.SubscribeBlocksRequest\x1a\x14.provledger.v1.Block0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'provledger.v1.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LINEAGEDIRECTION']._serialized_start=2275
-  _globals['_LINEAGEDIRECTION']._serialized_end=2394
+  _globals['_LINEAGEDIRECTION']._serialized_start=2387
+  _globals['_LINEAGEDIRECTION']._serialized_end=2506
   _globals['_SUBMITEVENTREQUEST']._serialized_start=97
   _globals['_SUBMITEVENTREQUEST']._serialized_end=160
   _globals['_SUBMITEVENTRESPONSE']._serialized_start=162
@@ -62,31 +62,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1012
   _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1072
   _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1075
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1238
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1240
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1313
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1316
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1478
-  _globals['_GETASSETREQUEST']._serialized_start=1480
-  _globals['_GETASSETREQUEST']._serialized_end=1515
-  _globals['_GETASSETHISTORYREQUEST']._serialized_start=1517
-  _globals['_GETASSETHISTORYREQUEST']._serialized_end=1619
-  _globals['_HISTORYENTRY']._serialized_start=1621
-  _globals['_HISTORYENTRY']._serialized_end=1731
-  _globals['_GETASSETHISTORYRESPONSE']._serialized_start=1733
-  _globals['_GETASSETHISTORYRESPONSE']._serialized_end=1818
-  _globals['_GETLINEAGEREQUEST']._serialized_start=1820
-  _globals['_GETLINEAGEREQUEST']._serialized_end=1943
-  _globals['_LINEAGEEDGE']._serialized_start=1945
-  _globals['_LINEAGEEDGE']._serialized_end=1995
-  _globals['_GETLINEAGERESPONSE']._serialized_start=1998
-  _globals['_GETLINEAGERESPONSE']._serialized_end=2152
-  _globals['_GETGRANTREQUEST']._serialized_start=2154
-  _globals['_GETGRANTREQUEST']._serialized_end=2189
-  _globals['_GETORDERREQUEST']._serialized_start=2191
-  _globals['_GETORDERREQUEST']._serialized_end=2226
-  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_start=2228
-  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_end=2273
-  _globals['_LEDGERSERVICE']._serialized_start=2397
-  _globals['_LEDGERSERVICE']._serialized_end=3593
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1294
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1296
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1369
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1372
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1590
+  _globals['_GETASSETREQUEST']._serialized_start=1592
+  _globals['_GETASSETREQUEST']._serialized_end=1627
+  _globals['_GETASSETHISTORYREQUEST']._serialized_start=1629
+  _globals['_GETASSETHISTORYREQUEST']._serialized_end=1731
+  _globals['_HISTORYENTRY']._serialized_start=1733
+  _globals['_HISTORYENTRY']._serialized_end=1843
+  _globals['_GETASSETHISTORYRESPONSE']._serialized_start=1845
+  _globals['_GETASSETHISTORYRESPONSE']._serialized_end=1930
+  _globals['_GETLINEAGEREQUEST']._serialized_start=1932
+  _globals['_GETLINEAGEREQUEST']._serialized_end=2055
+  _globals['_LINEAGEEDGE']._serialized_start=2057
+  _globals['_LINEAGEEDGE']._serialized_end=2107
+  _globals['_GETLINEAGERESPONSE']._serialized_start=2110
+  _globals['_GETLINEAGERESPONSE']._serialized_end=2264
+  _globals['_GETGRANTREQUEST']._serialized_start=2266
+  _globals['_GETGRANTREQUEST']._serialized_end=2301
+  _globals['_GETORDERREQUEST']._serialized_start=2303
+  _globals['_GETORDERREQUEST']._serialized_end=2338
+  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_start=2340
+  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_end=2385
+  _globals['_LEDGERSERVICE']._serialized_start=2509
+  _globals['_LEDGERSERVICE']._serialized_end=3705
 # @@protoc_insertion_point(module_scope)

@@ -123,14 +123,16 @@ class GetInclusionProofRequest(_message.Message):
     def __init__(self, event_id: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class GetInclusionProofResponse(_message.Message):
-    __slots__ = ("proof", "checkpoint", "event")
+    __slots__ = ("proof", "checkpoint", "event", "validator_chain")
     PROOF_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_CHAIN_FIELD_NUMBER: _ClassVar[int]
     proof: _ledger_pb2.InclusionProof
     checkpoint: _ledger_pb2.Checkpoint
     event: _ledger_pb2.SignedEvent
-    def __init__(self, proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ...) -> None: ...
+    validator_chain: _ledger_pb2.ValidatorChain
+    def __init__(self, proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ..., validator_chain: _Optional[_Union[_ledger_pb2.ValidatorChain, _Mapping]] = ...) -> None: ...
 
 class GetConsistencyProofRequest(_message.Message):
     __slots__ = ("first_height", "second_height")
@@ -141,14 +143,16 @@ class GetConsistencyProofRequest(_message.Message):
     def __init__(self, first_height: _Optional[int] = ..., second_height: _Optional[int] = ...) -> None: ...
 
 class GetConsistencyProofResponse(_message.Message):
-    __slots__ = ("proof", "first", "second")
+    __slots__ = ("proof", "first", "second", "validator_chain")
     PROOF_FIELD_NUMBER: _ClassVar[int]
     FIRST_FIELD_NUMBER: _ClassVar[int]
     SECOND_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_CHAIN_FIELD_NUMBER: _ClassVar[int]
     proof: _ledger_pb2.ConsistencyProof
     first: _ledger_pb2.Checkpoint
     second: _ledger_pb2.Checkpoint
-    def __init__(self, proof: _Optional[_Union[_ledger_pb2.ConsistencyProof, _Mapping]] = ..., first: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., second: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+    validator_chain: _ledger_pb2.ValidatorChain
+    def __init__(self, proof: _Optional[_Union[_ledger_pb2.ConsistencyProof, _Mapping]] = ..., first: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., second: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., validator_chain: _Optional[_Union[_ledger_pb2.ValidatorChain, _Mapping]] = ...) -> None: ...
 
 class GetAssetRequest(_message.Message):
     __slots__ = ("asset_id",)

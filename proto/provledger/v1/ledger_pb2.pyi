@@ -361,18 +361,22 @@ class Approval(_message.Message):
     def __init__(self, approver: _Optional[_Union[Author, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GovernanceChange(_message.Message):
-    __slots__ = ("proposal_nonce", "member_added", "member_removed", "key_rotated", "role_changed")
+    __slots__ = ("proposal_nonce", "member_added", "member_removed", "key_rotated", "role_changed", "validator_added", "validator_removed")
     PROPOSAL_NONCE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ADDED_FIELD_NUMBER: _ClassVar[int]
     MEMBER_REMOVED_FIELD_NUMBER: _ClassVar[int]
     KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
     ROLE_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_ADDED_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_REMOVED_FIELD_NUMBER: _ClassVar[int]
     proposal_nonce: int
     member_added: MemberAdded
     member_removed: MemberRemoved
     key_rotated: KeyRotated
     role_changed: RoleChanged
-    def __init__(self, proposal_nonce: _Optional[int] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., role_changed: _Optional[_Union[RoleChanged, _Mapping]] = ...) -> None: ...
+    validator_added: ValidatorAdded
+    validator_removed: ValidatorRemoved
+    def __init__(self, proposal_nonce: _Optional[int] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., role_changed: _Optional[_Union[RoleChanged, _Mapping]] = ..., validator_added: _Optional[_Union[ValidatorAdded, _Mapping]] = ..., validator_removed: _Optional[_Union[ValidatorRemoved, _Mapping]] = ...) -> None: ...
 
 class MemberAdded(_message.Message):
     __slots__ = ("member_id", "name", "role", "public_key")
@@ -409,6 +413,20 @@ class RoleChanged(_message.Message):
     member_id: str
     role: Role
     def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+
+class ValidatorAdded(_message.Message):
+    __slots__ = ("validator_id", "public_key")
+    VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    validator_id: str
+    public_key: bytes
+    def __init__(self, validator_id: _Optional[str] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+
+class ValidatorRemoved(_message.Message):
+    __slots__ = ("validator_id",)
+    VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    validator_id: str
+    def __init__(self, validator_id: _Optional[str] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
     __slots__ = ("chain_id", "height", "previous_block_id", "time_ms", "proposer_id", "events_root", "event_count", "log_size", "log_root", "state_root", "validators_hash", "last_commit_hash", "evidence_hash")
@@ -525,3 +543,25 @@ class ConsistencyProof(_message.Message):
     second_size: int
     hashes: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ValidatorChangeProof(_message.Message):
+    __slots__ = ("event", "proof")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    event: SignedEvent
+    proof: InclusionProof
+    def __init__(self, event: _Optional[_Union[SignedEvent, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
+
+class ValidatorChangeStep(_message.Message):
+    __slots__ = ("checkpoint", "changes")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: Checkpoint
+    changes: _containers.RepeatedCompositeFieldContainer[ValidatorChangeProof]
+    def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[ValidatorChangeProof, _Mapping]]] = ...) -> None: ...
+
+class ValidatorChain(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[ValidatorChangeStep]
+    def __init__(self, steps: _Optional[_Iterable[_Union[ValidatorChangeStep, _Mapping]]] = ...) -> None: ...

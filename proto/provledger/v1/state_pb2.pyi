@@ -157,6 +157,26 @@ class DisputeRecord(_message.Message):
     resolution: str
     def __init__(self, dispute_id: _Optional[str] = ..., order_id: _Optional[str] = ..., opened_by: _Optional[str] = ..., reason: _Optional[str] = ..., resolved: _Optional[bool] = ..., outcome: _Optional[_Union[_ledger_pb2.DisputeOutcome, str]] = ..., resolution: _Optional[str] = ...) -> None: ...
 
+class ValidatorEntry(_message.Message):
+    __slots__ = ("validator_id", "public_key")
+    VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    validator_id: str
+    public_key: bytes
+    def __init__(self, validator_id: _Optional[str] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+
+class ValidatorSetRecord(_message.Message):
+    __slots__ = ("index", "from_height", "validators", "event_ids")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    from_height: int
+    validators: _containers.RepeatedCompositeFieldContainer[ValidatorEntry]
+    event_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, index: _Optional[int] = ..., from_height: _Optional[int] = ..., validators: _Optional[_Iterable[_Union[ValidatorEntry, _Mapping]]] = ..., event_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class StoredBlock(_message.Message):
     __slots__ = ("header", "last_commit", "certificate", "event_ids", "evidence")
     HEADER_FIELD_NUMBER: _ClassVar[int]

@@ -1,0 +1,440 @@
+"""Validator-set changes (protocol/validators.py, docs/adr/013): governance adds and removes
+validators; a change committed at height H signs from H + 2; every refusal has its code; the
+header's validators_hash, commit certificates (proposed and synced), proposers and evidence
+all follow the set of their height; consensus votes only at heights whose set holds it.
+
+A chain here is a proposing `LedgerApplication` and a follower that commits every block as a
+synced one (certificate checked, block re-executed), both over in-memory stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pytest
+from sim.memory_store import MemoryChainStore
+from support.consensus_inputs import FakeApplication, make_block, sign_proposal
+from support.memory_state import GENESIS_TIME_MS, Consortium, signing_key
+
+from provledger.protocol import blocks, consensus, validators
+from provledger.protocol.application import LedgerApplication, Origin, commit_now
+from provledger.protocol.errors import Rejected
+from provledger.protocol.events import DecodedEvent
+from provledger.protocol.genesis import Validator, ValidatorSet
+from provledger.protocol.votes import PREVOTE, evidence_key, make_evidence, sign_vote
+from provledger.v1 import ledger_pb2, peer_pb2
+
+QUORUM = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of 5 active members
+
+
+def keys_of(names: Iterable[str]) -> dict[str, object]:
+    return {name: signing_key(name) for name in names}
+
+
+def change(kind: str, nonce: int, **fields) -> ledger_pb2.GovernanceChange:
+    return ledger_pb2.GovernanceChange(proposal_nonce=nonce, **{kind: fields})
+
+
+def add(consortium: Consortium, validator_id: str, nonce: int, key=None) -> ledger_pb2.SignedEvent:
+    public_key = (key or signing_key(validator_id)).public_key
+    return consortium.govern(
+        "agency-a",
+        change("validator_added", nonce, validator_id=validator_id, public_key=public_key),
+        QUORUM,
+    )
+
+
+def remove(consortium: Consortium, validator_id: str, nonce: int) -> ledger_pb2.SignedEvent:
+    return consortium.govern(
+        "agency-a", change("validator_removed", nonce, validator_id=validator_id), QUORUM
+    )
+
+
+class Chain:
+    """A proposer and a follower over in-memory stores, committing one block per `block`."""
+
+    def __init__(self, consortium: Consortium) -> None:
+        self.consortium = consortium
+        self.genesis = consortium.genesis
+        self.leader = LedgerApplication(self.genesis, MemoryChainStore(self.genesis), "leader")
+        self.follower = LedgerApplication(self.genesis, MemoryChainStore(self.genesis), "f")
+        self.now_ms = GENESIS_TIME_MS
+        self.headers: list[ledger_pb2.BlockHeader] = []
+
+    @property
+    def height(self) -> int:
+        return self.leader.store.head_height
+
+    def signers(self, height: int) -> list[str]:
+        return [v.validator_id for v in self.leader.validator_set(height).validators]
+
+    def certificate(
+        self, block: ledger_pb2.Block, signers: Sequence[str]
+    ) -> ledger_pb2.CommitCertificate:
+        header = blocks.decode_header(block.header)
+        identifier = blocks.block_id(block.header)
+        return ledger_pb2.CommitCertificate(
+            height=header.height,
+            block_id=identifier,
+            signatures=[
+                ledger_pb2.CommitSignature(
+                    validator_id=name,
+                    signature=blocks.sign_precommit(
+                        signing_key(name), self.consortium.chain_id, header.height, 0, identifier
+                    ),
+                )
+                for name in sorted(signers)
+            ],
+        )
+
+    def admit(self, events: Sequence[ledger_pb2.SignedEvent]) -> list:
+        app = self.leader
+        return app.admit(app.decode_all(events), self.now_ms, Origin.CLIENT)
+
+    def block(
+        self,
+        events: Sequence[ledger_pb2.SignedEvent] = (),
+        *,
+        proposer: str | None = None,
+        evidence: Sequence[ledger_pb2.Evidence] = (),
+    ) -> ledger_pb2.Block:
+        """Admit `events`, propose the next block by the height's first validator (or
+        `proposer`), commit it on both with a certificate by the whole set of its height."""
+        outcomes = self.admit(events)
+        assert all(isinstance(o, DecodedEvent) for o in outcomes), outcomes
+        for item in evidence:
+            assert self.leader.add_evidence(item)
+        height = self.height + 1
+        self.leader.node_id = proposer or self.signers(height)[0]
+        self.now_ms += 1_000
+        block = self.leader.propose(height, 0, self.now_ms)
+        assert not [r for r in self.leader.take_reports()], "every event made it"
+        certificate = self.certificate(block, self.signers(height))
+        for app in (self.leader, self.follower):
+            store = app.store
+            executed = commit_now(
+                app.commit(block, certificate, _writer(store), synced=app is self.follower)
+            )
+            assert executed is not None
+        self.headers.append(blocks.decode_header(block.header))
+        return block
+
+
+def _writer(store: MemoryChainStore):
+    async def write(executed, certificate) -> None:
+        store.commit_block(executed, certificate)
+
+    return write
+
+
+@pytest.fixture
+def consortium() -> Consortium:
+    return Consortium()
+
+
+@pytest.fixture
+def chain(consortium: Consortium) -> Chain:
+    return Chain(consortium)
+
+
+def ids(validator_set: ValidatorSet) -> list[str]:
+    return [v.validator_id for v in validator_set.validators]
+
+
+GENESIS_IDS = ["validator-0", "validator-1", "validator-2", "validator-3"]
+
+
+# --- taking effect at H + 2 -------------------------------------------------------------------
+
+
+def test_a_validator_added_at_h_signs_from_h_plus_2(chain: Chain) -> None:
+    chain.block()
+    chain.block([add(chain.consortium, "validator-4", 1)])  # H = 2
+    for app in (chain.leader, chain.follower):
+        assert ids(app.validator_set(2)) == GENESIS_IDS
+        assert ids(app.validator_set(3)) == GENESIS_IDS
+        assert ids(app.validator_set(4)) == [*GENESIS_IDS, "validator-4"]
+    chain.block()  # 3: still the genesis set
+    chain.block(proposer="validator-4")  # 4: the new one proposes, five sign
+    genesis_hash = chain.genesis.validator_set.hash()
+    assert [h.validators_hash == genesis_hash for h in chain.headers] == [1, 1, 1, 0]
+    assert chain.headers[3].validators_hash == chain.leader.validator_set(4).hash()
+    history = chain.follower.validator_history()
+    assert [e.from_height for e in history.epochs] == [1, 4]
+    record = chain.follower.store.load("validators", "latest")
+    assert record.index == 1 and record.from_height == 4 and len(record.event_ids) == 1
+
+
+def test_a_removed_validator_stops_signing_at_h_plus_2_and_the_chain_goes_on(chain: Chain) -> None:
+    chain.block([remove(chain.consortium, "validator-3", 1)])  # H = 1
+    chain.block()  # 2: four still sign
+    assert ids(chain.follower.validator_set(2)) == GENESIS_IDS
+    assert ids(chain.follower.validator_set(3)) == GENESIS_IDS[:3]
+    chain.block()  # 3: three sign (the follower checked their certificate)
+    chain.block()
+    assert chain.headers[-1].validators_hash == chain.follower.validator_set(4).hash()
+
+
+def test_two_changes_in_one_block_make_one_set(chain: Chain) -> None:
+    consortium = chain.consortium
+    chain.block([add(consortium, "validator-4", 1), remove(consortium, "validator-0", 2)])
+    history = chain.follower.validator_history()
+    assert [e.from_height for e in history.epochs] == [1, 3]
+    assert ids(history.latest.validators) == [*GENESIS_IDS[1:], "validator-4"]
+    assert len(chain.follower.store.load("validators", "latest").event_ids) == 2
+    chain.block()
+    chain.block(proposer="validator-4")
+
+
+def test_changes_in_consecutive_blocks_chain_up(chain: Chain) -> None:
+    consortium = chain.consortium
+    chain.block([add(consortium, "validator-4", 1)])  # from 3
+    chain.block([add(consortium, "validator-5", 2)])  # from 4, over the set from 3
+    history = chain.follower.validator_history()
+    assert [(e.from_height, len(e.validators.validators)) for e in history.epochs] == [
+        (1, 4),
+        (3, 5),
+        (4, 6),
+    ]
+    for _ in range(3):
+        chain.block()
+    assert ids(chain.follower.validator_set(5))[-2:] == ["validator-4", "validator-5"]
+
+
+# --- the refusals, each with its code ------------------------------------------------------------
+
+
+def refusal(chain: Chain, event: ledger_pb2.SignedEvent) -> Rejected:
+    (outcome,) = chain.admit([event])
+    assert isinstance(outcome, Rejected), outcome
+    return outcome
+
+
+def test_adding_a_validator_twice_is_refused(chain: Chain) -> None:
+    error = refusal(chain, add(chain.consortium, "validator-1", 1, key=signing_key("fresh")))
+    assert error.code == "validator_exists"
+
+
+def test_a_key_another_validator_holds_is_refused(chain: Chain) -> None:
+    error = refusal(chain, add(chain.consortium, "validator-9", 1, key=signing_key("validator-2")))
+    assert error.code == "validator_key_exists"
+
+
+def test_removing_an_unknown_validator_is_refused(chain: Chain) -> None:
+    assert refusal(chain, remove(chain.consortium, "validator-9", 1)).code == "unknown_validator"
+
+
+def test_the_last_validator_is_never_removed() -> None:
+    chain = Chain(Consortium(validator_ids=("validator-0",)))
+    assert refusal(chain, remove(chain.consortium, "validator-0", 1)).code == "last_validator"
+
+
+def test_a_set_the_validators_before_cannot_make_quorum_of_is_refused(chain: Chain) -> None:
+    """Four validators add a fifth in one block (4 of 5 kept: a quorum), not a sixth too."""
+    consortium = chain.consortium
+    first, second = add(consortium, "validator-4", 1), add(consortium, "validator-5", 2)
+    outcomes = chain.admit([first])
+    assert isinstance(outcomes[0], DecodedEvent)
+    height = chain.height + 1
+    chain.leader.node_id = chain.signers(height)[0]
+    # Judged by the proposer in the same block as the first: left out, with the reason.
+    chain.admit([second])  # admission judges it alone, against the committed state
+    block = chain.leader.propose(height, 0, chain.now_ms + 1_000)
+    (left_out,) = chain.leader.take_reports()
+    assert left_out.rejection.code == "validator_quorum_lost"
+    assert len(block.events) == 1
+    # And as a block's event, it makes the block invalid for a validator.
+    forged = blocks.execute_block(
+        state=chain.leader.store,
+        log=chain.leader.store.log,
+        tip=chain.leader.store.tip,
+        chain_id=consortium.chain_id,
+        candidates=[consortium.decode(first), consortium.decode(second)],
+        time_ms=chain.now_ms + 1_000,
+        proposer_id="validator-1",
+        genesis_validators=chain.genesis.validator_set,
+        last_commit=None,
+        strict=False,
+    )
+    assert [r.code for _, r in forged.rejected] == ["validator_quorum_lost"]
+
+
+def test_a_bad_validator_id_or_key_is_refused(chain: Chain) -> None:
+    consortium = chain.consortium
+    bad_id = consortium.govern(
+        "agency-a",
+        change("validator_added", 1, validator_id="no spaces", public_key=bytes(32)),
+        QUORUM,
+    )
+    assert refusal(chain, bad_id).code == "bad_identifier"
+    short_key = consortium.govern(
+        "agency-a",
+        change("validator_added", 2, validator_id="validator-9", public_key=b"short"),
+        QUORUM,
+    )
+    assert refusal(chain, short_key).code == "bad_key"
+
+
+def test_a_validator_change_needs_the_members_quorum(chain: Chain) -> None:
+    event = chain.consortium.govern(
+        "agency-a",
+        change("validator_removed", 1, validator_id="validator-3"),
+        ("agency-a", "agency-b"),
+    )
+    assert refusal(chain, event).code == "no_quorum"
+
+
+def test_outside_a_block_a_validator_change_is_refused(consortium: Consortium) -> None:
+    state = consortium.state()
+    with pytest.raises(Rejected) as error:
+        consortium.apply(state, remove(consortium, "validator-3", 1), GENESIS_TIME_MS + 1)
+    assert error.value.code == "no_validator_context"
+
+
+def test_apply_change_measures_the_quorum_against_the_set_before_the_block() -> None:
+    four = ValidatorSet(
+        tuple(Validator(f"v{i}", signing_key(f"v{i}").public_key) for i in range(4))
+    )
+    body = ledger_pb2.ValidatorAdded(validator_id="v4", public_key=signing_key("v4").public_key)
+    five = validators.apply_change(four, four, "validator_added", body)
+    assert ids(five) == ["v0", "v1", "v2", "v3", "v4"]
+    sixth = ledger_pb2.ValidatorAdded(validator_id="v5", public_key=signing_key("v5").public_key)
+    assert ids(validators.apply_change(five, five, "validator_added", sixth))[-1] == "v5"
+    with pytest.raises(Rejected, match="validator_quorum_lost"):
+        validators.apply_change(four, five, "validator_added", sixth)
+
+
+# --- certificates, proposers and evidence follow the height's set ------------------------------
+
+
+def test_a_synced_block_certified_by_the_old_set_after_a_change_is_refused(chain: Chain) -> None:
+    consortium = chain.consortium
+    chain.block([remove(consortium, "validator-0", 1), add(consortium, "validator-4", 2)])
+    chain.block()  # 2
+    leader = chain.leader
+    leader.node_id = "validator-1"
+    chain.now_ms += 1_000
+    block = leader.propose(3, 0, chain.now_ms)
+    old = chain.certificate(block, GENESIS_IDS)  # validator-0 is no longer a validator
+    with pytest.raises(Rejected, match="'validator-0' is not a validator"):
+        commit_now(chain.follower.commit(block, old, _writer(chain.follower.store), synced=True))
+    too_few = chain.certificate(block, ["validator-1", "validator-2"])
+    with pytest.raises(Rejected, match="a quorum is 3"):
+        commit_now(
+            chain.follower.commit(block, too_few, _writer(chain.follower.store), synced=True)
+        )
+    right = chain.certificate(block, ["validator-1", "validator-2", "validator-4"])
+    assert commit_now(
+        chain.follower.commit(block, right, _writer(chain.follower.store), synced=True)
+    )
+
+
+def test_a_removed_validator_may_not_propose(chain: Chain) -> None:
+    chain.block([remove(chain.consortium, "validator-0", 1)])
+    chain.block()
+    leader = chain.leader
+    leader.node_id = "validator-0"
+    chain.now_ms += 1_000
+    block = leader.propose(3, 0, chain.now_ms)
+    certificate = chain.certificate(block, GENESIS_IDS[1:])
+    with pytest.raises(Rejected, match="proposer 'validator-0' is not a validator"):
+        commit_now(
+            chain.follower.commit(block, certificate, _writer(chain.follower.store), synced=True)
+        )
+
+
+def equivocation(chain: Chain, validator_id: str, height: int) -> ledger_pb2.Evidence:
+    key = signing_key(validator_id)
+    votes = []
+    for label in (b"a" * 32, b"b" * 32):
+        vote = ledger_pb2.Vote(
+            type=PREVOTE, height=height, round=0, block_id=label, validator_id=validator_id
+        )
+        vote.signature = sign_vote(key, chain.consortium.chain_id, vote)
+        votes.append(vote)
+    return make_evidence(*votes)
+
+
+def test_evidence_is_judged_by_the_set_of_its_votes_height(chain: Chain) -> None:
+    chain.block([add(chain.consortium, "validator-4", 1)])  # signs from 3
+    chain.block()
+    # validator-4 equivocating at height 2 is nobody's evidence: it was not a validator then.
+    assert not chain.leader.add_evidence(equivocation(chain, "validator-4", 2))
+    # At height 3 it is.
+    at_3 = equivocation(chain, "validator-4", 3)
+    assert chain.leader.add_evidence(at_3)
+    chain.block()  # height 3 records it from the pool (the follower re-checks it)
+    assert chain.follower.store.load("evidence", validators_key(at_3)) is not None
+    # A vote for a height after the next block's is refused: its set is not final.
+    assert not chain.leader.add_evidence(equivocation(chain, "validator-1", chain.height + 2))
+
+
+def validators_key(evidence: ledger_pb2.Evidence) -> str:
+    return evidence_key(evidence.first)
+
+
+# --- consensus votes at the heights whose set holds it -----------------------------------------
+
+
+def test_consensus_takes_each_heights_set_and_votes_only_in_it() -> None:
+    consortium = Consortium()
+    four = consortium.genesis.validator_set
+    newcomer = Validator("validator-4", signing_key("validator-4").public_key)
+    five = ValidatorSet((*four.validators, newcomer))
+    app = FakeApplication(consortium.chain_id, four, changes={3: five})
+    state = consensus.ConsensusState(
+        chain_id=consortium.chain_id,
+        validators=four,
+        key=signing_key("validator-4"),
+        validator_id="validator-4",
+    )
+    state, outputs = consensus.step(state, consensus.StartHeight(2, GENESIS_TIME_MS), app)
+    assert state.validators == four
+    proposal = sign_proposal(consortium, make_block(consortium.chain_id, 2, "b2"), 0)
+    state, outputs = consensus.step(state, consensus.ProposalReceived(proposal, 1), app)
+    assert not [o for o in outputs if isinstance(o, consensus.Persist)], "not a validator at 2"
+    state.step = consensus.Step.COMMITTED
+    state, outputs = consensus.step(state, consensus.StartHeight(3, GENESIS_TIME_MS), app)
+    assert state.validators == five
+    proposer = consensus.proposer(five, 3, 0)
+    assert proposer == "validator-3"
+    block = make_block(consortium.chain_id, 3, "b3")
+    proposal = peer_proposal(consortium, block, proposer)
+    state, outputs = consensus.step(state, consensus.ProposalReceived(proposal, 2), app)
+    persisted = [o.message for o in outputs if isinstance(o, consensus.Persist)]
+    assert persisted and persisted[0].height == 3, "votes (or proposes) at 3"
+    # Removed from 4 on: it follows without voting.
+    app.changes[4] = four
+    state.step = consensus.Step.COMMITTED
+    state, outputs = consensus.step(state, consensus.StartHeight(4, GENESIS_TIME_MS), app)
+    block = make_block(consortium.chain_id, 4, "b4")
+    proposal = peer_proposal(consortium, block, consensus.proposer(four, 4, 0))
+    state, outputs = consensus.step(state, consensus.ProposalReceived(proposal, 3), app)
+    assert not [o for o in outputs if isinstance(o, consensus.Persist)]
+
+
+def peer_proposal(
+    consortium: Consortium, block: ledger_pb2.Block, proposer_id: str
+) -> peer_pb2.Proposal:
+    """A round-0 proposal of `block` by `proposer_id`, who need not be a genesis validator."""
+    return sign_proposal(
+        consortium, block, 0, proposer_id=proposer_id, key=signing_key(proposer_id)
+    )
+
+
+def test_a_message_for_the_next_height_is_buffered_by_the_next_heights_set() -> None:
+    consortium = Consortium()
+    four = consortium.genesis.validator_set
+    newcomer = Validator("validator-4", signing_key("validator-4").public_key)
+    five = ValidatorSet((*four.validators, newcomer))
+    app = FakeApplication(consortium.chain_id, four, changes={3: five})
+    state = consensus.ConsensusState(
+        chain_id=consortium.chain_id, validators=four, key=None, validator_id=None
+    )
+    state, _ = consensus.step(state, consensus.StartHeight(2, GENESIS_TIME_MS), app)
+    vote = ledger_pb2.Vote(
+        type=PREVOTE, height=3, round=0, block_id=b"x" * 32, validator_id="validator-4"
+    )
+    vote.signature = sign_vote(signing_key("validator-4"), consortium.chain_id, vote)
+    state, _ = consensus.step(state, consensus.VoteReceived(vote, 1), app)
+    assert len(state.future) == 1
