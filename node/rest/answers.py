@@ -54,6 +54,7 @@ from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.events import event_id as compute_event_id
 from provledger.protocol.lineage import LineageQuery
+from provledger.protocol.validators import validator_set_at
 from provledger.v1 import ledger_pb2, state_pb2
 
 
@@ -71,6 +72,8 @@ class Answers:
         genesis = queries.genesis
         head = queries.store.head_height
         block = queries.block(head) if head else None
+        # The validators that sign the next block: the genesis set until governance changes it.
+        signing = validator_set_at(queries.store, genesis.validator_set, head + 1)
         return StatusView(
             chain_id=genesis.chain_id,
             node_id=self.node_id,
@@ -82,9 +85,9 @@ class Answers:
             log_root=(block.header.log_root if block else merkle.EMPTY_ROOT).hex(),
             validators=[
                 ValidatorView(validator_id=v.validator_id, public_key=v.public_key.hex())
-                for v in genesis.validator_set.validators
+                for v in signing.validators
             ],
-            quorum_size=genesis.validator_set.quorum_size,
+            quorum_size=signing.quorum_size,
         )
 
     def blocks(self, cursor: str | None, limit: int) -> BlockPage:
