@@ -12,16 +12,23 @@ an in-memory store, admitting and committing through the same calls as the node 
   before sending it), and restart with only what was durable: committed blocks and the
   consensus write-ahead log;
 - Byzantine validators equivocate (they sign a second, conflicting vote for every vote) and
-  replay genuine old proposals and votes to random peers.
+  replay genuine old proposals and votes to random peers;
+- the validator set changes (in about half the seeds, docs/adr/013): a spare node, outside the
+  genesis set, follows from the start; during the fault phase governance adds it, and removes
+  a validator drawn from all of them (an equivocator, an honest one, or the spare itself).
+  Each change is submitted again until it commits, so both always happen.
 
 No node ever sends a proposal whose block is over the byte budget (ADR 011): the node's
 transport would refuse it. That holds even for a node restarted with such a proposal in its
 write-ahead log, which it must withhold (tests/sim/test_simulation.py plants one).
 
 Invariants are checked after every delivery, timer and commit; a violation raises
-`InvariantBroken` with the seed. After the fault phase all faults stop (partitions heal,
-crashed nodes restart, the network stops dropping) and every honest node must commit again
-within a bounded simulated time, and record evidence against every equivocator.
+`InvariantBroken` with the seed. Besides safety, every committed block must name, and be
+certified by a quorum of, the set the simulator itself expects at its height (from the changes
+it saw committed, each from H + 2), and no honest node may sign a vote at a height whose set
+does not hold it. After the fault phase all faults stop (partitions heal, crashed nodes
+restart, the network stops dropping) and every honest node must commit again within a bounded
+simulated time, and record evidence against every equivocator still in the latest set.
 
 Run one seed: `python tests/sim/run.py --seed 1234 --validators 4`.
 """
@@ -36,12 +43,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.memory_store import MemoryChainStore
-from support.memory_state import Consortium, digest
+from support.memory_state import Consortium, digest, signing_key
 
 from provledger.protocol import blocks, consensus
 from provledger.protocol.application import LedgerApplication, Origin, commit_now
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import DecodedEvent
+from provledger.protocol.limits import VALIDATOR_CHANGE_DELAY_BLOCKS
+from provledger.protocol.validators import Epoch, ValidatorHistory, apply_change
 from provledger.protocol.votes import sign_vote
 from provledger.v1 import ledger_pb2, peer_pb2
 
@@ -58,6 +67,8 @@ SYNC_RETRY_MS = 500
 REBROADCAST_INTERVAL_MS = 400
 SEEN_MESSAGES_MAX = 400
 REPLAYS_PER_TICK_MAX = 8
+GOVERNANCE_RETRY_MS = 1_000
+APPROVERS = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of the 5 members
 
 
 class InvariantBroken(Exception):
@@ -78,6 +89,7 @@ class Scenario:
     crash_count: int
     partition_count: int
     event_interval_ms: int
+    validator_changes: bool = False
 
     @classmethod
     def from_seed(cls, seed: int, validators: int) -> Scenario:
@@ -95,6 +107,7 @@ class Scenario:
             crash_count=rng.randint(0, 3),
             partition_count=rng.randint(0, 2),
             event_interval_ms=rng.choice([50, 150, 400]),
+            validator_changes=rng.random() < 0.5,  # drawn last: earlier fields keep their seeds
         )
 
 
@@ -109,7 +122,7 @@ class SimNode:
     def __init__(self, sim: Simulation, index: int) -> None:
         self.sim = sim
         self.index = index
-        self.node_id = sim.consortium_validator_ids[index]
+        self.node_id = sim.node_ids[index]
         self.byzantine = index in sim.scenario.byzantine
         self.store = MemoryChainStore(sim.consortium.genesis)  # durable across crashes
         self.clock_offset_ms = sim.rng.randint(-50, 50)
@@ -131,7 +144,7 @@ class SimNode:
         self.state = consensus.ConsensusState(
             chain_id=sim.consortium.chain_id,
             validators=sim.consortium.genesis.validator_set,
-            key=sim.consortium.validator_keys[self.node_id],
+            key=sim.keys[self.node_id],
             validator_id=self.node_id,
             params=SIM_PARAMS,
         )
@@ -336,6 +349,16 @@ class Simulation:
         validator_ids = tuple(f"validator-{i}" for i in range(scenario.validators))
         self.consortium = Consortium(validator_ids=validator_ids)
         self.consortium_validator_ids = validator_ids
+        # The spare node, outside the genesis set, that governance adds (its key is its own).
+        spare = (f"validator-{scenario.validators}",) if scenario.validator_changes else ()
+        self.node_ids = validator_ids + spare
+        self.keys = {node_id: signing_key(node_id) for node_id in self.node_ids}
+        # The validator sets as the simulator expects them, from the changes it saw committed.
+        self.expected = ValidatorHistory.of_genesis(self.consortium.genesis.validator_set)
+        self.changes_committed: dict[int, tuple[str, ...]] = {}  # height -> change kinds
+        self.governance_nonce = 0
+        self._replayed: set[int] = set()
+        self.changes_submitted: set[bytes] = set()
         self.partition: dict[int, int] | None = None  # node index -> side
         self.blocked_links: set[tuple[int, int]] = set()
         self.faults_active = True
@@ -345,7 +368,7 @@ class Simulation:
         self.equivocations: set[str] = set()
         self.event_counter = 0
         self.nodes: list[SimNode] = []
-        for index in range(scenario.validators):
+        for index in range(len(self.node_ids)):
             self.nodes.append(SimNode(self, index))
 
     # --- scheduling -------------------------------------------------------------------------
@@ -410,9 +433,7 @@ class Simulation:
         other = ledger_pb2.Vote()
         other.CopyFrom(vote)
         other.block_id = b"" if vote.block_id else digest(f"fake-{vote.height}-{vote.round}")
-        other.signature = sign_vote(
-            self.consortium.validator_keys[node.node_id], self.consortium.chain_id, other
-        )
+        other.signature = sign_vote(self.keys[node.node_id], self.consortium.chain_id, other)
         self.equivocations.add(node.node_id)
         peers = [peer for peer in self.nodes if peer is not node]
         for position, peer in enumerate(peers):
@@ -425,7 +446,7 @@ class Simulation:
     def plan_faults(self) -> None:
         scenario = self.scenario
         for _ in range(scenario.crash_count):
-            victim = self.rng.randrange(scenario.validators)
+            victim = self.rng.randrange(len(self.nodes))
             at = self.rng.randint(100, scenario.fault_phase_ms)
             down_for = self.rng.randint(50, 2_000)
             self.schedule(at, lambda v=victim, d=down_for: self._crash(v, d))
@@ -434,6 +455,16 @@ class Simulation:
             lasting = self.rng.randint(200, 3_000)
             self.schedule(at, lambda length=lasting: self._partition(length))
         self.schedule(self.rng.randint(0, scenario.event_interval_ms), self._client_event)
+        if scenario.validator_changes:
+            spare = self.node_ids[-1]
+            added = ledger_pb2.ValidatorAdded(
+                validator_id=spare, public_key=self.keys[spare].public_key
+            )
+            removed_id = self.node_ids[self.rng.randrange(len(self.node_ids))]
+            removed = ledger_pb2.ValidatorRemoved(validator_id=removed_id)
+            for kind, body in (("validator_added", added), ("validator_removed", removed)):
+                at = self.rng.randint(0, scenario.fault_phase_ms)
+                self.schedule(at, lambda k=kind, b=body: self._submit_change(k, b))
 
     def _crash(self, victim: int, down_for_ms: int) -> None:
         node = self.nodes[victim]
@@ -455,7 +486,7 @@ class Simulation:
     def _partition(self, lasting_ms: int) -> None:
         if not self.faults_active:
             return
-        indexes = list(range(self.scenario.validators))
+        indexes = list(range(len(self.nodes)))
         if self.rng.random() < 0.5:
             self.rng.shuffle(indexes)
             cut = self.rng.randint(1, len(indexes) - 1)
@@ -486,6 +517,28 @@ class Simulation:
             self.rng.choice(candidates).admit([signed], Origin.CLIENT)
         self.schedule(self.scenario.event_interval_ms, self._client_event)
 
+    def _submit_change(self, kind: str, body: Any) -> None:
+        """A validator-set change, approved by a quorum of the members, submitted to a random
+        honest node that is up; submitted again until it commits (a crash loses a mempool)."""
+        self.governance_nonce += 1
+        change = ledger_pb2.GovernanceChange(proposal_nonce=self.governance_nonce)
+        getattr(change, kind).CopyFrom(body)
+        signed = self.consortium.govern("agency-a", change, APPROVERS)
+        self._submit_until_committed(signed)
+
+    def _submit_until_committed(self, signed: ledger_pb2.SignedEvent) -> None:
+        identifier = hashlib.sha256(signed.body).digest()
+        self.changes_submitted.add(identifier)
+        if self._change_committed(identifier):
+            return
+        candidates = [n for n in self.nodes if n.up and not n.byzantine]
+        if candidates:
+            self.rng.choice(candidates).admit([signed], Origin.CLIENT)
+        self.schedule(GOVERNANCE_RETRY_MS, lambda: self._submit_until_committed(signed))
+
+    def _change_committed(self, identifier: bytes) -> bool:
+        return any(identifier in node.store.event_ids for node in self.honest())
+
     # --- invariants ------------------------------------------------------------------------
 
     def fail(self, message: str) -> None:
@@ -502,6 +555,8 @@ class Simulation:
             or message.validator_id != node.node_id  # a relayed vote
         ):
             return
+        if self.expected.at(message.height).public_key(node.node_id) is None:
+            self.fail(f"{node.node_id} signed a vote at height {message.height}, outside its set")
         key = (message.validator_id, message.height, message.round, message.type)
         earlier = self.honest_signed.setdefault(key, message.block_id)
         if earlier != message.block_id:
@@ -520,6 +575,40 @@ class Simulation:
         earlier = self.decided.setdefault(height, executed.block_id)
         if earlier != executed.block_id:
             self.fail(f"two honest nodes committed different blocks at height {height}")
+        self.check_validators(node, executed)
+
+    def check_validators(self, node: SimNode, executed: blocks.ExecutedBlock) -> None:
+        """The block names the set the simulator expects at its height and is certified by a
+        quorum of it; a block's validator-set changes are replayed here (by the same
+        `apply_change` a verifier walking the chain uses) into the sets expected from H + 2."""
+        height = executed.header.height
+        expected = self.expected.at(height)
+        if executed.header.validators_hash != expected.hash():
+            self.fail(f"{node.node_id}: block {height} names another validator set")
+        _, certificate = node.store.block(height)
+        signers = {entry.validator_id for entry in certificate.signatures}
+        if len(signers) < expected.quorum_size or any(
+            expected.public_key(signer) is None for signer in signers
+        ):
+            self.fail(f"{node.node_id}: block {height} is not certified by its set")
+        changes = [
+            (d.event_id, ledger_pb2.GovernanceChange.FromString(d.event.governance.change))
+            for d in executed.events
+            if d.kind == "governance"
+        ]
+        kinds = tuple(c.WhichOneof("change") for _, c in changes)
+        if self.changes_committed.setdefault(height, kinds) != kinds:
+            self.fail(f"{node.node_id}: block {height} committed other governance changes")
+        if height in self._replayed or not kinds:
+            return
+        self._replayed.add(height)
+        base = current = self.expected.latest.validators
+        for _, change in changes:
+            kind = change.WhichOneof("change")
+            current = apply_change(base, current, kind, getattr(change, kind))
+        self.expected = self.expected.with_epoch(
+            Epoch(height + VALIDATOR_CHANGE_DELAY_BLOCKS, current)
+        )
 
     def check_all(self) -> None:
         for node in self.nodes:
@@ -549,14 +638,19 @@ class Simulation:
         target = baseline + 3
 
         def live() -> bool:
-            caught_up = all(node.store.head_height >= target for node in self.honest())
-            return caught_up and self._evidence_recorded()
+            # Every validator-set change committed, and the latest set signed two blocks.
+            changed = all(self._change_committed(i) for i in self.changes_submitted)
+            last = max(target, self.expected.latest.from_height + 1)
+            caught_up = all(node.store.head_height >= last for node in self.honest())
+            return changed and caught_up and self._evidence_recorded()
 
         if not self.run_until(self.time_ms + liveness_ms, live):
             heights = {node.node_id: node.store.head_height for node in self.nodes}
             self.fail(
                 f"not live: {liveness_ms} ms after faults stopped, heights are {heights} "
-                f"(target {target}); evidence recorded: {self._evidence_recorded()}"
+                f"(target {target}); evidence recorded: {self._evidence_recorded()}; "
+                f"validator sets from heights {[e.from_height for e in self.expected.epochs]}, "
+                f"changes committed: {all(map(self._change_committed, self.changes_submitted))}"
             )
         return {
             "seed": scenario.seed,
@@ -568,8 +662,12 @@ class Simulation:
         }
 
     def _evidence_recorded(self) -> bool:
-        """Every equivocator's misbehaviour is recorded on every honest node's ledger."""
+        """Every equivocator's misbehaviour is recorded on every honest node's ledger, unless
+        governance removed it (it signs nothing more, so nothing new exposes it)."""
+        latest = self.expected.latest.validators
         for validator_id in sorted(self.equivocations):
+            if latest.public_key(validator_id) is None:
+                continue
             for node in self.honest():
                 if validator_id not in node.store.evidence_against:
                     return False

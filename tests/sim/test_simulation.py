@@ -125,9 +125,65 @@ def test_replay_is_independent_of_the_process() -> None:
     assert "'trace'" in outputs[0]
 
 
+def test_the_seeds_exercise_validator_set_changes() -> None:
+    """At least a quarter of the seeds add a validator and remove one (drawn from the seed
+    alone), and some of those have equivocators too."""
+    scenarios = [Scenario.from_seed(s, validators_for(s)) for s in range(SIM_SEEDS)]
+    changing = [s for s in scenarios if s.validator_changes]
+    assert len(changing) >= SIM_SEEDS // 4
+    assert any(s.byzantine for s in changing) and any(s.crash_count for s in changing)
+
+
+@pytest.mark.parametrize("validators", [4, 7])
+def test_a_validator_added_by_governance_signs_and_a_removed_one_stops(validators: int) -> None:
+    seed = next(
+        s
+        for s in range(1_000)
+        if Scenario.from_seed(s, validators).validator_changes
+        and Scenario.from_seed(s, validators).byzantine
+    )
+    simulation = Simulation(Scenario.from_seed(seed, validators))
+    simulation.run()
+    spare = simulation.node_ids[-1]
+    epochs = simulation.expected.epochs
+    assert len(epochs) >= 2, "both changes committed"
+    node = simulation.honest()[0]
+    for height in range(1, node.store.head_height + 1):
+        _, certificate = node.store.block(height)
+        signers = {entry.validator_id for entry in certificate.signatures}
+        assert signers <= {v.validator_id for v in simulation.expected.at(height).validators}, (
+            f"height {height}"
+        )
+    added_from = next(e.from_height for e in epochs if e.validators.public_key(spare))
+    signed_by_spare = [
+        height
+        for height in range(added_from, node.store.head_height + 1)
+        if any(e.validator_id == spare for e in node.store.block(height)[1].signatures)
+    ]
+    if simulation.expected.latest.validators.public_key(spare) is not None:
+        assert signed_by_spare, "the added validator signs commits"
+    assert simulation.expected.latest.validators != simulation.consortium.genesis.validator_set
+
+
+def test_a_wrong_activation_height_breaks_an_invariant(monkeypatch) -> None:
+    """The simulator's own expectation of the sets can fail: expecting changes at H + 1
+    instead of H + 2, the first block after a change names another set than expected."""
+    import sim.simulator as simulator
+
+    monkeypatch.setattr(simulator, "VALIDATOR_CHANGE_DELAY_BLOCKS", 1)
+    seed = next(s for s in range(1_000) if Scenario.from_seed(s, 4).validator_changes)
+    with pytest.raises(InvariantBroken, match="names another validator set"):
+        Simulation(Scenario.from_seed(seed, 4)).run()
+
+
 @pytest.mark.parametrize("validators", [4, 7])
 def test_a_byzantine_equivocator_is_recorded(validators: int) -> None:
-    seed = next(s for s in range(1_000) if Scenario.from_seed(s, validators).byzantine)
+    seed = next(
+        s
+        for s in range(1_000)
+        if Scenario.from_seed(s, validators).byzantine
+        and not Scenario.from_seed(s, validators).validator_changes  # none removed
+    )
     simulation = Simulation(Scenario.from_seed(seed, validators))
     simulation.run()
     byzantine_ids = {simulation.nodes[i].node_id for i in simulation.scenario.byzantine}
