@@ -1,5 +1,6 @@
 """`provledger proof inclusion` and `provledger proof consistency`: fetch a proof and its
-checkpoints from a node and verify them locally, trusting only the genesis file.
+checkpoints from a node and verify them locally, trusting only the genesis file (after
+validator-set changes, the node's answer carries the walk of the validator sets, checked too).
 
 The checking itself is protocol/proofs.py; `fetch_verified_inclusion` and
 `fetch_verified_consistency` (also the demo's steps 12 and 13) ask the node and turn a failed
@@ -24,7 +25,7 @@ from provledger.v1 import api_pb2, api_pb2_grpc
 
 # A signature or a hash path that does not hold reads "proof does NOT verify: <why>"; an
 # answer about something other than what was asked reads as its reason alone.
-_CHECK_FAILURES = frozenset({"bad_checkpoint", "bad_proof"})
+_CHECK_FAILURES = frozenset({"bad_checkpoint", "bad_proof", "bad_validator_chain"})
 
 
 def cmd_proof_inclusion(args: argparse.Namespace) -> None:
@@ -79,7 +80,12 @@ def fetch_verified_inclusion(
     )
     try:
         return verify_inclusion_answer(
-            response.event, response.proof, response.checkpoint, genesis, event_id
+            response.event,
+            response.proof,
+            response.checkpoint,
+            genesis,
+            event_id,
+            response.validator_chain,
         )
     except ProofAnswerError as error:
         raise _failure(error) from None
@@ -97,7 +103,9 @@ def fetch_verified_consistency(
         api_pb2.GetConsistencyProofRequest(first_height=first_height, second_height=second_height)
     )
     try:
-        return verify_consistency_answer(response.proof, response.first, response.second, genesis)
+        return verify_consistency_answer(
+            response.proof, response.first, response.second, genesis, response.validator_chain
+        )
     except ProofAnswerError as error:
         raise _failure(error) from None
 

@@ -32,18 +32,17 @@ from google.protobuf.message import DecodeError, Message
 
 from provledger.node.grpc_connections import Admitted, ConnectionGuard
 from provledger.node.ledger import LedgerNode, TooManyWaiters
-from provledger.node.queries import LedgerQueries, QueryError, Reader
+from provledger.node.queries import LedgerQueries, QueryError, Reader, inclusion_proof
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,
     SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
     SUBMIT_WAIT_TIMEOUT_MS_MAX,
     SUBSCRIBERS_MAX,
 )
-from provledger.node.store import Store, StoreDamaged
-from provledger.protocol import merkle
+from provledger.node.store import StoreDamaged
 from provledger.protocol.application import Origin
 from provledger.protocol.errors import Rejected, RejectionKind, check
-from provledger.protocol.events import event_id, log_leaf
+from provledger.protocol.events import event_id
 from provledger.protocol.limits import (
     DIGEST_SIZE_BYTES,
     HISTORY_PAGE_EVENTS_DEFAULT,
@@ -56,7 +55,7 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.mempool import MempoolFull
-from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
+from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
 
 _STATUS = {
     RejectionKind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
@@ -167,7 +166,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             event_id=event_id,
             height=location.height,
             log_index=location.log_index,
-            proof=_inclusion_proof(store, location, header.log_size),
+            proof=inclusion_proof(store, location, header.log_size),
             checkpoint=checkpoint,
         )
 
@@ -239,9 +238,10 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             )
         tree_size = store.header(height).log_size
         return api_pb2.GetInclusionProofResponse(
-            proof=_inclusion_proof(store, location, tree_size),
+            proof=inclusion_proof(store, location, tree_size),
             checkpoint=store.checkpoint(height),
             event=location.event,
+            validator_chain=self._queries.validator_chain(height),
         )
 
     async def GetConsistencyProof(self, request, context):
@@ -264,6 +264,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             proof=proof,
             first=store.checkpoint(request.first_height),
             second=store.checkpoint(second),
+            validator_chain=self._queries.validator_chain(second),
         )
 
     async def GetAsset(self, request, context):
@@ -469,18 +470,6 @@ def add_to_server(
         (grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers),)
     )
     server.add_registered_method_handlers(_SERVICE.full_name, handlers)
-
-
-def _inclusion_proof(
-    store: Store, location: state_pb2.EventLocation, tree_size: int
-) -> ledger_pb2.InclusionProof:
-    leaf = log_leaf(event_id(location.event.body), location.event.signature)
-    return ledger_pb2.InclusionProof(
-        leaf_index=location.log_index,
-        tree_size=tree_size,
-        leaf_hash=merkle.hash_leaf(leaf),
-        hashes=store.inclusion_proof(location.log_index, tree_size),
-    )
 
 
 def _bearer_token(context) -> str | None:

@@ -4,11 +4,16 @@ A node answers "is this event in the log?" with the signed event, an RFC 9162 in
 and a checkpoint (a block header and the validators' commit certificate), and "does today's
 log extend the log at height h?" with a consistency proof and two checkpoints. The node is
 not trusted: every part of its answer is checked here, in this order, and the first failure
-raises `ProofAnswerError` with a stable `code`:
+raises `ProofAnswerError` with a stable `code`. Once governance has changed the validators,
+the answer also carries the walk of the validator sets from the genesis set to the one that
+signs its checkpoint (a `ValidatorChain`, protocol/validator_chain.py), checked first:
 
+both
+    bad_validator_chain  the walk of the validator sets does not verify (its reason says why);
 inclusion (`verify_inclusion_answer`)
-    bad_checkpoint   the checkpoint is not committed by a quorum of the genesis validators
-                     (wrong chain, malformed header, a signature that does not verify, ...);
+    bad_checkpoint   the checkpoint is not committed by a quorum of the validators of its
+                     height, the genesis set or the set the walk names (wrong chain, malformed
+                     header, a signature that does not verify, another set named, ...);
     wrong_event      the event's id, SHA-256(body), is not the id that was asked for;
     wrong_leaf_hash  the proof's leaf hash is not SHA-256(0x00 || event id || signature);
     wrong_tree_size  the proof is for another tree size than the checkpoint's log;
@@ -33,6 +38,8 @@ from provledger.protocol.blocks import verify_checkpoint
 from provledger.protocol.errors import CodedError, Rejected
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.genesis import Genesis
+from provledger.protocol.validator_chain import ValidatorChainError, verify_validator_chain
+from provledger.protocol.validators import ValidatorHistory
 from provledger.v1 import ledger_pb2
 
 
@@ -43,7 +50,7 @@ class ProofAnswerError(CodedError):
 @dataclass(frozen=True)
 class VerifiedInclusion:
     """An event that is leaf `leaf_index` of the log of `tree_size` leaves whose root is
-    `log_root`, committed at `height` by `signers` of the genesis validators."""
+    `log_root`, committed at `height` by `signers` of that height's `validators`."""
 
     event_id: bytes
     leaf_index: int
@@ -73,10 +80,12 @@ def verify_inclusion_answer(
     checkpoint: ledger_pb2.Checkpoint,
     genesis: Genesis,
     expected_event_id: bytes,
+    validator_chain: ledger_pb2.ValidatorChain | None = None,
 ) -> VerifiedInclusion:
     """Check that `signed`, the event asked for by `expected_event_id`, is in the log that
     `checkpoint` commits, by `proof`. Raises ProofAnswerError (codes in the module docstring)."""
-    header = _trusted_header(checkpoint, genesis)
+    history = _walk(validator_chain, genesis)
+    header = _trusted_header(checkpoint, genesis, history)
     if event_id(signed.body) != expected_event_id:
         raise ProofAnswerError("wrong_event", "the node returned a different event than asked for")
     leaf_hash = merkle.hash_leaf(log_leaf(expected_event_id, signed.signature))
@@ -99,7 +108,7 @@ def verify_inclusion_answer(
         height=header.height,
         log_root=header.log_root,
         signers=tuple(entry.validator_id for entry in checkpoint.certificate.signatures),
-        validators=len(genesis.validator_set.validators),
+        validators=len(history.at(header.height).validators),
         proof_hashes=len(proof.hashes),
     )
 
@@ -109,11 +118,13 @@ def verify_consistency_answer(
     first: ledger_pb2.Checkpoint,
     second: ledger_pb2.Checkpoint,
     genesis: Genesis,
+    validator_chain: ledger_pb2.ValidatorChain | None = None,
 ) -> VerifiedConsistency:
     """Check that the log `second` commits extends the log `first` commits, by `proof`.
     Raises ProofAnswerError (codes in the module docstring)."""
-    first_header = _trusted_header(first, genesis)
-    second_header = _trusted_header(second, genesis)
+    history = _walk(validator_chain, genesis)
+    first_header = _trusted_header(first, genesis, history)
+    second_header = _trusted_header(second, genesis, history)
     if (proof.first_size, proof.second_size) != (first_header.log_size, second_header.log_size):
         raise ProofAnswerError("wrong_sizes", "the proof's sizes do not match the checkpoints")
     if first_header.log_size == 0:
@@ -143,8 +154,18 @@ def verify_consistency_answer(
     )
 
 
-def _trusted_header(checkpoint: ledger_pb2.Checkpoint, genesis: Genesis) -> ledger_pb2.BlockHeader:
+def _walk(chain: ledger_pb2.ValidatorChain | None, genesis: Genesis) -> ValidatorHistory:
+    """The validator sets `chain` proves (the genesis set alone without one)."""
     try:
-        return verify_checkpoint(checkpoint, genesis)
+        return verify_validator_chain(chain or ledger_pb2.ValidatorChain(), genesis)
+    except ValidatorChainError as error:
+        raise ProofAnswerError("bad_validator_chain", str(error)) from None
+
+
+def _trusted_header(
+    checkpoint: ledger_pb2.Checkpoint, genesis: Genesis, history: ValidatorHistory
+) -> ledger_pb2.BlockHeader:
+    try:
+        return verify_checkpoint(checkpoint, genesis, history)
     except Rejected as error:
         raise ProofAnswerError("bad_checkpoint", str(error)) from None

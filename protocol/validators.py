@@ -143,6 +143,18 @@ def validator_history(state: StateReader, genesis_validators: ValidatorSet) -> V
     return ValidatorHistory(tuple(epochs))
 
 
+def set_records(state: StateReader, up_to_height: int) -> list[state_pb2.ValidatorSetRecord]:
+    """The records of the sets after genesis that sign from `up_to_height` or earlier, oldest
+    first: those a walk to a checkpoint at `up_to_height` must prove."""
+    records = []
+    record = _load(state, LATEST_ID)
+    while record is not None:
+        if record.from_height <= up_to_height:
+            records.append(record)
+        record = _load(state, str(record.index - 1)) if record.index > 1 else None
+    return records[::-1]
+
+
 # --- changing the set --------------------------------------------------------------------
 
 

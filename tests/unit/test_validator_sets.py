@@ -9,122 +9,19 @@ synced one (certificate checked, block re-executed), both over in-memory stores.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 import pytest
 from sim.memory_store import MemoryChainStore
 from support.consensus_inputs import FakeApplication, make_block, sign_proposal
 from support.memory_state import GENESIS_TIME_MS, Consortium, signing_key
+from support.validator_changes import QUORUM, Chain, add, change, remove, writer
 
 from provledger.protocol import blocks, consensus, validators
-from provledger.protocol.application import LedgerApplication, Origin, commit_now
+from provledger.protocol.application import commit_now
 from provledger.protocol.errors import Rejected
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Validator, ValidatorSet
 from provledger.protocol.votes import PREVOTE, evidence_key, make_evidence, sign_vote
 from provledger.v1 import ledger_pb2, peer_pb2
-
-QUORUM = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of 5 active members
-
-
-def keys_of(names: Iterable[str]) -> dict[str, object]:
-    return {name: signing_key(name) for name in names}
-
-
-def change(kind: str, nonce: int, **fields) -> ledger_pb2.GovernanceChange:
-    return ledger_pb2.GovernanceChange(proposal_nonce=nonce, **{kind: fields})
-
-
-def add(consortium: Consortium, validator_id: str, nonce: int, key=None) -> ledger_pb2.SignedEvent:
-    public_key = (key or signing_key(validator_id)).public_key
-    return consortium.govern(
-        "agency-a",
-        change("validator_added", nonce, validator_id=validator_id, public_key=public_key),
-        QUORUM,
-    )
-
-
-def remove(consortium: Consortium, validator_id: str, nonce: int) -> ledger_pb2.SignedEvent:
-    return consortium.govern(
-        "agency-a", change("validator_removed", nonce, validator_id=validator_id), QUORUM
-    )
-
-
-class Chain:
-    """A proposer and a follower over in-memory stores, committing one block per `block`."""
-
-    def __init__(self, consortium: Consortium) -> None:
-        self.consortium = consortium
-        self.genesis = consortium.genesis
-        self.leader = LedgerApplication(self.genesis, MemoryChainStore(self.genesis), "leader")
-        self.follower = LedgerApplication(self.genesis, MemoryChainStore(self.genesis), "f")
-        self.now_ms = GENESIS_TIME_MS
-        self.headers: list[ledger_pb2.BlockHeader] = []
-
-    @property
-    def height(self) -> int:
-        return self.leader.store.head_height
-
-    def signers(self, height: int) -> list[str]:
-        return [v.validator_id for v in self.leader.validator_set(height).validators]
-
-    def certificate(
-        self, block: ledger_pb2.Block, signers: Sequence[str]
-    ) -> ledger_pb2.CommitCertificate:
-        header = blocks.decode_header(block.header)
-        identifier = blocks.block_id(block.header)
-        return ledger_pb2.CommitCertificate(
-            height=header.height,
-            block_id=identifier,
-            signatures=[
-                ledger_pb2.CommitSignature(
-                    validator_id=name,
-                    signature=blocks.sign_precommit(
-                        signing_key(name), self.consortium.chain_id, header.height, 0, identifier
-                    ),
-                )
-                for name in sorted(signers)
-            ],
-        )
-
-    def admit(self, events: Sequence[ledger_pb2.SignedEvent]) -> list:
-        app = self.leader
-        return app.admit(app.decode_all(events), self.now_ms, Origin.CLIENT)
-
-    def block(
-        self,
-        events: Sequence[ledger_pb2.SignedEvent] = (),
-        *,
-        proposer: str | None = None,
-        evidence: Sequence[ledger_pb2.Evidence] = (),
-    ) -> ledger_pb2.Block:
-        """Admit `events`, propose the next block by the height's first validator (or
-        `proposer`), commit it on both with a certificate by the whole set of its height."""
-        outcomes = self.admit(events)
-        assert all(isinstance(o, DecodedEvent) for o in outcomes), outcomes
-        for item in evidence:
-            assert self.leader.add_evidence(item)
-        height = self.height + 1
-        self.leader.node_id = proposer or self.signers(height)[0]
-        self.now_ms += 1_000
-        block = self.leader.propose(height, 0, self.now_ms)
-        assert not [r for r in self.leader.take_reports()], "every event made it"
-        certificate = self.certificate(block, self.signers(height))
-        for app in (self.leader, self.follower):
-            store = app.store
-            executed = commit_now(
-                app.commit(block, certificate, _writer(store), synced=app is self.follower)
-            )
-            assert executed is not None
-        self.headers.append(blocks.decode_header(block.header))
-        return block
-
-
-def _writer(store: MemoryChainStore):
-    async def write(executed, certificate) -> None:
-        store.commit_block(executed, certificate)
-
-    return write
 
 
 @pytest.fixture
@@ -132,9 +29,14 @@ def consortium() -> Consortium:
     return Consortium()
 
 
+def memory_chain(consortium: Consortium) -> Chain:
+    genesis = consortium.genesis
+    return Chain(consortium, MemoryChainStore(genesis), MemoryChainStore(genesis))
+
+
 @pytest.fixture
 def chain(consortium: Consortium) -> Chain:
-    return Chain(consortium)
+    return memory_chain(consortium)
 
 
 def ids(validator_set: ValidatorSet) -> list[str]:
@@ -225,7 +127,7 @@ def test_removing_an_unknown_validator_is_refused(chain: Chain) -> None:
 
 
 def test_the_last_validator_is_never_removed() -> None:
-    chain = Chain(Consortium(validator_ids=("validator-0",)))
+    chain = memory_chain(Consortium(validator_ids=("validator-0",)))
     assert refusal(chain, remove(chain.consortium, "validator-0", 1)).code == "last_validator"
 
 
@@ -317,15 +219,13 @@ def test_a_synced_block_certified_by_the_old_set_after_a_change_is_refused(chain
     block = leader.propose(3, 0, chain.now_ms)
     old = chain.certificate(block, GENESIS_IDS)  # validator-0 is no longer a validator
     with pytest.raises(Rejected, match="'validator-0' is not a validator"):
-        commit_now(chain.follower.commit(block, old, _writer(chain.follower.store), synced=True))
+        commit_now(chain.follower.commit(block, old, writer(chain.follower.store), synced=True))
     too_few = chain.certificate(block, ["validator-1", "validator-2"])
     with pytest.raises(Rejected, match="a quorum is 3"):
-        commit_now(
-            chain.follower.commit(block, too_few, _writer(chain.follower.store), synced=True)
-        )
+        commit_now(chain.follower.commit(block, too_few, writer(chain.follower.store), synced=True))
     right = chain.certificate(block, ["validator-1", "validator-2", "validator-4"])
     assert commit_now(
-        chain.follower.commit(block, right, _writer(chain.follower.store), synced=True)
+        chain.follower.commit(block, right, writer(chain.follower.store), synced=True)
     )
 
 
@@ -339,7 +239,7 @@ def test_a_removed_validator_may_not_propose(chain: Chain) -> None:
     certificate = chain.certificate(block, GENESIS_IDS[1:])
     with pytest.raises(Rejected, match="proposer 'validator-0' is not a validator"):
         commit_now(
-            chain.follower.commit(block, certificate, _writer(chain.follower.store), synced=True)
+            chain.follower.commit(block, certificate, writer(chain.follower.store), synced=True)
         )
 
 

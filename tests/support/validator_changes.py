@@ -1,0 +1,117 @@
+"""Validator-set changes for tests: governance events that add and remove validators, and a
+`Chain` of two `LedgerApplication`s, a proposer and a follower that commits every block as a
+synced one (certificate checked, block re-executed), over any two `ChainStore`s (in-memory or
+the node's LevelDB store). Validator keys are `signing_key(validator_id)`, as the
+`Consortium`'s are, so a validator added here signs like a genesis one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from support.memory_state import GENESIS_TIME_MS, Consortium, signing_key
+
+from provledger.protocol import blocks
+from provledger.protocol.application import ChainStore, LedgerApplication, Origin, commit_now
+from provledger.protocol.events import DecodedEvent
+from provledger.v1 import ledger_pb2
+
+QUORUM = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of 5 active members
+
+
+def change(kind: str, nonce: int, **fields) -> ledger_pb2.GovernanceChange:
+    return ledger_pb2.GovernanceChange(proposal_nonce=nonce, **{kind: fields})
+
+
+def add(consortium: Consortium, validator_id: str, nonce: int, key=None) -> ledger_pb2.SignedEvent:
+    public_key = (key or signing_key(validator_id)).public_key
+    return consortium.govern(
+        "agency-a",
+        change("validator_added", nonce, validator_id=validator_id, public_key=public_key),
+        QUORUM,
+    )
+
+
+def remove(consortium: Consortium, validator_id: str, nonce: int) -> ledger_pb2.SignedEvent:
+    return consortium.govern(
+        "agency-a", change("validator_removed", nonce, validator_id=validator_id), QUORUM
+    )
+
+
+class Chain:
+    """A proposer and a follower over in-memory stores, committing one block per `block`."""
+
+    def __init__(self, consortium: Consortium, leader: ChainStore, follower: ChainStore) -> None:
+        self.consortium = consortium
+        self.genesis = consortium.genesis
+        self.leader = LedgerApplication(self.genesis, leader, "leader")
+        self.follower = LedgerApplication(self.genesis, follower, "follower")
+        self.now_ms = GENESIS_TIME_MS
+        self.headers: list[ledger_pb2.BlockHeader] = []
+
+    @property
+    def height(self) -> int:
+        return self.leader.store.head_height
+
+    def signers(self, height: int) -> list[str]:
+        return [v.validator_id for v in self.leader.validator_set(height).validators]
+
+    def certificate(
+        self, block: ledger_pb2.Block, signers: Sequence[str]
+    ) -> ledger_pb2.CommitCertificate:
+        header = blocks.decode_header(block.header)
+        identifier = blocks.block_id(block.header)
+        return ledger_pb2.CommitCertificate(
+            height=header.height,
+            block_id=identifier,
+            signatures=[
+                ledger_pb2.CommitSignature(
+                    validator_id=name,
+                    signature=blocks.sign_precommit(
+                        signing_key(name), self.consortium.chain_id, header.height, 0, identifier
+                    ),
+                )
+                for name in sorted(signers)
+            ],
+        )
+
+    def admit(self, events: Sequence[ledger_pb2.SignedEvent]) -> list:
+        app = self.leader
+        return app.admit(app.decode_all(events), self.now_ms, Origin.CLIENT)
+
+    def block(
+        self,
+        events: Sequence[ledger_pb2.SignedEvent] = (),
+        *,
+        proposer: str | None = None,
+        evidence: Sequence[ledger_pb2.Evidence] = (),
+    ) -> ledger_pb2.Block:
+        """Admit `events`, propose the next block by the height's first validator (or
+        `proposer`), commit it on both with a certificate by the whole set of its height."""
+        outcomes = self.admit(events)
+        assert all(isinstance(o, DecodedEvent) for o in outcomes), outcomes
+        for item in evidence:
+            assert self.leader.add_evidence(item)
+        height = self.height + 1
+        self.leader.node_id = proposer or self.signers(height)[0]
+        self.now_ms += 1_000
+        block = self.leader.propose(height, 0, self.now_ms)
+        assert not [r for r in self.leader.take_reports()], "every event made it"
+        certificate = self.certificate(block, self.signers(height))
+        for app in (self.leader, self.follower):
+            store = app.store
+            executed = commit_now(
+                app.commit(block, certificate, writer(store), synced=app is self.follower)
+            )
+            assert executed is not None
+        self.headers.append(blocks.decode_header(block.header))
+        return block
+
+
+def writer(store: ChainStore):
+    """A `BlockWriter` that commits to `store` at once (for `commit_now`)."""
+
+    async def write(executed, certificate) -> None:
+        store.commit_block(executed, certificate)
+
+    return write
