@@ -87,3 +87,6 @@ BUNDLE_EVENTS_MAX = 2_000
 # Above the largest bundle BUNDLE_EVENTS_MAX events of the largest body can make (about 181 MiB:
 # 87 KiB of base64 body, a signature and a 65-hash proof per event).
 BUNDLE_SIZE_BYTES_MAX = 256 * 1024 * 1024
+# A fork proof (protocol/fork_proof.py): two checkpoints of at most 129 signatures each and a
+# consistency proof, a few tens of KiB at most.
+FORK_PROOF_SIZE_BYTES_MAX = 1024 * 1024
