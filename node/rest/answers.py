@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from provledger.node.queries import LedgerQueries, QueryError, bad_request, forbidden
+from provledger.node.forks import ForkLog, SeenFork
+from provledger.node.queries import LedgerQueries, QueryError, bad_request, forbidden, not_found
 from provledger.node.rest import cursors
 from provledger.node.rest.models import (
     AssetView,
@@ -24,8 +25,12 @@ from provledger.node.rest.models import (
     EdgeView,
     EventPage,
     EventView,
+    ForkList,
+    ForkSideView,
+    ForkView,
     GrantDetail,
     GrantPage,
+    Health,
     InclusionView,
     LifecycleEntry,
     LineageView,
@@ -53,6 +58,8 @@ from provledger.protocol import access, merkle
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.events import event_id as compute_event_id
+from provledger.protocol.fork_proof import verify_fork_proof
+from provledger.protocol.genesis import Genesis
 from provledger.protocol.lineage import LineageQuery
 from provledger.v1 import ledger_pb2, state_pb2
 
@@ -60,9 +67,36 @@ from provledger.v1 import ledger_pb2, state_pb2
 class Answers:
     """What each route answers; raises `QueryError` for anything but a 200."""
 
-    def __init__(self, queries: LedgerQueries, node_id: str) -> None:
+    def __init__(self, queries: LedgerQueries, node_id: str, forks: ForkLog | None = None) -> None:
         self.queries = queries
         self.node_id = node_id
+        self.forks = forks
+
+    # --- forks ----------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        seen = self.forks.count() if self.forks is not None else 0
+        return Health(status="fork_seen" if seen else "ok", forks_seen=seen)
+
+    def _require_forks(self, reader: Reader) -> ForkLog | None:
+        if not access.sees_forks(reader):
+            raise forbidden("the proofs of forks are read with an auditor's token")
+        return self.forks
+
+    def fork_list(self, reader: Reader) -> ForkList:
+        forks = self._require_forks(reader)
+        if forks is None:
+            return ForkList(items=[], not_kept=0)
+        genesis = self.queries.genesis
+        items = [fork_view(seen, genesis) for seen in forks.forks()]
+        return ForkList(items=items, not_kept=forks.not_kept)
+
+    def fork_proof(self, reader: Reader, number: int) -> bytes:
+        forks = self._require_forks(reader)
+        for seen in forks.forks() if forks is not None else ():
+            if seen.number == number:
+                return seen.proof_file
+        raise not_found("unknown_fork", f"this node keeps no fork number {number}")
 
     # --- the chain ------------------------------------------------------------------------
 
@@ -441,4 +475,37 @@ def _dispute_view(dispute: Any) -> DisputeView:
             else None
         ),
         resolution=dispute.resolution,
+    )
+
+
+def fork_view(seen: SeenFork, genesis: Genesis) -> ForkView:
+    """A fork this node kept, as its proof file verifies (protocol/fork_proof.py)."""
+    verified = verify_fork_proof(seen.proof_file, genesis)
+    sides = (
+        (verified.proof.first, verified.first_header, verified.first_block_id,
+         verified.first_signers),
+        (verified.proof.second, verified.second_header, verified.second_block_id,
+         verified.second_signers),
+    )  # fmt: skip
+    first, second = (
+        ForkSideView(
+            source=sighting.source,
+            height=header.height,
+            round=sighting.checkpoint.certificate.round,
+            block_id=identifier.hex(),
+            signers=list(signers),
+        )
+        for sighting, header, identifier, signers in sides
+    )
+    return ForkView(
+        number=seen.number,
+        height=seen.height,
+        peer_id=seen.peer_id,
+        seen_at_ms=seen.seen_at_ms,
+        kind=verified.proof.kind,  # type: ignore[arg-type]
+        reason=verified.proof.reason,
+        first=first,
+        second=second,
+        signed_both=list(verified.signed_both),
+        equivocators=list(verified.equivocators),
     )

@@ -4,36 +4,46 @@ height the chain already committed; a lying node (tests/support/lying_node.py: L
 over TLS with a certificate from the consortium CA) serves it. `provledger audit watch`, run
 as an operator would, against a real node and the liar, exits with the fork code and writes a
 proof that `provledger verify` accepts, naming the validators that signed both blocks.
-Honest nodes at different heights, watched twice with a state file, are not a fork.
+Honest nodes at different heights, watched twice with a state file, are not a fork. A real
+node shown the forged block over the peer protocol (a peer certificate issued by the
+consortium CA, whose key is in the consortium folder) raises the alarm in its log and in REST
+health, and hands auditors the proof.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
-from support.lying_node import LyingNode, forge_checkpoint
+from support.lying_node import LyingNode, forge_checkpoint, issued_material
 from support.processes import (
     NodeCluster,
     client_channel,
     init_consortium,
+    member_token,
     provledger_command,
     running_nodes,
+    wait_until,
 )
 
 from provledger.cli.audit import EXIT_FORK
 from provledger.cli.consortium import ConsortiumLayout
+from provledger.node.config import NodeConfig
+from provledger.node.tls import channel_credentials
 from provledger.protocol.blocks import block_id, decode_header, verify_checkpoint
 from provledger.protocol.genesis import parse_genesis
-from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
+from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, peer_pb2, peer_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
 CLI_TIMEOUT_S = 60
+ALARM_TIMEOUT_S = 20
 FORKED_HEIGHT = 2  # the height the Byzantine quorum signs a second block for
 BYZANTINE = ("node-1", "node-2", "node-3")
 
@@ -161,3 +171,60 @@ def test_the_forged_checkpoint_is_a_valid_quorum_signature(
     genesis = parse_genesis(consortium.layout.genesis_path.read_bytes())
     assert decode_header(forged.header).height == FORKED_HEIGHT
     verify_checkpoint(forged, genesis)
+
+
+def rest_get(consortium: Consortium, path: str, token: str | None = None) -> bytes:
+    request = urllib.request.Request(f"http://{consortium.layout.rest_addresses[0]}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()  # type: ignore[no-any-return]
+
+
+def test_a_node_shown_the_forged_block_by_a_peer_raises_the_alarm(
+    consortium: Consortium, forged: ledger_pb2.Checkpoint, tmp_path: Path
+) -> None:
+    node = consortium.cluster[0]
+    assert json.loads(rest_get(consortium, "/v1/health")) == {"status": "ok", "forks_seen": 0}
+    # node-1, one of the Byzantine quorum, pushes its status with the forged checkpoint.
+    material = issued_material(consortium.layout, "node-1")
+    peer_address = NodeConfig.load(consortium.layout.node_configs[0]).peer_listen
+    status = peer_pb2.StatusResponse(
+        node_id="node-1",
+        height=FORKED_HEIGHT,
+        block_id=block_id(forged.header),
+        checkpoint=forged,
+    )
+    with grpc.secure_channel(peer_address, channel_credentials(material)) as channel:
+        peer_pb2_grpc.PeerServiceStub(channel).Gossip(
+            iter([peer_pb2.PeerMessage(status=status)]), timeout=ALARM_TIMEOUT_S
+        )
+    wait_until(
+        lambda: f"FORK at height {FORKED_HEIGHT}: peer node-1" in node.log_text(),
+        ALARM_TIMEOUT_S,
+        node.log_tail,
+    )
+    alarm = next(line for line in node.log_text().splitlines() if "FORK at height" in line)
+    assert " ERROR " in alarm
+    assert json.loads(rest_get(consortium, "/v1/health")) == {
+        "status": "fork_seen",
+        "forks_seen": 1,
+    }
+    auditor = member_token(consortium.layout, "auditor")
+    (listed,) = json.loads(rest_get(consortium, "/v1/forks", auditor))["items"]
+    assert (listed["height"], listed["peer_id"]) == (FORKED_HEIGHT, "node-1")
+    proof_file = tmp_path / "fork-1.json"
+    proof_file.write_bytes(rest_get(consortium, "/v1/forks/1", auditor))
+    verified = run_cli(
+        "verify", str(proof_file), "--genesis", str(consortium.layout.genesis_path), "--json"
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["equivocators"] == listed["equivocators"]
+    assert set(listed["equivocators"]) <= set(BYZANTINE) and len(listed["equivocators"]) >= 2
+    # The other nodes were not shown it, and consensus goes on.
+    with urllib.request.urlopen(
+        f"http://{consortium.layout.rest_addresses[1]}/v1/health", timeout=10
+    ) as response:
+        assert json.loads(response.read())["status"] == "ok"
+    height = node.height()
+    consortium.cluster.wait_for_heights(height + 2)

@@ -263,7 +263,7 @@ def test_tokens_issued_with_the_cli_open_the_api_on_every_node(story):
     member_token = cli_token(story.layout.identities["agency-b"], "member", ttl_s=600)
     for node in range(NODES):
         with story.rest(node, token=None) as anonymous:
-            assert anonymous.get("/v1/health") == {"status": "ok"}
+            assert anonymous.get("/v1/health") == {"status": "ok", "forks_seen": 0}
             assert anonymous.error("/v1/status", 401) == "missing_token"
         with story.rest(node) as auditor:
             assert auditor.get("/v1/status")["node_id"] == f"node-{node}"
