@@ -12,6 +12,9 @@ auditors, with each proof as `provledger verify` checks it).
 
 The log changes nothing else: consensus and what this node commits are untouched (it cannot
 know which of two signed blocks its clients should believe; people decide, with the proof).
+One thing follows: validators that precommitted both blocks in one round equivocated, and
+their two votes go to the evidence pool (`report_evidence`), so that a coming block records
+the equivocation and marks them in the ledger state (protocol/blocks.py, ADR 014).
 
 Bounded: at most `FORKS_KEPT_MAX` proofs are kept (the first ones: a fork is a fork), and the
 ids of at most `REFUSED_CHECKPOINTS_MAX` conflicting checkpoints that do not verify are
@@ -36,7 +39,9 @@ from provledger.protocol.fork_proof import (
     ForkProofError,
     Sighting,
     encode_fork_proof,
+    equivocation_evidence,
     find_conflict,
+    verify_fork_proof,
 )
 from provledger.protocol.genesis import Genesis
 from provledger.v1 import ledger_pb2
@@ -57,7 +62,15 @@ class SeenFork:
 
 
 class ForkLog:
-    def __init__(self, store: Store, genesis: Genesis, node_id: str, clock_ms: Callable[[], int]):
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        node_id: str,
+        clock_ms: Callable[[], int],
+        report_evidence: Callable[[ledger_pb2.Evidence], object] | None = None,
+    ):
+        self._report_evidence = report_evidence
         self._store = store
         self._genesis = genesis
         self._node_id = node_id
@@ -143,6 +156,12 @@ class ForkLog:
             theirs.hex(),
             ours.hex(),
         )
+        if seen is not None and self._report_evidence is not None:
+            # Validators that precommitted both blocks in one round equivocated: their votes
+            # go to the evidence pool, so that a block records them (ADR 014).
+            verified = verify_fork_proof(seen.proof_file, self._genesis)
+            for evidence in equivocation_evidence(verified):
+                self._report_evidence(evidence)
         return seen
 
     def forks(self) -> list[SeenFork]:

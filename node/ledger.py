@@ -81,7 +81,8 @@ class LedgerNode:
         self.clock_ms = clock_ms
         self.verifier = verifier
         self.app = LedgerApplication(genesis, store, node_id)
-        self.forks = ForkLog(store, genesis, node_id, clock_ms)  # peers' conflicting blocks
+        # Peers' conflicting blocks; their equivocations go to the evidence pool.
+        self.forks = ForkLog(store, genesis, node_id, clock_ms, self.app.add_evidence)
         self.admission_listeners: list[AdmissionListener] = []
         self._commit_lock = asyncio.Lock()
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}

@@ -51,6 +51,8 @@ MEMPOOL_EVENTS_MAX = 100_000
 VERIFIED_EVENTS_REMEMBERED_MAX = 200_000
 EXECUTED_BLOCKS_CACHED_MAX = 16
 EVIDENCE_POOL_MAX = 1_000
+# An equivocator's record lists its first equivocations and counts all (ADR 014).
+EQUIVOCATIONS_LISTED_MAX = 64
 
 # Queries
 # The largest log index a paging cursor may name: a signed 64-bit integer, as on REST; the

@@ -40,6 +40,8 @@ RECORD_TYPES: dict[str, type[Message]] = {
     "governance": state_pb2.MemberKey,
     # Equivocation recorded, by "<validator>/<height>/<round>/<vote type>".
     "evidence": ledger_pb2.Evidence,
+    # A validator marked for equivocating, by validator id (never removed: ADR 014).
+    "equivocator": state_pb2.EquivocatorRecord,
 }
 STATE_ROOT_GENESIS_PARENT = bytes(32)
 _STATE_DOMAIN = b"provledger/v1/state\x00"

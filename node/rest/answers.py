@@ -23,6 +23,7 @@ from provledger.node.rest.models import (
     DecidingEvent,
     DisputeView,
     EdgeView,
+    EquivocationView,
     EventPage,
     EventView,
     ForkList,
@@ -115,7 +116,7 @@ class Answers:
             log_size=block.header.log_size if block else 0,
             log_root=(block.header.log_root if block else merkle.EMPTY_ROOT).hex(),
             validators=[
-                ValidatorView(validator_id=v.validator_id, public_key=v.public_key.hex())
+                validator_view(v.validator_id, v.public_key, queries.equivocator(v.validator_id))
                 for v in genesis.validator_set.validators
             ],
             quorum_size=genesis.validator_set.quorum_size,
@@ -508,4 +509,29 @@ def fork_view(seen: SeenFork, genesis: Genesis) -> ForkView:
         second=second,
         signed_both=list(verified.signed_both),
         equivocators=list(verified.equivocators),
+    )
+
+
+def validator_view(
+    validator_id: str, public_key: bytes, marked: state_pb2.EquivocatorRecord | None
+) -> ValidatorView:
+    """A validator, with the equivocations the ledger recorded against it (ADR 014)."""
+    if marked is None:
+        return ValidatorView(validator_id=validator_id, public_key=public_key.hex())
+    return ValidatorView(
+        validator_id=validator_id,
+        public_key=public_key.hex(),
+        equivocations=marked.equivocations,
+        equivocated=[
+            EquivocationView(
+                height=entry.height,
+                round=entry.round,
+                vote_type="precommit"
+                if entry.vote_type == ledger_pb2.VOTE_TYPE_PRECOMMIT
+                else "prevote",
+                evidence_key=entry.evidence_key,
+                recorded_at_height=entry.recorded_at_height,
+            )
+            for entry in marked.listed
+        ],
     )

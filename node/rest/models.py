@@ -51,9 +51,25 @@ class ForkList(BaseModel):
     not_kept: int = Field(description="further forks seen once the node's bound was reached")
 
 
+class EquivocationView(BaseModel):
+    height: int
+    round: int
+    vote_type: Literal["prevote", "precommit"]
+    evidence_key: str = Field(description="the recorded evidence: both signed votes")
+    recorded_at_height: int
+
+
 class ValidatorView(BaseModel):
     validator_id: str
     public_key: str
+    equivocations: int = Field(
+        0,
+        description="equivocations recorded against it; a marked validator stays marked "
+        "(ADR 014: governance decides what follows)",
+    )
+    equivocated: list[EquivocationView] = Field(
+        default_factory=list, description="the first 64 of them, in the order recorded"
+    )
 
 
 class StatusView(BaseModel):

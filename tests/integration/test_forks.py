@@ -7,7 +7,8 @@ proof that `provledger verify` accepts, naming the validators that signed both b
 Honest nodes at different heights, watched twice with a state file, are not a fork. A real
 node shown the forged block over the peer protocol (a peer certificate issued by the
 consortium CA, whose key is in the consortium folder) raises the alarm in its log and in REST
-health, and hands auditors the proof.
+health, and hands auditors the proof; the equivocations it proves reach a block, and every
+node's ledger marks the equivocators.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.integration
 
 CLI_TIMEOUT_S = 60
 ALARM_TIMEOUT_S = 20
+EVIDENCE_TIMEOUT_S = 60  # node-0 proposes one height in four
 FORKED_HEIGHT = 2  # the height the Byzantine quorum signs a second block for
 BYZANTINE = ("node-1", "node-2", "node-3")
 
@@ -173,8 +175,8 @@ def test_the_forged_checkpoint_is_a_valid_quorum_signature(
     verify_checkpoint(forged, genesis)
 
 
-def rest_get(consortium: Consortium, path: str, token: str | None = None) -> bytes:
-    request = urllib.request.Request(f"http://{consortium.layout.rest_addresses[0]}{path}")
+def rest_get(consortium: Consortium, path: str, token: str | None = None, node: int = 0) -> bytes:
+    request = urllib.request.Request(f"http://{consortium.layout.rest_addresses[node]}{path}")
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -222,9 +224,19 @@ def test_a_node_shown_the_forged_block_by_a_peer_raises_the_alarm(
     assert json.loads(verified.stdout)["equivocators"] == listed["equivocators"]
     assert set(listed["equivocators"]) <= set(BYZANTINE) and len(listed["equivocators"]) >= 2
     # The other nodes were not shown it, and consensus goes on.
-    with urllib.request.urlopen(
-        f"http://{consortium.layout.rest_addresses[1]}/v1/health", timeout=10
-    ) as response:
-        assert json.loads(response.read())["status"] == "ok"
+    assert json.loads(rest_get(consortium, "/v1/health", node=1))["status"] == "ok"
     height = node.height()
     consortium.cluster.wait_for_heights(height + 2)
+
+    # The consequence: node-0's evidence pool hands the equivocations to a coming block, and
+    # every node's ledger state marks the equivocators (ADR 014).
+    def marked() -> dict[str, int]:
+        status = json.loads(rest_get(consortium, "/v1/status", auditor, node=2))
+        return {v["validator_id"]: v["equivocations"] for v in status["validators"]}
+
+    wait_until(
+        lambda: all(marked()[v] == 1 for v in listed["equivocators"]),
+        EVIDENCE_TIMEOUT_S,
+        lambda: f"equivocations by validator: {marked()}",
+    )
+    assert {v for v, count in marked().items() if count} == set(listed["equivocators"])

@@ -3,6 +3,10 @@ store holding blocks of the deterministic consortium). A quorum-signed block at 
 committed differently is a fork: kept once, logged as an ERROR naming the height and the peer,
 bounded; anything else (its own block, a height above its head, a checkpoint no quorum signed)
 is not. Its REST API says so: /v1/health for anyone, /v1/forks and the proof for auditors.
+
+And the consequence (ADR 014): the equivocators of a one-round fork go to the evidence pool;
+a block that records evidence marks its validator in the ledger state, for good, with the
+heights, and /v1/status shows the mark.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from provledger.node import forks as forks_module
 from provledger.node.forks import ForkLog
 from provledger.node.rest import StoreView, create_app
 from provledger.node.store import Store
-from provledger.protocol import blocks
+from provledger.protocol import blocks, merkle
+from provledger.protocol.errors import Rejected
 from provledger.protocol.fork_proof import verify_fork_proof
 from provledger.protocol.tokens import issue_token
-from provledger.v1 import ledger_pb2
+from provledger.protocol.votes import make_evidence, sign_vote, verify_evidence
+from provledger.v1 import ledger_pb2, state_pb2
 
 NOW_MS = GENESIS_TIME_MS + 100_000
 HEIGHTS = 3
@@ -71,26 +77,35 @@ class Node:
         return {"Authorization": f"Bearer {token}"}
 
 
+def commit_empty_block(
+    store: Store, consortium: Consortium, evidence: list[ledger_pb2.Evidence] | None = None
+) -> blocks.ExecutedBlock:
+    """The next block, with no events and `evidence`, committed as a node commits it."""
+    height = store.head_height + 1
+    stored = store.block(height - 1) if height > 1 else None
+    executed = blocks.execute_block(
+        state=store,
+        log=store.log,
+        tip=store.tip,
+        chain_id=consortium.chain_id,
+        candidates=[],
+        time_ms=GENESIS_TIME_MS + height * 1_000,
+        proposer_id="validator-0",
+        validators=consortium.genesis.validator_set,
+        last_commit=stored[1] if stored is not None else None,
+        strict=True,
+        evidence=evidence or [],
+    )
+    store.commit_block(executed, consortium.certificate(executed))
+    return executed
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
     consortium = Consortium()
     store = Store(tmp_path / "ledger", consortium.genesis)
-    last_commit = None
-    for height in range(1, HEIGHTS + 1):
-        executed = blocks.execute_block(
-            state=store,
-            log=store.log,
-            tip=store.tip,
-            chain_id=consortium.chain_id,
-            candidates=[],
-            time_ms=GENESIS_TIME_MS + height * 1_000,
-            proposer_id="validator-0",
-            validators=consortium.genesis.validator_set,
-            last_commit=last_commit,
-            strict=True,
-        )
-        last_commit = consortium.certificate(executed)
-        store.commit_block(executed, last_commit)
+    for _ in range(HEIGHTS):
+        commit_empty_block(store, consortium)
     try:
         yield Node(
             consortium, store, ForkLog(store, consortium.genesis, "validator-0", lambda: NOW_MS)
@@ -173,3 +188,104 @@ def test_rest_health_says_a_fork_was_seen_and_auditors_get_its_proof(node: Node)
         for path in ("/v1/forks", "/v1/forks/1"):
             assert client.get(path, headers=node.headers("agency-a")).status_code == 403
             assert client.get(path).status_code == 401
+
+
+# --- the consequence: evidence, then the mark ----------------------------------------------
+
+
+def test_the_equivocators_of_a_one_round_fork_go_to_the_evidence_pool(node: Node) -> None:
+    reported: list[ledger_pb2.Evidence] = []
+    log = ForkLog(
+        node.store, node.consortium.genesis, "validator-0", lambda: NOW_MS, reported.append
+    )
+    log.observe(
+        "validator-3", node.forged(2, signers=("validator-1", "validator-2", "validator-3"))
+    )
+    assert [e.first.validator_id for e in reported] == ["validator-1", "validator-2", "validator-3"]
+    genesis = node.consortium.genesis
+    assert all(verify_evidence(genesis.chain_id, genesis.validator_set, e) for e in reported)
+    assert {e.first.height for e in reported} == {2}
+
+
+def test_recorded_evidence_marks_its_validator_for_good_and_status_shows_it(node: Node) -> None:
+    reported: list[ledger_pb2.Evidence] = []
+    log = ForkLog(
+        node.store, node.consortium.genesis, "validator-0", lambda: NOW_MS, reported.append
+    )
+    log.observe(
+        "validator-3", node.forged(2, signers=("validator-1", "validator-2", "validator-3"))
+    )
+    once = node.forged(1, signers=("validator-1", "validator-2", "validator-3"))
+    log.observe("validator-3", once)
+    by_height = sorted(reported, key=lambda e: (e.first.validator_id, e.first.height))
+    executed = commit_empty_block(node.store, node.consortium, [by_height[0]])  # v-1 at height 1
+    assert ("equivocator", "validator-1") in {(w.kind, w.record_id) for w in executed.writes}
+    commit_empty_block(node.store, node.consortium, by_height[1:])  # the other five
+    commit_empty_block(node.store, node.consortium)  # a later block changes nothing
+    marked = node.store.load("equivocator", "validator-1")
+    assert isinstance(marked, state_pb2.EquivocatorRecord)
+    assert marked.equivocations == 2
+    assert [(e.height, e.recorded_at_height) for e in marked.listed] == [
+        (1, HEIGHTS + 1),
+        (2, HEIGHTS + 2),
+    ]
+    assert node.store.load("equivocator", "validator-0") is None
+    # Recorded once: the same evidence again makes the block invalid.
+    with pytest.raises(Rejected) as caught:
+        commit_empty_block(node.store, node.consortium, [by_height[0]])
+    assert caught.value.code == "duplicate_evidence"
+    view = StoreView(node.store, node.consortium.genesis, "validator-0", lambda: NOW_MS)
+    with TestClient(create_app(view)) as client:
+        status = client.get("/v1/status", headers=node.headers("auditor")).json()
+    validators = {v["validator_id"]: v for v in status["validators"]}
+    assert validators["validator-0"]["equivocations"] == 0
+    assert validators["validator-0"]["equivocated"] == []
+    assert validators["validator-1"]["equivocations"] == 2
+    assert validators["validator-1"]["equivocated"][1] == {
+        "height": 2,
+        "round": 0,
+        "vote_type": "precommit",
+        "evidence_key": "validator-1/2/0/2",
+        "recorded_at_height": HEIGHTS + 2,
+    }
+
+
+def test_an_equivocators_record_lists_a_bounded_number_and_counts_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provledger.protocol import blocks as blocks_module
+
+    monkeypatch.setattr(blocks_module, "EQUIVOCATIONS_LISTED_MAX", 2)
+    consortium = Consortium()
+    state = consortium.state()
+    key = consortium.validator_keys["validator-1"]
+    evidence = []
+    for round_number in range(3):
+        votes = []
+        for block in (b"\x01" * 32, b"\x02" * 32):
+            vote = ledger_pb2.Vote(
+                type=ledger_pb2.VOTE_TYPE_PREVOTE,
+                height=1,
+                round=round_number,
+                block_id=block,
+                validator_id="validator-1",
+            )
+            vote.signature = sign_vote(key, consortium.chain_id, vote)
+            votes.append(vote)
+        evidence.append(make_evidence(*votes))
+    executed = blocks.execute_block(
+        state=state,
+        log=merkle.CompactRange(),
+        tip=blocks.genesis_tip(consortium.genesis),
+        chain_id=consortium.chain_id,
+        candidates=[],
+        time_ms=GENESIS_TIME_MS + 1_000,
+        proposer_id="validator-0",
+        validators=consortium.genesis.validator_set,
+        last_commit=None,
+        strict=True,
+        evidence=evidence,
+    )
+    (marked,) = [w.record for w in executed.writes if w.kind == "equivocator"]
+    assert isinstance(marked, state_pb2.EquivocatorRecord)
+    assert marked.equivocations == 3 and [e.round for e in marked.listed] == [0, 1]
