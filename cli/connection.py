@@ -21,10 +21,20 @@ from provledger.cli.output import CommandError, load_identity
 DEFAULT_NODE = "127.0.0.1:7050"
 
 
-def add_node_arguments(parser: argparse.ArgumentParser, reads: bool) -> None:
+def add_node_arguments(parser: argparse.ArgumentParser, reads: bool, many: bool = False) -> None:
     """The arguments above; `--identity` only for a command that `reads` (a submit has its own,
-    required)."""
-    parser.add_argument("--node", default=DEFAULT_NODE, help="host:port of a node's gRPC API")
+    required); with `many`, `--node` is repeated (required, a list) for a command that asks
+    several nodes, each reached with the same CA and credential."""
+    if many:
+        parser.add_argument(
+            "--node",
+            action="append",
+            required=True,
+            metavar="HOST:PORT",
+            help="a node's gRPC API; repeat for each node",
+        )
+    else:
+        parser.add_argument("--node", default=DEFAULT_NODE, help="host:port of a node's gRPC API")
     parser.add_argument(
         "--ca-cert",
         default=os.environ.get("PROVLEDGER_CA_CERT"),
@@ -50,8 +60,9 @@ def add_node_arguments(parser: argparse.ArgumentParser, reads: bool) -> None:
         )
 
 
-def client_for(args: argparse.Namespace) -> LedgerClient:
-    """A client for the node the arguments name, with their CA and read credential."""
+def client_for(args: argparse.Namespace, address: str | None = None) -> LedgerClient:
+    """A client for the node the arguments name (or at `address`), with their CA and read
+    credential."""
     ca_certificate_pem = None
     if args.ca_cert and not args.plaintext:
         try:
@@ -62,5 +73,8 @@ def client_for(args: argparse.Namespace) -> LedgerClient:
     if token is None and getattr(args, "identity", None):
         token = read_token(load_identity(args.identity))
     return LedgerClient(
-        args.node, ca_certificate_pem=ca_certificate_pem, token=token, plaintext=args.plaintext
+        args.node if address is None else address,
+        ca_certificate_pem=ca_certificate_pem,
+        token=token,
+        plaintext=args.plaintext,
     )

@@ -3,7 +3,9 @@
 `export` saves a bundle built by a node's REST API (--rest, with a bearer token) or from a
 stopped node's LevelDB folder (--data-dir); given the genesis it verifies the bundle first and
 never writes one that does not verify. `verify` checks a bundle offline against the genesis
-alone (protocol/evidence.py) and prints what it proves (`summary_lines`).
+alone (protocol/evidence.py) and prints what it proves (`summary_lines`); given a proof of a
+fork (`provledger audit watch`), it checks that instead (protocol/fork_proof.py) and prints
+the two blocks and who signed both (`fork_lines`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
 from provledger.protocol.evidence import SUBJECT_FIELDS, BundleError, VerifiedBundle, verify_bundle
+from provledger.protocol.fork_proof import FORMAT as FORK_FORMAT
+from provledger.protocol.fork_proof import ForkProofError, VerifiedFork, verify_fork_proof
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_SIZE_BYTES_MAX
 
@@ -58,8 +62,22 @@ def cmd_verify(args: argparse.Namespace) -> None:
         data = Path(args.bundle).read_bytes()
     except OSError as error:
         raise CommandError(f"cannot read {args.bundle}: {error}") from None
+    if _FORK_FORMAT_FIELD in data:  # a proof of a fork (`provledger audit watch`)
+        try:
+            fork = verify_fork_proof(data, genesis)
+        except ForkProofError as error:
+            raise CommandError(
+                f"fork proof does NOT verify: {error.reason} [{error.code}]"
+            ) from None
+        emit(args, fork.to_json(), "\n".join(fork_lines(fork)))
+        return
     verified = _verify_bundle(data, genesis, "bundle")
     emit(args, verified.to_json(), "\n".join(summary_lines(verified)))
+
+
+# Canonical JSON spells a fork proof's format field exactly so; inside a bundle's strings the
+# quotes would be escaped, so no evidence bundle holds these bytes.
+_FORK_FORMAT_FIELD = f'"format":"{FORK_FORMAT}"'.encode("ascii")
 
 
 def _bundle_from_data_dir(data_dir: Path, genesis: Genesis, kind: str, subject: str) -> bytes:
@@ -170,6 +188,40 @@ def summary_lines(verified: VerifiedBundle) -> list[str]:
         "a bundle proves that its events are in the ledger; it cannot prove that no other "
         "events exist"
     )
+    return lines
+
+
+def fork_lines(fork: VerifiedFork) -> list[str]:
+    """What `provledger verify` prints for a verified proof of a fork."""
+    validators = fork.genesis.validator_set
+    lines = [
+        f"VERIFIED fork: {fork.proof.reason} ({fork.proof.kind})",
+        f"  chain {fork.genesis.chain_id}, genesis {fork.genesis.genesis_hash.hex()}",
+    ]
+    sides = (
+        (fork.proof.first, fork.first_header, fork.first_block_id, fork.first_signers),
+        (fork.proof.second, fork.second_header, fork.second_block_id, fork.second_signers),
+    )
+    for sighting, header, identifier, signers in sides:
+        lines.append(
+            f"  block {header.height} (id {identifier.hex()}, round "
+            f"{sighting.checkpoint.certificate.round}, log size {header.log_size}) signed by "
+            f"{len(signers)} of {len(validators.validators)} validators (quorum "
+            f"{validators.quorum_size}): {', '.join(signers)}; seen at {sighting.source}"
+        )
+    both = ", ".join(fork.signed_both) or "(none)"
+    if fork.equivocators:
+        lines.append(
+            f"validators that signed both, provably Byzantine (each precommitted two blocks at "
+            f"height {fork.first_header.height} in round "
+            f"{fork.proof.first.checkpoint.certificate.round}): {both}"
+        )
+    else:
+        lines.append(
+            f"validators that signed both: {both}; two quorums cannot both be honest, but "
+            "certificates of different rounds or heights do not alone show which of them lied"
+        )
+    lines.append("where each checkpoint was seen is not signed; the signatures are what is proven")
     return lines
 
 

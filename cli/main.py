@@ -4,9 +4,11 @@ Errors go to standard error with a non-zero exit code.
 
 This module is the parser and the dispatch only: each command group lives in its own module
 (cli/keys.py, consortium.py, node.py, submit.py, query.py, proofs.py, evidence.py, tokens.py,
-demo.py), which never imports this one. A handler takes the parsed arguments and prints its
-result (cli/output.py); it fails by raising CommandError, which `main` reports with exit
-code 1, as it does a gRPC error from the node; Ctrl-C exits with 130.
+audit.py, demo.py), which never imports this one. A handler takes the parsed arguments and
+prints its result (cli/output.py); it fails by raising CommandError, which `main` reports with
+exit code 1, as it does a gRPC error from the node; Ctrl-C exits with 130. A handler whose
+outcome is more than success or failure returns its own exit code (`audit watch`: 3 for a
+fork, 4 for an incomplete check).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import grpc
 
 from provledger.cli import (
+    audit,
     connection,
     consortium,
     demo,
@@ -42,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print JSON for scripts")
         return sub
 
-    def with_node(sub: argparse.ArgumentParser, reads: bool = True) -> argparse.ArgumentParser:
-        connection.add_node_arguments(sub, reads)
+    def with_node(
+        sub: argparse.ArgumentParser, reads: bool = True, many: bool = False
+    ) -> argparse.ArgumentParser:
+        connection.add_node_arguments(sub, reads, many)
         return with_output(sub)
 
     keys_group = commands.add_parser("keys", help="key files").add_subparsers(
@@ -183,11 +188,36 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=evidence.cmd_evidence_export)
 
     verify = with_output(
-        commands.add_parser("verify", help="check an evidence bundle offline against the genesis")
+        commands.add_parser(
+            "verify",
+            help="check an evidence bundle or a proof of a fork offline against the genesis",
+        )
     )
-    verify.add_argument("bundle", metavar="BUNDLE")
+    verify.add_argument("bundle", metavar="FILE", help="an evidence bundle or a fork proof")
     verify.add_argument("--genesis", required=True, help="the genesis file to trust")
     verify.set_defaults(handler=evidence.cmd_verify)
+
+    audit_group = commands.add_parser(
+        "audit", help="watch several nodes for a split view"
+    ).add_subparsers(dest="audit_cmd", required=True)
+    audit_watch = with_node(
+        audit_group.add_parser(
+            "watch",
+            help="compare the nodes' checkpoints with proofs; exit 3 on a fork, 4 if incomplete",
+        ),
+        many=True,
+    )
+    audit_watch.add_argument("--genesis", required=True, help="the genesis file to trust")
+    audit_watch.add_argument(
+        "--state", metavar="FILE", help="remember each node's highest checkpoint here (JSON)"
+    )
+    audit_watch.add_argument(
+        "--proof-out",
+        metavar="FILE",
+        help="where a fork's proof goes (default: beside --state, else "
+        f"./{audit.DEFAULT_PROOF_FILE})",
+    )
+    audit_watch.set_defaults(handler=audit.cmd_audit_watch)
 
     token_group = commands.add_parser(
         "token", help="bearer tokens for reads over REST and gRPC"
@@ -215,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        code = args.handler(args)
     except CommandError as error:
         print(f"provledger: {error}", file=sys.stderr)
         return 1
@@ -224,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ attaches it to the network before the network starts. Events a peer forwards are
 through `LedgerNode.admit` like a client's (with `Origin.PEER`); a client's events, once
 admitted, are batched and forwarded to every peer.
 
+Forks: every status a peer answers or sends carries its head's checkpoint, which the node's
+`ForkLog` compares with its own block at that height (node/forks.py); this node's status
+carries its own. What the log finds changes nothing here.
+
 Catching up: a message from a later height, or a peer whose status is ahead, means blocks were
 committed that this node lacks. It fetches them (SyncBlocks), checks each one's commit
 certificate against the validators of its height and re-executes it, then commits and moves
@@ -258,12 +262,18 @@ class ConsensusDriver:
             if self._node.app.add_evidence(message.evidence):
                 self._feed(consensus.EventsAvailable(now))
         elif kind == "status":
+            self._node.forks.observe(sender_id, message.status.checkpoint)
             self._catch_up_if_behind(sender_id, message.status.height + 1)
 
     def status(self) -> peer_pb2.StatusResponse:
-        tip = self._node.store.tip
+        """This node's head, with its checkpoint for the peers to compare (node/forks.py)."""
+        store = self._node.store
+        tip = store.tip
         return peer_pb2.StatusResponse(
-            node_id=self._node.node_id, height=tip.height, block_id=tip.block_id
+            node_id=self._node.node_id,
+            height=tip.height,
+            block_id=tip.block_id,
+            checkpoint=store.checkpoint(tip.height),
         )
 
     def blocks_from(self, from_height: int, max_blocks: int) -> list[peer_pb2.SyncedBlock]:
@@ -383,6 +393,8 @@ class ConsensusDriver:
             return
         for peer_id in sorted(network.connected_peers()):
             status = await network.peer_status(peer_id)
+            if status is not None:
+                self._node.forks.observe(peer_id, status.checkpoint)
             if status is not None and status.height > self._node.store.head_height:
                 self._syncing = True
                 await self._sync_from(peer_id)

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from provledger.node.forks import ForkLog
 from provledger.node.settings import SUBMIT_WAITERS_MAX
 from provledger.node.store import Store
 from provledger.node.verifier import SignatureVerifier
@@ -80,6 +81,8 @@ class LedgerNode:
         self.clock_ms = clock_ms
         self.verifier = verifier
         self.app = LedgerApplication(genesis, store, node_id)
+        # Peers' conflicting blocks; their equivocations go to the evidence pool.
+        self.forks = ForkLog(store, genesis, node_id, clock_ms, self.app.add_evidence)
         self.admission_listeners: list[AdmissionListener] = []
         self._commit_lock = asyncio.Lock()
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}

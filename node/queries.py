@@ -178,6 +178,11 @@ class LedgerQueries:
                 "(GetEvent, GetAssetHistory) and block headers as checkpoints",
             )
 
+    def equivocator(self, validator_id: str) -> state_pb2.EquivocatorRecord | None:
+        """The ledger's mark on a validator that equivocated (ADR 014), if any."""
+        record = self.store.load("equivocator", validator_id)
+        return record if isinstance(record, state_pb2.EquivocatorRecord) else None
+
     def head_block(self) -> Block:
         if self.store.head_height == 0:
             raise not_found("empty_chain", "no block has been committed yet")

@@ -46,6 +46,8 @@ NODE_CERTIFICATE_VALIDITY_DAYS = 1_095
 # The consensus shell
 REBROADCAST_INTERVAL_MS = 1_000
 STATUS_POLL_INTERVAL_MS = 2_000
+FORKS_KEPT_MAX = 64  # fork proofs a node keeps from its peers' checkpoints (node/forks.py)
+REFUSED_CHECKPOINTS_MAX = 1_024  # ids of conflicting checkpoints not kept, not checked again
 STARTUP_STATUS_POLL_INTERVAL_MS = 50
 STARTUP_STATUS_POLLS_MAX = 100
 COMMIT_PAUSE_MS = 10

@@ -83,6 +83,12 @@ def sees_block_events(reader: Reader) -> bool:
     return reader.auditor
 
 
+def sees_forks(reader: Reader) -> bool:
+    """Whether `reader` may read the proofs of forks a node kept (node/forks.py): an auditor,
+    who acts on what they show about the validators."""
+    return reader.auditor
+
+
 def sees_asset(ledger: LedgerReader, reader: Reader, asset: state_pb2.AssetRecord) -> bool:
     """An asset concerns a member that owns it, holds a copy, registered or derived it, or
     holds a grant on it."""

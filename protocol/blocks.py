@@ -38,13 +38,14 @@ from provledger.protocol.genesis import Genesis, ValidatorSet
 from provledger.protocol.limits import (
     BLOCK_EVENTS_MAX,
     BLOCK_SIZE_BYTES_MAX,
+    EQUIVOCATIONS_LISTED_MAX,
     EVENT_TIMESTAMP_MS_MAX,
 )
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
 from provledger.protocol.validators import ValidatorContext, ValidatorHistory, validator_set_at
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
-from provledger.v1 import ledger_pb2
+from provledger.v1 import ledger_pb2, state_pb2
 
 DOMAIN_HEADER = b"provledger/v1/header\x00"
 
@@ -328,9 +329,11 @@ def _evidence_writes(
     evidence: Sequence[ledger_pb2.Evidence],
 ) -> list[Write]:
     """Evidence must be a real equivocation by a validator of the set of its votes' height
-    (at most this block's), recorded once."""
+    (at most this block's), recorded once; its validator is marked as an equivocator for
+    good, with where it equivocated (ADR 014)."""
     writes = []
     keys = set()
+    marked: dict[str, state_pb2.EquivocatorRecord] = {}
     for item in evidence:
         if item.first.height > context.height or not verify_evidence(
             chain_id,
@@ -343,6 +346,24 @@ def _evidence_writes(
             raise invalid("duplicate_evidence", f"evidence {key} is already recorded")
         keys.add(key)
         writes.append(Write("evidence", key, item))
+        vote = item.first
+        record = marked.get(vote.validator_id)
+        if record is None:
+            record = state_pb2.EquivocatorRecord(validator_id=vote.validator_id)
+            recorded = overlay.load("equivocator", vote.validator_id)
+            if recorded is not None:
+                record.CopyFrom(recorded)  # never mutate what a reader returns
+            marked[vote.validator_id] = record
+        record.equivocations += 1
+        if len(record.listed) < EQUIVOCATIONS_LISTED_MAX:
+            record.listed.add(
+                height=vote.height,
+                round=vote.round,
+                vote_type=vote.type,
+                evidence_key=key,
+                recorded_at_height=context.height,
+            )
+    writes += [Write("equivocator", v, record) for v, record in sorted(marked.items())]
     return writes
 
 

@@ -126,6 +126,24 @@ def _member_json(member: state_pb2.MemberRecord) -> dict[str, Any]:
     }
 
 
+def checkpoint_json(checkpoint: ledger_pb2.Checkpoint) -> dict[str, Any]:
+    """A checkpoint as bundles (and fork proofs, protocol/fork_proof.py) write it: the header
+    as transmitted, the certificate's signatures sorted by validator id."""
+    certificate = checkpoint.certificate
+    return {
+        "header": _b64(checkpoint.header),
+        "certificate": {
+            "height": certificate.height,
+            "round": certificate.round,
+            "block_id": certificate.block_id.hex(),
+            "signatures": [
+                {"validator_id": s.validator_id, "signature": _b64(s.signature)}
+                for s in sorted(certificate.signatures, key=lambda s: s.validator_id)
+            ],
+        },
+    }
+
+
 def encode_bundle(
     kind: str,
     subject_id: str,
@@ -142,7 +160,6 @@ def encode_bundle(
     for _, event in decoded:
         _author_key(genesis, event)
     authors = sorted({event.author_id for _, event in decoded})
-    certificate = checkpoint.certificate
     document = {
         "format": FORMAT,
         "kind": kind,
@@ -151,18 +168,7 @@ def encode_bundle(
         "genesis_hash": genesis.genesis_hash.hex(),
         "validators": _validators_json(genesis),
         "members": [_member_json(genesis.member(a)) for a in authors],  # type: ignore[arg-type]
-        "checkpoint": {
-            "header": _b64(checkpoint.header),
-            "certificate": {
-                "height": certificate.height,
-                "round": certificate.round,
-                "block_id": certificate.block_id.hex(),
-                "signatures": [
-                    {"validator_id": s.validator_id, "signature": _b64(s.signature)}
-                    for s in sorted(certificate.signatures, key=lambda s: s.validator_id)
-                ],
-            },
-        },
+        "checkpoint": checkpoint_json(checkpoint),
         "events": [
             {
                 "event_id": event.event_id.hex(),
@@ -242,9 +248,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def _parse(data: bytes) -> Any:
-    if len(data) > BUNDLE_SIZE_BYTES_MAX:
-        raise BundleError("too_large", f"the bundle exceeds {BUNDLE_SIZE_BYTES_MAX} bytes")
+def parse_canonical(data: bytes, size_bytes_max: int = BUNDLE_SIZE_BYTES_MAX) -> Any:
+    """The JSON document `data` holds, if `data` is its canonical spelling (`encode_canonical`)
+    and at most `size_bytes_max` bytes; else `BundleError`."""
+    if len(data) > size_bytes_max:
+        raise BundleError("too_large", f"the file exceeds {size_bytes_max} bytes")
     try:
         document = json.loads(
             data.decode("ascii"),
@@ -282,13 +290,14 @@ def _author_key(genesis: Genesis, event: DecodedEvent) -> bytes:
     )
 
 
-def _verify_checkpoint(
-    value: Any, genesis: Genesis
-) -> tuple[ledger_pb2.BlockHeader, bytes, tuple[str, ...]]:
-    """The checkpoint's header, block id and signers, if a quorum of genesis validators
-    committed it."""
-    checkpoint = _object(value, "checkpoint", ("certificate", "header"))
-    where = "checkpoint.certificate"
+def read_checkpoint(
+    value: Any, genesis: Genesis, where: str = "checkpoint"
+) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.BlockHeader, bytes, tuple[str, ...]]:
+    """The checkpoint written by `checkpoint_json`, its header, block id and signers, if a
+    quorum of genesis validators committed it; else `BundleError` (malformed, bad_checkpoint)."""
+    checkpoint = _object(value, where, ("certificate", "header"))
+    place = where
+    where = f"{place}.certificate"
     fields = _object(
         checkpoint["certificate"], where, ("block_id", "height", "round", "signatures")
     )
@@ -310,14 +319,13 @@ def _verify_checkpoint(
         certificate.signatures.add(
             validator_id=signer, signature=_base64_bytes(entry["signature"], f"{place}.signature")
         )
-    header_bytes = _base64_bytes(checkpoint["header"], "checkpoint.header")
+    header_bytes = _base64_bytes(checkpoint["header"], f"{place}.header")
+    message = ledger_pb2.Checkpoint(header=header_bytes, certificate=certificate)
     try:
-        header = verify_checkpoint(
-            ledger_pb2.Checkpoint(header=header_bytes, certificate=certificate), genesis
-        )
+        header = verify_checkpoint(message, genesis)
     except Rejected as error:
-        raise BundleError("bad_checkpoint", f"the checkpoint does not verify: {error}") from None
-    return header, block_id(header_bytes), tuple(signers)
+        raise BundleError("bad_checkpoint", f"the {place} does not verify: {error}") from None
+    return message, header, block_id(header_bytes), tuple(signers)
 
 
 def _verify_event(
@@ -359,7 +367,7 @@ def _verify_event(
 
 def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
     """Check a bundle's bytes against `genesis` alone; what it proves, or `BundleError`."""
-    bundle = _object(_parse(data), "the bundle", _TOP_FIELDS)
+    bundle = _object(parse_canonical(data), "the bundle", _TOP_FIELDS)
     if bundle["format"] != FORMAT:
         raise BundleError("unsupported_format", f"format is not {FORMAT!r}")
     kind = _string(bundle["kind"], "kind")
@@ -375,7 +383,7 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
         raise BundleError("wrong_genesis", "the bundle is for another genesis document")
     if bundle["validators"] != _validators_json(genesis):
         raise BundleError("wrong_genesis", "the validators differ from the genesis document's")
-    header, checkpoint_id, signers = _verify_checkpoint(bundle["checkpoint"], genesis)
+    _, header, checkpoint_id, signers = read_checkpoint(bundle["checkpoint"], genesis)
 
     events: list[tuple[int, DecodedEvent]] = []
     for index, entry in enumerate(_array(bundle["events"], "events", BUNDLE_EVENTS_MAX)):

@@ -62,6 +62,8 @@ MEMPOOL_EVENTS_MAX = 100_000
 VERIFIED_EVENTS_REMEMBERED_MAX = 200_000
 EXECUTED_BLOCKS_CACHED_MAX = 16
 EVIDENCE_POOL_MAX = 1_000
+# An equivocator's record lists its first equivocations and counts all (ADR 014).
+EQUIVOCATIONS_LISTED_MAX = 64
 
 # Queries
 # The largest log index a paging cursor may name: a signed 64-bit integer, as on REST; the
@@ -98,3 +100,6 @@ BUNDLE_EVENTS_MAX = 2_000
 # Above the largest bundle BUNDLE_EVENTS_MAX events of the largest body can make (about 181 MiB:
 # 87 KiB of base64 body, a signature and a 65-hash proof per event).
 BUNDLE_SIZE_BYTES_MAX = 256 * 1024 * 1024
+# A fork proof (protocol/fork_proof.py): two checkpoints of at most 129 signatures each and a
+# consistency proof, a few tens of KiB at most.
+FORK_PROOF_SIZE_BYTES_MAX = 1024 * 1024

@@ -405,6 +405,32 @@ def verify_consistency(
         return
     _require_hash_size("root1", root1)
     _require_hash_size("root2", root2)
+    calculated1, calculated2 = roots_from_consistency_proof(size1, size2, proof, root1)
+    if calculated1 != root1:
+        raise RootMismatchError("root1", calculated1, root1)
+    if calculated2 != root2:
+        raise RootMismatchError("root2", calculated2, root2)
+
+
+def roots_from_consistency_proof(
+    size1: int, size2: int, proof: Sequence[bytes], root1: bytes
+) -> tuple[bytes, bytes]:
+    """Return the roots that `proof` yields for the old tree of `size1` leaves and the new tree
+    of `size2` leaves: the walk of RFC 9162 §2.1.4.2, without its final comparisons.
+
+    When the new root is the new tree's, the old root is the root of the new tree's first
+    `size1` leaves: a proof that leads to a signed new root and to an old root other than a
+    signed old one shows the two logs conflict. When `size1` is a power of two the proof
+    leaves the old root out and `root1` seeds the walk, so the old root returned is `root1`.
+    Raises ProofError unless 0 < size1 < size2 <= TREE_LEAVES_MAX, root1 and every proof hash
+    are HASH_SIZE_BYTES long, and there are exactly consistency_proof_length(size1, size2)
+    proof hashes.
+    """
+    if size2 > TREE_LEAVES_MAX:
+        raise ProofError(f"size2 {size2} exceeds the limit {TREE_LEAVES_MAX}")
+    if not 0 < size1 < size2:
+        raise ProofError(f"the sizes must be 0 < size1 < size2, got {size1} and {size2}")
+    _require_hash_size("root1", root1)
     _require_proof_length(proof, consistency_proof_length(size1, size2))
     # When the old tree is one perfect subtree, its root is the seed the proof leaves out.
     path = [root1, *proof] if size1 & (size1 - 1) == 0 else list(proof)
@@ -427,10 +453,7 @@ def verify_consistency(
             calculated2 = hash_children(calculated2, sibling)
         fn, sn = fn >> 1, sn >> 1
     check(sn == 0, "consistency proof shorter than its tree; the length check is wrong")
-    if calculated1 != root1:
-        raise RootMismatchError("root1", calculated1, root1)
-    if calculated2 != root2:
-        raise RootMismatchError("root2", calculated2, root2)
+    return calculated1, calculated2
 
 
 def _perfect_pieces(lo: int, hi: int) -> list[tuple[int, int]]:

@@ -42,6 +42,8 @@ RECORD_TYPES: dict[str, type[Message]] = {
     "evidence": ledger_pb2.Evidence,
     # The validator sets after genesis, by index and "latest" (protocol/validators.py).
     "validators": state_pb2.ValidatorSetRecord,
+    # A validator marked for equivocating, by validator id (never removed: ADR 014).
+    "equivocator": state_pb2.EquivocatorRecord,
 }
 STATE_ROOT_GENESIS_PARENT = bytes(32)
 _STATE_DOMAIN = b"provledger/v1/state\x00"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from provledger.node.queries import LedgerQueries, QueryError, bad_request, forbidden
+from provledger.node.forks import ForkLog, SeenFork
+from provledger.node.queries import LedgerQueries, QueryError, bad_request, forbidden, not_found
 from provledger.node.rest import cursors
 from provledger.node.rest.models import (
     AssetView,
@@ -22,10 +23,15 @@ from provledger.node.rest.models import (
     DecidingEvent,
     DisputeView,
     EdgeView,
+    EquivocationView,
     EventPage,
     EventView,
+    ForkList,
+    ForkSideView,
+    ForkView,
     GrantDetail,
     GrantPage,
+    Health,
     InclusionView,
     LifecycleEntry,
     LineageView,
@@ -53,6 +59,8 @@ from provledger.protocol import access, merkle
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.events import event_id as compute_event_id
+from provledger.protocol.fork_proof import verify_fork_proof
+from provledger.protocol.genesis import Genesis
 from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.validators import validator_set_at
 from provledger.v1 import ledger_pb2, state_pb2
@@ -61,9 +69,36 @@ from provledger.v1 import ledger_pb2, state_pb2
 class Answers:
     """What each route answers; raises `QueryError` for anything but a 200."""
 
-    def __init__(self, queries: LedgerQueries, node_id: str) -> None:
+    def __init__(self, queries: LedgerQueries, node_id: str, forks: ForkLog | None = None) -> None:
         self.queries = queries
         self.node_id = node_id
+        self.forks = forks
+
+    # --- forks ----------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        seen = self.forks.count() if self.forks is not None else 0
+        return Health(status="fork_seen" if seen else "ok", forks_seen=seen)
+
+    def _require_forks(self, reader: Reader) -> ForkLog | None:
+        if not access.sees_forks(reader):
+            raise forbidden("the proofs of forks are read with an auditor's token")
+        return self.forks
+
+    def fork_list(self, reader: Reader) -> ForkList:
+        forks = self._require_forks(reader)
+        if forks is None:
+            return ForkList(items=[], not_kept=0)
+        genesis = self.queries.genesis
+        items = [fork_view(seen, genesis) for seen in forks.forks()]
+        return ForkList(items=items, not_kept=forks.not_kept)
+
+    def fork_proof(self, reader: Reader, number: int) -> bytes:
+        forks = self._require_forks(reader)
+        for seen in forks.forks() if forks is not None else ():
+            if seen.number == number:
+                return seen.proof_file
+        raise not_found("unknown_fork", f"this node keeps no fork number {number}")
 
     # --- the chain ------------------------------------------------------------------------
 
@@ -84,7 +119,7 @@ class Answers:
             log_size=block.header.log_size if block else 0,
             log_root=(block.header.log_root if block else merkle.EMPTY_ROOT).hex(),
             validators=[
-                ValidatorView(validator_id=v.validator_id, public_key=v.public_key.hex())
+                validator_view(v.validator_id, v.public_key, queries.equivocator(v.validator_id))
                 for v in signing.validators
             ],
             quorum_size=signing.quorum_size,
@@ -444,4 +479,62 @@ def _dispute_view(dispute: Any) -> DisputeView:
             else None
         ),
         resolution=dispute.resolution,
+    )
+
+
+def fork_view(seen: SeenFork, genesis: Genesis) -> ForkView:
+    """A fork this node kept, as its proof file verifies (protocol/fork_proof.py)."""
+    verified = verify_fork_proof(seen.proof_file, genesis)
+    sides = (
+        (verified.proof.first, verified.first_header, verified.first_block_id,
+         verified.first_signers),
+        (verified.proof.second, verified.second_header, verified.second_block_id,
+         verified.second_signers),
+    )  # fmt: skip
+    first, second = (
+        ForkSideView(
+            source=sighting.source,
+            height=header.height,
+            round=sighting.checkpoint.certificate.round,
+            block_id=identifier.hex(),
+            signers=list(signers),
+        )
+        for sighting, header, identifier, signers in sides
+    )
+    return ForkView(
+        number=seen.number,
+        height=seen.height,
+        peer_id=seen.peer_id,
+        seen_at_ms=seen.seen_at_ms,
+        kind=verified.proof.kind,  # type: ignore[arg-type]
+        reason=verified.proof.reason,
+        first=first,
+        second=second,
+        signed_both=list(verified.signed_both),
+        equivocators=list(verified.equivocators),
+    )
+
+
+def validator_view(
+    validator_id: str, public_key: bytes, marked: state_pb2.EquivocatorRecord | None
+) -> ValidatorView:
+    """A validator, with the equivocations the ledger recorded against it (ADR 014)."""
+    if marked is None:
+        return ValidatorView(validator_id=validator_id, public_key=public_key.hex())
+    return ValidatorView(
+        validator_id=validator_id,
+        public_key=public_key.hex(),
+        equivocations=marked.equivocations,
+        equivocated=[
+            EquivocationView(
+                height=entry.height,
+                round=entry.round,
+                vote_type="precommit"
+                if entry.vote_type == ledger_pb2.VOTE_TYPE_PRECOMMIT
+                else "prevote",
+                evidence_key=entry.evidence_key,
+                recorded_at_height=entry.recorded_at_height,
+            )
+            for entry in marked.listed
+        ],
     )

@@ -1,8 +1,8 @@
 """The auditor REST API (FastAPI): routes, the bearer token, errors. See docs/rest-api.md.
 
 `create_app(view)` builds the app over a `NodeView`: anything with a `store`, a `genesis`, a
-`node_id` and a `clock_ms()` (the running `LedgerNode` is one; tests use `StoreView` over a
-bare `Store`). The contract:
+`node_id`, a `clock_ms()` and the `forks` it saw (the running `LedgerNode` is one; tests use
+`StoreView` over a bare `Store`). The contract:
 - every answer is JSON, bytes as lower-case hex; every error is `{"error", "reason"}` with
   400 (bad request), 401 (no or bad token), 403 (not the caller's to see), 404 (unknown id),
   409 (a bundle that cannot be built now) or 422 (bad parameter); a 500 means a bug here and
@@ -36,6 +36,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provledger.node import explorer
+from provledger.node.forks import ForkLog
 from provledger.node.queries import LedgerQueries, QueryError
 from provledger.node.rest.answers import Answers
 from provledger.node.rest.cursors import INT64_MAX
@@ -49,6 +50,7 @@ from provledger.node.rest.models import (
     ErrorBody,
     EventPage,
     EventView,
+    ForkList,
     GrantDetail,
     GrantPage,
     Health,
@@ -110,6 +112,9 @@ class NodeView(Protocol):
     @property
     def clock_ms(self) -> Callable[[], int]: ...
 
+    @property
+    def forks(self) -> ForkLog | None: ...
+
 
 @dataclass(frozen=True)
 class StoreView:
@@ -119,6 +124,7 @@ class StoreView:
     genesis: Genesis
     node_id: str
     clock_ms: Callable[[], int] = wall_clock_ms
+    forks: ForkLog | None = None
 
 
 _ERRORS = {
@@ -242,7 +248,7 @@ def create_app(view: NodeView) -> FastAPI:
     )
     queries = LedgerQueries(view.store, view.genesis)
     app.state.queries = queries
-    app.state.answers = Answers(queries, view.node_id)
+    app.state.answers = Answers(queries, view.node_id, view.forks)
     app.state.clock_ms = view.clock_ms
 
     # --- errors ----------------------------------------------------------------------------
@@ -295,9 +301,35 @@ def create_app(view: NodeView) -> FastAPI:
         return HTMLResponse(DOCS_PAGE, headers=DOCS_HEADERS)
 
     @app.get("/v1/health", response_model=Health, tags=["node"])
-    def health() -> Health:
-        """Whether the node answers (no token needed)."""
-        return Health(status="ok")
+    def health(ledger: Api) -> Health:
+        """Whether the node answers, and whether it saw a fork (no token needed)."""
+        return ledger.health()
+
+    @app.get("/v1/forks", response_model=ForkList, responses=ERROR_RESPONSES, tags=["node"])
+    def forks(ledger: Api, caller: Caller) -> ForkList:
+        """Quorum-signed blocks peers showed this node that conflict with its own (auditors)."""
+        return ledger.fork_list(caller)
+
+    @app.get(
+        "/v1/forks/{number}",
+        response_class=Response,
+        responses={
+            **ERROR_RESPONSES,
+            200: {
+                "description": "the proof of the fork (provledger-fork/1), as a download for "
+                "`provledger verify`",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+        },
+        tags=["node"],
+    )
+    def fork_proof(ledger: Api, caller: Caller, number: Height) -> Response:
+        """The proof of one fork this node saw (auditors)."""
+        return Response(
+            ledger.fork_proof(caller, number),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="fork-{number}.json"'},
+        )
 
     # --- the chain -------------------------------------------------------------------------
 

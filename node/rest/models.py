@@ -16,12 +16,60 @@ class ErrorBody(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "fork_seen"] = Field(
+        description='"fork_seen" once a peer showed this node a quorum-signed block that '
+        "conflicts with its own (the proofs: /v1/forks)"
+    )
+    forks_seen: int = Field(description="conflicting quorum-signed checkpoints seen so far")
+
+
+class ForkSideView(BaseModel):
+    source: str = Field(description="where it was seen (this node, a peer); not signed")
+    height: int
+    round: int
+    block_id: str
+    signers: list[str]
+
+
+class ForkView(BaseModel):
+    number: int = Field(description="1, 2, ... in the order seen; the proof: /v1/forks/{number}")
+    height: int
+    peer_id: str
+    seen_at_ms: int
+    kind: Literal["same_height", "inconsistent_logs"]
+    reason: str
+    first: ForkSideView
+    second: ForkSideView
+    signed_both: list[str]
+    equivocators: list[str] = Field(
+        description="validators that precommitted both blocks at one height and round"
+    )
+
+
+class ForkList(BaseModel):
+    items: list[ForkView]
+    not_kept: int = Field(description="further forks seen once the node's bound was reached")
+
+
+class EquivocationView(BaseModel):
+    height: int
+    round: int
+    vote_type: Literal["prevote", "precommit"]
+    evidence_key: str = Field(description="the recorded evidence: both signed votes")
+    recorded_at_height: int
 
 
 class ValidatorView(BaseModel):
     validator_id: str
     public_key: str
+    equivocations: int = Field(
+        0,
+        description="equivocations recorded against it; a marked validator stays marked "
+        "(ADR 014: governance decides what follows)",
+    )
+    equivocated: list[EquivocationView] = Field(
+        default_factory=list, description="the first 64 of them, in the order recorded"
+    )
 
 
 class StatusView(BaseModel):

@@ -327,12 +327,14 @@ PROTECTED = [
     "/v1/evidence/event?event_id=" + "00" * 32,
     f"/v1/evidence/lineage?asset_id={HEALTH}",
     "/v1/evidence/trade?order_id=order/1",
+    "/v1/forks",
+    "/v1/forks/1",
 ]
 
 
 def test_health_needs_no_token(story):
     response = story.client.get("/v1/health")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "forks_seen": 0})
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -1273,8 +1275,10 @@ def test_the_openapi_schema_documents_every_route_its_errors_and_the_token(story
         "/v1/blocks/1",
         "/v1/events/" + "00" * 32,
         "/v1/proofs/inclusion/" + "00" * 32,
+        "/v1/forks/1",
     } | {
         "/v1/health",
+        "/v1/forks/{number}",
         "/v1/blocks/{height}",
         "/v1/events/{event_id}",
         "/v1/proofs/inclusion/{event_id}",

@@ -68,11 +68,13 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "height", "block_id")
+    __slots__ = ("node_id", "height", "block_id", "checkpoint")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     height: int
     block_id: bytes
-    def __init__(self, node_id: _Optional[str] = ..., height: _Optional[int] = ..., block_id: _Optional[bytes] = ...) -> None: ...
+    checkpoint: _ledger_pb2.Checkpoint
+    def __init__(self, node_id: _Optional[str] = ..., height: _Optional[int] = ..., block_id: _Optional[bytes] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ...) -> None: ...

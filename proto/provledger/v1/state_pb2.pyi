@@ -177,6 +177,30 @@ class ValidatorSetRecord(_message.Message):
     event_ids: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, index: _Optional[int] = ..., from_height: _Optional[int] = ..., validators: _Optional[_Iterable[_Union[ValidatorEntry, _Mapping]]] = ..., event_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class EquivocatorRecord(_message.Message):
+    __slots__ = ("validator_id", "equivocations", "listed")
+    VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EQUIVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    LISTED_FIELD_NUMBER: _ClassVar[int]
+    validator_id: str
+    equivocations: int
+    listed: _containers.RepeatedCompositeFieldContainer[Equivocation]
+    def __init__(self, validator_id: _Optional[str] = ..., equivocations: _Optional[int] = ..., listed: _Optional[_Iterable[_Union[Equivocation, _Mapping]]] = ...) -> None: ...
+
+class Equivocation(_message.Message):
+    __slots__ = ("height", "round", "vote_type", "evidence_key", "recorded_at_height")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    VOTE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    round: int
+    vote_type: _ledger_pb2.VoteType
+    evidence_key: str
+    recorded_at_height: int
+    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., vote_type: _Optional[_Union[_ledger_pb2.VoteType, str]] = ..., evidence_key: _Optional[str] = ..., recorded_at_height: _Optional[int] = ...) -> None: ...
+
 class StoredBlock(_message.Message):
     __slots__ = ("header", "last_commit", "certificate", "event_ids", "evidence")
     HEADER_FIELD_NUMBER: _ClassVar[int]

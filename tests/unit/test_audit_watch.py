@@ -1,0 +1,247 @@
+"""cli/audit.py: `audit watch`'s comparisons over fake nodes that serve the checkpoints and
+proofs of two forked in-memory chains (tests/support/forked_chains.py), its state file, and
+its exit codes. Honest nodes at any heights agree; a node on the other chain, now or since the
+last run, is a fork with a proof that verifies; answers that do not verify are reported as
+incomplete, never as a fork."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.forked_chains import FORK_HEIGHT, Chain, ForkedChains, forked_chains
+
+from provledger.cli import audit
+from provledger.cli.main import main
+from provledger.cli.output import CommandError
+from provledger.protocol.blocks import block_id
+from provledger.protocol.fork_proof import (
+    INCONSISTENT_LOGS,
+    SAME_HEIGHT,
+    ForkProof,
+    Sighting,
+    encode_fork_proof,
+    verify_fork_proof,
+)
+from provledger.protocol.genesis import canonical_json
+from provledger.v1 import api_pb2, ledger_pb2
+
+
+class FakeNode:
+    """A node at `height` of `chain`; `lie` replaces parts of its consistency answers."""
+
+    def __init__(self, address: str, chain: Chain | None, height: int = 0, **lie) -> None:
+        self.address = address
+        self.chain = chain
+        self.height = height
+        self.lie = lie
+        self.asked: list[tuple[int, int]] = []
+
+    def latest_checkpoint(self) -> ledger_pb2.Checkpoint | None:
+        if self.chain is None:
+            raise ConnectionError("connection refused")
+        if "latest" in self.lie:
+            return self.lie["latest"]
+        return self.chain.checkpoint(self.height) if self.height else None
+
+    def consistency(self, first: int, second: int) -> api_pb2.GetConsistencyProofResponse:
+        assert self.chain is not None
+        self.asked.append((first, second))
+        return api_pb2.GetConsistencyProofResponse(
+            proof=self.lie.get("proof", self.chain.consistency(first, second)),
+            first=self.lie.get("first", self.chain.checkpoint(first)),
+            second=self.chain.checkpoint(second),
+        )
+
+
+@pytest.fixture(scope="module")
+def chains() -> ForkedChains:
+    return forked_chains()
+
+
+def run(chains: ForkedChains, *nodes: FakeNode, remembered=None) -> audit.WatchReport:
+    return audit.watch(chains.consortium.genesis, nodes, dict(remembered or {}))
+
+
+def test_honest_nodes_at_different_heights_are_not_a_fork(chains: ForkedChains) -> None:
+    nodes = [FakeNode(f"n{h}", chains.honest, h) for h in (4, 2, 3, 1)]
+    report = run(chains, *nodes, FakeNode("empty", chains.honest, 0))
+    assert report.forks == [] and report.problems == []
+    assert report.exit_code == 0
+    assert report.comparisons == 6  # every lower height, proven by the higher node
+    assert nodes[0].asked == [(2, 4), (3, 4), (1, 4)]
+    assert report.latest["empty"] is None
+    assert {a: decode_height(c) for a, c in report.remember.items()} == {
+        "n4": 4, "n2": 2, "n3": 3, "n1": 1,
+    }  # fmt: skip
+
+
+def decode_height(checkpoint: ledger_pb2.Checkpoint) -> int:
+    return checkpoint.certificate.height
+
+
+def test_nodes_on_two_chains_at_one_height_are_a_fork(chains: ForkedChains) -> None:
+    report = run(
+        chains,
+        FakeNode("honest", chains.honest, FORK_HEIGHT),
+        FakeNode("liar", chains.forked, FORK_HEIGHT),
+    )
+    assert report.exit_code == audit.EXIT_FORK
+    (proof,) = report.forks
+    assert proof.kind == SAME_HEIGHT
+    assert {proof.first.source, proof.second.source} == {"honest", "liar"}
+    genesis = chains.consortium.genesis
+    assert verify_fork_proof(encode_fork_proof(proof, genesis), genesis).equivocators
+
+
+def test_a_node_ahead_proves_its_own_block_at_the_lower_height(chains: ForkedChains) -> None:
+    """The honest node is ahead: its answer holds its own checkpoint at the liar's height."""
+    report = run(
+        chains,
+        FakeNode("honest", chains.honest, 4),
+        FakeNode("liar", chains.forked, FORK_HEIGHT),
+    )
+    (proof,) = report.forks
+    assert proof.kind == SAME_HEIGHT
+    assert {proof.first.source, proof.second.source} == {
+        "liar",
+        "honest (consistency answer)",
+    }
+
+
+def test_a_liar_that_copies_the_lower_checkpoint_is_caught_by_its_own_proof(
+    chains: ForkedChains,
+) -> None:
+    """The liar, ahead, claims the honest block at height 3 as its own; its proof of its own
+    log leads to its signed root and shows that the logs conflict."""
+    liar = FakeNode("liar", chains.forked, 4, first=chains.honest.checkpoint(FORK_HEIGHT))
+    report = run(chains, FakeNode("honest", chains.honest, FORK_HEIGHT), liar)
+    (proof,) = report.forks
+    assert proof.kind == INCONSISTENT_LOGS and proof.consistency is not None
+    assert report.exit_code == audit.EXIT_FORK
+
+
+def test_what_a_node_served_before_is_compared_with_what_it_serves_now(
+    chains: ForkedChains,
+) -> None:
+    before = {"flip": chains.honest.checkpoint(FORK_HEIGHT)}
+    report = run(
+        chains,
+        FakeNode("flip", chains.forked, 4),
+        FakeNode("early", chains.honest, 2),
+        remembered=before,
+    )
+    (proof,) = report.forks
+    assert proof.kind == SAME_HEIGHT
+    assert "flip (seen before)" in (proof.first.source, proof.second.source)
+    # The same history later: no fork, and the state moves up to the new height.
+    again = run(
+        chains,
+        FakeNode("flip", chains.honest, 4),
+        FakeNode("early", chains.honest, 2),
+        remembered=before,
+    )
+    assert again.exit_code == 0 and decode_height(again.remember["flip"]) == 4
+
+
+def test_a_node_that_went_back_keeps_its_highest_checkpoint(chains: ForkedChains) -> None:
+    before = {"back": chains.honest.checkpoint(4)}
+    report = run(
+        chains,
+        FakeNode("back", chains.honest, 2),
+        FakeNode("other", chains.honest, 3),
+        remembered=before,
+    )
+    assert report.exit_code == 0
+    assert report.remember["back"] == chains.honest.checkpoint(4)
+
+
+def test_unverifiable_answers_are_incomplete_not_a_fork(chains: ForkedChains) -> None:
+    wrong = chains.honest.consistency(3, 4)
+    wrong.hashes[0] = bytes(32)
+    unsigned = chains.resign(chains.forked.checkpoint(4), ("validator-0", "validator-1"))
+    cases = {
+        "a proof that leads nowhere": FakeNode("bad-proof", chains.honest, 4, proof=wrong),
+        "a checkpoint without a quorum": FakeNode("unsigned", chains.honest, 4, latest=unsigned),
+        "no answer": FakeNode("down", None),
+        "an answer at another height": FakeNode(
+            "shifted", chains.honest, 4, first=chains.honest.checkpoint(2)
+        ),
+    }
+    for what, node in cases.items():
+        report = run(chains, FakeNode("honest", chains.honest, 3), node)
+        assert report.forks == [], what
+        assert report.exit_code == audit.EXIT_INCOMPLETE, what
+        assert any(node.address in p for p in report.problems), (what, report.problems)
+
+
+def test_the_state_file_round_trips_and_refuses_edits(chains: ForkedChains, tmp_path: Path) -> None:
+    genesis = chains.consortium.genesis
+    path = tmp_path / "watch.json"
+    assert audit.read_state(path, genesis) == {}
+    remember = {"a:1": chains.honest.checkpoint(4), "b:2": chains.forked.checkpoint(3)}
+    audit.write_state(path, genesis, remember)
+    assert audit.read_state(path, genesis) == remember
+    assert [p.name for p in tmp_path.iterdir()] == ["watch.json"]  # no temporary left
+    document = json.loads(path.read_bytes())
+    document["nodes"]["a:1"]["checkpoint"]["header"] = document["nodes"]["b:2"]["checkpoint"][
+        "header"
+    ]
+    path.write_text(json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n")
+    with pytest.raises(CommandError, match="bad_checkpoint"):
+        audit.read_state(path, genesis)
+    path.write_text("{}\n")
+    with pytest.raises(CommandError, match="not usable"):
+        audit.read_state(path, genesis)
+
+
+def test_the_proof_goes_beside_the_state_file(tmp_path: Path) -> None:
+    assert audit.default_proof_path(tmp_path / "watch.json") == tmp_path / (
+        "watch" + audit.PROOF_FILE_SUFFIX
+    )
+    assert audit.default_proof_path(None) == Path(audit.DEFAULT_PROOF_FILE)
+
+
+def test_one_fork_seen_in_several_ways_is_reported_once(chains: ForkedChains) -> None:
+    report = run(
+        chains,
+        FakeNode("honest-a", chains.honest, FORK_HEIGHT),
+        FakeNode("honest-b", chains.honest, FORK_HEIGHT),
+        FakeNode("liar", chains.forked, FORK_HEIGHT),
+    )
+    (proof,) = report.forks  # honest-a and honest-b saw one block: one fork, not two
+    assert block_id(proof.second.checkpoint.header) == block_id(
+        chains.forked.checkpoint(FORK_HEIGHT).header
+    )
+
+
+def test_provledger_verify_checks_a_fork_proof_and_names_who_signed_both(
+    chains: ForkedChains, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    genesis = chains.consortium.genesis
+    genesis_file = tmp_path / "genesis.json"
+    genesis_file.write_bytes(canonical_json(chains.consortium.genesis_document()))
+    second = chains.resign(
+        chains.forked.checkpoint(FORK_HEIGHT), ("validator-1", "validator-2", "validator-3")
+    )
+    proof = ForkProof(
+        SAME_HEIGHT,
+        Sighting("node-a", chains.honest.checkpoint(FORK_HEIGHT)),
+        Sighting("node-b", second),
+    )
+    proof_file = tmp_path / "fork.json"
+    proof_file.write_bytes(encode_fork_proof(proof, genesis))
+    assert main(["verify", str(proof_file), "--genesis", str(genesis_file)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("VERIFIED fork: two blocks committed at height 3")
+    assert "provably Byzantine" in printed
+    assert printed.splitlines()[-2].endswith("validator-1, validator-2, validator-3")
+    assert main(["verify", str(proof_file), "--genesis", str(genesis_file), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["equivocators"] == ["validator-1", "validator-2", "validator-3"]
+    honest = chains.honest.checkpoint(FORK_HEIGHT)
+    same = ForkProof(SAME_HEIGHT, Sighting("a", honest), Sighting("b", honest))
+    proof_file.write_bytes(encode_fork_proof(same, genesis))
+    assert main(["verify", str(proof_file), "--genesis", str(genesis_file)]) == 1
+    assert "[not_conflicting]" in capsys.readouterr().err
