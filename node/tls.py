@@ -157,19 +157,21 @@ def _san_entry(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
-def create_ca(chain_id: str, *, now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
-    """Make the consortium CA. Returns (certificate PEM, private key PEM)."""
+def create_ca(
+    chain_id: str, *, organisation: str | None = None, now: datetime.datetime | None = None
+) -> tuple[bytes, bytes]:
+    """Make the consortium CA, or with `organisation` that organisation's own TLS CA (the
+    founding ceremony, ADR 015). Returns (certificate PEM, private key PEM)."""
     if not chain_id:
         raise ValueError("chain id is required")
     issued_at = now or _utc_now()
     key = ec.generate_private_key(_CURVE)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "provledger"),
-            # The CN is bounded to 64 characters; the chain id is at most as long.
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{chain_id[:40]} CA"),
-        ]
-    )
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "provledger")]
+    if organisation is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, chain_id[:40]))
+    # The CN is bounded to 64 characters; the chain id is at most as long.
+    common_name = f"{organisation[:40]} TLS CA" if organisation else f"{chain_id[:40]} CA"
+    name = x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     public_key = key.public_key()
     certificate = (
         x509.CertificateBuilder()
@@ -281,6 +283,33 @@ def issue_node_certificate(
         .sign(ca_key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM), _encode_private_key(key)
+
+
+def check_ca_root(certificate_pem: bytes) -> x509.Certificate:
+    """The CA root in `certificate_pem` (one PEM certificate: self-signed, CA:true, allowed
+    to sign certificates), as a genesis names one per organisation; TlsMaterialError
+    otherwise."""
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError as error:
+        raise TlsMaterialError(f"not a PEM certificate: {error}") from None
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+        certificate.verify_directly_issued_by(certificate)
+    except (x509.ExtensionNotFound, ValueError, TypeError, InvalidSignature):
+        raise TlsMaterialError(
+            f"{certificate.subject.rfc4514_string()} is not a self-signed CA certificate"
+        ) from None
+    if not constraints.value.ca or not usage.value.key_cert_sign:
+        raise TlsMaterialError(f"{certificate.subject.rfc4514_string()} is not a CA")
+    return certificate
+
+
+def ca_fingerprint(certificate_pem: bytes) -> str:
+    """The hex SHA-256 of a certificate's DER bytes, to compare a CA root out of band."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    return certificate.fingerprint(hashes.SHA256()).hex()
 
 
 def node_id_from_certificate(certificate: x509.Certificate) -> str | None:
