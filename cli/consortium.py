@@ -74,6 +74,12 @@ def cmd_consortium_init(args: argparse.Namespace) -> None:
     emit(args, document, "\n".join(lines))
 
 
+def default_personal_data_patterns() -> list[dict[str, str]]:
+    """A new genesis's `personal_data_patterns`: free text matching one of these is refused
+    (protocol/privacy.py, docs/security.md). `consortium init` and `genesis draft` write it."""
+    return [{"name": name, "pattern": pattern} for name, pattern in DEFAULT_PATTERNS]
+
+
 def parse_hosts(values: Iterable[str], nodes: int) -> dict[str, list[str]]:
     """{node id: extra host names} from `--host` values: NAME for every node, node-K=NAME for
     node K. A name is a DNS name or an IP address; ValueError otherwise."""
@@ -187,10 +193,7 @@ def init_consortium(
         "genesis_time_ms": time.time_ns() // 1_000_000,
         "members": members,
         "validators": validators,
-        # Free text matching one of these is refused (protocol/privacy.py, docs/security.md).
-        "personal_data_patterns": [
-            {"name": name, "pattern": pattern} for name, pattern in DEFAULT_PATTERNS
-        ],
+        "personal_data_patterns": default_personal_data_patterns(),
     }
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")

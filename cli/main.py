@@ -3,12 +3,12 @@ verifying proofs. Query commands print text for people or, with --json, JSON for
 Errors go to standard error with a non-zero exit code.
 
 This module is the parser and the dispatch only: each command group lives in its own module
-(cli/keys.py, consortium.py, node.py, submit.py, query.py, proofs.py, evidence.py, tokens.py,
-audit.py, demo.py), which never imports this one. A handler takes the parsed arguments and
-prints its result (cli/output.py); it fails by raising CommandError, which `main` reports with
-exit code 1, as it does a gRPC error from the node; Ctrl-C exits with 130. A handler whose
-outcome is more than success or failure returns its own exit code (`audit watch`: 3 for a
-fork, 4 for an incomplete check).
+(cli/keys.py, consortium.py, ceremony.py, node.py, submit.py, query.py, proofs.py,
+evidence.py, tokens.py, audit.py, demo.py), which never imports this one. A handler takes the
+parsed arguments and prints its result (cli/output.py); it fails by raising CommandError, which
+`main` reports with exit code 1, as it does a gRPC error from the node; Ctrl-C exits with 130.
+A handler whose outcome is more than success or failure returns its own exit code (`audit
+watch`: 3 for a fork, 4 for an incomplete check).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import grpc
 
 from provledger.cli import (
     audit,
+    ceremony,
     connection,
     consortium,
     demo,
@@ -34,6 +35,7 @@ from provledger.cli import (
 )
 from provledger.cli.client import describe_rpc_error
 from provledger.cli.output import CommandError
+from provledger.protocol.genesis import ROLE_NAMES
 from provledger.protocol.limits import TOKEN_TTL_MS_DEFAULT
 
 
@@ -81,6 +83,66 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-identities", action="store_true", help="do not create the sample member identities"
     )
     init.set_defaults(handler=consortium.cmd_consortium_init)
+
+    org_group = commands.add_parser(
+        "org", help="an organisation's own keys and node (the founding ceremony)"
+    ).add_subparsers(dest="org_cmd", required=True)
+    org_init = with_output(
+        org_group.add_parser("init", help="an organisation's keys, TLS CA and public.json")
+    )
+    org_init.add_argument("--org", required=True, metavar="ID", help="its member id")
+    org_init.add_argument("--name", required=True)
+    org_init.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
+    org_init.add_argument("--chain-id", required=True, help="the chain the consortium founds")
+    org_init.add_argument("--dir", required=True, help="the organisation's own folder")
+    org_init.add_argument("--node", metavar="NODE_ID", help="also a validator node with this id")
+    org_init.add_argument(
+        "--host",
+        action="append",
+        metavar="NAME_OR_IP",
+        help="a name the node is dialled at; repeat",
+    )
+    org_init.add_argument("--peer-address", metavar="HOST:PORT", help="where peers reach the node")
+    org_init.set_defaults(handler=ceremony.cmd_org_init)
+    org_config = with_output(
+        org_group.add_parser("node-config", help="the node's config, from the sealed genesis")
+    )
+    org_config.add_argument("--dir", required=True, help="the organisation's folder")
+    org_config.add_argument("--genesis", required=True, help="the sealed genesis.json")
+    org_config.add_argument("--peers", required=True, help="peers.json: node id -> peer address")
+    org_config.add_argument("--listen", required=True, metavar="HOST:PORT", help="the client API")
+    org_config.add_argument("--peer-listen", required=True, metavar="HOST:PORT")
+    org_config.add_argument("--rest-listen", metavar="HOST:PORT", help="the auditor REST API")
+    org_config.set_defaults(handler=ceremony.cmd_org_node_config)
+
+    genesis_group = commands.add_parser(
+        "genesis", help="draft, sign and seal a genesis; its CA bundle"
+    ).add_subparsers(dest="genesis_cmd", required=True)
+    draft = with_output(
+        genesis_group.add_parser("draft", help="gather organisations' public.json into a draft")
+    )
+    draft.add_argument("--chain-id", required=True)
+    draft.add_argument("--org", action="append", required=True, metavar="PUBLIC_JSON")
+    draft.add_argument("--out", required=True, metavar="FILE")
+    draft.add_argument("--peers-out", metavar="FILE", help="write node id -> peer address")
+    draft.set_defaults(handler=ceremony.cmd_genesis_draft)
+    sign = with_output(genesis_group.add_parser("sign", help="a founding member signs the draft"))
+    sign.add_argument("--draft", required=True)
+    sign.add_argument("--identity", required=True, help="the member's identity.json")
+    sign.add_argument("--out", required=True, metavar="FILE")
+    sign.set_defaults(handler=ceremony.cmd_genesis_sign)
+    seal = with_output(
+        genesis_group.add_parser("seal", help="embed every founding member's signature")
+    )
+    seal.add_argument("--draft", required=True)
+    seal.add_argument("--approval", action="append", required=True, metavar="FILE")
+    seal.add_argument("--out", required=True, metavar="FILE")
+    seal.set_defaults(handler=ceremony.cmd_genesis_seal)
+    bundle = genesis_group.add_parser(
+        "ca-bundle", help="print every organisation's TLS CA root the genesis names"
+    )
+    bundle.add_argument("--genesis", required=True)
+    bundle.set_defaults(handler=ceremony.cmd_genesis_ca_bundle)
 
     node_group = commands.add_parser("node", help="run, check or repair a node").add_subparsers(
         dest="node_cmd", required=True

@@ -38,6 +38,7 @@ def cmd_node_run(args: argparse.Namespace) -> None:
     from provledger.node.store import StoreDamaged, StoreError
 
     config = _load_config(args.config)
+    load_genesis(str(config.genesis_path))  # a refused genesis is named before anything starts
     watcher = _DamageWatcher(config.data_dir)
     try:
         run(config)

@@ -848,7 +848,7 @@ async def _fetch_from_peers(
     """Fetch and commit blocks after the rebuilt head from the peers, as far as they go."""
     # Imported here: only a repair talks to peers from outside a running node.
     from provledger.node.peers import PeerNetwork, PeerRequestError
-    from provledger.node.tls import load_tls_material
+    from provledger.node.tls import load_tls_material, peer_trust
 
     if not peers.peers or peers.tls_dir is None:
         report.problems.append("this node has no peers in its config to fetch blocks from")
@@ -856,8 +856,13 @@ async def _fetch_from_peers(
     validator_ids = validator_history(rebuilt, genesis.validator_set).validator_ids_from(
         rebuilt.head_height + 1
     )
+    material = load_tls_material(peers.tls_dir)
     network = PeerNetwork(
-        peers.node_id, peers.peers, load_tls_material(peers.tls_dir), validator_ids
+        peers.node_id,
+        peers.peers,
+        material,
+        validator_ids,
+        trust=peer_trust(material, genesis.validator_tls_cas),
     )
     app = LedgerApplication(genesis, rebuilt, peers.node_id)
 

@@ -35,15 +35,23 @@ as the network's `PeerHandler` before the network is added to a server. The hand
 
 Invariants:
 - Every PeerService call (Gossip, SyncBlocks, Status) comes from a peer whose certificate
-  chains to the consortium CA (gRPC checks this during the handshake, because the port uses
-  `server_credentials`, which require a client certificate) and whose node id is in the
-  validator set and is not our own; anything else is refused with PERMISSION_DENIED
-  ("unknown_peer: ...") before a message is read. The set is the caller's: the consensus
-  driver replaces it (`set_validator_ids`) when governance changes the validators. A
-  configured peer need not be in it (a validator still to be added, or a node that follows
-  without voting): it is dialled, and its own calls are accepted once it is in the set. A
+  chains to the consortium CA, or with each organisation's CA root in the genesis to one of
+  them (gRPC checks this during the handshake, because the port uses `server_credentials`,
+  which require a client certificate), whose node id is in the validator set and is not our
+  own, and, with per-organisation roots, whose certificate was issued by that node's own
+  organisation's CA (`tls.PeerTrust`, ADR 015); anything else is refused with
+  PERMISSION_DENIED ("unknown_peer: ..." or "wrong_issuer: ...") and logged with the node id
+  it claimed, before a message is read. The set is the caller's: the consensus driver
+  replaces it (`set_validator_ids`) when governance changes the validators. A configured
+  peer need not be in it (a validator still to be added, or a node that follows without
+  voting): it is dialled, and its own calls are accepted once it is in the set. A
   PeerService registered on an insecure port fails closed the same way: there is no
   certificate, so there is no node id.
+- A channel to peer V trusts V's organisation's root alone (the consortium CA otherwise): only
+  a certificate from V's organisation answers for V, though gRPC's client side checks the
+  name dialled, not the node id, so any node of that organisation could. A peer the genesis
+  names no root for (one added later) is dialled trusting every genesis root, and its own
+  calls are refused `wrong_issuer` until validator changes carry CA roots (ADR 015).
 - Delivery is best effort and at most once, in order per (sender, receiver) stream. A message
   is taken off its peer's queue when it is handed to gRPC; if the stream breaks, what was in
   flight is lost. Consensus recovers through its timeouts and rounds, so the transport does
@@ -94,7 +102,14 @@ from provledger.node.settings import (
     SYNC_BLOCKS_CHUNK_MAX,
     SYNC_BLOCKS_MAX,
 )
-from provledger.node.tls import TlsMaterial, channel_credentials, peer_node_id, server_credentials
+from provledger.node.tls import (
+    PeerTrust,
+    TlsMaterial,
+    channel_credentials,
+    peer_certificate_pem,
+    peer_node_id,
+    server_credentials,
+)
 from provledger.v1 import peer_pb2, peer_pb2_grpc
 
 log = logging.getLogger("provledger.peers")
@@ -195,6 +210,7 @@ class PeerNetwork:
         rng: random.Random | None = None,
         queue_messages_max: int = PEER_QUEUE_MESSAGES_MAX,
         queue_bytes_max: int = PEER_QUEUE_BYTES_MAX,
+        trust: PeerTrust | None = None,
     ) -> None:
         validators = frozenset(validator_ids)
         if node_id in peer_addresses:
@@ -209,6 +225,8 @@ class PeerNetwork:
             )
         self.node_id = node_id
         self._tls = tls
+        # Which CA may issue which validator's certificate (one consortium CA by default).
+        self._trust = trust if trust is not None else PeerTrust(tls.ca_certificate_pem)
         self._validator_ids = validators
         self._handler: PeerHandler | None = None
         self._rng = rng if rng is not None else random.Random()
@@ -236,7 +254,8 @@ class PeerNetwork:
         if self._handler is None:  # nothing may arrive unhandled
             raise RuntimeError("PeerNetwork.attach(handler) must come before add_to_server")
         peer_pb2_grpc.add_PeerServiceServicer_to_server(_PeerServicer(self, self._handler), server)
-        port = server.add_secure_port(listen, server_credentials(self._tls))
+        credentials = server_credentials(self._tls, self._trust.handshake_roots())
+        port = server.add_secure_port(listen, credentials)
         if port == 0:
             raise OSError(f"cannot listen for peers on {listen}")
         return port
@@ -250,16 +269,29 @@ class PeerNetwork:
             sender_id is not None and sender_id in self._validator_ids and sender_id != self.node_id
         )
 
-    def _refused(self, sender_id: str | None, peer_address: str) -> None:
+    def issuer_problem(self, sender_id: str, certificate_pem: bytes | None) -> str | None:
+        """Why `sender_id`'s certificate was not issued by its organisation's CA, or None
+        (`tls.PeerTrust.issuer_problem`)."""
+        if certificate_pem is None:
+            return "no client certificate"
+        return self._trust.issuer_problem(sender_id, certificate_pem)
+
+    def _refused(
+        self,
+        sender_id: str | None,
+        peer_address: str,
+        reason: str = "is not another validator",
+    ) -> None:
         if len(self._refusals) >= PEERS_MAX and sender_id not in self._refusals:
             self._refusals.clear()  # bounded memory; only the log's pacing is reset
         self._refusals[sender_id] += 1
         refusals = self._refusals[sender_id]
         log.log(
             _repeat_level(refusals),  # a misconfigured peer retries every backoff period
-            "refused a peer call from %s: node id %r is not another validator (%d times)",
+            "refused a peer call from %s: node id %r %s (%d times)",
             peer_address,
             sender_id,
+            reason,
             refusals,
         )
 
@@ -386,8 +418,9 @@ class PeerNetwork:
         if self._stopped:
             raise RuntimeError("PeerNetwork is stopped")
         if peer.channel is None:
+            credentials = channel_credentials(self._tls, self._trust.root_for(peer.peer_id))
             peer.channel = grpc.aio.secure_channel(
-                peer.address, channel_credentials(self._tls), options=PEER_CHANNEL_OPTIONS
+                peer.address, credentials, options=PEER_CHANNEL_OPTIONS
             )
         return peer.channel
 
@@ -546,6 +579,11 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
                 f"unknown_peer: {sender_id!r} is not another validator of this consortium",
             )
             raise RuntimeError("context.abort returned")  # abort always raises
+        problem = self._network.issuer_problem(sender_id, peer_certificate_pem(context))
+        if problem is not None:
+            self._network._refused(sender_id, context.peer(), f"was refused: {problem}")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"wrong_issuer: {problem}")
+            raise RuntimeError("context.abort returned")
         return sender_id
 
     async def Gossip(

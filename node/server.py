@@ -42,7 +42,7 @@ from provledger.node.settings import (
     GRPC_MESSAGE_SIZE_BYTES_MAX,
 )
 from provledger.node.store import Store
-from provledger.node.tls import client_api_server_credentials, load_tls_material
+from provledger.node.tls import client_api_server_credentials, load_tls_material, peer_trust
 from provledger.node.verifier import SignatureVerifier
 from provledger.protocol.crypto import SigningKey
 from provledger.protocol.genesis import Genesis, parse_genesis
@@ -208,12 +208,16 @@ async def _run(
 
 def _peer_network(config: NodeConfig, node: LedgerNode) -> PeerNetwork:
     """The peers: those configured are dialled; the validators of the sets from the next
-    height on may call (the consensus driver keeps that up to date after every commit)."""
+    height on may call (the consensus driver keeps that up to date after every commit); with
+    each organisation's CA root in the genesis, a certificate must come from its node's
+    organisation's CA (ADR 015)."""
+    material = load_tls_material(config.tls_dir)
     return PeerNetwork(
         config.node_id,
         config.peers,
-        load_tls_material(config.tls_dir),
+        material,
         node.app.validator_history().validator_ids_from(node.store.head_height + 1),
+        trust=peer_trust(material, node.genesis.validator_tls_cas),
     )
 
 

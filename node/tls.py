@@ -22,7 +22,15 @@ This module owns how a validator's transport identity is made, stored and read b
   (clients authenticate with bearer tokens, not certificates); `client_channel_credentials`
   is a client's side of it, trusting the consortium CA (or the system's roots).
 - `peer_node_id(context)` reads the authenticated peer's certificate from a servicer
-  context and returns its node id.
+  context and returns its node id; `peer_certificate_pem(context)` the certificate itself.
+- `PeerTrust` (made by `peer_trust(material, genesis.validator_tls_cas)`) says which CA may
+  issue which validator's certificate (ADR 015). With one consortium CA (a genesis without
+  `tls_ca`), that CA for all, exactly as before. With each organisation's CA root in the
+  genesis, the peer port's handshake trusts the union of the roots, a channel to validator V
+  trusts V's organisation's root alone, and `issuer_problem(V, certificate)` says why a
+  certificate naming V was not issued by V's organisation's CA: the union lets any
+  organisation's CA through the handshake, and the server checks the binding before any
+  PeerService handler runs (node/peers.py).
 
 Invariants:
 - A node id in a certificate is always in the URI SAN `provledger:node:<node id>` and in the
@@ -157,19 +165,21 @@ def _san_entry(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
-def create_ca(chain_id: str, *, now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
-    """Make the consortium CA. Returns (certificate PEM, private key PEM)."""
+def create_ca(
+    chain_id: str, *, organisation: str | None = None, now: datetime.datetime | None = None
+) -> tuple[bytes, bytes]:
+    """Make the consortium CA, or with `organisation` that organisation's own TLS CA (the
+    founding ceremony, ADR 015). Returns (certificate PEM, private key PEM)."""
     if not chain_id:
         raise ValueError("chain id is required")
     issued_at = now or _utc_now()
     key = ec.generate_private_key(_CURVE)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "provledger"),
-            # The CN is bounded to 64 characters; the chain id is at most as long.
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{chain_id[:40]} CA"),
-        ]
-    )
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "provledger")]
+    if organisation is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, chain_id[:40]))
+    # The CN is bounded to 64 characters; the chain id is at most as long.
+    common_name = f"{organisation[:40]} TLS CA" if organisation else f"{chain_id[:40]} CA"
+    name = x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     public_key = key.public_key()
     certificate = (
         x509.CertificateBuilder()
@@ -283,6 +293,33 @@ def issue_node_certificate(
     return certificate.public_bytes(serialization.Encoding.PEM), _encode_private_key(key)
 
 
+def check_ca_root(certificate_pem: bytes) -> x509.Certificate:
+    """The CA root in `certificate_pem` (one PEM certificate: self-signed, CA:true, allowed
+    to sign certificates), as a genesis names one per organisation; TlsMaterialError
+    otherwise."""
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError as error:
+        raise TlsMaterialError(f"not a PEM certificate: {error}") from None
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+        certificate.verify_directly_issued_by(certificate)
+    except (x509.ExtensionNotFound, ValueError, TypeError, InvalidSignature):
+        raise TlsMaterialError(
+            f"{certificate.subject.rfc4514_string()} is not a self-signed CA certificate"
+        ) from None
+    if not constraints.value.ca or not usage.value.key_cert_sign:
+        raise TlsMaterialError(f"{certificate.subject.rfc4514_string()} is not a CA")
+    return certificate
+
+
+def ca_fingerprint(certificate_pem: bytes) -> str:
+    """The hex SHA-256 of a certificate's DER bytes, to compare a CA root out of band."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
 def node_id_from_certificate(certificate: x509.Certificate) -> str | None:
     """The node id a certificate names: its `provledger:node:` URI SAN, else its CN."""
     try:
@@ -308,25 +345,105 @@ def node_id_from_certificate(certificate: x509.Certificate) -> str | None:
     return node_id or None
 
 
-def peer_node_id(context: AuthContextSource) -> str | None:
-    """The node id of the peer on the other end of a mutual-TLS call, or None.
-
-    None means the call did not come with a client certificate (an insecure port) or the
-    certificate names no single node id. The certificate's chain was already checked by gRPC
-    against the consortium CA; this only reads the identity out of it.
-    """
+def peer_certificate_pem(context: AuthContextSource) -> bytes | None:
+    """The PEM of the client certificate a mutual-TLS call came with, or None (an insecure
+    port, or not exactly one certificate). gRPC has checked its chain against the port's
+    roots already."""
     auth_context = context.auth_context()
     certificates = list(auth_context.get(AUTH_CONTEXT_CERTIFICATE_KEY) or ())
     if len(certificates) != 1:
         return None
     certificate_pem = certificates[0]
-    if isinstance(certificate_pem, str):
-        certificate_pem = certificate_pem.encode()
+    return certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
+
+
+def peer_node_id(context: AuthContextSource) -> str | None:
+    """The node id of the peer on the other end of a mutual-TLS call, or None.
+
+    None means the call did not come with a client certificate (an insecure port) or the
+    certificate names no single node id. The certificate's chain was already checked by gRPC
+    against the port's roots; this only reads the identity out of it (which organisation's CA
+    issued it is `PeerTrust.issuer_problem`'s question).
+    """
+    certificate_pem = peer_certificate_pem(context)
+    if certificate_pem is None:
+        return None
     try:
         certificate = x509.load_pem_x509_certificate(certificate_pem)
     except ValueError:
         return None
     return node_id_from_certificate(certificate)
+
+
+@dataclass(frozen=True)
+class PeerTrust:
+    """Which CA may issue which validator's node certificate (ADR 015).
+
+    `roots`: (validator id, its organisation's CA root PEM), from the genesis; empty means
+    one consortium CA, `consortium_ca_pem`, for every node."""
+
+    consortium_ca_pem: bytes
+    roots: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def per_organisation(self) -> bool:
+        return bool(self.roots)
+
+    def handshake_roots(self) -> bytes:
+        """What the peer port's TLS handshake trusts: every organisation's root (once each),
+        or the consortium CA."""
+        if not self.roots:
+            return self.consortium_ca_pem
+        distinct: list[bytes] = []
+        for _, root in self.roots:
+            if root not in distinct:
+                distinct.append(root)
+        return b"".join(root if root.endswith(b"\n") else root + b"\n" for root in distinct)
+
+    def root_for(self, node_id: str) -> bytes:
+        """The CA a channel to `node_id` trusts: its organisation's root alone (the consortium
+        CA in consortium-CA mode); for a node the genesis names no root for (a validator
+        added later, whose change does not carry its CA yet: ADR 015), every genesis root."""
+        if not self.roots:
+            return self.consortium_ca_pem
+        return dict(self.roots).get(node_id) or self.handshake_roots()
+
+    def issuer_problem(self, node_id: str, certificate_pem: bytes) -> str | None:
+        """None if the certificate naming `node_id` was issued by `node_id`'s organisation's
+        CA (always None with one consortium CA, whose handshake already said so); else why
+        not, for the log and the refusal."""
+        if not self.roots:
+            return None
+        root = dict(self.roots).get(node_id)
+        if root is None:
+            return f"the genesis names no TLS CA for {node_id!r}"
+        try:
+            certificate = x509.load_pem_x509_certificate(certificate_pem)
+            certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(root))
+        except (ValueError, TypeError, InvalidSignature):
+            return f"the certificate for {node_id!r} was not issued by its organisation's CA"
+        return None
+
+
+def peer_trust(material: TlsMaterial, validator_tls_cas: Iterable[tuple[str, bytes]]) -> PeerTrust:
+    """The peer port's trust for a node with `material`, given the genesis's
+    `validator_tls_cas` (empty: one consortium CA, the node's ca.pem). TlsMaterialError if a
+    root is not a CA root, or if the node's own CA is not the one the genesis names for it
+    (its peers would refuse its certificate)."""
+    roots = tuple(sorted(validator_tls_cas))
+    if not roots:
+        return PeerTrust(material.ca_certificate_pem)
+    for validator_id, root in roots:
+        try:
+            check_ca_root(root)
+        except TlsMaterialError as error:
+            raise TlsMaterialError(f"the genesis's TLS CA of {validator_id}: {error}") from None
+    own = dict(roots).get(material.node_id)
+    if own is not None and own != material.ca_certificate_pem:
+        raise TlsMaterialError(
+            f"the genesis names another TLS CA for {material.node_id} than this node's ca.pem"
+        )
+    return PeerTrust(material.ca_certificate_pem, roots)
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:
@@ -397,19 +514,25 @@ def _check_material(material: TlsMaterial) -> None:
         raise TlsMaterialError("the node certificate names no node id")
 
 
-def server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
-    """Server credentials that demand a client certificate issued by the consortium CA."""
+def server_credentials(
+    material: TlsMaterial, root_certificates: bytes | None = None
+) -> grpc.ServerCredentials:
+    """Server credentials that demand a client certificate issued by the consortium CA, or by
+    one of `root_certificates` (`PeerTrust.handshake_roots`)."""
     return grpc.ssl_server_credentials(
         ((material.key_pem, material.certificate_pem),),
-        root_certificates=material.ca_certificate_pem,
+        root_certificates=root_certificates or material.ca_certificate_pem,
         require_client_auth=True,
     )
 
 
-def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
-    """Client credentials: trust only the consortium CA, present this node's certificate."""
+def channel_credentials(
+    material: TlsMaterial, root_certificates: bytes | None = None
+) -> grpc.ChannelCredentials:
+    """Client credentials: trust only the consortium CA (or `root_certificates`, the peer's
+    organisation's root: `PeerTrust.root_for`), present this node's certificate."""
     return grpc.ssl_channel_credentials(
-        root_certificates=material.ca_certificate_pem,
+        root_certificates=root_certificates or material.ca_certificate_pem,
         private_key=material.key_pem,
         certificate_chain=material.certificate_pem,
     )

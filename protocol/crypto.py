@@ -30,6 +30,7 @@ DOMAIN_PREVOTE = b"provledger/v1/prevote\x00"
 DOMAIN_PRECOMMIT = b"provledger/v1/precommit\x00"
 DOMAIN_PROPOSAL = b"provledger/v1/proposal\x00"
 DOMAIN_GOVERNANCE = b"provledger/v1/governance\x00"
+DOMAIN_GENESIS = b"provledger/v1/genesis\x00"  # a founding member's signature (ADR 015)
 SEED_SIZE_BYTES = 32
 
 

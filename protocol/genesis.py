@@ -6,6 +6,18 @@ validators signed it, an event because one of these members' keys signed it.
 
 The document is JSON. `genesis_hash` is SHA-256 of its canonical form (sorted keys, no
 spaces, UTF-8), so re-formatting the file does not change the chain's identity.
+
+Two optional parts come from the founding ceremony (cli/ceremony.py, ADR 015); a document
+without them parses and hashes as before:
+- `validators[i].tls_ca`: the PEM of the TLS CA root of that validator's organisation, which
+  alone may issue the validator's node certificate. Every validator has one or none does
+  (none: every node trusts its `tls/ca.pem`, one consortium CA). What a CA root *is* is the
+  shell's knowledge (node/tls.py); here it is a bounded PEM certificate block.
+- `founding_signatures`: [{"member_id", "key_id", "signature"} (hex)], each over
+  `"provledger/v1/genesis\x00" || canonical JSON of the document without
+  founding_signatures` (`founding_message`). When present, every member of the document
+  signed, each with a key of its own record; when absent, the document was made on one
+  machine (`consortium init`) and nothing says who agreed to it.
 """
 
 from __future__ import annotations
@@ -18,7 +30,13 @@ from typing import Any
 
 from provledger.protocol import crypto
 from provledger.protocol.errors import invalid
-from provledger.protocol.limits import CHAIN_ID_LENGTH_CHARS_MAX, PUBLIC_KEY_SIZE_BYTES
+from provledger.protocol.limits import (
+    CHAIN_ID_LENGTH_CHARS_MAX,
+    KEY_ID_SIZE_BYTES,
+    PUBLIC_KEY_SIZE_BYTES,
+    SIGNATURE_SIZE_BYTES,
+    TLS_CA_PEM_SIZE_BYTES_MAX,
+)
 from provledger.protocol.privacy import DEFAULT_GUARD, PersonalDataGuard
 from provledger.v1 import ledger_pb2, state_pb2
 
@@ -84,6 +102,14 @@ class Genesis:
     # Free text matching these is refused (protocol/privacy.py); the genesis document's
     # `personal_data_patterns`, or the defaults.
     personal_data: PersonalDataGuard = DEFAULT_GUARD
+    # (validator id, PEM of its organisation's TLS CA root), by validator id; empty: one
+    # consortium CA, each node's tls/ca.pem.
+    validator_tls_cas: tuple[tuple[str, bytes], ...] = ()
+
+    def tls_ca(self, validator_id: str) -> bytes | None:
+        """The PEM of the TLS CA root of `validator_id`'s organisation, if the genesis names
+        one (ADR 015)."""
+        return dict(self.validator_tls_cas).get(validator_id)
 
     def member(self, member_id: str) -> state_pb2.MemberRecord | None:
         for member in self.members:
@@ -94,6 +120,104 @@ class Genesis:
 
 def canonical_json(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+FOUNDING_SIGNATURES = "founding_signatures"
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?"
+)
+
+
+def founding_message(document: dict[str, Any]) -> bytes:
+    """What a founding member signs (after `crypto.DOMAIN_GENESIS`): the canonical JSON of
+    the genesis document without its `founding_signatures`, the draft every member saw."""
+    return canonical_json({k: v for k, v in document.items() if k != FOUNDING_SIGNATURES})
+
+
+def sign_founding(document: dict[str, Any], member_id: str, key: crypto.SigningKey) -> dict:
+    """A founding member's signature entry for `document` (a draft, or a sealed document)."""
+    return {
+        "member_id": member_id,
+        "key_id": key.key_id.hex(),
+        "signature": key.sign(crypto.DOMAIN_GENESIS, founding_message(document)).hex(),
+    }
+
+
+def _validator_tls_cas(entries: list[Any]) -> tuple[tuple[str, bytes], ...]:
+    """The validators' `tls_ca` roots: all of them or none (ADR 015)."""
+    roots = []
+    for index, entry in enumerate(entries):
+        text = entry.get("tls_ca") if isinstance(entry, dict) else None
+        if text is None:
+            continue
+        where = f"validators[{index}].tls_ca"
+        if not isinstance(text, str) or len(text.encode()) > TLS_CA_PEM_SIZE_BYTES_MAX:
+            raise invalid(
+                "bad_validator_tls_ca",
+                f"{where} must be a PEM certificate of at most {TLS_CA_PEM_SIZE_BYTES_MAX} bytes",
+            )
+        if not _PEM_CERTIFICATE.fullmatch(text):
+            raise invalid("bad_validator_tls_ca", f"{where} is not one PEM certificate block")
+        roots.append((entry["validator_id"], text.encode()))
+    if roots and len(roots) != len(entries):
+        raise invalid(
+            "bad_validator_tls_ca",
+            "every validator names its organisation's TLS CA (tls_ca), or none does",
+        )
+    return tuple(sorted(roots))
+
+
+def _hex_field(entry: dict[str, Any], name: str, size: int, where: str) -> bytes:
+    try:
+        value = bytes.fromhex(entry[name])
+    except (KeyError, TypeError, ValueError):
+        value = b""
+    if len(value) != size:
+        raise invalid("bad_founding_signatures", f"{where}: {name} must be {size} bytes of hex")
+    return value
+
+
+def _check_founding_signatures(
+    document: dict[str, Any], members: list[state_pb2.MemberRecord]
+) -> None:
+    """When the document carries founding signatures, every member signed it, each with a
+    key of its own record."""
+    entries = document.get(FOUNDING_SIGNATURES)
+    if entries is None:
+        return
+    if not isinstance(entries, list) or not entries:
+        raise invalid("bad_founding_signatures", "founding_signatures must be a non-empty list")
+    message = founding_message(document)
+    by_id = {member.member_id: member for member in members}
+    signed: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = f"founding_signatures[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("member_id"), str):
+            raise invalid("bad_founding_signatures", f"{where}: member_id missing")
+        member_id = entry["member_id"]
+        key_id = _hex_field(entry, "key_id", KEY_ID_SIZE_BYTES, where)
+        signature = _hex_field(entry, "signature", SIGNATURE_SIZE_BYTES, where)
+        if member_id in signed:
+            raise invalid("bad_founding_signatures", f"{where}: {member_id} signed twice")
+        member = by_id.get(member_id)
+        keys = {k.key_id: k.public_key for k in member.keys} if member is not None else {}
+        public_key = keys.get(key_id)
+        if public_key is None:
+            raise invalid(
+                "founding_signer_unknown",
+                f"{where}: {member_id!r} is not a member of this genesis with key {key_id.hex()}",
+            )
+        if not crypto.verify(public_key, crypto.DOMAIN_GENESIS, message, signature):
+            raise invalid(
+                "founding_signature_invalid",
+                f"{where}: {member_id}'s signature does not verify over this document",
+            )
+        signed.add(member_id)
+    missing = sorted(set(by_id) - signed)
+    if missing:
+        raise invalid(
+            "founding_signature_missing", f"founding members {missing} did not sign this genesis"
+        )
 
 
 def _public_key(text: Any, where: str) -> bytes:
@@ -169,7 +293,8 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
         raise invalid("bad_genesis", "member ids must be unique")
 
     validators = []
-    for index, entry in enumerate(document.get("validators") or []):
+    validator_entries = document.get("validators") or []
+    for index, entry in enumerate(validator_entries):
         where = f"validators[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("validator_id"), str):
             raise invalid("bad_genesis", f"{where}: validator_id missing")
@@ -179,7 +304,10 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
     if not validators:
         raise invalid("bad_genesis", "at least one validator is needed")
     validators.sort(key=lambda v: v.validator_id)
+    validator_tls_cas = _validator_tls_cas(validator_entries)
+    _check_founding_signatures(document, members)
     return Genesis(
+        validator_tls_cas=validator_tls_cas,
         personal_data=_personal_data(document.get("personal_data_patterns")),
         chain_id=chain_id,
         genesis_time_ms=genesis_time_ms,

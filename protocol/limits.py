@@ -18,6 +18,8 @@ GRANTS_PER_DERIVATION_MAX = 64
 PURPOSES_PER_GRANT_MAX = 16
 APPROVALS_PER_GOVERNANCE_MAX = 64
 CHAIN_ID_LENGTH_CHARS_MAX = 64
+# A validator's organisation's TLS CA root in the genesis (PEM; a P-256 root is ~700 bytes).
+TLS_CA_PEM_SIZE_BYTES_MAX = 8 * 1024
 # A nonce is 1..this: 0 is proto3's "unset", and a value above a signed 64-bit integer is lost
 # by clients whose JSON or database numbers are int64.
 NONCE_MAX = 2**63 - 1

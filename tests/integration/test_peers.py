@@ -3,7 +3,9 @@
 Each test runs its own asyncio loop with up to three `PeerNetwork`s, each behind its own
 grpc.aio server on a free loopback port. What is checked: gossip in every direction and in
 order, block sync and status, automatic reconnection to a restarted peer, refusal of
-certificates from another CA and of CA-issued certificates outside the validator set, the
+certificates from another CA and of CA-issued certificates outside the validator set, with
+each organisation's CA in the genesis (ADR 015) refusal of a certificate one organisation's CA
+issued for another's node, whichever side presents it, the
 bounded outbound queue while a peer is down, and that a network takes its handler once, before
 it serves.
 """
@@ -22,7 +24,13 @@ import pytest
 
 from provledger.node import peers
 from provledger.node.peers import PeerNetwork, PeerRequestError
-from provledger.node.tls import TlsMaterial, create_ca, issue_node_certificate
+from provledger.node.tls import (
+    PeerTrust,
+    TlsMaterial,
+    create_ca,
+    issue_node_certificate,
+    peer_trust,
+)
 from provledger.v1 import ledger_pb2, peer_pb2, peer_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -117,6 +125,7 @@ async def start_node(
     validator_ids: tuple[str, ...] = NODE_IDS,
     head_height: int = 1_000_000,
     failing_height: int | None = None,
+    trust: PeerTrust | None = None,
     **options: int,
 ) -> Node:
     recorder = Recorder(node_id, head_height, failing_height)
@@ -126,6 +135,7 @@ async def start_node(
         materials[node_id],
         validator_ids,
         rng=random.Random(7),
+        trust=trust,
         **options,
     )
     network.attach(recorder)
@@ -417,6 +427,128 @@ def test_a_ca_issued_certificate_outside_the_validator_set_is_denied(
         finally:
             await a.stop()
             await b.stop()
+
+    run(scenario)
+
+
+@pytest.fixture(scope="module")
+def organisations() -> dict[str, tuple[bytes, bytes]]:
+    """Each validator's organisation's own TLS CA, as `org init` makes them: node-a's is
+    org-x's, node-b's org-y's, node-c's org-z's."""
+    return {
+        node_id: create_ca("provledger-test", organisation=org)
+        for node_id, org in zip(NODE_IDS, ("org-x", "org-y", "org-z"), strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def organisation_materials(
+    organisations: dict[str, tuple[bytes, bytes]],
+) -> dict[str, TlsMaterial]:
+    return {
+        node_id: TlsMaterial(ca[0], *issue_node_certificate(*ca, node_id))
+        for node_id, ca in organisations.items()
+    }
+
+
+def genesis_trust(
+    organisations: dict[str, tuple[bytes, bytes]], material: TlsMaterial
+) -> PeerTrust:
+    """What a node trusts with every organisation's root in the genesis."""
+    return peer_trust(material, [(node_id, ca[0]) for node_id, ca in organisations.items()])
+
+
+def test_a_certificate_one_organisations_ca_issued_for_anothers_node_is_refused(
+    organisations: dict[str, tuple[bytes, bytes]],
+    organisation_materials: dict[str, TlsMaterial],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=peers.log.name)
+    # org-x (node-a's) issues a certificate claiming node-b, org-y's node, to call node-c.
+    forged_certificate, forged_key = issue_node_certificate(*organisations["node-a"], "node-b")
+    node_c_trust = genesis_trust(organisations, organisation_materials["node-c"])
+    forged = grpc.ssl_channel_credentials(
+        node_c_trust.handshake_roots(), forged_key, forged_certificate
+    )
+
+    async def scenario() -> None:
+        ports = {"node-c": free_port(), "node-b": free_port()}
+        c = await start_node("node-c", ports, organisation_materials, trust=node_c_trust)
+        b = None
+        try:
+            # The union of the roots lets it through the handshake; the binding refuses it.
+            error = await _gossip_with(c.port, forged)
+            assert error is not None
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert (error.details() or "").startswith("wrong_issuer: ")
+            async with grpc.aio.secure_channel(f"127.0.0.1:{c.port}", forged) as channel:
+                stub = peer_pb2_grpc.PeerServiceStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as status_error:
+                    await stub.Status(peer_pb2.StatusRequest(), timeout=5)
+                assert status_error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                with pytest.raises(grpc.aio.AioRpcError) as sync_error:
+                    async for _ in stub.SyncBlocks(
+                        peer_pb2.SyncBlocksRequest(from_height=1, max_blocks=5), timeout=5
+                    ):
+                        pass
+                assert sync_error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert c.received == [] and c.blocks_from_calls == []
+            assert refusals_of(caplog, "node-b") == 3  # logged with the id it claimed
+            assert any(
+                "'node-b' was refused: the certificate for 'node-b' was not issued by its "
+                "organisation's CA" in record.getMessage()
+                for record in caplog.records
+            )
+            # The real node-b, certified by org-y, gets through to org-z's node.
+            b_trust = genesis_trust(organisations, organisation_materials["node-b"])
+            b = await start_node("node-b", ports, organisation_materials, trust=b_trust)
+            b.network.broadcast(status_message("node-b", 1))
+            await eventually(lambda: c.received != [], "c hears the real node-b")
+            assert [(sender, m.status.height) for sender, m in c.received] == [("node-b", 1)]
+        finally:
+            if b is not None:
+                await b.stop()
+            await c.stop()
+
+    run(scenario)
+
+
+def test_a_node_answering_for_another_organisations_node_is_not_a_connection(
+    organisations: dict[str, tuple[bytes, bytes]],
+    organisation_materials: dict[str, TlsMaterial],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=peers.log.name)
+    # An impostor with an org-x certificate claiming node-b listens where node-a dials node-b.
+    impostor = {
+        "node-b": TlsMaterial(
+            organisations["node-a"][0], *issue_node_certificate(*organisations["node-a"], "node-b")
+        )
+    }
+
+    async def scenario() -> None:
+        ports = {"node-a": free_port(), "node-b": free_port()}
+        roots = [(node_id, ca[0]) for node_id, ca in organisations.items()]
+        fake_b = await start_node(
+            "node-b",
+            ports,
+            impostor,
+            trust=PeerTrust(impostor["node-b"].ca_certificate_pem, tuple(roots)),
+        )
+        a_trust = genesis_trust(organisations, organisation_materials["node-a"])
+        a = await start_node("node-a", ports, organisation_materials, trust=a_trust)
+        try:
+            a.network.broadcast(status_message("node-a", 1))
+            # node-a's channel to node-b trusts org-y's root alone: the handshake fails.
+            await eventually(
+                lambda: failed_attempts(caplog, "node-b", "UNAVAILABLE") >= 2,
+                "a tries node-b's address twice",
+            )
+            assert a.network.connected_peers() == set()
+            assert fake_b.received == []
+        finally:
+            await a.stop()
+            await fake_b.stop()
 
     run(scenario)
 

@@ -206,3 +206,70 @@ def test_credentials_are_built_from_the_material(
     material = tls.TlsMaterial(ca[0], *node_a)
     assert isinstance(tls.server_credentials(material), grpc.ServerCredentials)
     assert isinstance(tls.channel_credentials(material), grpc.ChannelCredentials)
+
+
+# --- each organisation's CA root in the genesis (ADR 015) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def organisations() -> dict[str, tuple[bytes, bytes]]:
+    """Two organisations' own TLS CAs: X runs node-x, Y runs node-y."""
+    return {org: tls.create_ca("provledger-test", organisation=org) for org in ("org-x", "org-y")}
+
+
+def test_one_consortium_ca_trusts_as_before(
+    ca: tuple[bytes, bytes], node_a: tuple[bytes, bytes]
+) -> None:
+    trust = tls.peer_trust(tls.TlsMaterial(ca[0], *node_a), ())
+    assert not trust.per_organisation
+    assert trust.handshake_roots() == ca[0]
+    assert trust.root_for("node-b") == ca[0]
+    assert trust.issuer_problem("node-a", node_a[0]) is None
+
+
+def test_a_certificate_naming_a_node_must_come_from_that_nodes_organisations_ca(
+    organisations: dict[str, tuple[bytes, bytes]],
+) -> None:
+    root_x, root_y = organisations["org-x"][0], organisations["org-y"][0]
+    node_x = tls.issue_node_certificate(*organisations["org-x"], "node-x")
+    trust = tls.peer_trust(
+        tls.TlsMaterial(root_x, *node_x), [("node-y", root_y), ("node-x", root_x)]
+    )
+    assert trust.per_organisation
+    # The handshake trusts every organisation's root; a channel to node-y only Y's.
+    handshake = x509.load_pem_x509_certificates(trust.handshake_roots())
+    assert {c.subject.rfc4514_string() for c in handshake} == {
+        "CN=org-x TLS CA,OU=provledger-test,O=provledger",
+        "CN=org-y TLS CA,OU=provledger-test,O=provledger",
+    }
+    assert trust.root_for("node-y") == root_y
+    assert trust.root_for("node-added-later") == trust.handshake_roots()
+    genuine_y, _ = tls.issue_node_certificate(*organisations["org-y"], "node-y")
+    assert trust.issuer_problem("node-y", genuine_y) is None
+    assert trust.issuer_problem("node-x", node_x[0]) is None
+    # X's CA issues a certificate claiming Y's node: it passes the handshake, not the binding.
+    forged_y, _ = tls.issue_node_certificate(*organisations["org-x"], "node-y")
+    assert trust.issuer_problem("node-y", forged_y) == (
+        "the certificate for 'node-y' was not issued by its organisation's CA"
+    )
+    assert trust.issuer_problem("node-z", genuine_y) == "the genesis names no TLS CA for 'node-z'"
+
+
+def test_the_genesis_roots_must_be_ca_roots_and_name_the_nodes_own_ca(
+    organisations: dict[str, tuple[bytes, bytes]],
+) -> None:
+    root_x, root_y = organisations["org-x"][0], organisations["org-y"][0]
+    material = tls.TlsMaterial(
+        root_x, *tls.issue_node_certificate(*organisations["org-x"], "node-x")
+    )
+    with pytest.raises(tls.TlsMaterialError, match="another TLS CA for node-x"):
+        tls.peer_trust(material, [("node-x", root_y), ("node-y", root_y)])
+    leaf, _ = tls.issue_node_certificate(*organisations["org-y"], "node-y")
+    with pytest.raises(tls.TlsMaterialError, match=r"TLS CA of node-y: .* not a self-signed CA"):
+        tls.peer_trust(material, [("node-x", root_x), ("node-y", leaf)])
+
+
+def test_peer_certificate_pem_is_the_one_client_certificate(node_a: tuple[bytes, bytes]) -> None:
+    assert tls.peer_certificate_pem(FakeContext({"x509_pem_cert": [node_a[0]]})) == node_a[0]
+    assert tls.peer_certificate_pem(FakeContext({})) is None
+    assert tls.peer_certificate_pem(FakeContext({"x509_pem_cert": [node_a[0]] * 2})) is None
