@@ -220,13 +220,16 @@ class LedgerApplication:
                 Overlay(self.store),
                 decoded,
                 max(now_ms, self.store.tip.time_ms + 1),
+                height=self.store.tip.height + 1,
                 verify_signature=verify,
                 validator_context=ValidatorContext(
                     self.genesis.validator_set, self.store.tip.height + 1
                 ),
             )
         else:
-            author = authenticate(self.store, decoded, verify_signature=verify)
+            author = authenticate(
+                self.store, decoded, height=self.store.tip.height + 1, verify_signature=verify
+            )
             if self.store.nonce_used(author.member_id, decoded.event.nonce):
                 raise duplicate("replayed_nonce", "the author already used this nonce")
         self._remember_verified(decoded)

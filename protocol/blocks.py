@@ -43,6 +43,7 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
+from provledger.protocol.thresholds import THRESHOLDS_RECORD_ID
 from provledger.protocol.validators import ValidatorContext, ValidatorHistory, validator_set_at
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
 from provledger.v1 import ledger_pb2, state_pb2
@@ -120,7 +121,10 @@ def genesis_tip(genesis: Genesis) -> Tip:
 
 
 def genesis_writes(genesis: Genesis) -> list[Write]:
-    return [Write("member", m.member_id, m) for m in genesis.members]
+    writes = [Write("member", m.member_id, m) for m in genesis.members]
+    if genesis.thresholds is not None:  # else the default: a genesis without them is unchanged
+        writes.append(Write("thresholds", THRESHOLDS_RECORD_ID, genesis.thresholds))
+    return writes
 
 
 def genesis_state_root(genesis: Genesis) -> bytes:
@@ -261,6 +265,7 @@ def execute_block(
                 overlay,
                 decoded,
                 time_ms,
+                height=height,
                 verify_signature=not checked,
                 validator_context=context,
             )

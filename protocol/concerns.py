@@ -20,6 +20,8 @@ from typing import Any
 # protocol/state.py; they are typed Any here because their fields differ by kind.
 Lookup = Callable[[str, str], Any]
 
+# Event kinds of governance, which concerns every member.
+GOVERNANCE_KINDS = frozenset(("governance", "governance_proposed", "governance_approved"))
 # Payload fields that name a member other than the author.
 _MEMBER_FIELDS = ("recipient_id", "new_owner_id", "grantee_id", "seller_id")
 
@@ -44,7 +46,7 @@ def concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
     """What an event of `kind` with `payload` is about. `lookup` reads the records it refers
     to (a revoked grant's asset, an order's offer) as they stand when the event is applied
     or later: what an event refers to never changes those fields."""
-    if kind == "governance":
+    if kind in GOVERNANCE_KINDS:
         return Concerns(assets=(), members=(), everyone=True)
     members = [value for name in _MEMBER_FIELDS if (value := getattr(payload, name, ""))]
     grant_id = getattr(payload, "grant_id", "") if kind.startswith("grant_") else ""

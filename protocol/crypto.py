@@ -31,6 +31,8 @@ DOMAIN_PRECOMMIT = b"provledger/v1/precommit\x00"
 DOMAIN_PROPOSAL = b"provledger/v1/proposal\x00"
 DOMAIN_GOVERNANCE = b"provledger/v1/governance\x00"
 DOMAIN_GENESIS = b"provledger/v1/genesis\x00"  # a founding member's signature (ADR 015)
+# Not a signature's domain: the hash that names a governance proposal (ADR 016).
+DOMAIN_GOVERNANCE_PROPOSAL = b"provledger/v1/governance-proposal\x00"
 SEED_SIZE_BYTES = 32
 
 

@@ -363,5 +363,13 @@ def _check_payload_fields(kind: str, payload) -> None:
             raise invalid("missing_field", "a governance action needs approvals")
         if len(payload.approvals) > APPROVALS_PER_GOVERNANCE_MAX:
             raise invalid("too_many_items", f"at most {APPROVALS_PER_GOVERNANCE_MAX} approvals")
+    elif kind == "governance_proposed":
+        if not payload.change:
+            raise invalid("missing_field", "a proposal carries the change it proposes")
+    elif kind == "governance_approved":
+        if len(payload.proposal_id) != DIGEST_SIZE_BYTES:
+            raise invalid(
+                "bad_proposal_id", f"a proposal id is {DIGEST_SIZE_BYTES} bytes (SHA-256)"
+            )
     else:  # a payload this node was not built for
         raise invalid("unknown_payload", f"event payload {kind!r} is not supported")

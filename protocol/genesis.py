@@ -1,8 +1,11 @@
 """The genesis document: the one file every member and auditor trusts.
 
-It names the chain, its first members (with their roles and public keys) and the validator
-set. Everything else is proven from it: a checkpoint is trusted because a quorum of these
-validators signed it, an event because one of these members' keys signed it.
+It names the chain, its first members (with their roles and public keys), the validator set
+and, optionally, the governance approval thresholds (`governance_thresholds`: {"default":
+"2/3", "member_added": "3/4", ...}, each "more than this fraction of the active members";
+absent, more than two thirds for every kind of change, ADR 005 and 016). Everything else is
+proven from it: a checkpoint is trusted because a quorum of these validators signed it, an
+event because one of these members' keys signed it.
 
 The document is JSON. `genesis_hash` is SHA-256 of its canonical form (sorted keys, no
 spaces, UTF-8), so re-formatting the file does not change the chain's identity.
@@ -38,6 +41,7 @@ from provledger.protocol.limits import (
     TLS_CA_PEM_SIZE_BYTES_MAX,
 )
 from provledger.protocol.privacy import DEFAULT_GUARD, PersonalDataGuard
+from provledger.protocol.thresholds import CHANGE_KINDS, DEFAULT_THRESHOLD, threshold_problem
 from provledger.v1 import ledger_pb2, state_pb2
 
 ROLE_NAMES = {
@@ -47,6 +51,7 @@ ROLE_NAMES = {
     "auditor": ledger_pb2.ROLE_AUDITOR,
 }
 _CHAIN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_FRACTION = re.compile(r"[0-9]{1,9}/[0-9]{1,9}")
 
 
 def role_name(role: int) -> str:
@@ -105,6 +110,8 @@ class Genesis:
     # (validator id, PEM of its organisation's TLS CA root), by validator id; empty: one
     # consortium CA, each node's tls/ca.pem.
     validator_tls_cas: tuple[tuple[str, bytes], ...] = ()
+    # The genesis document's `governance_thresholds`; None: the default for every kind.
+    thresholds: ledger_pb2.Thresholds | None = None
 
     def tls_ca(self, validator_id: str) -> bytes | None:
         """The PEM of the TLS CA root of `validator_id`'s organisation, if the genesis names
@@ -248,6 +255,33 @@ def _personal_data(entries: Any) -> PersonalDataGuard:
         raise invalid("bad_genesis", f"personal_data_patterns: {error}") from None
 
 
+def _thresholds(entries: Any) -> ledger_pb2.Thresholds | None:
+    """The genesis document's governance thresholds: {"default" or a change kind: "N/D"}."""
+    if entries is None:
+        return None
+    if not isinstance(entries, dict):
+        raise invalid("bad_genesis", 'governance_thresholds must be an object {"kind": "N/D"}')
+    table = ledger_pb2.Thresholds(default_threshold=DEFAULT_THRESHOLD)
+    for name, text in entries.items():
+        where = f"governance_thresholds[{name!r}]"
+        if name != "default" and name not in CHANGE_KINDS:
+            raise invalid(
+                "bad_genesis", f"{where}: not a kind of change ({', '.join(CHANGE_KINDS)})"
+            )
+        if not isinstance(text, str) or not _FRACTION.fullmatch(text):
+            raise invalid("bad_genesis", f'{where} must be a fraction such as "2/3"')
+        numerator, _, denominator = text.partition("/")
+        problem = threshold_problem(int(numerator), int(denominator))
+        if problem is not None:
+            raise invalid("bad_genesis", f"{where}: {problem}")
+        threshold = ledger_pb2.Threshold(numerator=int(numerator), denominator=int(denominator))
+        if name == "default":
+            table.default_threshold.CopyFrom(threshold)
+        else:
+            table.by_kind[name].CopyFrom(threshold)
+    return table
+
+
 def parse_genesis(document_bytes: bytes) -> Genesis:
     """Parse and check a genesis document; raise `Rejected` with the reason if it is bad."""
     try:
@@ -309,6 +343,7 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
     return Genesis(
         validator_tls_cas=validator_tls_cas,
         personal_data=_personal_data(document.get("personal_data_patterns")),
+        thresholds=_thresholds(document.get("governance_thresholds")),
         chain_id=chain_id,
         genesis_time_ms=genesis_time_ms,
         members=tuple(members),

@@ -17,6 +17,12 @@ PARENTS_PER_DERIVATION_MAX = 64
 GRANTS_PER_DERIVATION_MAX = 64
 PURPOSES_PER_GRANT_MAX = 16
 APPROVALS_PER_GOVERNANCE_MAX = 64
+# A governance proposal (ADR 016) takes approvals for this long after the block that recorded
+# it; from then on it is expired, and the change must be proposed again (another nonce).
+PROPOSAL_OPEN_MS_MAX = 7 * 24 * 3_600_000  # seven days
+# A threshold is more than numerator/denominator of the active members; the denominator is
+# 1..this, so no threshold is written with needless precision.
+THRESHOLD_DENOMINATOR_MAX = 1_000
 CHAIN_ID_LENGTH_CHARS_MAX = 64
 # A validator's organisation's TLS CA root in the genesis (PEM; a P-256 root is ~700 bytes).
 TLS_CA_PEM_SIZE_BYTES_MAX = 8 * 1024
@@ -80,6 +86,8 @@ LINEAGE_DEPTH_DEFAULT = 16
 LINEAGE_DEPTH_MAX = 64
 LINEAGE_NODES_DEFAULT = 500
 LINEAGE_NODES_MAX = 1_000
+PROPOSALS_PAGE_ITEMS_DEFAULT = 100
+PROPOSALS_PAGE_ITEMS_MAX = 500
 
 # X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
 NODE_ID_LENGTH_CHARS_MAX = 64

@@ -19,8 +19,11 @@ Who may do what (roles are in the genesis document and changed by governance):
   of the asset) -> settled (by the listing exchange); only a party to the order opens a
   dispute, and a regulator resolves it;
 - regulators approve cross-border moves, issue certificates and resolve disputes;
-- auditors only read; every event they author is rejected;
-- governance changes need approvals from more than two thirds of the active members.
+- auditors only read; every event they author is rejected, but for proposing and approving
+  governance changes (they are members, and count in the threshold);
+- governance changes need approvals from more than a threshold of the active members (by
+  default two thirds), inside one event or as approvals of a proposal on the ledger;
+- a key revoked as compromised signs nothing committed above the height it was revoked from.
 Each (author, nonce) commits at most once, which makes a replayed event fail.
 
 This module authenticates the author and dispatches by kind; the rules of each kind are in
@@ -36,8 +39,8 @@ from typing import Any
 from provledger.protocol import crypto, rules_assets, rules_governance, rules_trade
 from provledger.protocol.errors import duplicate, forbidden, invalid
 from provledger.protocol.events import DecodedEvent
-from provledger.protocol.rule_checks import AUDITOR, member_key
-from provledger.protocol.rules_governance import governance_sign_bytes
+from provledger.protocol.rule_checks import AUDITOR
+from provledger.protocol.rules_governance import find_key, governance_sign_bytes, key_revoked_at
 from provledger.protocol.state import StateReader, Write
 from provledger.protocol.validators import ValidatorContext
 from provledger.v1 import state_pb2
@@ -49,25 +52,32 @@ __all__ = ["apply_event", "authenticate", "governance_sign_bytes"]
 
 
 def authenticate(
-    state: StateReader, decoded: DecodedEvent, *, verify_signature: bool = True
+    state: StateReader, decoded: DecodedEvent, *, height: int, verify_signature: bool = True
 ) -> state_pb2.MemberRecord:
-    """The author's member record, if the author is an active member whose current key signed
-    the event. `verify_signature=False` skips only the Ed25519 check, for an event whose
-    signature this node already checked against the same key."""
+    """The author's member record, if the author is an active member whose current key, not
+    revoked for a block at `height`, signed the event. `verify_signature=False` skips only the
+    Ed25519 check, for an event whose signature this node already checked against the same
+    key."""
     author = decoded.event.author
     member = state.load("member", author.member_id)
     if member is None:
         raise forbidden("unknown_author", f"{author.member_id!r} is not a consortium member")
     if member.removed:  # type: ignore[attr-defined]
         raise forbidden("member_removed", f"member {author.member_id!r} has been removed")
-    public_key = member_key(member, author.key_id)  # type: ignore[arg-type]
-    if public_key is None:
+    key = find_key(member, author.key_id)  # type: ignore[arg-type]
+    if key is None:
         raise forbidden(
             "unknown_key",
             f"key {author.key_id.hex()} is not a current key of member {author.member_id!r}",
         )
+    if key_revoked_at(key, height):
+        raise forbidden(
+            "key_revoked",
+            f"key {author.key_id.hex()} of member {author.member_id!r} was revoked as "
+            f"compromised after height {key.revoked_after_height}; this block is {height}",
+        )
     if verify_signature and not crypto.verify(
-        public_key, crypto.DOMAIN_EVENT, decoded.signed.body, decoded.signed.signature
+        key.public_key, crypto.DOMAIN_EVENT, decoded.signed.body, decoded.signed.signature
     ):
         raise invalid("bad_signature", "the signature does not match the event body and key")
     return member  # type: ignore[return-value]
@@ -81,14 +91,15 @@ def apply_event(
     decoded: DecodedEvent,
     block_time_ms: int,
     *,
+    height: int,
     verify_signature: bool = True,
     validator_context: ValidatorContext | None = None,
 ) -> list[Write]:
-    """The writes `decoded` makes to `state` at `block_time_ms`, or `Rejected`. A
-    validator-set change also needs `validator_context` (the block's height and the genesis
-    set); without it, it is refused (`no_validator_context`)."""
-    author = authenticate(state, decoded, verify_signature=verify_signature)
-    if author.role == AUDITOR:
+    """The writes `decoded` makes to `state` in the block at `height` and `block_time_ms`, or
+    `Rejected`. A validator-set change also needs `validator_context` (the block's height and
+    the genesis set); without it, it is refused (`no_validator_context`)."""
+    author = authenticate(state, decoded, height=height, verify_signature=verify_signature)
+    if author.role == AUDITOR and decoded.kind not in AUDITOR_KINDS:
         raise forbidden("wrong_role", "auditors only read; they cannot author events")
     if state.nonce_used(author.member_id, decoded.event.nonce):
         raise duplicate(
@@ -96,9 +107,9 @@ def apply_event(
             f"nonce {decoded.event.nonce} of {author.member_id!r} was already used",
         )
     payload = getattr(decoded.event, decoded.kind)
-    if decoded.kind == "governance":
-        writes = rules_governance.governance(
-            state, author, payload, decoded, block_time_ms, validator_context=validator_context
+    if decoded.kind in _GOVERNANCE_HANDLERS:
+        writes = _GOVERNANCE_HANDLERS[decoded.kind](
+            state, author, payload, decoded, block_time_ms, height, validator_context
         )
     else:
         writes = _HANDLERS[decoded.kind](state, author, payload, decoded, block_time_ms)
@@ -125,5 +136,15 @@ _HANDLERS: dict[str, _Handler] = {
     "order_settled": rules_trade.order_settled,
     "dispute_opened": rules_trade.dispute_opened,
     "dispute_resolved": rules_trade.dispute_resolved,
-    "governance": rules_governance.governance,
 }
+# Governance also needs the block's height (key revocations are by height).
+_GovernanceHandler = Callable[
+    [StateReader, Any, Any, DecodedEvent, int, int, ValidatorContext | None], list[Write]
+]
+_GOVERNANCE_HANDLERS: dict[str, _GovernanceHandler] = {
+    "governance": rules_governance.governance,
+    "governance_proposed": rules_governance.governance_proposed,
+    "governance_approved": rules_governance.governance_approved,
+}
+# What an auditor may author: a say in governance, as a member that counts in its threshold.
+AUDITOR_KINDS = frozenset(("governance_proposed", "governance_approved"))

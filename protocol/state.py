@@ -38,6 +38,12 @@ RECORD_TYPES: dict[str, type[Message]] = {
     # A governance change that was applied, by the hex of the first 16 bytes of SHA-256 of
     # its bytes (no replays).
     "governance": state_pb2.MemberKey,
+    # Governance proposals (ADR 016), by the hex of the proposal id.
+    "proposal": state_pb2.ProposalRecord,
+    # Changes applied per subject ("member:<id>", "thresholds"): supersedes older proposals.
+    "governance_subject": state_pb2.SubjectVersion,
+    # The approval thresholds in force, under "current" (absent: the default, two thirds).
+    "thresholds": ledger_pb2.Thresholds,
     # Equivocation recorded, by "<validator>/<height>/<round>/<vote type>".
     "evidence": ledger_pb2.Evidence,
     # The validator sets after genesis, by index and "latest" (protocol/validators.py).

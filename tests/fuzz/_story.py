@@ -253,7 +253,7 @@ def memory_world() -> MemoryWorld:
 def decode_and_apply(state: MemoryState, signed: ledger_pb2.SignedEvent, time_ms: int) -> list:
     """Decode `signed` and run the rules over `state` (not applying the writes)."""
     decoded: DecodedEvent = events.decode(signed, memory_world().consortium.chain_id)
-    return rules.apply_event(state, decoded, time_ms)
+    return rules.apply_event(state, decoded, time_ms, height=1)
 
 
 def resign(body: bytes) -> ledger_pb2.SignedEvent:

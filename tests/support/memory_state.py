@@ -93,12 +93,17 @@ class MemoryState:
 
 
 def apply(
-    state: MemoryState, signed: ledger_pb2.SignedEvent, time_ms: int, chain_id: str = CHAIN_ID
+    state: MemoryState,
+    signed: ledger_pb2.SignedEvent,
+    time_ms: int,
+    chain_id: str = CHAIN_ID,
+    height: int = 1,
 ) -> list[Write]:
-    """Decode `signed`, run the rules at block time `time_ms` and apply the writes to `state`.
+    """Decode `signed`, run the rules in the block at `height` and block time `time_ms`, and
+    apply the writes to `state`.
     Raises `Rejected` (having changed nothing) when the event is refused."""
     decoded = events.decode(signed, chain_id)
-    writes = rules.apply_event(state, decoded, time_ms)
+    writes = rules.apply_event(state, decoded, time_ms, height=height)
     state.apply(writes)
     return writes
 
@@ -211,9 +216,9 @@ class Consortium:
         return events.decode(signed, self.chain_id)
 
     def apply(
-        self, state: MemoryState, signed: ledger_pb2.SignedEvent, time_ms: int
+        self, state: MemoryState, signed: ledger_pb2.SignedEvent, time_ms: int, height: int = 1
     ) -> list[Write]:
-        return apply(state, signed, time_ms, self.chain_id)
+        return apply(state, signed, time_ms, self.chain_id, height)
 
     # governance
 

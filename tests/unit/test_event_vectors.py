@@ -71,7 +71,7 @@ def test_every_kind_has_the_cases_it_should() -> None:
 def our_verdict(signed: ledger_pb2.SignedEvent, genesis: Genesis) -> str | None:
     try:
         rules.authenticate(
-            MemoryState.from_genesis(genesis), events.decode(signed, genesis.chain_id)
+            MemoryState.from_genesis(genesis), events.decode(signed, genesis.chain_id), height=1
         )
     except Rejected as rejection:
         return rejection.code

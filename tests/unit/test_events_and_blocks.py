@@ -173,7 +173,7 @@ def test_a_body_must_be_canonical(encoding: str, consortium: Consortium):
     assert decoded.event == event
     assert decoded.signed.body == canonical.body
     assert decoded.event_id == hashlib.sha256(canonical.body).digest()
-    rules.authenticate(consortium.state(), decoded)
+    rules.authenticate(consortium.state(), decoded, height=1)
 
 
 # Field 99, a varint: defined by no message of the ledger.
@@ -476,7 +476,7 @@ def test_signature_for_another_domain_is_not_an_event_signature(domain: bytes, c
         member.key.public_key, crypto.DOMAIN_EVENT, forged.body, forged.signature
     )
     decoded = events.decode(forged, consortium.chain_id)  # the bytes alone look fine
-    error = rejection(rules.authenticate, consortium.state(), decoded)
+    error = rejection(rules.authenticate, consortium.state(), decoded, height=1)
     assert (error.code, error.kind) == ("bad_signature", INVALID)
 
 

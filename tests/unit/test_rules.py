@@ -11,6 +11,7 @@ classification, replay protection, governance and key rotation.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ from support.memory_state import (
     signing_key,
 )
 
-from provledger.protocol import crypto, events, rules
+from provledger.protocol import crypto, events, rules, rules_governance
 from provledger.protocol.errors import Rejected, RejectionKind
+from provledger.protocol.genesis import canonical_json, parse_genesis
 from provledger.protocol.limits import (
     APPROVALS_PER_GOVERNANCE_MAX,
     EVENT_BODY_SIZE_BYTES_MAX,
@@ -38,6 +40,7 @@ from provledger.protocol.limits import (
     METADATA_ENTRIES_MAX,
     NONCE_MAX,
     PARENTS_PER_DERIVATION_MAX,
+    PROPOSAL_OPEN_MS_MAX,
     PURPOSES_PER_GRANT_MAX,
     TEXT_LENGTH_CHARS_MAX,
 )
@@ -60,6 +63,8 @@ SHARE = ledger_pb2.OPERATION_SHARE
 SETUP_TIME_MS = GENESIS_TIME_MS + 1_000  # block time of the scene and of per-case setups
 BLOCK_TIME_MS = GENESIS_TIME_MS + 10_000  # block time of the event under test
 EXPIRY_MS = BLOCK_TIME_MS + 50_000  # when the scene's grants and approvals expire
+SETUP_HEIGHT = 1  # the block height of the scene and of per-case setups
+BLOCK_HEIGHT = 2  # the block height of the event under test
 
 STRANGER = Member("stranger", "agency", signing_key("stranger"))
 QUORUM = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of the 5 members
@@ -350,6 +355,7 @@ class Case:
     fragment: str
     setup: Setup | None = None
     time_ms: int = BLOCK_TIME_MS
+    height: int = BLOCK_HEIGHT
 
 
 def reject(
@@ -361,8 +367,11 @@ def reject(
     setup: Setup | None = None,
     time_ms: int = BLOCK_TIME_MS,
     marks: Any = (),
+    height: int = BLOCK_HEIGHT,
 ) -> Any:
-    return pytest.param(Case(make, kind, code, fragment, setup, time_ms), id=case_id, marks=marks)
+    return pytest.param(
+        Case(make, kind, code, fragment, setup, time_ms, height), id=case_id, marks=marks
+    )
 
 
 REQUIRED_IDENTIFIERS = {
@@ -1832,6 +1841,327 @@ RULE_CASES = [
     ),
 ]
 
+# --- governance on the ledger: proposals, approvals, key revocation, thresholds ------------
+
+
+def change_bytes_of(governance_change: ledger_pb2.GovernanceChange) -> bytes:
+    return governance_change.SerializeToString(deterministic=True)
+
+
+def propose(author: Any, governance_change: ledger_pb2.GovernanceChange) -> SignedMaker:
+    return lambda c: c.sign(
+        author, "governance_proposed", change=change_bytes_of(governance_change)
+    )
+
+
+def approve(author: Any, governance_change: ledger_pb2.GovernanceChange) -> SignedMaker:
+    identifier = rules_governance.proposal_id(change_bytes_of(governance_change))
+    return lambda c: c.sign(author, "governance_approved", proposal_id=identifier)
+
+
+def setup_steps(*steps: tuple[SignedMaker, int]) -> Setup:
+    """Apply each (event maker, block time) in order, at the setup height."""
+
+    def run(c: Consortium, s: MemoryState) -> None:
+        for make, time_ms in steps:
+            c.apply(s, make(c), time_ms, SETUP_HEIGHT)
+
+    return run
+
+
+def revoke_key(member_id: str, from_height: int) -> Setup:
+    def run(c: Consortium, s: MemoryState) -> None:
+        revocation = change(
+            key_revoked={
+                "member_id": member_id,
+                "key_id": c[member_id].key.key_id,
+                "from_height": from_height,
+            },
+            proposal_nonce=901,
+        )
+        c.apply(s, c.govern("agency-a", revocation, QUORUM), SETUP_TIME_MS, SETUP_HEIGHT)
+
+    return run
+
+
+def thresholds_change(default: tuple[int, int], **by_kind: tuple[int, int]) -> Any:
+    return change(
+        thresholds_changed={
+            "thresholds": {
+                "default_threshold": {"numerator": default[0], "denominator": default[1]},
+                "by_kind": {k: {"numerator": n, "denominator": d} for k, (n, d) in by_kind.items()},
+            }
+        }
+    )
+
+
+ADD_AGENCY_C = change(
+    member_added={
+        "member_id": "agency-c",
+        "name": "Agency C",
+        "role": ledger_pb2.ROLE_AGENCY,
+        "public_key": signing_key("agency-c").public_key,
+    }
+)
+ROLE_CHANGE_2 = change(
+    role_changed={"member_id": "agency-b", "role": ledger_pb2.ROLE_REGULATOR}, proposal_nonce=2
+)
+PROPOSAL_EXPIRY_MS = SETUP_TIME_MS + PROPOSAL_OPEN_MS_MAX
+
+GOVERNANCE_CASES = [
+    reject(
+        "proposal-without-change",
+        event("agency-a", "governance_proposed"),
+        INVALID,
+        "missing_field",
+        "a proposal carries the change it proposes",
+    ),
+    reject(
+        "proposal-malformed-change",
+        event("agency-a", "governance_proposed", change=b"\xff"),
+        INVALID,
+        "malformed",
+        "governance change is not a valid GovernanceChange message",
+    ),
+    reject(
+        "proposal-naming-no-change",
+        propose("agency-a", change()),
+        INVALID,
+        "missing_payload",
+        "governance change names no change",
+    ),
+    reject(
+        "proposal-of-an-impossible-change",
+        propose("agency-a", change(member_removed={"member_id": "stranger"})),
+        PRECONDITION,
+        "unknown_member",
+        "member_id 'stranger' is not an active member",
+    ),
+    reject(
+        "proposal-of-an-applied-change",
+        propose("agency-a", ROLE_CHANGE),
+        DUPLICATE,
+        "replayed_governance",
+        "this governance change was already applied",
+        setup=lambda c, s: c.apply(s, c.govern("regulator", ROLE_CHANGE, QUORUM), SETUP_TIME_MS),
+    ),
+    reject(
+        "proposal-while-open",
+        propose("agency-b", ROLE_CHANGE),
+        DUPLICATE,
+        "proposal_open",
+        "of this change is open: approve it",
+        setup=setup_steps((propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS)),
+    ),
+    reject(
+        "proposal-again-after-expiry",
+        propose("agency-b", ROLE_CHANGE),
+        PRECONDITION,
+        "proposal_closed",
+        "of this change is expired; propose it again with another proposal_nonce",
+        setup=setup_steps((propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS)),
+        time_ms=PROPOSAL_EXPIRY_MS,
+    ),
+    reject(
+        "approval-bad-proposal-id",
+        event("agency-b", "governance_approved", proposal_id=bytes(31)),
+        INVALID,
+        "bad_proposal_id",
+        "a proposal id is 32 bytes (SHA-256)",
+    ),
+    reject(
+        "approval-of-unknown-proposal",
+        approve("agency-b", ROLE_CHANGE),
+        PRECONDITION,
+        "unknown_proposal",
+        "no proposal ",
+    ),
+    reject(
+        "approval-twice",
+        approve("agency-b", ROLE_CHANGE),
+        DUPLICATE,
+        "already_approved",
+        "'agency-b' already approved proposal",
+        setup=setup_steps(
+            (propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS),
+            (approve("agency-b", ROLE_CHANGE), SETUP_TIME_MS),
+        ),
+    ),
+    reject(
+        "approval-by-the-proposer",
+        approve("agency-a", ROLE_CHANGE),
+        DUPLICATE,
+        "already_approved",
+        "'agency-a' already approved proposal",
+        setup=setup_steps((propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS)),
+    ),
+    reject(
+        "approval-of-expired-proposal",
+        approve("agency-b", ROLE_CHANGE),
+        PRECONDITION,
+        "proposal_expired",
+        "is expired: it takes no approvals",
+        setup=setup_steps((propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS)),
+        time_ms=PROPOSAL_EXPIRY_MS,
+    ),
+    reject(
+        "approval-of-applied-proposal",
+        approve("regulator", ROLE_CHANGE),
+        PRECONDITION,
+        "proposal_applied",
+        "is applied: it takes no approvals",
+        setup=setup_steps(
+            (propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS),
+            (approve("agency-b", ROLE_CHANGE), SETUP_TIME_MS),
+            (approve("exchange", ROLE_CHANGE), SETUP_TIME_MS),
+            (approve("auditor", ROLE_CHANGE), SETUP_TIME_MS),
+        ),
+    ),
+    reject(
+        "approval-of-a-change-applied-by-an-action",
+        approve("agency-b", ROLE_CHANGE),
+        PRECONDITION,
+        "proposal_applied",
+        "is applied: it takes no approvals",
+        setup=setup_steps(
+            (propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS),
+            (governed(ROLE_CHANGE, author="regulator"), SETUP_TIME_MS),
+        ),
+    ),
+    reject(
+        "approval-of-superseded-proposal",
+        approve("agency-b", ROLE_CHANGE),
+        PRECONDITION,
+        "proposal_superseded",
+        "is superseded: it takes no approvals",
+        setup=setup_steps(
+            (propose("agency-a", ROLE_CHANGE), SETUP_TIME_MS),
+            (governed(ROLE_CHANGE_2, author="regulator"), SETUP_TIME_MS),
+        ),
+    ),
+    # key revocation
+    reject(
+        "event-signed-with-a-revoked-key",
+        valid("asset_registered"),
+        FORBIDDEN,
+        "key_revoked",
+        "of member 'agency-a' was revoked as compromised after height 1; this block is 2",
+        setup=revoke_key("agency-a", from_height=1),
+    ),
+    reject(
+        "approval-signed-with-a-revoked-key",
+        governed(ROLE_CHANGE),
+        FORBIDDEN,
+        "key_revoked",
+        "approval by 'regulator' is signed with key",
+        setup=revoke_key("regulator", from_height=0),
+    ),
+    reject(
+        "key-revoked-bad-key-id",
+        governed(change(key_revoked={"member_id": "agency-b", "key_id": bytes(15)})),
+        INVALID,
+        "bad_key_id",
+        "a key id is 16 bytes",
+    ),
+    reject(
+        "key-revoked-unknown-key",
+        governed(change(key_revoked={"member_id": "agency-b", "key_id": bytes(16)})),
+        PRECONDITION,
+        "unknown_key",
+        "is not a key of member 'agency-b'",
+    ),
+    reject(
+        "key-revoked-unknown-member",
+        governed(change(key_revoked={"member_id": "stranger", "key_id": bytes(16)})),
+        PRECONDITION,
+        "unknown_member",
+        "member_id 'stranger' is not an active member",
+    ),
+    reject(
+        "key-revoked-reason-too-long",
+        lambda c: c.govern(
+            "agency-a",
+            change(
+                key_revoked={
+                    "member_id": "agency-b",
+                    "key_id": c["agency-b"].key.key_id,
+                    "reason": TOO_LONG_TEXT,
+                }
+            ),
+            QUORUM,
+        ),
+        INVALID,
+        "text_too_long",
+        f"reason exceeds {TEXT_LENGTH_CHARS_MAX} characters",
+    ),
+    reject(
+        "key-revoked-twice",
+        lambda c: c.govern(
+            "agency-a",
+            change(
+                key_revoked={
+                    "member_id": "agency-b",
+                    "key_id": c["agency-b"].key.key_id,
+                    "from_height": 7,
+                }
+            ),
+            QUORUM,
+        ),
+        DUPLICATE,
+        "already_revoked",
+        "was revoked after height 100",
+        setup=revoke_key("agency-b", from_height=100),
+    ),
+    # thresholds
+    reject(
+        "thresholds-without-default",
+        governed(change(thresholds_changed={"thresholds": {}})),
+        INVALID,
+        "missing_field",
+        "a table of thresholds needs its default_threshold",
+    ),
+    reject(
+        "thresholds-below-a-majority",
+        governed(thresholds_change((2, 3), member_removed=(1, 3))),
+        INVALID,
+        "bad_threshold",
+        "member_removed: more than 1/3 of the members would let less than a majority decide",
+    ),
+    reject(
+        "thresholds-unreachable",
+        governed(thresholds_change((3, 3))),
+        INVALID,
+        "bad_threshold",
+        "default_threshold: more than 3/3 of the members can never be reached",
+    ),
+    reject(
+        "thresholds-without-denominator",
+        governed(thresholds_change((0, 0))),
+        INVALID,
+        "bad_threshold",
+        "the denominator must be 1..1000, got 0",
+    ),
+    reject(
+        "thresholds-of-an-unknown-kind",
+        governed(thresholds_change((2, 3), asset_teleported=(2, 3))),
+        INVALID,
+        "unknown_change_kind",
+        "'asset_teleported' is not a kind of governance change",
+    ),
+    reject(
+        "governance-under-a-stricter-threshold",
+        governed(ROLE_CHANGE),
+        FORBIDDEN,
+        "no_quorum",
+        "4 of 5 members approved; 5 are needed",
+        setup=lambda c, s: c.apply(
+            s,
+            c.govern("agency-a", thresholds_change((2, 3), role_changed=(4, 5)), QUORUM),
+            SETUP_TIME_MS,
+        ),
+    ),
+]
+
 # asset_id (or the parents) replaced by a missing asset, or pointing at a retired one
 ASSET_KINDS = {
     "asset_derived": "parent_ids",
@@ -1885,7 +2215,9 @@ def _asset_state_cases() -> list[Any]:
     return cases
 
 
-ALL_CASES = ENVELOPE_CASES + PAYLOAD_FORMAT_CASES + RULE_CASES + _asset_state_cases()
+ALL_CASES = (
+    ENVELOPE_CASES + PAYLOAD_FORMAT_CASES + RULE_CASES + GOVERNANCE_CASES + _asset_state_cases()
+)
 
 
 @pytest.mark.parametrize("case", ALL_CASES)
@@ -1895,7 +2227,7 @@ def test_rejection_changes_nothing(case: Case, consortium: Consortium, state: Me
     signed = case.make(consortium)
     before = state.snapshot()
     with pytest.raises(Rejected) as raised:
-        consortium.apply(state, signed, case.time_ms)
+        consortium.apply(state, signed, case.time_ms, case.height)
     assert (raised.value.code, raised.value.kind) == (case.code, case.kind), raised.value
     assert case.fragment in raised.value.reason
     assert state.snapshot() == before
@@ -1912,9 +2244,9 @@ def test_unknown_payload_kind_is_refused():
 
 
 def test_every_code_in_the_sources_is_covered():
-    """Each rejection code written literally in events.py or rules.py has a case above."""
+    """Each rejection code written literally in events.py or the rules has a case above."""
     written: set[str] = set()
-    for module in (events, rules):
+    for module in (events, rules, rules_governance):
         source = Path(module.__file__).read_text()
         written |= set(
             re.findall(r'(?:invalid|forbidden|precondition|duplicate)\(\s*"(\w+)"', source)
@@ -1929,8 +2261,8 @@ def test_bad_signature_is_not_checked_twice_when_told_so(consortium, state):
     signed = _with_signature(valid("asset_registered"), lambda c, body: bytes(64))(consortium)
     decoded = consortium.decode(signed)
     with pytest.raises(Rejected):
-        rules.apply_event(state, decoded, BLOCK_TIME_MS)
-    assert rules.apply_event(state, decoded, BLOCK_TIME_MS, verify_signature=False)
+        rules.apply_event(state, decoded, BLOCK_TIME_MS, height=1)
+    assert rules.apply_event(state, decoded, BLOCK_TIME_MS, height=1, verify_signature=False)
 
 
 # --- accepted events -----------------------------------------------------------------------
@@ -2321,7 +2653,7 @@ def test_member_added_with_quorum_can_author(consortium: Consortium, state: Memo
     )
     signed = consortium.govern("regulator", added, QUORUM)
     writes = consortium.apply(state, signed, BLOCK_TIME_MS)
-    assert [w.kind for w in writes] == ["governance", "member", "nonce"]
+    assert [w.kind for w in writes] == ["governance", "member", "governance_subject", "nonce"]
     member = _load(state, "member", "agency-c")
     assert (member.name, member.role) == ("Agency C", ledger_pb2.ROLE_AGENCY)
     assert [k.key_id for k in member.keys] == [newcomer.key.key_id]
@@ -2411,3 +2743,205 @@ def test_key_rotation(retire_old: bool, consortium: Consortium, state: MemorySta
         "bad_approval",
         "approval by 'agency-a' does not verify",
     )
+
+
+# governance on the ledger (ADR 016)
+
+
+def _proposal(state: MemoryState, governance_change: ledger_pb2.GovernanceChange) -> Any:
+    identifier = rules_governance.proposal_id(change_bytes_of(governance_change))
+    return _load(state, "proposal", identifier.hex())
+
+
+def test_proposal_id_is_a_domain_separated_hash_of_the_change():
+    change_bytes = change_bytes_of(ADD_AGENCY_C)
+    assert (
+        rules_governance.proposal_id(change_bytes)
+        == hashlib.sha256(b"provledger/v1/governance-proposal\x00" + change_bytes).digest()
+    )
+    assert rules_governance.proposal_id(change_bytes) != hashlib.sha256(change_bytes).digest()
+
+
+def test_a_proposal_applies_with_the_approval_that_reaches_the_threshold(
+    consortium: Consortium, state: MemoryState
+):
+    writes = consortium.apply(state, propose("agency-a", ADD_AGENCY_C)(consortium), BLOCK_TIME_MS)
+    assert [w.kind for w in writes] == ["proposal", "nonce"]
+    record = _proposal(state, ADD_AGENCY_C)
+    assert (record.proposer_id, record.proposed_at_ms, record.subject) == (
+        "agency-a",
+        BLOCK_TIME_MS,
+        "member:agency-c",
+    )
+    assert record.expires_at_ms == BLOCK_TIME_MS + PROPOSAL_OPEN_MS_MAX
+    assert rules_governance.tally(state, record, 2) == (1, 4, 5)
+    for approver in ("agency-b", "exchange"):
+        writes = consortium.apply(state, approve(approver, ADD_AGENCY_C)(consortium), BLOCK_TIME_MS)
+        assert [w.kind for w in writes] == ["proposal", "nonce"]
+        assert state.load("member", "agency-c") is None
+    record = _proposal(state, ADD_AGENCY_C)
+    assert [a.member_id for a in record.approvals] == ["agency-a", "agency-b", "exchange"]
+    assert rules_governance.proposal_status(state, record, BLOCK_TIME_MS) == "open"
+    # the fourth of five members: more than two thirds; an auditor's approval counts
+    approval = approve("auditor", ADD_AGENCY_C)(consortium)
+    writes = consortium.apply(state, approval, BLOCK_TIME_MS, height=7)
+    assert [w.kind for w in writes] == [
+        "proposal",
+        "governance",
+        "member",
+        "governance_subject",
+        "nonce",
+    ]
+    record = _proposal(state, ADD_AGENCY_C)
+    assert (record.applied, record.applied_height) == (True, 7)
+    assert record.applied_event_id == consortium.decode(approval).event_id
+    assert rules_governance.proposal_status(state, record, BLOCK_TIME_MS) == "applied"
+    assert _load(state, "member", "agency-c").role == ledger_pb2.ROLE_AGENCY
+    newcomer = Member("agency-c", "agency", signing_key("agency-c"))
+    consortium.apply(state, valid("asset_registered", author=newcomer)(consortium), BLOCK_TIME_MS)
+
+
+def test_a_proposal_status_moves_to_expired_and_superseded(
+    consortium: Consortium, state: MemoryState
+):
+    consortium.apply(state, propose("agency-a", ROLE_CHANGE)(consortium), BLOCK_TIME_MS)
+    record = _proposal(state, ROLE_CHANGE)
+    status = rules_governance.proposal_status
+    assert status(state, record, BLOCK_TIME_MS + PROPOSAL_OPEN_MS_MAX - 1) == "open"
+    assert status(state, record, BLOCK_TIME_MS + PROPOSAL_OPEN_MS_MAX) == "expired"
+    # a change to another subject leaves it open; one to its subject supersedes it
+    other = change(role_changed={"member_id": "exchange", "role": ledger_pb2.ROLE_AGENCY})
+    consortium.apply(state, consortium.govern("agency-a", other, QUORUM), BLOCK_TIME_MS)
+    assert status(state, record, BLOCK_TIME_MS) == "open"
+    consortium.apply(state, consortium.govern("agency-a", ROLE_CHANGE_2, QUORUM), BLOCK_TIME_MS)
+    assert status(state, record, BLOCK_TIME_MS) == "superseded"
+
+
+def test_a_proposal_applies_at_once_when_its_proposer_is_enough():
+    consortium = Consortium(member_roles={"agency-a": "agency"})
+    state = consortium.state()
+    writes = consortium.apply(state, propose("agency-a", ADD_AGENCY_C)(consortium), BLOCK_TIME_MS)
+    assert [w.kind for w in writes][:3] == ["proposal", "governance", "member"]
+    assert _proposal(state, ADD_AGENCY_C).applied
+
+
+def test_approvals_of_removed_members_no_longer_count(consortium: Consortium, state: MemoryState):
+    for make in (propose("agency-a", ROLE_CHANGE), approve("agency-b", ROLE_CHANGE)):
+        consortium.apply(state, make(consortium), BLOCK_TIME_MS)
+    consortium.apply(state, approve("exchange", ROLE_CHANGE)(consortium), BLOCK_TIME_MS)
+    remove("exchange")(consortium, state)
+    record = _proposal(state, ROLE_CHANGE)
+    # four active members: three are needed, and the exchange's approval is gone
+    assert rules_governance.tally(state, record, 2) == (2, 3, 4)
+    consortium.apply(state, approve("regulator", ROLE_CHANGE)(consortium), BLOCK_TIME_MS)
+    assert _load(state, "member", "agency-b").role == ledger_pb2.ROLE_EXCHANGE
+
+
+def test_approvals_signed_with_a_key_revoked_before_them_do_not_count(
+    consortium: Consortium, state: MemoryState
+):
+    consortium.apply(state, propose("agency-a", ROLE_CHANGE)(consortium), BLOCK_TIME_MS, height=3)
+    consortium.apply(state, approve("agency-b", ROLE_CHANGE)(consortium), BLOCK_TIME_MS, height=5)
+    record = _proposal(state, ROLE_CHANGE)
+    assert rules_governance.tally(state, record, 6)[0] == 2
+    revoke_key("agency-b", from_height=4)(consortium, state)
+    assert rules_governance.tally(state, record, 6)[0] == 1
+    revoke_key("agency-a", from_height=3)(consortium, state)  # its proposal was at height 3
+    assert rules_governance.tally(state, record, 6)[0] == 1
+
+
+def test_a_revoked_key_signs_until_its_height_and_auditors_see_it(
+    consortium: Consortium, state: MemoryState
+):
+    key_id = consortium["agency-b"].key.key_id
+    revocation = change(
+        key_revoked={
+            "member_id": "agency-b",
+            "key_id": key_id,
+            "from_height": 10,
+            "reason": "laptop stolen",
+        }
+    )
+    signed = consortium.govern("agency-a", revocation, QUORUM)
+    consortium.apply(state, signed, BLOCK_TIME_MS, height=8)
+    (key,) = _load(state, "member", "agency-b").keys
+    assert (key.key_id, key.revoked, key.revoked_after_height) == (key_id, True, 10)
+    assert key.revocation_event_id == consortium.decode(signed).event_id
+    use = valid("asset_used")
+    consortium.apply(state, use(consortium), BLOCK_TIME_MS, height=10)
+    before = state.snapshot()
+    with pytest.raises(Rejected) as raised:
+        consortium.apply(state, use(consortium), BLOCK_TIME_MS, height=11)
+    assert (raised.value.code, raised.value.kind) == ("key_revoked", FORBIDDEN)
+    assert state.snapshot() == before
+    # a rotation gives the member a key that works
+    new = signing_key("agency-b/2")
+    rotation = change(key_rotated={"member_id": "agency-b", "new_public_key": new.public_key})
+    consortium.apply(state, consortium.govern("agency-a", rotation, QUORUM), BLOCK_TIME_MS)
+    registration = {**VALID_REGISTRATION, "asset_id": "asset-after-revocation"}
+    consortium.apply(
+        state,
+        consortium.sign("agency-b", "asset_registered", key=new, **registration),
+        BLOCK_TIME_MS,
+        height=12,
+    )
+
+
+def test_changed_thresholds_decide_the_next_changes(consortium: Consortium, state: MemoryState):
+    assert rules_governance.thresholds(state).default_threshold.numerator == 2
+    stricter = thresholds_change((1, 2), member_added=(4, 5))
+    consortium.apply(state, consortium.govern("agency-a", stricter, QUORUM), BLOCK_TIME_MS)
+    assert _load(state, "thresholds", "current") == stricter.thresholds_changed.thresholds
+    # member_added: more than 4/5 of 5, all five; role_changed: more than half, three
+    with pytest.raises(Rejected) as raised:
+        consortium.apply(state, consortium.govern("agency-a", ADD_AGENCY_C, QUORUM), BLOCK_TIME_MS)
+    assert raised.value.reason == "4 of 5 members approved; 5 are needed"
+    consortium.apply(state, consortium.govern("agency-a", ROLE_CHANGE, QUORUM[:3]), BLOCK_TIME_MS)
+    consortium.apply(state, propose("agency-a", ROLE_CHANGE_2)(consortium), BLOCK_TIME_MS)
+    assert rules_governance.tally(state, _proposal(state, ROLE_CHANGE_2), 2) == (1, 3, 5)
+
+
+def test_genesis_thresholds_are_state_from_the_first_block():
+    consortium = Consortium()
+    document = consortium.genesis_document()
+    document["governance_thresholds"] = {"default": "3/4", "member_removed": "1/2"}
+    genesis = parse_genesis(canonical_json(document))
+    state = MemoryState.from_genesis(genesis)
+    table = rules_governance.thresholds(state)
+    assert (table.default_threshold.numerator, table.default_threshold.denominator) == (3, 4)
+    assert (
+        rules_governance.approvals_needed(
+            rules_governance.threshold_for(table, "member_removed"), 5
+        )
+        == 3
+    )
+    # a genesis without them is the same chain as before: no record, the default
+    assert Consortium().state().load("thresholds", "current") is None
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "fragment"),
+    [
+        ({"default": "1/3"}, "would let less than a majority decide"),
+        ({"member_added": "1/1"}, "can never be reached"),
+        ({"default": "2/0"}, "the denominator must be 1..1000"),
+        ({"default": "two thirds"}, 'must be a fraction such as "2/3"'),
+        ({"default": 0.66}, 'must be a fraction such as "2/3"'),
+        ({"asset_teleported": "2/3"}, "not a kind of change"),
+        (["2/3"], "governance_thresholds must be an object"),
+    ],
+)
+def test_bad_genesis_thresholds_are_refused(thresholds: Any, fragment: str):
+    document = Consortium().genesis_document()
+    document["governance_thresholds"] = thresholds
+    with pytest.raises(Rejected) as raised:
+        parse_genesis(canonical_json(document))
+    assert raised.value.code == "bad_genesis"
+    assert fragment in raised.value.reason
+
+
+def test_auditors_propose_and_approve_but_author_nothing_else(
+    consortium: Consortium, state: MemoryState
+):
+    consortium.apply(state, propose("auditor", ROLE_CHANGE)(consortium), BLOCK_TIME_MS)
+    assert _proposal(state, ROLE_CHANGE).proposer_id == "auditor"

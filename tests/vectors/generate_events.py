@@ -88,7 +88,7 @@ def pipeline_error(consortium: Consortium, signed: ledger_pb2.SignedEvent) -> st
     messages: the messages are for people and may be reworded."""
     try:
         decoded = events.decode(signed, consortium.chain_id)
-        rules.authenticate(consortium.state(), decoded)
+        rules.authenticate(consortium.state(), decoded, height=1)
     except Rejected as rejection:
         return rejection.code
     return None

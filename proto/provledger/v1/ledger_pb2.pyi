@@ -81,7 +81,7 @@ class Author(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("chain_id", "author", "nonce", "timestamp_ms", "asset_registered", "asset_derived", "asset_shared", "asset_transferred", "asset_used", "certificate_issued", "certificate_revoked", "asset_retired", "grant_issued", "grant_revoked", "cross_border_approved", "offer_listed", "order_placed", "order_delivered", "order_settled", "dispute_opened", "dispute_resolved", "governance")
+    __slots__ = ("chain_id", "author", "nonce", "timestamp_ms", "asset_registered", "asset_derived", "asset_shared", "asset_transferred", "asset_used", "certificate_issued", "certificate_revoked", "asset_retired", "grant_issued", "grant_revoked", "cross_border_approved", "offer_listed", "order_placed", "order_delivered", "order_settled", "dispute_opened", "dispute_resolved", "governance", "governance_proposed", "governance_approved")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,8 @@ class Event(_message.Message):
     DISPUTE_OPENED_FIELD_NUMBER: _ClassVar[int]
     DISPUTE_RESOLVED_FIELD_NUMBER: _ClassVar[int]
     GOVERNANCE_FIELD_NUMBER: _ClassVar[int]
+    GOVERNANCE_PROPOSED_FIELD_NUMBER: _ClassVar[int]
+    GOVERNANCE_APPROVED_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     author: Author
     nonce: int
@@ -126,7 +128,9 @@ class Event(_message.Message):
     dispute_opened: DisputeOpened
     dispute_resolved: DisputeResolved
     governance: GovernanceAction
-    def __init__(self, chain_id: _Optional[str] = ..., author: _Optional[_Union[Author, _Mapping]] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., asset_registered: _Optional[_Union[AssetRegistered, _Mapping]] = ..., asset_derived: _Optional[_Union[AssetDerived, _Mapping]] = ..., asset_shared: _Optional[_Union[AssetShared, _Mapping]] = ..., asset_transferred: _Optional[_Union[AssetTransferred, _Mapping]] = ..., asset_used: _Optional[_Union[AssetUsed, _Mapping]] = ..., certificate_issued: _Optional[_Union[CertificateIssued, _Mapping]] = ..., certificate_revoked: _Optional[_Union[CertificateRevoked, _Mapping]] = ..., asset_retired: _Optional[_Union[AssetRetired, _Mapping]] = ..., grant_issued: _Optional[_Union[GrantIssued, _Mapping]] = ..., grant_revoked: _Optional[_Union[GrantRevoked, _Mapping]] = ..., cross_border_approved: _Optional[_Union[CrossBorderApproved, _Mapping]] = ..., offer_listed: _Optional[_Union[OfferListed, _Mapping]] = ..., order_placed: _Optional[_Union[OrderPlaced, _Mapping]] = ..., order_delivered: _Optional[_Union[OrderDelivered, _Mapping]] = ..., order_settled: _Optional[_Union[OrderSettled, _Mapping]] = ..., dispute_opened: _Optional[_Union[DisputeOpened, _Mapping]] = ..., dispute_resolved: _Optional[_Union[DisputeResolved, _Mapping]] = ..., governance: _Optional[_Union[GovernanceAction, _Mapping]] = ...) -> None: ...
+    governance_proposed: GovernanceProposed
+    governance_approved: GovernanceApproved
+    def __init__(self, chain_id: _Optional[str] = ..., author: _Optional[_Union[Author, _Mapping]] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., asset_registered: _Optional[_Union[AssetRegistered, _Mapping]] = ..., asset_derived: _Optional[_Union[AssetDerived, _Mapping]] = ..., asset_shared: _Optional[_Union[AssetShared, _Mapping]] = ..., asset_transferred: _Optional[_Union[AssetTransferred, _Mapping]] = ..., asset_used: _Optional[_Union[AssetUsed, _Mapping]] = ..., certificate_issued: _Optional[_Union[CertificateIssued, _Mapping]] = ..., certificate_revoked: _Optional[_Union[CertificateRevoked, _Mapping]] = ..., asset_retired: _Optional[_Union[AssetRetired, _Mapping]] = ..., grant_issued: _Optional[_Union[GrantIssued, _Mapping]] = ..., grant_revoked: _Optional[_Union[GrantRevoked, _Mapping]] = ..., cross_border_approved: _Optional[_Union[CrossBorderApproved, _Mapping]] = ..., offer_listed: _Optional[_Union[OfferListed, _Mapping]] = ..., order_placed: _Optional[_Union[OrderPlaced, _Mapping]] = ..., order_delivered: _Optional[_Union[OrderDelivered, _Mapping]] = ..., order_settled: _Optional[_Union[OrderSettled, _Mapping]] = ..., dispute_opened: _Optional[_Union[DisputeOpened, _Mapping]] = ..., dispute_resolved: _Optional[_Union[DisputeResolved, _Mapping]] = ..., governance: _Optional[_Union[GovernanceAction, _Mapping]] = ..., governance_proposed: _Optional[_Union[GovernanceProposed, _Mapping]] = ..., governance_approved: _Optional[_Union[GovernanceApproved, _Mapping]] = ...) -> None: ...
 
 class AssetRegistered(_message.Message):
     __slots__ = ("asset_id", "content_digest", "classification", "name", "schema_uri", "metadata")
@@ -360,8 +364,20 @@ class Approval(_message.Message):
     signature: bytes
     def __init__(self, approver: _Optional[_Union[Author, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
+class GovernanceProposed(_message.Message):
+    __slots__ = ("change",)
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    change: bytes
+    def __init__(self, change: _Optional[bytes] = ...) -> None: ...
+
+class GovernanceApproved(_message.Message):
+    __slots__ = ("proposal_id",)
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: bytes
+    def __init__(self, proposal_id: _Optional[bytes] = ...) -> None: ...
+
 class GovernanceChange(_message.Message):
-    __slots__ = ("proposal_nonce", "member_added", "member_removed", "key_rotated", "role_changed", "validator_added", "validator_removed")
+    __slots__ = ("proposal_nonce", "member_added", "member_removed", "key_rotated", "role_changed", "validator_added", "validator_removed", "key_revoked", "thresholds_changed")
     PROPOSAL_NONCE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ADDED_FIELD_NUMBER: _ClassVar[int]
     MEMBER_REMOVED_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +385,8 @@ class GovernanceChange(_message.Message):
     ROLE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     VALIDATOR_ADDED_FIELD_NUMBER: _ClassVar[int]
     VALIDATOR_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    KEY_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     proposal_nonce: int
     member_added: MemberAdded
     member_removed: MemberRemoved
@@ -376,7 +394,9 @@ class GovernanceChange(_message.Message):
     role_changed: RoleChanged
     validator_added: ValidatorAdded
     validator_removed: ValidatorRemoved
-    def __init__(self, proposal_nonce: _Optional[int] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., role_changed: _Optional[_Union[RoleChanged, _Mapping]] = ..., validator_added: _Optional[_Union[ValidatorAdded, _Mapping]] = ..., validator_removed: _Optional[_Union[ValidatorRemoved, _Mapping]] = ...) -> None: ...
+    key_revoked: KeyRevoked
+    thresholds_changed: ThresholdsChanged
+    def __init__(self, proposal_nonce: _Optional[int] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., role_changed: _Optional[_Union[RoleChanged, _Mapping]] = ..., validator_added: _Optional[_Union[ValidatorAdded, _Mapping]] = ..., validator_removed: _Optional[_Union[ValidatorRemoved, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ..., thresholds_changed: _Optional[_Union[ThresholdsChanged, _Mapping]] = ...) -> None: ...
 
 class MemberAdded(_message.Message):
     __slots__ = ("member_id", "name", "role", "public_key")
@@ -427,6 +447,47 @@ class ValidatorRemoved(_message.Message):
     VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
     validator_id: str
     def __init__(self, validator_id: _Optional[str] = ...) -> None: ...
+
+class KeyRevoked(_message.Message):
+    __slots__ = ("member_id", "key_id", "from_height", "reason")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    key_id: bytes
+    from_height: int
+    reason: str
+    def __init__(self, member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., from_height: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Threshold(_message.Message):
+    __slots__ = ("numerator", "denominator")
+    NUMERATOR_FIELD_NUMBER: _ClassVar[int]
+    DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
+    numerator: int
+    denominator: int
+    def __init__(self, numerator: _Optional[int] = ..., denominator: _Optional[int] = ...) -> None: ...
+
+class Thresholds(_message.Message):
+    __slots__ = ("default_threshold", "by_kind")
+    class ByKindEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Threshold
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Threshold, _Mapping]] = ...) -> None: ...
+    DEFAULT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    BY_KIND_FIELD_NUMBER: _ClassVar[int]
+    default_threshold: Threshold
+    by_kind: _containers.MessageMap[str, Threshold]
+    def __init__(self, default_threshold: _Optional[_Union[Threshold, _Mapping]] = ..., by_kind: _Optional[_Mapping[str, Threshold]] = ...) -> None: ...
+
+class ThresholdsChanged(_message.Message):
+    __slots__ = ("thresholds",)
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    thresholds: Thresholds
+    def __init__(self, thresholds: _Optional[_Union[Thresholds, _Mapping]] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
     __slots__ = ("chain_id", "height", "previous_block_id", "time_ms", "proposer_id", "events_root", "event_count", "log_size", "log_root", "state_root", "validators_hash", "last_commit_hash", "evidence_hash")

@@ -25,43 +25,49 @@ _sym_db = _symbol_database.Default()
 from provledger.v1 import ledger_pb2 as provledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19provledger/v1/state.proto\x12\rprovledger.v1\x1a\x1aprovledger/v1/ledger.proto\"/\n\tMemberKey\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"\x8b\x01\n\x0cMemberRecord\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04role\x18\x03 \x01(\x0e\x32\x13.provledger.v1.Role\x12&\n\x04keys\x18\x04 \x03(\x0b\x32\x18.provledger.v1.MemberKey\x12\x0f\n\x07removed\x18\x05 \x01(\x08\"\xf2\x01\n\x0b\x41ssetRecord\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x35\n\x0e\x63lassification\x18\x03 \x01(\x0e\x32\x1d.provledger.v1.Classification\x12\x16\n\x0e\x63ontent_digest\x18\x04 \x01(\x0c\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x12\n\nparent_ids\x18\x06 \x03(\t\x12\x10\n\x08\x61\x63tivity\x18\x07 \x01(\t\x12\x17\n\x0forigin_event_id\x18\x08 \x01(\x0c\x12\x0f\n\x07retired\x18\t \x01(\x08\x12\x12\n\nholder_ids\x18\n \x03(\t\"\x86\x01\n\x0bGrantRecord\x12)\n\x05grant\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.GrantIssued\x12\x12\n\ngrantor_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\x12\x0f\n\x07revoked\x18\x04 \x01(\x08\x12\x15\n\rrevoked_at_ms\x18\x05 \x01(\x03\"n\n\x0e\x41pprovalRecord\x12\x34\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\".provledger.v1.CrossBorderApproved\x12\x14\n\x0cregulator_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\"\x80\x01\n\x11\x43\x65rtificateRecord\x12\x35\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0b\x32 .provledger.v1.CertificateIssued\x12\x11\n\tissuer_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\x12\x0f\n\x07revoked\x18\x04 \x01(\x08\"_\n\x0bOfferRecord\x12)\n\x05offer\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.OfferListed\x12\x13\n\x0b\x65xchange_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\"\x92\x02\n\x0bOrderRecord\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x03 \x01(\t\x12\x11\n\tseller_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65xchange_id\x18\x05 \x01(\t\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.provledger.v1.OrderStatus\x12\x39\n\x15status_before_dispute\x18\x07 \x01(\x0e\x32\x1a.provledger.v1.OrderStatus\x12\x17\n\x0f\x64\x65livery_digest\x18\x08 \x01(\x0c\x12\x12\n\ndispute_id\x18\t \x01(\t\x12\x11\n\tevent_ids\x18\n \x03(\x0c\"\xae\x01\n\rDisputeRecord\x12\x12\n\ndispute_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x11\n\topened_by\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08resolved\x18\x05 \x01(\x08\x12.\n\x07outcome\x18\x06 \x01(\x0e\x32\x1d.provledger.v1.DisputeOutcome\x12\x12\n\nresolution\x18\x07 \x01(\t\":\n\x0eValidatorEntry\x12\x14\n\x0cvalidator_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"~\n\x12ValidatorSetRecord\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rom_height\x18\x02 \x01(\x04\x12\x31\n\nvalidators\x18\x03 \x03(\x0b\x32\x1d.provledger.v1.ValidatorEntry\x12\x11\n\tevent_ids\x18\x04 \x03(\x0c\"m\n\x11\x45quivocatorRecord\x12\x14\n\x0cvalidator_id\x18\x01 \x01(\t\x12\x15\n\requivocations\x18\x02 \x01(\x04\x12+\n\x06listed\x18\x03 \x03(\x0b\x32\x1b.provledger.v1.Equivocation\"\x8b\x01\n\x0c\x45quivocation\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12*\n\tvote_type\x18\x03 \x01(\x0e\x32\x17.provledger.v1.VoteType\x12\x14\n\x0c\x65vidence_key\x18\x04 \x01(\t\x12\x1a\n\x12recorded_at_height\x18\x05 \x01(\x04\"\xc9\x01\n\x0bStoredBlock\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x35\n\x0blast_commit\x18\x02 \x01(\x0b\x32 .provledger.v1.CommitCertificate\x12\x35\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0b\x32 .provledger.v1.CommitCertificate\x12\x11\n\tevent_ids\x18\x04 \x03(\x0c\x12)\n\x08\x65vidence\x18\x05 \x03(\x0b\x32\x17.provledger.v1.Evidence\"o\n\rEventLocation\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x10\n\x08position\x18\x02 \x01(\r\x12\x11\n\tlog_index\x18\x03 \x01(\x04\x12)\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent*\xb1\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_ORDERED\x10\x01\x12\x1a\n\x16ORDER_STATUS_DELIVERED\x10\x02\x12\x18\n\x14ORDER_STATUS_SETTLED\x10\x03\x12\x19\n\x15ORDER_STATUS_DISPUTED\x10\x04\x12\x19\n\x15ORDER_STATUS_RESOLVED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19provledger/v1/state.proto\x12\rprovledger.v1\x1a\x1aprovledger/v1/ledger.proto\"{\n\tMemberKey\x12\x0e\n\x06key_id\x18\x01 \x01(\x0c\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x12\x1c\n\x14revoked_after_height\x18\x04 \x01(\x04\x12\x1b\n\x13revocation_event_id\x18\x05 \x01(\x0c\"\x8b\x01\n\x0cMemberRecord\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04role\x18\x03 \x01(\x0e\x32\x13.provledger.v1.Role\x12&\n\x04keys\x18\x04 \x03(\x0b\x32\x18.provledger.v1.MemberKey\x12\x0f\n\x07removed\x18\x05 \x01(\x08\"W\n\x10ProposalApproval\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\x0c\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\x12\x0e\n\x06height\x18\x04 \x01(\x04\"\xb3\x02\n\x0eProposalRecord\x12\x13\n\x0bproposal_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63hange\x18\x02 \x01(\x0c\x12\x13\n\x0bproposer_id\x18\x03 \x01(\t\x12\x17\n\x0fproposed_height\x18\x04 \x01(\x04\x12\x16\n\x0eproposed_at_ms\x18\x05 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x06 \x01(\x03\x12\x32\n\tapprovals\x18\x07 \x03(\x0b\x32\x1f.provledger.v1.ProposalApproval\x12\x0f\n\x07subject\x18\x08 \x01(\t\x12\x17\n\x0fsubject_version\x18\t \x01(\x04\x12\x0f\n\x07\x61pplied\x18\n \x01(\x08\x12\x16\n\x0e\x61pplied_height\x18\x0b \x01(\x04\x12\x18\n\x10\x61pplied_event_id\x18\x0c \x01(\x0c\"!\n\x0eSubjectVersion\x12\x0f\n\x07version\x18\x01 \x01(\x04\"\xf2\x01\n\x0b\x41ssetRecord\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x35\n\x0e\x63lassification\x18\x03 \x01(\x0e\x32\x1d.provledger.v1.Classification\x12\x16\n\x0e\x63ontent_digest\x18\x04 \x01(\x0c\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x12\n\nparent_ids\x18\x06 \x03(\t\x12\x10\n\x08\x61\x63tivity\x18\x07 \x01(\t\x12\x17\n\x0forigin_event_id\x18\x08 \x01(\x0c\x12\x0f\n\x07retired\x18\t \x01(\x08\x12\x12\n\nholder_ids\x18\n \x03(\t\"\x86\x01\n\x0bGrantRecord\x12)\n\x05grant\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.GrantIssued\x12\x12\n\ngrantor_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\x12\x0f\n\x07revoked\x18\x04 \x01(\x08\x12\x15\n\rrevoked_at_ms\x18\x05 \x01(\x03\"n\n\x0e\x41pprovalRecord\x12\x34\n\x08\x61pproval\x18\x01 \x01(\x0b\x32\".provledger.v1.CrossBorderApproved\x12\x14\n\x0cregulator_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\"\x80\x01\n\x11\x43\x65rtificateRecord\x12\x35\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0b\x32 .provledger.v1.CertificateIssued\x12\x11\n\tissuer_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\x12\x0f\n\x07revoked\x18\x04 \x01(\x08\"_\n\x0bOfferRecord\x12)\n\x05offer\x18\x01 \x01(\x0b\x32\x1a.provledger.v1.OfferListed\x12\x13\n\x0b\x65xchange_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\x0c\"\x92\x02\n\x0bOrderRecord\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08offer_id\x18\x02 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x03 \x01(\t\x12\x11\n\tseller_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65xchange_id\x18\x05 \x01(\t\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.provledger.v1.OrderStatus\x12\x39\n\x15status_before_dispute\x18\x07 \x01(\x0e\x32\x1a.provledger.v1.OrderStatus\x12\x17\n\x0f\x64\x65livery_digest\x18\x08 \x01(\x0c\x12\x12\n\ndispute_id\x18\t \x01(\t\x12\x11\n\tevent_ids\x18\n \x03(\x0c\"\xae\x01\n\rDisputeRecord\x12\x12\n\ndispute_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x11\n\topened_by\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08resolved\x18\x05 \x01(\x08\x12.\n\x07outcome\x18\x06 \x01(\x0e\x32\x1d.provledger.v1.DisputeOutcome\x12\x12\n\nresolution\x18\x07 \x01(\t\":\n\x0eValidatorEntry\x12\x14\n\x0cvalidator_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"~\n\x12ValidatorSetRecord\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rom_height\x18\x02 \x01(\x04\x12\x31\n\nvalidators\x18\x03 \x03(\x0b\x32\x1d.provledger.v1.ValidatorEntry\x12\x11\n\tevent_ids\x18\x04 \x03(\x0c\"m\n\x11\x45quivocatorRecord\x12\x14\n\x0cvalidator_id\x18\x01 \x01(\t\x12\x15\n\requivocations\x18\x02 \x01(\x04\x12+\n\x06listed\x18\x03 \x03(\x0b\x32\x1b.provledger.v1.Equivocation\"\x8b\x01\n\x0c\x45quivocation\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\r\n\x05round\x18\x02 \x01(\r\x12*\n\tvote_type\x18\x03 \x01(\x0e\x32\x17.provledger.v1.VoteType\x12\x14\n\x0c\x65vidence_key\x18\x04 \x01(\t\x12\x1a\n\x12recorded_at_height\x18\x05 \x01(\x04\"\xc9\x01\n\x0bStoredBlock\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x35\n\x0blast_commit\x18\x02 \x01(\x0b\x32 .provledger.v1.CommitCertificate\x12\x35\n\x0b\x63\x65rtificate\x18\x03 \x01(\x0b\x32 .provledger.v1.CommitCertificate\x12\x11\n\tevent_ids\x18\x04 \x03(\x0c\x12)\n\x08\x65vidence\x18\x05 \x03(\x0b\x32\x17.provledger.v1.Evidence\"o\n\rEventLocation\x12\x0e\n\x06height\x18\x01 \x01(\x04\x12\x10\n\x08position\x18\x02 \x01(\r\x12\x11\n\tlog_index\x18\x03 \x01(\x04\x12)\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x1a.provledger.v1.SignedEvent*\xb1\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_ORDERED\x10\x01\x12\x1a\n\x16ORDER_STATUS_DELIVERED\x10\x02\x12\x18\n\x14ORDER_STATUS_SETTLED\x10\x03\x12\x19\n\x15ORDER_STATUS_DISPUTED\x10\x04\x12\x19\n\x15ORDER_STATUS_RESOLVED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'provledger.v1.state_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTATUS']._serialized_start=2198
-  _globals['_ORDERSTATUS']._serialized_end=2375
+  _globals['_ORDERSTATUS']._serialized_start=2708
+  _globals['_ORDERSTATUS']._serialized_end=2885
   _globals['_MEMBERKEY']._serialized_start=72
-  _globals['_MEMBERKEY']._serialized_end=119
-  _globals['_MEMBERRECORD']._serialized_start=122
-  _globals['_MEMBERRECORD']._serialized_end=261
-  _globals['_ASSETRECORD']._serialized_start=264
-  _globals['_ASSETRECORD']._serialized_end=506
-  _globals['_GRANTRECORD']._serialized_start=509
-  _globals['_GRANTRECORD']._serialized_end=643
-  _globals['_APPROVALRECORD']._serialized_start=645
-  _globals['_APPROVALRECORD']._serialized_end=755
-  _globals['_CERTIFICATERECORD']._serialized_start=758
-  _globals['_CERTIFICATERECORD']._serialized_end=886
-  _globals['_OFFERRECORD']._serialized_start=888
-  _globals['_OFFERRECORD']._serialized_end=983
-  _globals['_ORDERRECORD']._serialized_start=986
-  _globals['_ORDERRECORD']._serialized_end=1260
-  _globals['_DISPUTERECORD']._serialized_start=1263
-  _globals['_DISPUTERECORD']._serialized_end=1437
-  _globals['_VALIDATORENTRY']._serialized_start=1439
-  _globals['_VALIDATORENTRY']._serialized_end=1497
-  _globals['_VALIDATORSETRECORD']._serialized_start=1499
-  _globals['_VALIDATORSETRECORD']._serialized_end=1625
-  _globals['_EQUIVOCATORRECORD']._serialized_start=1627
-  _globals['_EQUIVOCATORRECORD']._serialized_end=1736
-  _globals['_EQUIVOCATION']._serialized_start=1739
-  _globals['_EQUIVOCATION']._serialized_end=1878
-  _globals['_STOREDBLOCK']._serialized_start=1881
-  _globals['_STOREDBLOCK']._serialized_end=2082
-  _globals['_EVENTLOCATION']._serialized_start=2084
-  _globals['_EVENTLOCATION']._serialized_end=2195
+  _globals['_MEMBERKEY']._serialized_end=195
+  _globals['_MEMBERRECORD']._serialized_start=198
+  _globals['_MEMBERRECORD']._serialized_end=337
+  _globals['_PROPOSALAPPROVAL']._serialized_start=339
+  _globals['_PROPOSALAPPROVAL']._serialized_end=426
+  _globals['_PROPOSALRECORD']._serialized_start=429
+  _globals['_PROPOSALRECORD']._serialized_end=736
+  _globals['_SUBJECTVERSION']._serialized_start=738
+  _globals['_SUBJECTVERSION']._serialized_end=771
+  _globals['_ASSETRECORD']._serialized_start=774
+  _globals['_ASSETRECORD']._serialized_end=1016
+  _globals['_GRANTRECORD']._serialized_start=1019
+  _globals['_GRANTRECORD']._serialized_end=1153
+  _globals['_APPROVALRECORD']._serialized_start=1155
+  _globals['_APPROVALRECORD']._serialized_end=1265
+  _globals['_CERTIFICATERECORD']._serialized_start=1268
+  _globals['_CERTIFICATERECORD']._serialized_end=1396
+  _globals['_OFFERRECORD']._serialized_start=1398
+  _globals['_OFFERRECORD']._serialized_end=1493
+  _globals['_ORDERRECORD']._serialized_start=1496
+  _globals['_ORDERRECORD']._serialized_end=1770
+  _globals['_DISPUTERECORD']._serialized_start=1773
+  _globals['_DISPUTERECORD']._serialized_end=1947
+  _globals['_VALIDATORENTRY']._serialized_start=1949
+  _globals['_VALIDATORENTRY']._serialized_end=2007
+  _globals['_VALIDATORSETRECORD']._serialized_start=2009
+  _globals['_VALIDATORSETRECORD']._serialized_end=2135
+  _globals['_EQUIVOCATORRECORD']._serialized_start=2137
+  _globals['_EQUIVOCATORRECORD']._serialized_end=2246
+  _globals['_EQUIVOCATION']._serialized_start=2249
+  _globals['_EQUIVOCATION']._serialized_end=2388
+  _globals['_STOREDBLOCK']._serialized_start=2391
+  _globals['_STOREDBLOCK']._serialized_end=2592
+  _globals['_EVENTLOCATION']._serialized_start=2594
+  _globals['_EVENTLOCATION']._serialized_end=2705
 # @@protoc_insertion_point(module_scope)

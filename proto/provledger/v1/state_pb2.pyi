@@ -24,12 +24,18 @@ ORDER_STATUS_DISPUTED: OrderStatus
 ORDER_STATUS_RESOLVED: OrderStatus
 
 class MemberKey(_message.Message):
-    __slots__ = ("key_id", "public_key")
+    __slots__ = ("key_id", "public_key", "revoked", "revoked_after_height", "revocation_event_id")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AFTER_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: bytes
     public_key: bytes
-    def __init__(self, key_id: _Optional[bytes] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    revoked: bool
+    revoked_after_height: int
+    revocation_event_id: bytes
+    def __init__(self, key_id: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., revoked: _Optional[bool] = ..., revoked_after_height: _Optional[int] = ..., revocation_event_id: _Optional[bytes] = ...) -> None: ...
 
 class MemberRecord(_message.Message):
     __slots__ = ("member_id", "name", "role", "keys", "removed")
@@ -44,6 +50,52 @@ class MemberRecord(_message.Message):
     keys: _containers.RepeatedCompositeFieldContainer[MemberKey]
     removed: bool
     def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[_Union[_ledger_pb2.Role, str]] = ..., keys: _Optional[_Iterable[_Union[MemberKey, _Mapping]]] = ..., removed: _Optional[bool] = ...) -> None: ...
+
+class ProposalApproval(_message.Message):
+    __slots__ = ("member_id", "key_id", "event_id", "height")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    key_id: bytes
+    event_id: bytes
+    height: int
+    def __init__(self, member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., event_id: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ProposalRecord(_message.Message):
+    __slots__ = ("proposal_id", "change", "proposer_id", "proposed_height", "proposed_at_ms", "expires_at_ms", "approvals", "subject", "subject_version", "applied", "applied_height", "applied_event_id")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: bytes
+    change: bytes
+    proposer_id: str
+    proposed_height: int
+    proposed_at_ms: int
+    expires_at_ms: int
+    approvals: _containers.RepeatedCompositeFieldContainer[ProposalApproval]
+    subject: str
+    subject_version: int
+    applied: bool
+    applied_height: int
+    applied_event_id: bytes
+    def __init__(self, proposal_id: _Optional[bytes] = ..., change: _Optional[bytes] = ..., proposer_id: _Optional[str] = ..., proposed_height: _Optional[int] = ..., proposed_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., approvals: _Optional[_Iterable[_Union[ProposalApproval, _Mapping]]] = ..., subject: _Optional[str] = ..., subject_version: _Optional[int] = ..., applied: _Optional[bool] = ..., applied_height: _Optional[int] = ..., applied_event_id: _Optional[bytes] = ...) -> None: ...
+
+class SubjectVersion(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class AssetRecord(_message.Message):
     __slots__ = ("asset_id", "owner_id", "classification", "content_digest", "name", "parent_ids", "activity", "origin_event_id", "retired", "holder_ids")
