@@ -64,6 +64,7 @@ TOKEN_ERRORS = {
     "unknown_member": "the member is not in the ledger's registry",
     "member_removed": "the member has been removed",
     "unknown_key": "the key is not a current key of the member",
+    "key_revoked": "the key was revoked as compromised",
     "bad_signature": "the signature does not match the payload and key",
     "not_yet_valid": "issued in the future (beyond the tolerated clock skew)",
     "expired": "past its expiry",
@@ -244,13 +245,19 @@ def verify_token(
         raise TokenError("unknown_member", f"{claims.member_id!r} is not a member")
     if member.removed:
         raise TokenError("member_removed", f"member {claims.member_id!r} has been removed")
-    public_key = next((k.public_key for k in member.keys if k.key_id == claims.key_id), None)
-    if public_key is None:
+    key = next((k for k in member.keys if k.key_id == claims.key_id), None)
+    if key is None:
         raise TokenError(
             "unknown_key",
             f"key {claims.key_id.hex()} is not a current key of member {claims.member_id!r}",
         )
-    if not crypto.verify(public_key, DOMAIN_TOKEN, payload_bytes, signature):
+    # A token is read now, not in a block: a key revoked from any height reads nothing.
+    if key.revoked:
+        raise TokenError(
+            "key_revoked",
+            f"key {claims.key_id.hex()} of member {claims.member_id!r} was revoked as compromised",
+        )
+    if not crypto.verify(key.public_key, DOMAIN_TOKEN, payload_bytes, signature):
         raise TokenError("bad_signature", "the signature does not match the payload and key")
     if now_ms + TOKEN_CLOCK_SKEW_MS_MAX < claims.issued_at_ms:
         raise TokenError(

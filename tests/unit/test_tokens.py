@@ -321,6 +321,15 @@ def test_a_key_rotated_away_stops_its_tokens():
     assert verify_token(fresh, members.get, CHAIN_ID, NOW_MS).key_id == new_key.key_id
 
 
+def test_a_revoked_key_stops_its_tokens_whatever_the_height():
+    revoked = state_pb2.MemberRecord()
+    revoked.CopyFrom(MEMBERS["auditor"])
+    revoked.keys[0].revoked = True
+    revoked.keys[0].revoked_after_height = 1_000_000  # its events are still good until then
+    error = reject(GOOD, "key_revoked", members={**MEMBERS, "auditor": revoked}.get)
+    assert "was revoked as compromised" in error.reason
+
+
 def test_a_signature_by_another_key_is_refused():
     reject(forge(GOOD_PAYLOAD, key=signing_key("someone-else")), "bad_signature")
 
