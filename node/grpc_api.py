@@ -15,7 +15,8 @@ Bad input is refused here, at the edge, before it reaches a query or the store: 
 that are not the method's request message (`malformed_request`: `add_to_server` registers the
 service with deserializers that turn such bytes into a `MalformedRequest`, answered before
 the method is called, instead of raising, which gRPC would answer UNKNOWN), an event id
-that is not 32 bytes (`bad_event_id`), a history cursor above `LOG_INDEX_MAX` (`bad_cursor`)
+that is not 32 bytes (`bad_event_id`), a proposal id that is not 32 bytes (`bad_proposal_id`), a
+history cursor above `LOG_INDEX_MAX` (`bad_cursor`)
 and a lineage direction the enum does not define (`bad_direction`).
 """
 
@@ -32,7 +33,13 @@ from google.protobuf.message import DecodeError, Message
 
 from provledger.node.grpc_connections import Admitted, ConnectionGuard
 from provledger.node.ledger import LedgerNode, TooManyWaiters
-from provledger.node.queries import LedgerQueries, QueryError, Reader, inclusion_proof
+from provledger.node.queries import (
+    LedgerQueries,
+    ProposalAnswer,
+    QueryError,
+    Reader,
+    inclusion_proof,
+)
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,
     SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
@@ -52,6 +59,8 @@ from provledger.protocol.limits import (
     LINEAGE_NODES_DEFAULT,
     LINEAGE_NODES_MAX,
     LOG_INDEX_MAX,
+    PROPOSALS_PAGE_ITEMS_DEFAULT,
+    PROPOSALS_PAGE_ITEMS_MAX,
 )
 from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.mempool import MempoolFull
@@ -276,6 +285,32 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
     async def GetOrder(self, request, context):
         return await self._ask(context, lambda r: self._queries.require_order(r, request.order_id))
 
+    async def GetMember(self, request, context):
+        return await self._ask(
+            context, lambda r: self._queries.require_member(r, request.member_id)
+        )
+
+    async def GetProposal(self, request, context):
+        if len(request.proposal_id) != DIGEST_SIZE_BYTES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad_proposal_id: a proposal id is {DIGEST_SIZE_BYTES} bytes, "
+                f"got {len(request.proposal_id)}",
+            )
+        answer = await self._ask(
+            context, lambda r: self._queries.require_proposal(r, request.proposal_id)
+        )
+        return _proposal_message(answer)
+
+    async def ListProposals(self, request, context):
+        limit = _capped(request.limit, PROPOSALS_PAGE_ITEMS_DEFAULT, PROPOSALS_PAGE_ITEMS_MAX)
+        answers, more = await self._ask(
+            context, lambda r: self._queries.proposals(r, request.open_only, limit)
+        )
+        return api_pb2.ListProposalsResponse(
+            proposals=[_proposal_message(answer) for answer in answers], more=more
+        )
+
     async def GetAssetHistory(self, request, context):
         limit = _capped(request.limit, HISTORY_PAGE_EVENTS_DEFAULT, HISTORY_PAGE_EVENTS_MAX)
         cursor = request.after_log_index if request.has_cursor else None
@@ -470,6 +505,26 @@ def add_to_server(
         (grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers),)
     )
     server.add_registered_method_handlers(_SERVICE.full_name, handlers)
+
+
+_PROPOSAL_STATUSES = {
+    "open": api_pb2.PROPOSAL_STATUS_OPEN,
+    "applied": api_pb2.PROPOSAL_STATUS_APPLIED,
+    "expired": api_pb2.PROPOSAL_STATUS_EXPIRED,
+    "superseded": api_pb2.PROPOSAL_STATUS_SUPERSEDED,
+}
+
+
+def _proposal_message(answer: ProposalAnswer) -> api_pb2.GovernanceProposal:
+    return api_pb2.GovernanceProposal(
+        record=answer.record,
+        kind=answer.kind,
+        status=_PROPOSAL_STATUSES[answer.status],
+        approvals_counted=answer.approvals_counted,
+        approvals_needed=answer.approvals_needed,
+        active_members=answer.active_members,
+        threshold=answer.threshold,
+    )
 
 
 def _bearer_token(context) -> str | None:

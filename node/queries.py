@@ -19,7 +19,7 @@ from typing import Any
 
 from provledger.node import bundles
 from provledger.node.store import Store
-from provledger.protocol import access, authorization, merkle, validators
+from provledger.protocol import access, authorization, merkle, rules_governance, validators
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.errors import CodedError, check
@@ -29,6 +29,7 @@ from provledger.protocol.limits import (
     HISTORY_PAGE_BYTES_MAX,
     HISTORY_PAGE_EVENTS_MAX,
     LINEAGE_NODES_MAX,
+    PROPOSAL_OPEN_MS_MAX,
     VALIDATOR_CHANGE_DELAY_BLOCKS,
 )
 from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
@@ -71,6 +72,21 @@ class Block:
 class Lineage:
     page: LineagePage  # records as the reader may see them
     redacted: list[bool]  # per asset of the page
+
+
+@dataclass(frozen=True)
+class ProposalAnswer:
+    """A governance proposal as it stands at the head: its record, its status (open, applied,
+    expired, superseded: protocol/rules_governance.py), and its approvals against the
+    threshold of its kind."""
+
+    record: state_pb2.ProposalRecord
+    kind: str
+    status: str
+    approvals_counted: int
+    approvals_needed: int
+    active_members: int
+    threshold: ledger_pb2.Threshold
 
 
 @dataclass(frozen=True)
@@ -300,6 +316,63 @@ class LedgerQueries:
         member = self.store.load("member", member_id)
         return Agent(member.name, role_name(member.role)) if member is not None else None
 
+    # --- governance -----------------------------------------------------------------------
+
+    def require_member(self, reader: Reader, member_id: str) -> state_pb2.MemberRecord:
+        """A member's record: role, keys (with revocations), removed or not."""
+        self._require_governance(reader)
+        member = self.store.load("member", member_id)
+        if member is None:
+            raise not_found("unknown_member", f"no member {member_id!r}")
+        return member  # type: ignore[return-value]
+
+    def require_proposal(self, reader: Reader, proposal_id: bytes) -> ProposalAnswer:
+        self._require_governance(reader)
+        record = self.store.load("proposal", proposal_id.hex())
+        if record is None:
+            raise not_found("unknown_proposal", f"no proposal {proposal_id.hex()}")
+        return self._proposal_answer(record)  # type: ignore[arg-type]
+
+    def proposals(
+        self, reader: Reader, open_only: bool, limit: int
+    ) -> tuple[list[ProposalAnswer], bool]:
+        """Up to `limit` proposals recorded within PROPOSAL_OPEN_MS_MAX of the head's time (the
+        only ones that may still be open), oldest first, only the open ones if `open_only`; and
+        whether more were left out."""
+        self._require_governance(reader)
+        at_ms = self._head_time_ms()
+        answers: list[ProposalAnswer] = []
+        records, more = self.store.proposals_since(at_ms - PROPOSAL_OPEN_MS_MAX, limit)
+        for record in records:
+            answer = self._proposal_answer(record)
+            if not open_only or answer.status == rules_governance.OPEN:
+                answers.append(answer)
+        return answers, more
+
+    def _require_governance(self, reader: Reader) -> None:
+        if not access.sees_governance(reader):
+            raise forbidden(f"governance does not concern {reader.member_id!r}")
+
+    def _head_time_ms(self) -> int:
+        head = self.store.head_height
+        return self.block_time_ms(head) if head else self.genesis.genesis_time_ms
+
+    def _proposal_answer(self, record: state_pb2.ProposalRecord) -> ProposalAnswer:
+        """The proposal judged at the head's time, its approvals counted for the next block."""
+        _, kind = rules_governance.parse_change(record.change)
+        counted, needed, active = rules_governance.tally(
+            self.store, record, self.store.head_height + 1
+        )
+        return ProposalAnswer(
+            record=record,
+            kind=kind,
+            status=rules_governance.proposal_status(self.store, record, self._head_time_ms()),
+            approvals_counted=counted,
+            approvals_needed=needed,
+            active_members=active,
+            threshold=rules_governance.threshold_for(rules_governance.thresholds(self.store), kind),
+        )
+
     # --- the authorization question -------------------------------------------------------
 
     def authorization(self, reader: Reader, question: UseQuestion) -> AuthorizationAnswer:
@@ -372,4 +445,4 @@ class LedgerQueries:
             raise QueryError(kind, f"bundle_{error.code}", error.reason) from None
 
 
-__all__ = ["LedgerQueries", "QueryError", "Reader", "TokenError"]
+__all__ = ["LedgerQueries", "ProposalAnswer", "QueryError", "Reader", "TokenError"]

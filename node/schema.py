@@ -23,6 +23,7 @@ length-prefixed so that no id can be a prefix-collision of another.
 | i      | i + len + grantor id + grant id       | (empty) grants by grantor (issuer)     |
 | o      | o + len + member id + order id        | (empty) orders by buyer/seller/exchange|
 | O      | O + len + asset id + order id         | (empty) orders by asset                |
+| p      | p + block time (8) + proposal id (32) | (empty) governance proposals by time   |
 
 Beside the keys, two small files live in the LevelDB folder (LevelDB leaves files it does not
 name alone): the head witness (`HEAD_WITNESS_FILE`: the height and id of the last block this
@@ -187,6 +188,28 @@ def orders_by_asset_key(asset_id: str, order_id: str) -> bytes:
     return orders_by_asset_prefix(asset_id) + order_id.encode()
 
 
+# --- governance proposals (ADR 016): by the block time that recorded them, so that the ones
+# still open (proposed within PROPOSAL_OPEN_MS_MAX) are one short range --------------------------
+
+PROPOSALS_BY_TIME_PREFIX = b"p"
+PROPOSAL_ID_SIZE_BYTES = 32
+PROPOSALS_END = bytes([PROPOSALS_BY_TIME_PREFIX[0] + 1])  # just after the family's last key
+
+
+def proposals_from(time_ms: int) -> bytes:
+    """The first key of proposals recorded at block time `time_ms` or later."""
+    return PROPOSALS_BY_TIME_PREFIX + encode_number(max(time_ms, 0))
+
+
+def proposal_by_time_key(time_ms: int, proposal_id: bytes) -> bytes:
+    check(len(proposal_id) == PROPOSAL_ID_SIZE_BYTES, "a proposal id is 32 bytes")
+    return proposals_from(time_ms) + proposal_id
+
+
+def proposal_id_of_key(key: bytes) -> bytes:
+    return key[len(PROPOSALS_BY_TIME_PREFIX) + HEIGHT_SIZE_BYTES :]
+
+
 # --- the files beside the keys ----------------------------------------------------------------
 
 HEAD_WITNESS_FILE = "PROVLEDGER-HEAD"
@@ -232,6 +255,7 @@ _FAMILY_NAMES = {
     GRANTS_BY_GRANTOR_PREFIX: "the grants-by-grantor index",
     ORDERS_BY_MEMBER_PREFIX: "the orders-by-member index",
     ORDERS_BY_ASSET_PREFIX: "the orders-by-asset index",
+    PROPOSALS_BY_TIME_PREFIX: "the proposals-by-time index",
     CONSENSUS_PREFIX: "the vote log",
 }
 
@@ -275,6 +299,8 @@ def describe_key(key: bytes | None) -> str:
         return f"world-state record {kind}/{record_id!r}"
     if prefix == CONSENSUS_PREFIX and number is not None:
         return f"the vote log at height {number}"
+    if prefix == PROPOSALS_BY_TIME_PREFIX and number is not None:
+        return f"{name} entry of proposal {proposal_id_of_key(key).hex()} at {number} ms"
     first, tail = _length_prefixed_id(rest)
     if prefix == NONCE_PREFIX and len(tail) == HEIGHT_SIZE_BYTES:
         return f"the used nonce {decode_number(tail)} of member {first!r}"

@@ -60,6 +60,7 @@ from provledger.protocol.concerns import concerns
 from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
+from provledger.protocol.rules_governance import proposal_id
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
 
@@ -524,6 +525,12 @@ class Store:
                 (schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
             )
             entries.append((schema.grants_by_grantor_key(decoded.author_id, payload.grant_id), b""))
+        elif decoded.kind == "governance_proposed":
+            identifier = proposal_id(payload.change)
+            record = block_writes.get(("proposal", identifier.hex()))
+            check(record is not None, f"proposal {identifier.hex()} was proposed without a record")
+            time_ms = record.proposed_at_ms  # type: ignore[union-attr]
+            entries.append((schema.proposal_by_time_key(time_ms, identifier), b""))
         elif decoded.kind == "order_placed":
             check(
                 len(about.assets) == 1, f"order {payload.order_id!r} was placed without its offer"
@@ -793,6 +800,25 @@ class Store:
         """Orders where `member_id` is the buyer, the seller or the listing exchange."""
         prefix = schema.orders_by_member_prefix(member_id)
         return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
+
+    def proposals_since(
+        self, time_ms: int, limit: int
+    ) -> tuple[list[state_pb2.ProposalRecord], bool]:
+        """Up to `limit` governance proposals recorded at block time `time_ms` or later, oldest
+        first; and whether more follow."""
+        self.refuse_if_damaged()
+        records: list[state_pb2.ProposalRecord] = []
+        for key in self._read.iterator(
+            start=schema.proposals_from(time_ms),
+            stop=schema.PROPOSALS_END,
+            include_value=False,
+        ):
+            if len(records) == limit:
+                return records, True
+            record = self.load("proposal", schema.proposal_id_of_key(key).hex())
+            check(record is not None, f"{schema.describe_key(key)} names no proposal")
+            records.append(record)  # type: ignore[arg-type]
+        return records, False
 
     def orders_of_asset(
         self, asset_id: str, after_order_id: str | None, limit: int

@@ -11,7 +11,8 @@ The policy (docs/rest-api.md, ADR 007):
   on; a grant it issued or holds, or on an asset it owns; an order where it is the buyer, the
   seller or the listing exchange, or of an asset it owns; an event it wrote, that names it,
   that is about something it may read (protocol/concerns.py says what each event is about),
-  and every governance event; a derivation is read through the asset it creates only (it
+  and every governance event, proposal and member record (keys and revocations included); a
+  derivation is read through the asset it creates only (it
   carries that asset's name and digest), so the owner of a parent sees it in the lineage,
   redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
@@ -87,6 +88,13 @@ def sees_forks(reader: Reader) -> bool:
     """Whether `reader` may read the proofs of forks a node kept (node/forks.py): an auditor,
     who acts on what they show about the validators."""
     return reader.auditor
+
+
+def sees_governance(reader: Reader) -> bool:
+    """Whether `reader` may read the consortium's governance: its members with their keys and
+    revocations, and every proposal with its approvals. Governance concerns every member, as
+    every governance event does (protocol/concerns.py)."""
+    return True
 
 
 def sees_asset(ledger: LedgerReader, reader: Reader, asset: state_pb2.AssetRecord) -> bool:

@@ -35,7 +35,10 @@ from provledger.node.rest.models import (
     InclusionView,
     LifecycleEntry,
     LineageView,
+    MemberView,
     OfferView,
+    ProposalPage,
+    ProposalView,
     ProvDocument,
     StatusView,
     TradeDetail,
@@ -51,8 +54,10 @@ from provledger.node.rest.views import (
     event_view,
     grant_view,
     header_view,
+    member_view,
     order_view,
     proof_view,
+    proposal_view,
 )
 from provledger.node.settings import REST_LINEAGE_NODES_TOTAL_MAX
 from provledger.protocol import access, merkle
@@ -322,6 +327,18 @@ class Answers:
                     last = issued[-1].grant.grant_id
                     next_cursor = cursors.encode_cursor("grants", ["issued", last], scope)
         return GrantPage(items=[grant_view(r) for r in items], next_cursor=next_cursor)
+
+    # --- governance -------------------------------------------------------------------------
+
+    def member(self, reader: Reader, member_id: str) -> MemberView:
+        return member_view(self.queries.require_member(reader, member_id))
+
+    def proposal(self, reader: Reader, proposal_id: str) -> ProposalView:
+        return proposal_view(self.queries.require_proposal(reader, bytes.fromhex(proposal_id)))
+
+    def proposals(self, reader: Reader, open_only: bool, limit: int) -> ProposalPage:
+        answers, more = self.queries.proposals(reader, open_only, limit)
+        return ProposalPage(items=[proposal_view(a) for a in answers], more=more)
 
     def grant_detail(self, reader: Reader, grant_id: str) -> GrantDetail:
         queries = self.queries

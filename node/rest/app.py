@@ -56,6 +56,9 @@ from provledger.node.rest.models import (
     Health,
     InclusionView,
     LineageView,
+    MemberView,
+    ProposalPage,
+    ProposalView,
     ProvDocument,
     StatusView,
     TradeDetail,
@@ -74,6 +77,8 @@ from provledger.protocol.limits import (
     LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX,
     LINEAGE_NODES_MAX,
+    PROPOSALS_PAGE_ITEMS_DEFAULT,
+    PROPOSALS_PAGE_ITEMS_MAX,
     TEXT_LENGTH_CHARS_MAX,
 )
 
@@ -169,6 +174,10 @@ EventId = Annotated[
     str, PathParameter(pattern=EVENT_ID_PATTERN, description="64 lower-case hex digits")
 ]
 EventIdQuery = Annotated[str, Query(pattern=EVENT_ID_PATTERN)]
+ProposalId = Annotated[str, Query(pattern=EVENT_ID_PATTERN, description="64 lower-case hex digits")]
+ProposalLimit = Annotated[
+    int, Query(ge=1, le=PROPOSALS_PAGE_ITEMS_MAX, description="proposals at most")
+]
 Direction = Annotated[Literal["upstream", "downstream"], Query()]
 Depth = Annotated[int, Query(ge=1, le=LINEAGE_DEPTH_MAX)]
 
@@ -459,6 +468,41 @@ def create_app(view: NodeView) -> FastAPI:
         document, truncated = ledger.prov(caller, asset_id, direction, depth)
         response.headers[TRUNCATED_HEADER] = "true" if truncated else "false"
         return document
+
+    # --- governance ------------------------------------------------------------------------
+
+    @app.get(
+        "/v1/members", response_model=MemberView, responses=ERROR_RESPONSES, tags=["governance"]
+    )
+    def member(ledger: Api, caller: Caller, member_id: Identifier) -> MemberView:
+        """A member: role, removed or not, and its keys with their revocations."""
+        return ledger.member(caller, member_id)
+
+    @app.get(
+        "/v1/governance/proposals",
+        response_model=ProposalPage,
+        responses=ERROR_RESPONSES,
+        tags=["governance"],
+    )
+    def proposals(
+        ledger: Api,
+        caller: Caller,
+        open_only: bool = False,
+        limit: ProposalLimit = PROPOSALS_PAGE_ITEMS_DEFAULT,
+    ) -> ProposalPage:
+        """The proposals recorded within the proposal lifetime of the head (the only ones that
+        may be open), oldest first, each with its status and approvals."""
+        return ledger.proposals(caller, open_only, limit)
+
+    @app.get(
+        "/v1/governance/proposals/one",
+        response_model=ProposalView,
+        responses=ERROR_RESPONSES,
+        tags=["governance"],
+    )
+    def proposal(ledger: Api, caller: Caller, proposal_id: ProposalId) -> ProposalView:
+        """One proposal, with its status, approvals and threshold."""
+        return ledger.proposal(caller, proposal_id)
 
     # --- grants and authorization ----------------------------------------------------------
 

@@ -350,3 +350,61 @@ class ProvDocument(BaseModel):
     wasDerivedFrom: dict[str, dict[str, Any]]
     wasAssociatedWith: dict[str, dict[str, Any]]
     wasAttributedTo: dict[str, dict[str, Any]]
+
+
+class MemberKeyView(BaseModel):
+    key_id: str
+    public_key: str
+    revoked: bool = Field(description="revoked as compromised by a governance change")
+    revoked_after_height: int | None = Field(
+        description="events signed with the key and committed above this height are refused "
+        "(key_revoked); null unless revoked"
+    )
+    revocation_event_id: str | None = Field(description="the event that applied the revocation")
+
+
+class MemberView(BaseModel):
+    member_id: str
+    name: str
+    role: str
+    removed: bool
+    keys: list[MemberKeyView]
+
+
+class ProposalApprovalView(BaseModel):
+    member_id: str
+    key_id: str
+    event_id: str
+    height: int
+
+
+class ThresholdView(BaseModel):
+    numerator: int
+    denominator: int
+
+
+class ProposalView(BaseModel):
+    proposal_id: str
+    kind: str = Field(description='the change\'s kind, e.g. "member_added"')
+    status: Literal["open", "applied", "expired", "superseded"]
+    change: dict[str, Any] = Field(description="the GovernanceChange, decoded")
+    change_raw: str = Field(description="the serialized GovernanceChange, hex: what the id hashes")
+    subject: str = Field(description='what the change is about, e.g. "member:agency-c"')
+    proposer_id: str
+    proposed_height: int
+    proposed_at_ms: int
+    expires_at_ms: int
+    approvals: list[ProposalApprovalView] = Field(description="in order, the proposer's first")
+    approvals_counted: int = Field(
+        description="approvals of active members whose keys were not revoked at their height"
+    )
+    approvals_needed: int = Field(description="more than the threshold of the active members")
+    active_members: int
+    threshold: ThresholdView
+    applied_height: int | None
+    applied_event_id: str | None
+
+
+class ProposalPage(BaseModel):
+    items: list[ProposalView]
+    more: bool = Field(description="more proposals were recorded than the limit")

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
-from provledger.node.queries import Block, LedgerQueries
+from provledger.node.queries import Block, LedgerQueries, ProposalAnswer
 from provledger.node.rest.models import (
     AssetView,
     AuthorView,
@@ -18,13 +18,19 @@ from provledger.node.rest.models import (
     GrantView,
     HeaderView,
     InclusionProofView,
+    MemberKeyView,
+    MemberView,
     OrderView,
+    ProposalApprovalView,
+    ProposalView,
     SignatureView,
+    ThresholdView,
 )
 from provledger.protocol import merkle
 from provledger.protocol.access import decode_event
 from provledger.protocol.events import event_id as compute_event_id
 from provledger.protocol.events import log_leaf
+from provledger.protocol.genesis import role_name
 from provledger.v1 import ledger_pb2, state_pb2
 
 
@@ -152,10 +158,10 @@ def event_view(queries: LedgerQueries, location: state_pb2.EventLocation) -> Eve
     event = decode_event(signed)
     kind = event.WhichOneof("payload") or ""
     payload = message_json(getattr(event, kind)) if kind else {}
-    if kind == "governance":
+    if kind in ("governance", "governance_proposed"):
         change = ledger_pb2.GovernanceChange()
         try:
-            change.ParseFromString(event.governance.change)
+            change.ParseFromString(getattr(event, kind).change)
             payload["change_decoded"] = message_json(change)
         except DecodeError:
             pass
@@ -207,4 +213,58 @@ def order_view(queries: LedgerQueries, order: state_pb2.OrderRecord) -> OrderVie
         delivery_digest=order.delivery_digest.hex() if order.delivery_digest else None,
         dispute_id=order.dispute_id or None,
         event_ids=[identifier.hex() for identifier in order.event_ids],
+    )
+
+
+def member_view(member: state_pb2.MemberRecord) -> MemberView:
+    return MemberView(
+        member_id=member.member_id,
+        name=member.name,
+        role=role_name(member.role),
+        removed=member.removed,
+        keys=[
+            MemberKeyView(
+                key_id=key.key_id.hex(),
+                public_key=key.public_key.hex(),
+                revoked=key.revoked,
+                revoked_after_height=key.revoked_after_height if key.revoked else None,
+                revocation_event_id=key.revocation_event_id.hex() if key.revoked else None,
+            )
+            for key in member.keys
+        ],
+    )
+
+
+def proposal_view(answer: ProposalAnswer) -> ProposalView:
+    record = answer.record
+    change = ledger_pb2.GovernanceChange()
+    change.ParseFromString(record.change)  # canonical: the rules checked it
+    return ProposalView(
+        proposal_id=record.proposal_id.hex(),
+        kind=answer.kind,
+        status=answer.status,  # type: ignore[arg-type]
+        change=message_json(change),
+        change_raw=record.change.hex(),
+        subject=record.subject,
+        proposer_id=record.proposer_id,
+        proposed_height=record.proposed_height,
+        proposed_at_ms=record.proposed_at_ms,
+        expires_at_ms=record.expires_at_ms,
+        approvals=[
+            ProposalApprovalView(
+                member_id=a.member_id,
+                key_id=a.key_id.hex(),
+                event_id=a.event_id.hex(),
+                height=a.height,
+            )
+            for a in record.approvals
+        ],
+        approvals_counted=answer.approvals_counted,
+        approvals_needed=answer.approvals_needed,
+        active_members=answer.active_members,
+        threshold=ThresholdView(
+            numerator=answer.threshold.numerator, denominator=answer.threshold.denominator
+        ),
+        applied_height=record.applied_height if record.applied else None,
+        applied_event_id=record.applied_event_id.hex() if record.applied else None,
     )

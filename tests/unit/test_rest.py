@@ -329,6 +329,9 @@ PROTECTED = [
     "/v1/evidence/trade?order_id=order/1",
     "/v1/forks",
     "/v1/forks/1",
+    "/v1/members?member_id=agency-a",
+    "/v1/governance/proposals",
+    "/v1/governance/proposals/one?proposal_id=" + "00" * 32,
 ]
 
 

@@ -14,9 +14,22 @@ class LineageDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LINEAGE_DIRECTION_UNSPECIFIED: _ClassVar[LineageDirection]
     LINEAGE_DIRECTION_UPSTREAM: _ClassVar[LineageDirection]
     LINEAGE_DIRECTION_DOWNSTREAM: _ClassVar[LineageDirection]
+
+class ProposalStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROPOSAL_STATUS_UNSPECIFIED: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_OPEN: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_APPLIED: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_EXPIRED: _ClassVar[ProposalStatus]
+    PROPOSAL_STATUS_SUPERSEDED: _ClassVar[ProposalStatus]
 LINEAGE_DIRECTION_UNSPECIFIED: LineageDirection
 LINEAGE_DIRECTION_UPSTREAM: LineageDirection
 LINEAGE_DIRECTION_DOWNSTREAM: LineageDirection
+PROPOSAL_STATUS_UNSPECIFIED: ProposalStatus
+PROPOSAL_STATUS_OPEN: ProposalStatus
+PROPOSAL_STATUS_APPLIED: ProposalStatus
+PROPOSAL_STATUS_EXPIRED: ProposalStatus
+PROPOSAL_STATUS_SUPERSEDED: ProposalStatus
 
 class SubmitEventRequest(_message.Message):
     __slots__ = ("event",)
@@ -241,3 +254,49 @@ class SubscribeBlocksRequest(_message.Message):
     FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     from_height: int
     def __init__(self, from_height: _Optional[int] = ...) -> None: ...
+
+class GetMemberRequest(_message.Message):
+    __slots__ = ("member_id",)
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    def __init__(self, member_id: _Optional[str] = ...) -> None: ...
+
+class GetProposalRequest(_message.Message):
+    __slots__ = ("proposal_id",)
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: bytes
+    def __init__(self, proposal_id: _Optional[bytes] = ...) -> None: ...
+
+class GovernanceProposal(_message.Message):
+    __slots__ = ("record", "kind", "status", "approvals_counted", "approvals_needed", "active_members", "threshold")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_COUNTED_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    record: _state_pb2.ProposalRecord
+    kind: str
+    status: ProposalStatus
+    approvals_counted: int
+    approvals_needed: int
+    active_members: int
+    threshold: _ledger_pb2.Threshold
+    def __init__(self, record: _Optional[_Union[_state_pb2.ProposalRecord, _Mapping]] = ..., kind: _Optional[str] = ..., status: _Optional[_Union[ProposalStatus, str]] = ..., approvals_counted: _Optional[int] = ..., approvals_needed: _Optional[int] = ..., active_members: _Optional[int] = ..., threshold: _Optional[_Union[_ledger_pb2.Threshold, _Mapping]] = ...) -> None: ...
+
+class ListProposalsRequest(_message.Message):
+    __slots__ = ("open_only", "limit")
+    OPEN_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    open_only: bool
+    limit: int
+    def __init__(self, open_only: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListProposalsResponse(_message.Message):
+    __slots__ = ("proposals", "more")
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    proposals: _containers.RepeatedCompositeFieldContainer[GovernanceProposal]
+    more: bool
+    def __init__(self, proposals: _Optional[_Iterable[_Union[GovernanceProposal, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...

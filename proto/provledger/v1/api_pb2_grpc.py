@@ -101,6 +101,21 @@ class LedgerServiceStub:
                 request_serializer=provledger_dot_v1_dot_api__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=provledger_dot_v1_dot_state__pb2.OrderRecord.FromString,
                 _registered_method=True)
+        self.GetMember = channel.unary_unary(
+                '/provledger.v1.LedgerService/GetMember',
+                request_serializer=provledger_dot_v1_dot_api__pb2.GetMemberRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_state__pb2.MemberRecord.FromString,
+                _registered_method=True)
+        self.GetProposal = channel.unary_unary(
+                '/provledger.v1.LedgerService/GetProposal',
+                request_serializer=provledger_dot_v1_dot_api__pb2.GetProposalRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.GovernanceProposal.FromString,
+                _registered_method=True)
+        self.ListProposals = channel.unary_unary(
+                '/provledger.v1.LedgerService/ListProposals',
+                request_serializer=provledger_dot_v1_dot_api__pb2.ListProposalsRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.ListProposalsResponse.FromString,
+                _registered_method=True)
         self.SubscribeBlocks = channel.unary_stream(
                 '/provledger.v1.LedgerService/SubscribeBlocks',
                 request_serializer=provledger_dot_v1_dot_api__pb2.SubscribeBlocksRequest.SerializeToString,
@@ -192,6 +207,26 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMember(self, request, context):
+        """Governance, readable by every member (ADR 016): a member's record (keys, revocations),
+        one proposal, and the proposals that may still be open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProposal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProposals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubscribeBlocks(self, request, context):
         """Committed blocks from a height, without gaps, then live as they commit.
         """
@@ -266,6 +301,21 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetOrder,
                     request_deserializer=provledger_dot_v1_dot_api__pb2.GetOrderRequest.FromString,
                     response_serializer=provledger_dot_v1_dot_state__pb2.OrderRecord.SerializeToString,
+            ),
+            'GetMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMember,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.GetMemberRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_state__pb2.MemberRecord.SerializeToString,
+            ),
+            'GetProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProposal,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.GetProposalRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.GovernanceProposal.SerializeToString,
+            ),
+            'ListProposals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProposals,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.ListProposalsRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.ListProposalsResponse.SerializeToString,
             ),
             'SubscribeBlocks': grpc.unary_stream_rpc_method_handler(
                     servicer.SubscribeBlocks,
@@ -624,6 +674,87 @@ class LedgerService:
             '/provledger.v1.LedgerService/GetOrder',
             provledger_dot_v1_dot_api__pb2.GetOrderRequest.SerializeToString,
             provledger_dot_v1_dot_state__pb2.OrderRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/GetMember',
+            provledger_dot_v1_dot_api__pb2.GetMemberRequest.SerializeToString,
+            provledger_dot_v1_dot_state__pb2.MemberRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/GetProposal',
+            provledger_dot_v1_dot_api__pb2.GetProposalRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.GovernanceProposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProposals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/ListProposals',
+            provledger_dot_v1_dot_api__pb2.ListProposalsRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.ListProposalsResponse.FromString,
             options,
             channel_credentials,
             insecure,
