@@ -4,11 +4,11 @@ Errors go to standard error with a non-zero exit code.
 
 This module is the parser and the dispatch only: each command group lives in its own module
 (cli/keys.py, consortium.py, ceremony.py, node.py, submit.py, query.py, proofs.py,
-evidence.py, tokens.py, audit.py, demo.py), which never imports this one. A handler takes the
-parsed arguments and prints its result (cli/output.py); it fails by raising CommandError, which
-`main` reports with exit code 1, as it does a gRPC error from the node; Ctrl-C exits with 130.
-A handler whose outcome is more than success or failure returns its own exit code (`audit
-watch`: 3 for a fork, 4 for an incomplete check).
+evidence.py, tokens.py, audit.py, governance.py, demo.py), which never imports this one. A
+handler takes the parsed arguments and prints its result (cli/output.py); it fails by raising
+CommandError, which `main` reports with exit code 1, as it does a gRPC error from the node;
+Ctrl-C exits with 130. A handler whose outcome is more than success or failure returns its own
+exit code (`audit watch`: 3 for a fork, 4 for an incomplete check).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from provledger.cli import (
     consortium,
     demo,
     evidence,
+    governance,
     keys,
     node,
     proofs,
@@ -59,8 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
     new = with_output(keys_group.add_parser("new", help="create an Ed25519 key file"))
     new.add_argument("--out", required=True)
     new.add_argument("--member-id")
+    new.add_argument("--chain-id", help="with --member-id: an identity file for this chain")
+    new.add_argument("--role", help="with --member-id: the member's role (for its read tokens)")
     new.add_argument("--force", action="store_true")
     new.set_defaults(handler=keys.cmd_keys_new)
+    public = with_output(
+        keys_group.add_parser("public", help="the public key and key id of a key file")
+    )
+    public.add_argument("--key", required=True, metavar="FILE")
+    public.set_defaults(handler=keys.cmd_keys_public)
+
+    governance_group = commands.add_parser(
+        "governance", help="propose, approve and follow changes to the consortium"
+    ).add_subparsers(dest="governance_cmd", required=True)
+    propose = governance_group.add_parser(
+        "propose", help="put a change to the members; prints its proposal id"
+    )
+    governance.add_kind_parsers(propose, with_node)
+    approve = with_node(governance_group.add_parser("approve", help="approve an open proposal"))
+    approve.add_argument("proposal_id", metavar="PROPOSAL_ID")
+    approve.set_defaults(handler=governance.cmd_governance_approve)
+    status = with_node(
+        governance_group.add_parser("status", help="open proposals, or one, with approvals")
+    )
+    status.add_argument("proposal_id", metavar="PROPOSAL_ID", nargs="?")
+    status.add_argument(
+        "--all", action="store_true", help="applied, expired and superseded ones too"
+    )
+    status.set_defaults(handler=governance.cmd_governance_status)
 
     consortium_group = commands.add_parser("consortium", help="set up a consortium").add_subparsers(
         dest="consortium", required=True
