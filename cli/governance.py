@@ -136,6 +136,20 @@ def _change_role_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
 
 
+def _add_validator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--validator-id", required=True, help="the node id")
+    parser.add_argument(
+        "--public-key",
+        required=True,
+        metavar="FILE_OR_HEX",
+        help="its consensus key: hex, or its validator key file (only the public part is read)",
+    )
+
+
+def _remove_validator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--validator-id", required=True)
+
+
 def _change_thresholds_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--default",
@@ -213,6 +227,21 @@ KINDS: dict[str, Kind] = {
         "change a member's role",
         _change_role_arguments,
         lambda a: {"member_id": a.member_id, "role": _role(a.role)},
+    ),
+    "add-validator": Kind(
+        "validator_added",
+        "add a validator (it signs from two blocks after the change, ADR 013)",
+        _add_validator_arguments,
+        lambda a: {
+            "validator_id": a.validator_id,
+            "public_key": public_key_argument(a.public_key),
+        },
+    ),
+    "remove-validator": Kind(
+        "validator_removed",
+        "remove a validator",
+        _remove_validator_arguments,
+        lambda a: {"validator_id": a.validator_id},
     ),
     "change-thresholds": Kind(
         "thresholds_changed",

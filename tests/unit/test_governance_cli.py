@@ -24,8 +24,20 @@ def change_of(*argv: str) -> ledger_pb2.GovernanceChange:
     return ledger_pb2.GovernanceChange.FromString(governance.build_change(parse(*argv), nonce=7))
 
 
-def test_every_kind_of_the_command_line_fills_a_change_kind_of_the_schema():
-    assert {kind.field for kind in governance.KINDS.values()} <= set(rules_governance.CHANGE_KINDS)
+def test_every_change_kind_of_the_schema_has_its_kind_on_the_command_line():
+    assert {kind.field for kind in governance.KINDS.values()} == set(rules_governance.CHANGE_KINDS)
+
+
+def test_validator_changes_are_built_from_a_public_key():
+    key = signing_key("node-4")
+    added = change_of(
+        "add-validator", "--validator-id", "node-4", "--public-key", key.public_key.hex()
+    )
+    assert added.validator_added == ledger_pb2.ValidatorAdded(
+        validator_id="node-4", public_key=key.public_key
+    )
+    removed = change_of("remove-validator", "--validator-id", "node-3")
+    assert removed.validator_removed.validator_id == "node-3"
 
 
 def test_add_member_reads_only_the_public_part_of_a_key_file(tmp_path: Path):

@@ -45,6 +45,7 @@ from provledger.protocol.limits import (
     TEXT_LENGTH_CHARS_MAX,
 )
 from provledger.protocol.state import Write
+from provledger.protocol.validators import ValidatorContext
 from provledger.v1 import ledger_pb2, state_pb2
 
 INVALID = RejectionKind.INVALID
@@ -2945,3 +2946,32 @@ def test_auditors_propose_and_approve_but_author_nothing_else(
 ):
     consortium.apply(state, propose("auditor", ROLE_CHANGE)(consortium), BLOCK_TIME_MS)
     assert _proposal(state, ROLE_CHANGE).proposer_id == "auditor"
+
+
+def test_a_validator_change_is_proposed_and_applied_with_its_block_context(
+    consortium: Consortium, state: MemoryState
+):
+    new_key = signing_key("validator-4")
+    added = change(
+        validator_added={"validator_id": "validator-4", "public_key": new_key.public_key}
+    )
+    context = ValidatorContext(consortium.genesis.validator_set, 5)
+
+    def run(signed: ledger_pb2.SignedEvent) -> list[Write]:
+        writes = rules.apply_event(
+            state, consortium.decode(signed), BLOCK_TIME_MS, height=5, validator_context=context
+        )
+        state.apply(writes)
+        return writes
+
+    # outside a block, a validator change cannot even be proposed
+    with pytest.raises(Rejected) as raised:
+        consortium.apply(state, propose("agency-a", added)(consortium), BLOCK_TIME_MS)
+    assert raised.value.code == "no_validator_context"
+    run(propose("agency-a", added)(consortium))
+    assert _proposal(state, added).subject == "validator:validator-4"
+    for approver in ("agency-b", "exchange"):
+        run(approve(approver, added)(consortium))
+    writes = run(approve("regulator", added)(consortium))
+    assert "validators" in [w.kind for w in writes]
+    assert _proposal(state, added).applied
