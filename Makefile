@@ -9,7 +9,8 @@ FUZZ_TARGETS ?= events,blocks,tokens,bundles,rest,grpc
 FUZZ_ENGINE ?= auto
 FUZZ_DIR ?= $(or $(TMPDIR),/tmp)/provledger-fuzz
 
-.PHONY: demo test browser test-fast lint format proto proto-check sim fuzz bench bench-consortium bench-quick clean
+.PHONY: demo test browser test-fast lint format proto proto-check sim fuzz bench bench-consortium bench-quick \
+	bench-rest bench-integrity clean
 
 # The install's own chatter goes to a log; on failure its tail is shown.
 $(STAMP): pyproject.toml
@@ -85,6 +86,14 @@ bench-consortium: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) bench/single_node.py --events 20000
+
+# REST latency: kept alive, a new connection per request, under piles of idle sockets.
+bench-rest: $(STAMP)
+	$(PY) bench/rest.py
+
+# The open check, `node check`, `node repair` and disk bytes per event (200,000 events).
+bench-integrity: $(STAMP)
+	$(PY) bench/integrity.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .proto-check build *.egg-info

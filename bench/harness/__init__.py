@@ -1,8 +1,8 @@
 """What the benchmarks share: loading real nodes and reporting what they did.
 
-A benchmark script (bench/single_node.py, bench/consortium.py) is the scenario: it sets up a
-consortium, runs its phases and writes its report sections. Everything it does the same way
-as the other one lives here, once:
+A benchmark script (bench/single_node.py, consortium.py, rest.py, integrity.py) is the
+scenario: it sets up a consortium, runs its phases and writes its report sections. Everything
+it does the same way as the others lives here, once:
 
 - `machine`: the machine (CPUs, commit, waiting for quiet) and what /proc says about
   processes: CPU by process, process group and thread, peak RSS, usage between snapshots;
