@@ -78,7 +78,7 @@ from harness.report import (
     write_result,
 )
 from harness.revision import run_revision, running_revision
-from rest_report import print_mode, rest_section, result_summary
+from rest_report import HISTORY_USES, LINEAGE_DEPTH, print_mode, rest_section, result_summary
 
 from provledger.cli.client import EventSigner, Identity, read_token
 from provledger.node.config import NodeConfig, split_host_port
@@ -89,8 +89,6 @@ LOAD_STREAMS = 4
 LOAD_BATCH = 200
 READER = "auditor"  # whose token every request carries
 DERIVER = AUTHORS[0]  # agency-a: it registered every third asset of the load, asset 0 first
-LINEAGE_DEPTH = 16  # derivations in the chain; the lineage route's default depth reaches them
-HISTORY_USES = 60  # asset_used events on the first asset: its history fills a first page
 EVENT_IDS_SAMPLED = 256
 SAMPLE_SEED = 20261202
 WARM_UP_PER_ROUTE = 10  # untimed requests per route before the first mode

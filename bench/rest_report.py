@@ -17,6 +17,9 @@ from provledger.node.settings import (
 if TYPE_CHECKING:
     from rest import Measurement, ModeFigures, Options
 
+HISTORY_USES = 60  # bench/rest.py's: asset_used events on the history route's asset
+LINEAGE_DEPTH = 16  # bench/rest.py's: derivations in the lineage route's chain
+
 ANSWER_BOUND_S = 5.0  # issue 8: an auditor is answered within this while sockets pile up
 
 MODE_LABELS = {
@@ -38,11 +41,12 @@ METHOD = (
     "Method: a fresh one-validator consortium in a temporary folder and a real node process "
     "(`provledger node run`: LevelDB, gRPC and REST on 127.0.0.1, in a process group of its "
     "own). It is loaded through gRPC with the harness's pre-signed `asset_registered` "
-    "events (4 streams, batches of 200), then agency-a uses its first asset 60 times and "
-    "derives a chain of 16 assets, each from the one before and one more of its registered "
-    "assets. The routes are asked in turn, one request at a time, by one client process "
-    "(Python's `http.client`, which sets TCP_NODELAY), every request with the auditor's "
-    "bearer token (`/v1/health` needs none): `/v1/health`; `/v1/events/{id}` over 256 event "
+    "events (4 streams, batches of 200), then agency-a uses its first asset "
+    f"{HISTORY_USES} times and derives a chain of {LINEAGE_DEPTH} assets, each from the one "
+    "before and one more of its registered assets. The routes are asked in turn, one "
+    "request at a time, by one client process (Python's `http.client`, which sets "
+    "TCP_NODELAY), every request with the auditor's bearer token (`/v1/health` needs "
+    "none): `/v1/health`; `/v1/events/{id}` over 256 event "
     "ids sampled from the blocks; `/v1/assets/history` of the used asset (its first page: "
     "50 events); `/v1/lineage` upstream from the last derived asset (the whole chain: 33 "
     "assets, 32 edges). Every answer is read whole and must be a 200. Latency runs from the "
@@ -173,6 +177,12 @@ def route_rows(measurement: Measurement) -> list[str]:
     return rows
 
 
+def span(values: list[float] | list[int], form: str) -> str:
+    """ "low-high" of `values` in `form`, or one figure when they are all equal."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
 def pile_sentences(measurement: Measurement) -> list[str]:
     piles = [mode for mode in measurement.modes if mode.rounds]
     if not piles:
@@ -192,10 +202,10 @@ def pile_sentences(measurement: Measurement) -> list[str]:
         )
         sentences.append(
             f"{mode.pile_sockets} idle sockets {where}: opened in "
-            f"{min(opened):.2f}-{max(opened):.2f} s; the first request after the pile was "
-            f"open answered in at most {max(r.first_answer_s for r in mode.rounds) * 1000:,.1f}"
-            f" ms; by the end of each window the node had closed {min(closed)}-{max(closed)} "
-            f"of the pile's sockets; {mode.errors} request(s) failed"
+            f"{span(opened, '{:.2f}')} s; the first request after the pile was open answered "
+            f"in at most {max(r.first_answer_s for r in mode.rounds) * 1000:,.1f} ms; by the "
+            f"end of each window the node had closed {span(closed, '{:,}')} of the pile's "
+            f"sockets; failed requests: {mode.errors}"
             + (f" (e.g. {mode.error_examples[0]})" if mode.error_examples else "")
             + "."
         )
@@ -223,9 +233,10 @@ def rest_section(measurement: Measurement, options: Options, machine: dict[str, 
         f"Command: `{options.command}`",
         "",
         f"Ledger: {load.committed:,} `asset_registered` events committed in {load.blocks} "
-        f"blocks, then {measurement.history_events} events on the history page read and a "
-        f"lineage of {measurement.lineage_nodes} assets. Before and after a change to the node,"
-        " add `--source REV` (and `--no-report --json FILE` for the run that is not kept).",
+        f"blocks, then {HISTORY_USES} uses of one asset and {LINEAGE_DEPTH} derivations; the "
+        f"history page read holds {measurement.history_events} events, the lineage "
+        f"{measurement.lineage_nodes} assets. Before and after a change to the node, add "
+        "`--source REV` (and `--no-report --json FILE` for the run that is not kept).",
         "",
         machine_sentence(
             machine,
