@@ -4,6 +4,7 @@ check`, `node repair` and disk figures (`integrity_section`, `result_summary`,
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -164,8 +165,10 @@ def result_summary(measurement: Measurement, options: Options) -> dict[str, obje
             "repair_damaged_check_s": round(m.repair.check.wall_s, 1),
             "repair_fetched_blocks": m.repair.fetched_blocks,
             "repair_fetched_events": m.repair.fetched_events,
-            "repair_blocks_per_s": round(blocks_per_s, 1),
-            "repair_events_per_s": round(events_per_s),
+            # NaN when the repair took no longer than the check (a small ledger on a busy
+            # machine): the subtraction then says nothing.
+            "repair_blocks_per_s": None if math.isnan(blocks_per_s) else round(blocks_per_s, 1),
+            "repair_events_per_s": None if math.isnan(events_per_s) else round(events_per_s),
         }
     return summary
 
