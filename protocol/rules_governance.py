@@ -6,13 +6,26 @@ protocol/validators.py's.
 
 The change travels as bytes that the approvers sign, so it obeys the event body's rule
 (`events.parse_canonical`): no unknown fields, only its canonical encoding, and closed enums.
+
+`action_writes` is the whole judgement of one governance action, in parts that each
+have one home here: whether the approvals suffice (`judge_approvals`), and what the change
+does (`change_writes`). The evidence verifier replays the governance events a bundle carries
+through the same function, over the membership it rebuilds from the genesis
+(protocol/evidence_governance.py), so what a change does is written once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from provledger.protocol import crypto, validators
 from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
-from provledger.protocol.events import check_enums, parse_canonical, require_identifier
+from provledger.protocol.events import (
+    DecodedEvent,
+    check_enums,
+    parse_canonical,
+    require_identifier,
+)
 from provledger.protocol.limits import PUBLIC_KEY_SIZE_BYTES
 from provledger.protocol.rule_checks import (
     ROLE_NAMES,
@@ -22,7 +35,7 @@ from provledger.protocol.rule_checks import (
     new_id,
     put,
 )
-from provledger.protocol.state import Write
+from provledger.protocol.state import StateReader, Write
 from provledger.v1 import ledger_pb2, state_pb2
 
 # --- governance --------------------------------------------------------------------------
@@ -41,19 +54,69 @@ def governance(
     *,
     validator_context: validators.ValidatorContext | None = None,
 ) -> list[Write]:
-    change = parse_canonical(ledger_pb2.GovernanceChange, payload.change, "governance change")
+    """The rule of a `GovernanceAction` event; the block's time plays no part in it."""
+    return action_writes(state, payload, decoded, validator_context=validator_context)
+
+
+def action_writes(
+    state: StateReader,
+    payload: ledger_pb2.GovernanceAction,
+    decoded: DecodedEvent,
+    *,
+    validator_context: validators.ValidatorContext | None = None,
+) -> list[Write]:
+    """What the governance action `payload` of the event `decoded` does to `state`: its change
+    parsed, not applied before, approved by enough of the members in force, and applied; or
+    `Rejected`. The one judgement of a governance change: the ledger's rules apply it to the
+    world state, and the evidence verifier to the membership it replays from the genesis
+    (protocol/evidence_governance.py). A validator-set change needs `validator_context`."""
+    change, kind = parse_change(payload.change)
+    require_not_applied(state, payload.change)
+    judge_approvals(state, decoded.event.chain_id, payload.change, kind, payload.approvals)
+    return change_writes(
+        state,
+        change,
+        kind,
+        payload.change,
+        decoded.event_id,
+        validator_context=validator_context,
+    )
+
+
+def parse_change(change_bytes: bytes) -> tuple[ledger_pb2.GovernanceChange, str]:
+    """The change and the name of its kind (`member_added`, ...), if it obeys the body's rule."""
+    change = parse_canonical(ledger_pb2.GovernanceChange, change_bytes, "governance change")
     check_enums(change)
     kind = change.WhichOneof("change")
     if kind is None:
         raise invalid("missing_payload", "governance change names no change")
-    change_key = crypto.key_id(payload.change).hex()
-    if state.load("governance", change_key) is not None:
+    return change, kind
+
+
+def change_key(change_bytes: bytes) -> str:
+    """The record id under which an applied change is remembered (no replays)."""
+    return crypto.key_id(change_bytes).hex()
+
+
+def require_not_applied(state: StateReader, change_bytes: bytes) -> None:
+    if state.load("governance", change_key(change_bytes)) is not None:
         raise duplicate("replayed_governance", "this governance change was already applied")
 
+
+def judge_approvals(
+    state: StateReader,
+    chain_id: str,
+    change_bytes: bytes,
+    kind: str,
+    approvals: Iterable[ledger_pb2.Approval],
+) -> None:
+    """Raise `Rejected` unless `approvals` are valid signatures over the change by more than
+    two thirds of the members active in `state` (ADR 005), each member once. `kind`, the
+    change's kind, is what a threshold per kind of change would be looked up by."""
     active = [m for m in state.members() if not m.removed]
-    message = governance_sign_bytes(decoded.event.chain_id, payload.change)
+    message = governance_sign_bytes(chain_id, change_bytes)
     approvers: set[str] = set()
-    for approval in payload.approvals:
+    for approval in approvals:
         member = state.load("member", approval.approver.member_id)
         if member is None or member.removed:  # type: ignore[attr-defined]
             raise forbidden(
@@ -77,12 +140,28 @@ def governance(
             f"{len(approvers)} of {len(active)} members approved; {quorum} are needed",
         )
 
-    writes = [put("governance", change_key, state_pb2.MemberKey(key_id=decoded.event_id))]
+
+def change_subject(change: ledger_pb2.GovernanceChange, kind: str) -> str:
+    """The member a change is about ("" for a validator-set change)."""
+    return getattr(getattr(change, kind), "member_id", "")
+
+
+def change_writes(
+    state: StateReader,
+    change: ledger_pb2.GovernanceChange,
+    kind: str,
+    change_bytes: bytes,
+    event_id: bytes,
+    *,
+    validator_context: validators.ValidatorContext | None = None,
+) -> list[Write]:
+    """What an approved change does: the change remembered, and the member it is about
+    added, removed, given a key or a role, or the validator set changed (protocol/validators.py,
+    in the block of `validator_context`); or `Rejected` if it cannot apply to `state`."""
+    writes = [put("governance", change_key(change_bytes), state_pb2.MemberKey(key_id=event_id))]
     body = getattr(change, kind)
     if kind in validators.CHANGE_KINDS:
-        writes.extend(
-            validators.change_writes(state, validator_context, kind, body, decoded.event_id)
-        )
+        writes.extend(validators.change_writes(state, validator_context, kind, body, event_id))
         return writes
     if kind == "member_added":
         require_identifier(body.member_id, "member_id")
