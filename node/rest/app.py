@@ -529,7 +529,7 @@ def create_app(view: NodeView) -> FastAPI:
         409: {
             "model": ErrorBody,
             "description": "the bundle cannot be built now (a block landed meanwhile: try "
-            "again) or in the bundle format (an author key outside the genesis)",
+            "again)",
         },
         200: {
             "description": "an evidence bundle (docs/evidence.md), as a download",
