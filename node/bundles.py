@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provledger.node.store import Store
+from provledger.node.walks import validator_chain
 from provledger.protocol.errors import InvariantViolation, Rejected, check
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
@@ -120,6 +121,7 @@ def _build(
             checkpoint,
             [_entry(store, location, header.log_size) for location in locations],
             [_entry(store, location, header.log_size) for location in governance],
+            validator_chain(store, header.height),
         )
     except (BundleError, Rejected) as error:
         raise InvariantViolation(f"the store's records make no valid bundle: {error}") from None

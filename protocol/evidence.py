@@ -30,14 +30,17 @@ Format "provledger-evidence/2" (docs/evidence.md explains each field for other l
      "events": [{"event_id": hex, "body": b64 (a serialized Event, as signed),
                  "signature": b64, "log_index": int, "proof": [b64, ...]}],  # by log index
      "governance": [...],            # the governance events it needs, as events, by log index
+     "validator_chain": {"steps": [...]},  # the walk of the validator sets (validator_chain.py)
      "claims": {...}}                                                # see derive_claims
 
 Verification, in order; the first failure raises `BundleError` with a code and a reason:
 1. the bytes are canonical JSON of the shape above (at most BUNDLE_SIZE_BYTES_MAX bytes,
    BUNDLE_EVENTS_MAX events and BUNDLE_GOVERNANCE_EVENTS_MAX governance events);
 2. chain id, genesis hash and validators equal the genesis document's;
-3. the checkpoint verifies: certificate signatures sorted by validator id, a quorum of the
-   validators that sign its height (`signing_validators`) precommitted the header's block id;
+3. the walk of the validator sets verifies from the genesis (protocol/validator_chain.py) and
+   ends at or before the checkpoint's height; the checkpoint verifies: certificate signatures
+   sorted by validator id, a quorum of the validators that sign its height (`signing_validators`,
+   by the walk) precommitted the header's block id;
 4. every event of `events` and `governance`, together in log order: its id is SHA-256(body);
    it decodes for this chain (events.decode); its author is an active member whose current key
    signed it, in the membership replayed from the genesis through the governance events before
@@ -88,8 +91,16 @@ from provledger.protocol.limits import (
     BUNDLE_GOVERNANCE_EVENTS_MAX,
     BUNDLE_SIZE_BYTES_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
+    VALIDATORS_MAX,
 )
 from provledger.protocol.rules_governance import change_subject
+from provledger.protocol.validator_chain import (
+    ValidatorChainError,
+    chain_from_json,
+    chain_to_json,
+    verify_validator_chain,
+)
+from provledger.protocol.validators import ValidatorHistory
 from provledger.v1 import ledger_pb2, state_pb2
 
 FORMAT = "provledger-evidence/2"
@@ -98,7 +109,7 @@ _FORMAT_FAMILY = "provledger-evidence/"
 SUBJECT_FIELDS = {"event": "event_id", "lineage": "asset_id", "trade": "order_id"}
 _TOP_FIELDS = (
     "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "governance", "kind",
-    "subject", "validators",
+    "subject", "validator_chain", "validators",
 )  # fmt: skip
 _TOP_FIELDS_V1 = (
     "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "kind", "members",
@@ -119,11 +130,21 @@ class EventEntry:
     proof: Sequence[bytes]
 
 
-def signing_validators(genesis: Genesis, height: int) -> ValidatorSet:
-    """The validator set whose quorum signs the block at `height`: the one place where the
-    verification of a bundle asks it. Today every height is signed by the genesis set; once
-    validator sets change (issue 9), the chain of sets walked from the genesis answers here."""
-    return genesis.validator_set
+def signing_validators(history: ValidatorHistory, height: int) -> ValidatorSet:
+    """The validator set whose quorum signs the block at `height`, as the bundle's walk of the
+    validator sets from the genesis (`history`, verified by protocol/validator_chain.py) says:
+    the one place where the verification of a bundle asks it."""
+    return history.at(height)
+
+
+def _walk(value: Any, genesis: Genesis) -> ValidatorHistory:
+    """The validator sets the bundle's `validator_chain` proves, from the genesis set on."""
+    try:
+        return verify_validator_chain(chain_from_json(value), genesis)
+    except ValidatorChainError as error:
+        raise BundleError(
+            "bad_validator_chain", f"the walk of the validator sets does not verify: {error}"
+        ) from None
 
 
 # --- encoding ----------------------------------------------------------------------------
@@ -193,9 +214,12 @@ def encode_bundle(
     checkpoint: ledger_pb2.Checkpoint,
     entries: Sequence[EventEntry],
     governance: Sequence[EventEntry] = (),
+    validator_chain: ledger_pb2.ValidatorChain | None = None,
 ) -> bytes:
     """The canonical bytes of the bundle of `kind` about `subject_id` over `entries`, with the
-    governance events they need (`evidence_governance.needed_governance` says which). Raises
+    governance events they need (`evidence_governance.needed_governance` says which) and the
+    walk of the validator sets to the checkpoint's height (empty while the genesis set signs;
+    node/walks.py builds it). Raises
     `BundleError` if the events are not what such a bundle needs; the builder verifies the
     bytes it gets (`verify_bundle`) before it hands them out."""
     if kind not in SUBJECT_FIELDS:
@@ -212,6 +236,7 @@ def encode_bundle(
         "checkpoint": checkpoint_json(checkpoint),
         "events": _entries_json(entries),
         "governance": _entries_json(governance),
+        "validator_chain": chain_to_json(validator_chain or ledger_pb2.ValidatorChain()),
         "claims": derive_claims(kind, subject_id, decoded),
     }
     return encode_canonical(document)
@@ -329,11 +354,15 @@ def _top_fields(document: Any) -> tuple[str, ...]:
 
 
 def read_checkpoint(
-    value: Any, genesis: Genesis, where: str = "checkpoint"
+    value: Any,
+    genesis: Genesis,
+    where: str = "checkpoint",
+    history: ValidatorHistory | None = None,
 ) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.BlockHeader, bytes, tuple[str, ...]]:
     """The checkpoint written by `checkpoint_json`, its header, block id and signers, if a
-    quorum of the validators that sign its height (`signing_validators`) committed it; else
-    `BundleError` (malformed, bad_checkpoint)."""
+    quorum of the validators that sign its height (`signing_validators`: by the walk
+    `history`, or the genesis set) committed it; else `BundleError` (malformed,
+    bad_checkpoint)."""
     checkpoint = _object(value, where, ("certificate", "header"))
     place = where
     where = f"{place}.certificate"
@@ -350,8 +379,9 @@ def read_checkpoint(
         header = decode_header(header_bytes)
     except Rejected as error:
         raise BundleError("bad_checkpoint", f"the {place} does not verify: {error}") from None
-    validators = signing_validators(genesis, header.height)
-    entries = _array(fields["signatures"], f"{where}.signatures", len(validators.validators))
+    walked = ValidatorHistory.of_genesis(genesis.validator_set) if history is None else history
+    validators = signing_validators(walked, header.height)
+    entries = _array(fields["signatures"], f"{where}.signatures", VALIDATORS_MAX)
     signers: list[str] = []
     for index, entry in enumerate(entries):
         item = f"{where}.signatures[{index}]"
@@ -479,8 +509,20 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
         raise BundleError("wrong_genesis", "the bundle is for another genesis document")
     if bundle["validators"] != _validators_json(genesis):
         raise BundleError("wrong_genesis", "the validators differ from the genesis document's")
-    _, header, checkpoint_id, signers = read_checkpoint(bundle["checkpoint"], genesis)
-    validators = signing_validators(genesis, header.height)
+    history = (
+        ValidatorHistory.of_genesis(genesis.validator_set)
+        if legacy
+        else _walk(bundle["validator_chain"], genesis)
+    )
+    _, header, checkpoint_id, signers = read_checkpoint(
+        bundle["checkpoint"], genesis, history=history
+    )
+    if history.latest.from_height > header.height:
+        raise BundleError(
+            "bad_validator_chain",
+            f"the walk of the validator sets goes past the checkpoint (height {header.height})",
+        )
+    validators = signing_validators(history, header.height)
 
     own = _read_entries(bundle["events"], "events", BUNDLE_EVENTS_MAX)
     supporting = (

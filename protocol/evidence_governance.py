@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from provledger.protocol import rules, rules_governance
+from provledger.protocol import rules, rules_governance, validators
 from provledger.protocol.blocks import genesis_writes
 from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
@@ -201,8 +201,19 @@ class MembershipReplay:
         """Judge the governance event `event`, just authenticated, against the membership in
         force before it, and apply it; `BundleError` bad_governance if it does not apply."""
         check(log_index == self._last_index, "a governance event is applied once authenticated")
+        action = event.event.governance
         try:
-            writes = rules_governance.action_writes(self._state, event.event.governance, event)
+            _, kind = rules_governance.parse_change(action.change)
+            if kind in validators.CHANGE_KINDS:
+                # Its effect is on the validator sets, which the bundle's walk of them proves
+                # (protocol/validator_chain.py); here, as for every change, its approvals.
+                rules_governance.require_not_applied(self._state, action.change)
+                rules_governance.judge_approvals(
+                    self._state, event.event.chain_id, action.change, kind, action.approvals
+                )
+                writes = [rules_governance.remembered(action.change, event.event_id)]
+            else:
+                writes = rules_governance.action_writes(self._state, action, event)
         except Rejected as error:
             raise BundleError(
                 "bad_governance",

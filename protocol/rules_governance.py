@@ -98,6 +98,11 @@ def change_key(change_bytes: bytes) -> str:
     return crypto.key_id(change_bytes).hex()
 
 
+def remembered(change_bytes: bytes, event_id: bytes) -> Write:
+    """The record that the change was applied, by the event `event_id`."""
+    return put("governance", change_key(change_bytes), state_pb2.MemberKey(key_id=event_id))
+
+
 def require_not_applied(state: StateReader, change_bytes: bytes) -> None:
     if state.load("governance", change_key(change_bytes)) is not None:
         raise duplicate("replayed_governance", "this governance change was already applied")
@@ -158,7 +163,7 @@ def change_writes(
     """What an approved change does: the change remembered, and the member it is about
     added, removed, given a key or a role, or the validator set changed (protocol/validators.py,
     in the block of `validator_context`); or `Rejected` if it cannot apply to `state`."""
-    writes = [put("governance", change_key(change_bytes), state_pb2.MemberKey(key_id=event_id))]
+    writes = [remembered(change_bytes, event_id)]
     body = getattr(change, kind)
     if kind in validators.CHANGE_KINDS:
         writes.extend(validators.change_writes(state, validator_context, kind, body, event_id))

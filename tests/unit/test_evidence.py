@@ -32,9 +32,11 @@ from typing import Any
 
 import pytest
 from support.memory_state import GENESIS_TIME_MS, Consortium, Member, digest, signing_key
+from support.validator_changes import Chain as ValidatorChanges
+from support.validator_changes import add, remove
 
 from provledger.cli.evidence import summary_lines
-from provledger.node import bundles
+from provledger.node import bundles, walks
 from provledger.node.store import Store
 from provledger.protocol import blocks, evidence, evidence_governance
 from provledger.protocol.events import decode, sign_event
@@ -389,6 +391,7 @@ def test_every_byte_of_a_small_bundle_is_bound(chain: Chain, event_bytes: bytes)
             "claims_mismatch",
             "unsupported_format",
             "bundle_version",
+            "bad_validator_chain",
             "unknown_author",
             "unknown_key",
             "wrong_events",
@@ -897,6 +900,7 @@ def _as_version_1(data: bytes, genesis) -> bytes:
     records, by id) instead of `governance`, as the builder made them before."""
     document = json.loads(data)
     del document["governance"]
+    del document["validator_chain"]
     document["format"] = "provledger-evidence/1"
     authors = sorted(
         {
@@ -935,6 +939,11 @@ def test_version_1_bundles_still_verify_and_other_versions_are_refused(
     old = json.loads(_as_version_1(event_bytes, chain.genesis))
     old["governance"] = []
     assert "unknown field 'governance'" in rejection(encode_canonical(old), chain.genesis).reason
+    old = json.loads(_as_version_1(event_bytes, chain.genesis))
+    old["validator_chain"] = {"steps": []}
+    assert "unknown field 'validator_chain'" in (
+        rejection(encode_canonical(old), chain.genesis).reason
+    )
     new = json.loads(event_bytes)
     new["members"] = []
     assert "unknown field 'members'" in rejection(encode_canonical(new), chain.genesis).reason
@@ -974,3 +983,84 @@ def test_the_governance_needed_stops_at_the_checkpoint(chain: Chain) -> None:
         facts[0].log_index,
         rotated_at,
     ]
+
+
+# --- across changes of the validator set ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def changed_validators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """Blocks 1-7 on real stores: validator-4 added at 1 (signs from 3), validator-0 removed at
+    4 (signs from 6), an asset registered at 7, signed by validator-1..4."""
+    consortium = Consortium()
+    directory = tmp_path_factory.mktemp("validator-changes")
+    leader = Store(directory / "leader", consortium.genesis)
+    follower = Store(directory / "follower", consortium.genesis)
+    chain = ValidatorChanges(consortium, leader, follower)
+    added, removed = add(consortium, "validator-4", 1), remove(consortium, "validator-0", 2)
+    asset = consortium.sign(
+        "agency-b", "asset_registered", asset_id="late", content_digest=digest("late"),
+        classification=GENERAL,
+    )  # fmt: skip
+    for events in ([added], [], [], [removed], [], [], [asset]):
+        chain.block(events)
+    try:
+        yield consortium, follower, {"added": added, "removed": removed, "asset": asset}
+    finally:
+        leader.close()
+        follower.close()
+
+
+def test_bundles_verify_across_validator_set_changes(changed_validators) -> None:
+    consortium, store, signed = changed_validators
+    genesis = consortium.genesis
+    data = bundles.event_bundle(store, genesis, consortium.decode(signed["asset"]).event_id)
+    verified = verify_bundle(data, genesis)
+    assert verified.header.height == 7
+    assert verified.signers == ("validator-1", "validator-2", "validator-3", "validator-4")
+    assert [v.validator_id for v in verified.validators.validators] == list(verified.signers)
+    assert "signed by 4 of 4 validators (quorum 3): validator-1" in "\n".join(
+        summary_lines(verified)
+    )
+    document = json.loads(data)
+    assert len(document["validator_chain"]["steps"]) == 2  # the blocks at heights 1 and 4
+    # Without the walk, or with its last step left out, the checkpoint's signers are not the
+    # set the verifier knows.
+    for steps in ([], document["validator_chain"]["steps"][:1]):
+        shorter = copy.deepcopy(document)
+        shorter["validator_chain"]["steps"] = steps
+        error = rejection(encode_canonical(shorter), genesis)
+        assert error.code == "bad_checkpoint", steps
+    # A walk that does not verify.
+    swapped = copy.deepcopy(document)
+    swapped["validator_chain"]["steps"].reverse()
+    assert rejection(encode_canonical(swapped), genesis).code == "bad_validator_chain"
+    # The validator-set changes themselves have bundles: their approvals are judged as every
+    # governance event's, their effect is the walk's.
+    for label in ("added", "removed"):
+        event = consortium.decode(signed[label])
+        verified = verify_bundle(bundles.event_bundle(store, genesis, event.event_id), genesis)
+        assert verified.claims["kind"] == "governance" and verified.governance == ()
+
+
+def test_a_walk_past_the_checkpoint_is_refused(changed_validators) -> None:
+    """A bundle under the checkpoint of height 3 with the walk to height 7: the set that signs
+    from 6 is not the bundle's to prove."""
+    consortium, store, signed = changed_validators
+    genesis = consortium.genesis
+    early = consortium.decode(signed["added"])
+    location = store.event(early.event_id)
+    checkpoint = store.checkpoint(3)
+    size = blocks.decode_header(checkpoint.header).log_size
+    entry = evidence.EventEntry(
+        location.event, location.log_index, store.inclusion_proof(location.log_index, size)
+    )
+    args = ("event", early.event_id.hex(), genesis, checkpoint, [entry], ())
+    walk = walks.validator_chain(store, 3)
+    assert verify_bundle(evidence.encode_bundle(*args, walk), genesis).header.height == 3
+    # validator-4 signs from 3: without the walk, the header names a set the verifier lacks.
+    error = rejection(evidence.encode_bundle(*args), genesis)
+    assert error.code == "bad_checkpoint" and "names a different validator set" in error.reason
+    late_walk = walks.validator_chain(store, 7)
+    error = rejection(evidence.encode_bundle(*args, late_walk), genesis)
+    assert error.code == "bad_validator_chain" and "goes past the checkpoint" in error.reason
