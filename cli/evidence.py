@@ -159,17 +159,19 @@ def _verify_bundle(data: bytes, genesis: Genesis, what: str) -> VerifiedBundle:
 def summary_lines(verified: VerifiedBundle) -> list[str]:
     """What `provledger verify` prints: the checkpoint the bundle is verified under, then what
     its events prove, by kind."""
-    validators = verified.genesis.validator_set
+    validators = verified.validators
     header, claims = verified.header, verified.claims
     lines = [
         f"VERIFIED {verified.kind} evidence for {SUBJECT_FIELDS[verified.kind]} "
         f"{verified.subject_id}",
-        f"  chain {verified.genesis.chain_id}, genesis {verified.genesis.genesis_hash.hex()}",
+        f"  chain {verified.genesis.chain_id}, genesis {verified.genesis.genesis_hash.hex()}, "
+        f"format {verified.format}",
         f"  checkpoint: block {header.height} (id {verified.block_id.hex()}), block time "
         f"{_time(header.time_ms)}, log size {header.log_size}, "
         f"log root {header.log_root.hex()}",
         f"  signed by {len(verified.signers)} of {len(validators.validators)} validators "
         f"(quorum {validators.quorum_size}): {', '.join(verified.signers)}",
+        *_governance_lines(verified),
         "it proves:",
     ]
     if verified.kind == "event":
@@ -222,6 +224,29 @@ def fork_lines(fork: VerifiedFork) -> list[str]:
             "certificates of different rounds or heights do not alone show which of them lied"
         )
     lines.append("where each checkpoint was seen is not signed; the signatures are what is proven")
+    return lines
+
+
+def _governance_lines(verified: VerifiedBundle) -> list[str]:
+    """The governance events replayed from the genesis, and where the authors stand."""
+    replayed = verified.governance_json()
+    if not replayed:
+        return ["  membership: the genesis members (no governance event needed)"]
+    lines = [
+        f"  membership: replayed from the genesis through {len(replayed)} governance events, "
+        "each proven under the checkpoint and approved by the members in force before it:"
+    ]
+    for change in replayed:
+        lines.append(
+            f"    log index {change['log_index']}: {change['change']} {change['member_id']} "
+            f"(by {change['author']}; approved by {', '.join(change['approvers'])})"
+        )
+    for author in verified.authors_json():
+        standing = "removed" if author["removed"] else author["role"]
+        lines.append(
+            f"  {author['member_id']} at the checkpoint: {standing}, keys "
+            f"{', '.join(author['key_ids'])}"
+        )
     return lines
 
 

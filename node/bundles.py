@@ -2,15 +2,17 @@
 /v1/evidence/* endpoints hand out.
 
 Each builder finds the events a bundle of its kind needs (`protocol.evidence` says which),
-proves every one of them against the latest checkpoint with the store's inclusion proofs, and
-encodes the bundle. Before returning, it verifies the bytes against the same genesis: the
-node never hands out a bundle that does not verify.
+and the governance events those need (`protocol.evidence_governance.needed_governance`, chosen
+among every governance change applied under the checkpoint: the state's `governance` records,
+one read per change ever applied), proves every one of them against the latest checkpoint with
+the store's inclusion proofs, and encodes the bundle. Before returning, it verifies the bytes
+against the same genesis: the node never hands out a bundle that does not verify.
 
 Consistency with a running node: a committed event never moves and the head only grows, but a
 block's records are on disk a moment before the store's head names it. So if the head read
 is older than an event the records name, the head is read again; after HEAD_READS_MAX tries
 the caller is told to try again (`BundleUnavailable`). Everything is bounded by
-BUNDLE_EVENTS_MAX.
+BUNDLE_EVENTS_MAX and BUNDLE_GOVERNANCE_EVENTS_MAX.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provledger.node.store import Store
-from provledger.protocol.errors import InvariantViolation, check
+from provledger.node.walks import validator_chain
+from provledger.protocol.errors import InvariantViolation, Rejected, check
+from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
+from provledger.protocol.evidence_governance import governance_fact, needed_governance
 from provledger.protocol.genesis import Genesis
-from provledger.protocol.limits import BUNDLE_EVENTS_MAX
+from provledger.protocol.limits import BUNDLE_EVENTS_MAX, BUNDLE_GOVERNANCE_EVENTS_MAX
 from provledger.protocol.lineage import LineageQuery, lineage_page
 from provledger.v1 import ledger_pb2, state_pb2
 
@@ -46,14 +51,14 @@ class BundleNotFound(BundleBuildError):
 
 
 class BundleTooLarge(BundleBuildError):
-    """The bundle would hold more than BUNDLE_EVENTS_MAX events."""
+    """The bundle would hold more than BUNDLE_EVENTS_MAX events, or more than
+    BUNDLE_GOVERNANCE_EVENTS_MAX governance events."""
 
     code = "too_large"
 
 
 class BundleUnavailable(BundleBuildError):
-    """The bundle cannot be built now (the ledger moved meanwhile) or in this format (an
-    author whose key is not in the genesis document)."""
+    """The bundle cannot be built now: the ledger moved meanwhile."""
 
     code = "unavailable"
 
@@ -104,25 +109,21 @@ def _build(
 ) -> bytes:
     if len(event_ids) > BUNDLE_EVENTS_MAX:
         raise BundleTooLarge(f"the bundle would hold more than {BUNDLE_EVENTS_MAX} events")
-    locations: list[state_pb2.EventLocation] = []
-    for event_id in event_ids:
-        location = store.event(event_id)
-        check(location is not None, f"a record names event {event_id.hex()}, which is not stored")
-        locations.append(location)  # type: ignore[arg-type]
+    locations = [_location(store, event_id) for event_id in event_ids]
     checkpoint, header = _latest_checkpoint(store, max(e.log_index for e in locations))
-    entries = [
-        EventEntry(
-            signed=location.event,
-            log_index=location.log_index,
-            proof=store.inclusion_proof(location.log_index, header.log_size),
-        )
-        for location in locations
-    ]
     try:
-        data = encode_bundle(kind, subject_id, genesis, checkpoint, entries)
-    except BundleError as error:
-        if error.code == "unsupported_author":
-            raise BundleUnavailable(error.reason) from None
+        own = [(e.log_index, decode(e.event, genesis.chain_id)) for e in locations]
+        governance = _governance_needed(store, genesis, own, header.log_size)
+        data = encode_bundle(
+            kind,
+            subject_id,
+            genesis,
+            checkpoint,
+            [_entry(store, location, header.log_size) for location in locations],
+            [_entry(store, location, header.log_size) for location in governance],
+            validator_chain(store, header.height),
+        )
+    except (BundleError, Rejected) as error:
         raise InvariantViolation(f"the store's records make no valid bundle: {error}") from None
     try:
         verify_bundle(data, genesis)
@@ -131,6 +132,42 @@ def _build(
             f"a bundle built from the store does not verify: {error}"
         ) from None
     return data
+
+
+def _location(store: Store, event_id: bytes) -> state_pb2.EventLocation:
+    location = store.event(event_id)
+    check(location is not None, f"a record names event {event_id.hex()}, which is not stored")
+    return location  # type: ignore[return-value]
+
+
+def _entry(store: Store, location: state_pb2.EventLocation, log_size: int) -> EventEntry:
+    return EventEntry(
+        signed=location.event,
+        log_index=location.log_index,
+        proof=store.inclusion_proof(location.log_index, log_size),
+    )
+
+
+def _governance_needed(
+    store: Store, genesis: Genesis, own: Sequence[tuple[int, DecodedEvent]], log_size: int
+) -> list[state_pb2.EventLocation]:
+    """The governance events under the checkpoint (of `log_size` events) that a bundle of the
+    events `own` needs, in log order."""
+    committed: dict[int, state_pb2.EventLocation] = {}
+    facts = []
+    for event_id in store.applied_governance():
+        location = _location(store, event_id)
+        if location.log_index < log_size:  # not one committed after the checkpoint
+            committed[location.log_index] = location
+            event = decode(location.event, genesis.chain_id)
+            facts.append(governance_fact(location.log_index, event))
+    needed = needed_governance(facts, own, log_size)
+    if len(needed) > BUNDLE_GOVERNANCE_EVENTS_MAX:
+        raise BundleTooLarge(
+            f"the bundle would need {len(needed)} governance events, more than "
+            f"{BUNDLE_GOVERNANCE_EVENTS_MAX}"
+        )
+    return [committed[log_index] for log_index in needed]
 
 
 def _latest_checkpoint(

@@ -33,13 +33,7 @@ from google.protobuf.message import DecodeError, Message
 
 from provledger.node.grpc_connections import Admitted, ConnectionGuard
 from provledger.node.ledger import LedgerNode, TooManyWaiters
-from provledger.node.queries import (
-    LedgerQueries,
-    ProposalAnswer,
-    QueryError,
-    Reader,
-    inclusion_proof,
-)
+from provledger.node.queries import LedgerQueries, ProposalAnswer, QueryError, Reader
 from provledger.node.settings import (
     SUBMIT_BATCH_EVENTS_MAX,
     SUBMIT_WAIT_TIMEOUT_MS_DEFAULT,
@@ -47,6 +41,7 @@ from provledger.node.settings import (
     SUBSCRIBERS_MAX,
 )
 from provledger.node.store import StoreDamaged
+from provledger.node.walks import inclusion_proof
 from provledger.protocol.application import Origin
 from provledger.protocol.errors import Rejected, RejectionKind, check
 from provledger.protocol.events import event_id

@@ -19,18 +19,17 @@ from typing import Any
 
 from provledger.node import bundles
 from provledger.node.store import Store
-from provledger.protocol import access, authorization, merkle, rules_governance, validators
+from provledger.node.walks import validator_chain
+from provledger.protocol import access, authorization, rules_governance
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
-from provledger.protocol.errors import CodedError, check
-from provledger.protocol.events import event_id, log_leaf
+from provledger.protocol.errors import CodedError
 from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import (
     HISTORY_PAGE_BYTES_MAX,
     HISTORY_PAGE_EVENTS_MAX,
     LINEAGE_NODES_MAX,
     PROPOSAL_OPEN_MS_MAX,
-    VALIDATOR_CHANGE_DELAY_BLOCKS,
 )
 from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
 from provledger.protocol.prov import Agent, Origin, prov_document
@@ -97,19 +96,6 @@ class AuthorizationAnswer:
     withheld: int  # deciding events the reader may not see, left out
 
 
-def inclusion_proof(
-    store: Store, location: state_pb2.EventLocation, tree_size: int
-) -> ledger_pb2.InclusionProof:
-    """The inclusion proof of the event at `location` in the log of `tree_size` leaves."""
-    leaf = log_leaf(event_id(location.event.body), location.event.signature)
-    return ledger_pb2.InclusionProof(
-        leaf_index=location.log_index,
-        tree_size=tree_size,
-        leaf_hash=merkle.hash_leaf(leaf),
-        hashes=store.inclusion_proof(location.log_index, tree_size),
-    )
-
-
 class LedgerQueries:
     """Reads of one store for one genesis, each under the access policy."""
 
@@ -126,23 +112,7 @@ class LedgerQueries:
         checkpoint and each change's inclusion proof in it. Empty while the genesis set signs.
         Governance events are every member's to read (protocol/access.py), so every reader
         gets the same walk."""
-        store = self.store
-        chain = ledger_pb2.ValidatorChain()
-        for record in validators.set_records(store, height):
-            block_height = record.from_height - VALIDATOR_CHANGE_DELAY_BLOCKS
-            step = chain.steps.add()
-            checkpoint = store.checkpoint(block_height)
-            check(checkpoint is not None, f"no checkpoint at height {block_height}")
-            step.checkpoint.CopyFrom(checkpoint)
-            tree_size = store.header(block_height).log_size  # type: ignore[union-attr]
-            for identifier in record.event_ids:
-                location = store.event(identifier)
-                check(location is not None, "a validator-set change is not stored")
-                step.changes.add(
-                    event=location.event,  # type: ignore[union-attr]
-                    proof=inclusion_proof(store, location, tree_size),  # type: ignore[arg-type]
-                )
-        return chain
+        return validator_chain(self.store, height)
 
     # --- who is asking --------------------------------------------------------------------
 

@@ -418,6 +418,13 @@ class Store:
         for key, raw in self._read.iterator(prefix=prefix):
             yield self._parse(state_pb2.MemberRecord(), raw, key)
 
+    def applied_governance(self) -> Iterator[bytes]:
+        """The event id of every governance change applied, in no particular order (the
+        state's `governance` records, protocol/state.py)."""
+        prefix = schema.state_key("governance", "")
+        for key, raw in self._read.iterator(prefix=prefix):
+            yield self._parse(state_pb2.MemberKey(), raw, key).key_id
+
     # --- writing a block --------------------------------------------------------------------
 
     def commit_block(

@@ -9,7 +9,7 @@ bundle that verifies says nothing its signed events do not say. This module is p
 no clock); `node/bundles.py` builds bundles from the store, `provledger verify` checks them and
 prints what they prove (cli/evidence.py).
 
-Format "provledger-evidence/1" (docs/evidence.md explains each field for other languages):
+Format "provledger-evidence/2" (docs/evidence.md explains each field for other languages):
 - The file is exactly `json.dumps(bundle, sort_keys=True, separators=(",", ":"),
   ensure_ascii=True)` followed by one "\\n": ASCII, keys sorted by code point, no spaces,
   no duplicate keys, no floats. Any other spelling of the same JSON is refused, and every
@@ -19,38 +19,47 @@ Format "provledger-evidence/1" (docs/evidence.md explains each field for other l
   only programs read them (event bodies, signatures, the header, proof hashes). Both must be
   canonical: re-encoding the decoded bytes gives the same text. Integers are non-negative.
 
-    {"format": "provledger-evidence/1",
+    {"format": "provledger-evidence/2",
      "kind": "event" | "lineage" | "trade",
      "subject": {"event_id": hex} | {"asset_id": str} | {"order_id": str},
      "chain_id": str, "genesis_hash": hex,
      "validators": [{"validator_id": str, "public_key": hex}],      # the genesis set, in order
-     "members": [{"member_id": str, "name": str, "role": str,        # the events' authors,
-                  "keys": [{"key_id": hex, "public_key": hex}]}],    # as in genesis, by id
      "checkpoint": {"header": b64 (a serialized BlockHeader),
                     "certificate": {"height": int, "round": int, "block_id": hex,
                                     "signatures": [{"validator_id": str, "signature": b64}]}},
      "events": [{"event_id": hex, "body": b64 (a serialized Event, as signed),
                  "signature": b64, "log_index": int, "proof": [b64, ...]}],  # by log index
+     "governance": [...],            # the governance events it needs, as events, by log index
+     "validator_chain": {"steps": [...]},  # the walk of the validator sets (validator_chain.py)
      "claims": {...}}                                                # see derive_claims
 
 Verification, in order; the first failure raises `BundleError` with a code and a reason:
-1. the bytes are canonical JSON of the shape above (at most BUNDLE_SIZE_BYTES_MAX bytes and
-   BUNDLE_EVENTS_MAX events);
+1. the bytes are canonical JSON of the shape above (at most BUNDLE_SIZE_BYTES_MAX bytes,
+   BUNDLE_EVENTS_MAX events and BUNDLE_GOVERNANCE_EVENTS_MAX governance events);
 2. chain id, genesis hash and validators equal the genesis document's;
-3. the checkpoint verifies: certificate signatures sorted by validator id, a quorum of the
-   genesis validators precommitted the header's block id at its height (blocks.verify_checkpoint);
-4. every event: its id is SHA-256(body); it decodes for this chain (events.decode); its
-   author is a genesis member and the key it names is one of that member's genesis keys; the
-   Ed25519 signature over "provledger/v1/event\\0" || body holds; log_index < the checkpoint's
-   log size and the proof shows leaf SHA-256(0x00 || event_id || signature) at log_index in the
-   checkpoint's log root (RFC 9162 §2.1.3.2). Events are in strictly increasing log order;
-5. `members` is exactly the authors' genesis records, sorted by member id;
+3. the walk of the validator sets verifies from the genesis (protocol/validator_chain.py) and
+   ends at or before the checkpoint's height; the checkpoint verifies: certificate signatures
+   sorted by validator id, a quorum of the validators that sign its height (`signing_validators`,
+   by the walk) precommitted the header's block id;
+4. every event of `events` and `governance`, together in log order: its id is SHA-256(body);
+   it decodes for this chain (events.decode); its author is an active member whose current key
+   signed it, in the membership replayed from the genesis through the governance events before
+   it (protocol/evidence_governance.py, with the rules' own functions); log_index < the
+   checkpoint's log size and the proof shows leaf SHA-256(0x00 || event_id || signature) at
+   log_index in the checkpoint's log root (RFC 9162 §2.1.3.2); a governance event's approvals
+   suffice and its change applies to the membership in force before it (ADR 005);
+5. `governance` is exactly the governance events that `events` need
+   (evidence_governance.needed_governance);
 6. the claims re-derived from the events (derive_claims) equal `claims`, and the events are
    exactly those the kind needs: no event is missing and none is extra.
 
+Format "provledger-evidence/1", which the builder no longer makes, still verifies: it has
+`members` (the authors' genesis records, by member id) instead of `governance`, and proves
+only authors' genesis keys (others are refused as `unsupported_author`). Any other
+provledger-evidence version is refused as `bundle_version`.
+
 What a bundle cannot show: that no OTHER events exist. It proves presence, not absence (the
-state root is a hash chain, not a tree: docs/adr/003). Keys added by governance after genesis
-are not supported by this version of the format; such authors are refused with a reason.
+state root is a hash chain, not a tree: docs/adr/003).
 """
 
 from __future__ import annotations
@@ -64,25 +73,49 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provledger.protocol import crypto, merkle
-from provledger.protocol.blocks import block_id, verify_checkpoint
-from provledger.protocol.errors import Rejected
+from provledger.protocol import merkle
+from provledger.protocol.blocks import block_id, decode_header, verify_certificate
+from provledger.protocol.errors import Rejected, invalid
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence_claims import BundleError, derive_claims
-from provledger.protocol.genesis import Genesis, role_name
+from provledger.protocol.evidence_governance import (
+    GOVERNANCE_KIND,
+    MembershipReplay,
+    change_member,
+    change_of,
+    governance_fact,
+    needed_governance,
+)
+from provledger.protocol.genesis import Genesis, ValidatorSet, role_name
 from provledger.protocol.limits import (
     BUNDLE_EVENTS_MAX,
+    BUNDLE_GOVERNANCE_EVENTS_MAX,
     BUNDLE_SIZE_BYTES_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
+    VALIDATORS_MAX,
 )
+from provledger.protocol.validator_chain import (
+    ValidatorChainError,
+    chain_from_json,
+    chain_to_json,
+    verify_validator_chain,
+)
+from provledger.protocol.validators import ValidatorHistory
 from provledger.v1 import ledger_pb2, state_pb2
 
-FORMAT = "provledger-evidence/1"
+FORMAT = "provledger-evidence/2"
+FORMAT_V1 = "provledger-evidence/1"  # still verified; no longer made
+_FORMAT_FAMILY = "provledger-evidence/"
 SUBJECT_FIELDS = {"event": "event_id", "lineage": "asset_id", "trade": "order_id"}
 _TOP_FIELDS = (
+    "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "governance", "kind",
+    "subject", "validator_chain", "validators",
+)  # fmt: skip
+_TOP_FIELDS_V1 = (
     "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "kind", "members",
     "subject", "validators",
 )  # fmt: skip
+_ENTRY_FIELDS = ("body", "event_id", "log_index", "proof", "signature")
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _UINT64_MAX = 2**64 - 1
 
@@ -95,6 +128,23 @@ class EventEntry:
     signed: ledger_pb2.SignedEvent
     log_index: int
     proof: Sequence[bytes]
+
+
+def signing_validators(history: ValidatorHistory, height: int) -> ValidatorSet:
+    """The validator set whose quorum signs the block at `height`, as the bundle's walk of the
+    validator sets from the genesis (`history`, verified by protocol/validator_chain.py) says:
+    the one place where the verification of a bundle asks it."""
+    return history.at(height)
+
+
+def _walk(value: Any, genesis: Genesis) -> ValidatorHistory:
+    """The validator sets the bundle's `validator_chain` proves, from the genesis set on."""
+    try:
+        return verify_validator_chain(chain_from_json(value), genesis)
+    except ValidatorChainError as error:
+        raise BundleError(
+            "bad_validator_chain", f"the walk of the validator sets does not verify: {error}"
+        ) from None
 
 
 # --- encoding ----------------------------------------------------------------------------
@@ -144,22 +194,38 @@ def checkpoint_json(checkpoint: ledger_pb2.Checkpoint) -> dict[str, Any]:
     }
 
 
+def _entries_json(entries: Sequence[EventEntry]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": hashlib.sha256(entry.signed.body).hexdigest(),
+            "body": _b64(entry.signed.body),
+            "signature": _b64(entry.signed.signature),
+            "log_index": entry.log_index,
+            "proof": [_b64(h) for h in entry.proof],
+        }
+        for entry in sorted(entries, key=lambda e: e.log_index)
+    ]
+
+
 def encode_bundle(
     kind: str,
     subject_id: str,
     genesis: Genesis,
     checkpoint: ledger_pb2.Checkpoint,
     entries: Sequence[EventEntry],
+    governance: Sequence[EventEntry] = (),
+    validator_chain: ledger_pb2.ValidatorChain | None = None,
 ) -> bytes:
-    """The canonical bytes of the bundle of `kind` about `subject_id` over `entries`. Raises
-    `BundleError` if the events are not what such a bundle needs."""
+    """The canonical bytes of the bundle of `kind` about `subject_id` over `entries`, with the
+    governance events they need (`evidence_governance.needed_governance` says which) and the
+    walk of the validator sets to the checkpoint's height (empty while the genesis set signs;
+    node/walks.py builds it). Raises
+    `BundleError` if the events are not what such a bundle needs; the builder verifies the
+    bytes it gets (`verify_bundle`) before it hands them out."""
     if kind not in SUBJECT_FIELDS:
         raise BundleError("malformed", f"kind must be one of {sorted(SUBJECT_FIELDS)}")
     entries = sorted(entries, key=lambda e: e.log_index)
     decoded = [(e.log_index, decode(e.signed, genesis.chain_id)) for e in entries]
-    for _, event in decoded:
-        _author_key(genesis, event)
-    authors = sorted({event.author_id for _, event in decoded})
     document = {
         "format": FORMAT,
         "kind": kind,
@@ -167,18 +233,10 @@ def encode_bundle(
         "chain_id": genesis.chain_id,
         "genesis_hash": genesis.genesis_hash.hex(),
         "validators": _validators_json(genesis),
-        "members": [_member_json(genesis.member(a)) for a in authors],  # type: ignore[arg-type]
         "checkpoint": checkpoint_json(checkpoint),
-        "events": [
-            {
-                "event_id": event.event_id.hex(),
-                "body": _b64(event.signed.body),
-                "signature": _b64(event.signed.signature),
-                "log_index": log_index,
-                "proof": [_b64(h) for h in entry.proof],
-            }
-            for (log_index, event), entry in zip(decoded, entries, strict=True)
-        ],
+        "events": _entries_json(entries),
+        "governance": _entries_json(governance),
+        "validator_chain": chain_to_json(validator_chain or ledger_pb2.ValidatorChain()),
         "claims": derive_claims(kind, subject_id, decoded),
     }
     return encode_canonical(document)
@@ -273,103 +331,171 @@ def parse_canonical(data: bytes, size_bytes_max: int = BUNDLE_SIZE_BYTES_MAX) ->
     return document
 
 
+def _top_fields(document: Any) -> tuple[str, ...]:
+    """The fields of the bundle's format version, once its `format` is one this verifier
+    reads."""
+    if not isinstance(document, dict) or "format" not in document:
+        return _TOP_FIELDS  # `_object` says what is wrong
+    stated = _string(document["format"], "format")
+    if stated == FORMAT:
+        return _TOP_FIELDS
+    if stated == FORMAT_V1:
+        return _TOP_FIELDS_V1
+    if stated.startswith(_FORMAT_FAMILY):
+        raise BundleError(
+            "bundle_version",
+            f"format {stated[:40]!r} is a version this verifier does not read (it reads "
+            f"{FORMAT!r} and {FORMAT_V1!r})",
+        )
+    raise BundleError("unsupported_format", f"format is not {FORMAT!r}")
+
+
 # --- verification ------------------------------------------------------------------------
 
 
-def _author_key(genesis: Genesis, event: DecodedEvent) -> bytes:
-    """The genesis public key that `event` names as its author's."""
-    author = event.event.author
-    member = genesis.member(author.member_id)
-    for key in member.keys if member is not None else ():
-        if key.key_id == author.key_id:
-            return key.public_key
-    raise BundleError(
-        "unsupported_author",
-        f"event {event.event_id.hex()}: key {author.key_id.hex()} of {author.member_id!r} is "
-        f"not in the genesis document ({FORMAT} only proves authors' genesis keys)",
-    )
-
-
 def read_checkpoint(
-    value: Any, genesis: Genesis, where: str = "checkpoint"
+    value: Any,
+    genesis: Genesis,
+    where: str = "checkpoint",
+    history: ValidatorHistory | None = None,
 ) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.BlockHeader, bytes, tuple[str, ...]]:
     """The checkpoint written by `checkpoint_json`, its header, block id and signers, if a
-    quorum of genesis validators committed it; else `BundleError` (malformed, bad_checkpoint)."""
+    quorum of the validators that sign its height (`signing_validators`: by the walk
+    `history`, or the genesis set) committed it; else `BundleError` (malformed,
+    bad_checkpoint)."""
     checkpoint = _object(value, where, ("certificate", "header"))
     place = where
     where = f"{place}.certificate"
     fields = _object(
         checkpoint["certificate"], where, ("block_id", "height", "round", "signatures")
     )
-    validators_total = len(genesis.validator_set.validators)
-    entries = _array(fields["signatures"], f"{where}.signatures", validators_total)
-    signers: list[str] = []
+    header_bytes = _base64_bytes(checkpoint["header"], f"{place}.header")
     certificate = ledger_pb2.CommitCertificate(
         height=_integer(fields["height"], f"{where}.height"),
         round=_integer(fields["round"], f"{where}.round", 2**32 - 1),
         block_id=_hex_bytes(fields["block_id"], f"{where}.block_id", 32),
     )
+    try:
+        header = decode_header(header_bytes)
+    except Rejected as error:
+        raise BundleError("bad_checkpoint", f"the {place} does not verify: {error}") from None
+    walked = ValidatorHistory.of_genesis(genesis.validator_set) if history is None else history
+    validators = signing_validators(walked, header.height)
+    entries = _array(fields["signatures"], f"{where}.signatures", VALIDATORS_MAX)
+    signers: list[str] = []
     for index, entry in enumerate(entries):
-        place = f"{where}.signatures[{index}]"
-        entry = _object(entry, place, ("signature", "validator_id"))
-        signer = _string(entry["validator_id"], f"{place}.validator_id")
+        item = f"{where}.signatures[{index}]"
+        entry = _object(entry, item, ("signature", "validator_id"))
+        signer = _string(entry["validator_id"], f"{item}.validator_id")
         if signers and signer <= signers[-1]:
             raise _malformed(f"{where}.signatures must be sorted by validator_id, each once")
         signers.append(signer)
         certificate.signatures.add(
-            validator_id=signer, signature=_base64_bytes(entry["signature"], f"{place}.signature")
+            validator_id=signer, signature=_base64_bytes(entry["signature"], f"{item}.signature")
         )
-    header_bytes = _base64_bytes(checkpoint["header"], f"{place}.header")
     message = ledger_pb2.Checkpoint(header=header_bytes, certificate=certificate)
     try:
-        header = verify_checkpoint(message, genesis)
+        if header.chain_id != genesis.chain_id:
+            raise invalid("wrong_chain", f"checkpoint is for chain {header.chain_id!r}")
+        verify_certificate(certificate, header, header_bytes, validators)
     except Rejected as error:
         raise BundleError("bad_checkpoint", f"the {place} does not verify: {error}") from None
     return message, header, block_id(header_bytes), tuple(signers)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """An event entry of the bundle, read but not yet judged."""
+
+    listed: str  # "events" or "governance"
+    where: str
+    event_id: bytes
+    signed: ledger_pb2.SignedEvent
+    log_index: int
+    proof: list[bytes]
+
+
+def _read_entries(value: Any, where: str, maximum: int) -> list[_Entry]:
+    """The entries of one list, in strictly increasing log order."""
+    entries: list[_Entry] = []
+    for index, item in enumerate(_array(value, where, maximum)):
+        place = f"{where}[{index}]"
+        fields = _object(item, place, _ENTRY_FIELDS)
+        signed = ledger_pb2.SignedEvent(
+            body=_base64_bytes(fields["body"], f"{place}.body"),
+            signature=_base64_bytes(fields["signature"], f"{place}.signature"),
+        )
+        items = _array(fields["proof"], f"{place}.proof", merkle.PROOF_HASHES_MAX)
+        entry = _Entry(
+            listed=where,
+            where=place,
+            event_id=_hex_bytes(fields["event_id"], f"{place}.event_id", 32),
+            signed=signed,
+            log_index=_integer(fields["log_index"], f"{place}.log_index"),
+            proof=[_base64_bytes(h, f"{place}.proof[{i}]") for i, h in enumerate(items)],
+        )
+        if entries and entry.log_index <= entries[-1].log_index:
+            raise _malformed(f"{where} must be in strictly increasing log_index order")
+        entries.append(entry)
+    return entries
+
+
 def _verify_event(
-    value: Any, where: str, genesis: Genesis, header: ledger_pb2.BlockHeader
-) -> tuple[int, DecodedEvent]:
-    entry = _object(value, where, ("body", "event_id", "log_index", "proof", "signature"))
-    identifier = _hex_bytes(entry["event_id"], f"{where}.event_id", 32)
-    signed = ledger_pb2.SignedEvent(
-        body=_base64_bytes(entry["body"], f"{where}.body"),
-        signature=_base64_bytes(entry["signature"], f"{where}.signature"),
-    )
-    log_index = _integer(entry["log_index"], f"{where}.log_index")
-    items = _array(entry["proof"], f"{where}.proof", merkle.PROOF_HASHES_MAX)
-    proof = [_base64_bytes(h, f"{where}.proof[{i}]") for i, h in enumerate(items)]
-    if hashlib.sha256(signed.body).digest() != identifier:
-        raise BundleError("bad_event", f"{where}.event_id is not SHA-256 of its body")
+    entry: _Entry,
+    genesis: Genesis,
+    header: ledger_pb2.BlockHeader,
+    replay: MembershipReplay,
+    legacy: bool,
+) -> DecodedEvent:
+    """The entry's event, if its id, body, author, signature and proof hold; a governance
+    event is judged and applied by the replay once its proof holds."""
+    identifier = entry.event_id
+    if hashlib.sha256(entry.signed.body).digest() != identifier:
+        raise BundleError("bad_event", f"{entry.where}.event_id is not SHA-256 of its body")
     try:
-        event = decode(signed, genesis.chain_id)
+        event = decode(entry.signed, genesis.chain_id)
     except Rejected as error:
         raise BundleError("bad_event", f"event {identifier.hex()}: {error}") from None
-    if not crypto.verify(
-        _author_key(genesis, event), crypto.DOMAIN_EVENT, signed.body, signed.signature
-    ):
-        raise BundleError(
-            "bad_signature", f"event {identifier.hex()}: the author's signature does not verify"
-        )
+    if legacy:
+        _genesis_author(genesis, event)
+    # The author, key and signature, against the membership in force at this log index.
+    replay.authenticate(entry.log_index, event)
     try:
         merkle.verify_inclusion(
-            merkle.hash_leaf(event.leaf), log_index, header.log_size, proof, header.log_root
+            merkle.hash_leaf(event.leaf),
+            entry.log_index,
+            header.log_size,
+            entry.proof,
+            header.log_root,
         )
     except merkle.ProofError as error:
         raise BundleError(
             "bad_proof",
-            f"event {identifier.hex()} is not proven at log index {log_index} of the "
+            f"event {identifier.hex()} is not proven at log index {entry.log_index} of the "
             f"checkpoint's log (size {header.log_size}): {error}",
         ) from None
-    return log_index, event
+    if event.kind == GOVERNANCE_KIND and not legacy:
+        replay.apply(entry.log_index, event)
+    return event
+
+
+def _genesis_author(genesis: Genesis, event: DecodedEvent) -> None:
+    """Format 1 proves only genesis keys: its authors must be genesis members, by such a key."""
+    author = event.event.author
+    member = genesis.member(author.member_id)
+    if member is None or all(k.key_id != author.key_id for k in member.keys):
+        raise BundleError(
+            "unsupported_author",
+            f"event {event.event_id.hex()}: key {author.key_id.hex()} of {author.member_id!r} "
+            f"is not in the genesis document ({FORMAT_V1} only proves authors' genesis keys)",
+        )
 
 
 def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
     """Check a bundle's bytes against `genesis` alone; what it proves, or `BundleError`."""
-    bundle = _object(parse_canonical(data), "the bundle", _TOP_FIELDS)
-    if bundle["format"] != FORMAT:
-        raise BundleError("unsupported_format", f"format is not {FORMAT!r}")
+    document = parse_canonical(data)
+    bundle = _object(document, "the bundle", _top_fields(document))
+    legacy = bundle["format"] == FORMAT_V1
     kind = _string(bundle["kind"], "kind")
     if kind not in SUBJECT_FIELDS:
         raise _malformed(f"kind must be one of {sorted(SUBJECT_FIELDS)}")
@@ -383,19 +509,52 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
         raise BundleError("wrong_genesis", "the bundle is for another genesis document")
     if bundle["validators"] != _validators_json(genesis):
         raise BundleError("wrong_genesis", "the validators differ from the genesis document's")
-    _, header, checkpoint_id, signers = read_checkpoint(bundle["checkpoint"], genesis)
-
-    events: list[tuple[int, DecodedEvent]] = []
-    for index, entry in enumerate(_array(bundle["events"], "events", BUNDLE_EVENTS_MAX)):
-        log_index, event = _verify_event(entry, f"events[{index}]", genesis, header)
-        if events and log_index <= events[-1][0]:
-            raise _malformed("events must be in strictly increasing log_index order")
-        events.append((log_index, event))
-    authors = sorted({event.author_id for _, event in events})
-    expected_members = [_member_json(genesis.member(a)) for a in authors]  # type: ignore[arg-type]
-    if bundle["members"] != expected_members:
+    history = (
+        ValidatorHistory.of_genesis(genesis.validator_set)
+        if legacy
+        else _walk(bundle["validator_chain"], genesis)
+    )
+    _, header, checkpoint_id, signers = read_checkpoint(
+        bundle["checkpoint"], genesis, history=history
+    )
+    if history.latest.from_height > header.height:
         raise BundleError(
-            "wrong_members", "members must be exactly the authors' genesis records, by member_id"
+            "bad_validator_chain",
+            f"the walk of the validator sets goes past the checkpoint (height {header.height})",
+        )
+    validators = signing_validators(history, header.height)
+
+    own = _read_entries(bundle["events"], "events", BUNDLE_EVENTS_MAX)
+    supporting = (
+        []
+        if legacy
+        else _read_entries(bundle["governance"], "governance", BUNDLE_GOVERNANCE_EVENTS_MAX)
+    )
+    shared = {e.log_index for e in own} & {e.log_index for e in supporting}
+    if shared:
+        raise _malformed(f"log index {min(shared)} is in both events and governance")
+    replay = MembershipReplay(genesis)
+    verified: dict[str, list[tuple[int, DecodedEvent]]] = {"events": [], "governance": []}
+    for entry in sorted([*own, *supporting], key=lambda e: e.log_index):
+        event = _verify_event(entry, genesis, header, replay, legacy)
+        verified[entry.listed].append((entry.log_index, event))
+    events, governance = verified["events"], verified["governance"]
+
+    if legacy:
+        authors = sorted({event.author_id for _, event in events})
+        expected = [_member_json(genesis.member(a)) for a in authors]  # type: ignore[arg-type]
+        if bundle["members"] != expected:
+            raise BundleError(
+                "wrong_members",
+                "members must be exactly the authors' genesis records, by member_id",
+            )
+    facts = [governance_fact(i, e) for i, e in governance]
+    needed = needed_governance(facts, events, header.log_size)
+    extra = sorted({f.log_index for f in facts} - set(needed))
+    if extra:
+        raise BundleError(
+            "wrong_events",
+            f"the governance event at log index {extra[0]} is not one the bundle's events need",
         )
     claims = derive_claims(kind, subject_id, events)
     difference = _first_difference(bundle["claims"], claims, "claims")
@@ -406,14 +565,18 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
             f"{path} says {_show(stated)} but the events show {_show(derived)}",
         )
     return VerifiedBundle(
+        format=bundle["format"],
         kind=kind,
         subject_id=subject_id,
         claims=claims,
         genesis=genesis,
+        validators=validators,
         header=header,
         block_id=checkpoint_id,
         signers=signers,
         events=tuple(events),
+        governance=tuple(governance),
+        authors={a: replay.member(a) for a in sorted({e.author_id for _, e in events})},  # type: ignore[misc]
     )
 
 
@@ -445,27 +608,62 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-# --- claims ------------------------------------------------------------------------------
+# --- what a verified bundle proves ------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class VerifiedBundle:
     """What a verified bundle proves, and under which checkpoint."""
 
+    format: str
     kind: str
     subject_id: str
     claims: Any
     genesis: Genesis
+    validators: ValidatorSet  # the set that signs the checkpoint's height
     header: ledger_pb2.BlockHeader
     block_id: bytes
     signers: tuple[str, ...]
     events: tuple[tuple[int, DecodedEvent], ...] = field(repr=False)
+    # The governance events replayed (not the bundle's own), and the authors of its own events
+    # as the replay leaves them at the checkpoint.
+    governance: tuple[tuple[int, DecodedEvent], ...] = field(repr=False)
+    authors: dict[str, state_pb2.MemberRecord] = field(repr=False)
+
+    def governance_json(self) -> list[dict[str, Any]]:
+        """Each governance event replayed: the change, the member it is about, who approved."""
+        replayed = []
+        for log_index, event in self.governance:
+            change, kind = change_of(event)
+            replayed.append(
+                {
+                    "event_id": event.event_id.hex(),
+                    "log_index": log_index,
+                    "change": kind,
+                    "member_id": change_member(change, kind),
+                    "author": event.author_id,
+                    "approvers": [a.approver.member_id for a in event.event.governance.approvals],
+                }
+            )
+        return replayed
+
+    def authors_json(self) -> list[dict[str, Any]]:
+        """The authors of the bundle's events at the checkpoint, as far as the bundle shows."""
+        return [
+            {
+                "member_id": member.member_id,
+                "role": role_name(member.role),
+                "removed": member.removed,
+                "key_ids": [k.key_id.hex() for k in member.keys],
+            }
+            for member in self.authors.values()
+        ]
 
     def to_json(self) -> dict[str, Any]:
         header = self.header
         return {
             "verified": True,
-            "format": FORMAT,
+            "format": self.format,
             "kind": self.kind,
             "subject": {SUBJECT_FIELDS[self.kind]: self.subject_id},
             "chain_id": self.genesis.chain_id,
@@ -478,8 +676,8 @@ class VerifiedBundle:
                 "log_root": header.log_root.hex(),
             },
             "signers": list(self.signers),
-            "validators": len(self.genesis.validator_set.validators),
-            "quorum": self.genesis.validator_set.quorum_size,
+            "validators": len(self.validators.validators),
+            "quorum": self.validators.quorum_size,
             "events": [
                 {
                     "event_id": e.event_id.hex(),
@@ -489,5 +687,7 @@ class VerifiedBundle:
                 }
                 for i, e in self.events
             ],
+            "governance": self.governance_json(),
+            "authors": self.authors_json(),
             "claims": self.claims,
         }

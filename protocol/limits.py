@@ -107,8 +107,13 @@ TOKEN_SIZE_BYTES_MAX = 1_024  # the whole `payload.signature` text
 TOKEN_CLOCK_SKEW_MS_MAX = 60_000  # a token issued this much "in the future" is still valid
 # Evidence bundles
 BUNDLE_EVENTS_MAX = 2_000
-# Above the largest bundle BUNDLE_EVENTS_MAX events of the largest body can make (about 181 MiB:
-# 87 KiB of base64 body, a signature and a 65-hash proof per event).
+# The governance events a bundle may carry besides its own events (the membership changes its
+# verifier replays from the genesis, protocol/evidence_governance.py): far more than a
+# consortium's membership changes in decades (a change takes at most 64 approvals).
+BUNDLE_GOVERNANCE_EVENTS_MAX = 500
+# Above the largest bundle BUNDLE_EVENTS_MAX + BUNDLE_GOVERNANCE_EVENTS_MAX events of the
+# largest body can make (about 226 MiB: 87 KiB of base64 body, a signature and a 65-hash proof
+# per event).
 BUNDLE_SIZE_BYTES_MAX = 256 * 1024 * 1024
 # A fork proof (protocol/fork_proof.py): two checkpoints of at most 129 signatures each and a
 # consistency proof, a few tens of KiB at most.

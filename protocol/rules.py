@@ -52,12 +52,17 @@ __all__ = ["apply_event", "authenticate", "governance_sign_bytes"]
 
 
 def authenticate(
-    state: StateReader, decoded: DecodedEvent, *, height: int, verify_signature: bool = True
+    state: StateReader,
+    decoded: DecodedEvent,
+    *,
+    height: int | None,
+    verify_signature: bool = True,
 ) -> state_pb2.MemberRecord:
     """The author's member record, if the author is an active member whose current key, not
-    revoked for a block at `height`, signed the event. `verify_signature=False` skips only the
-    Ed25519 check, for an event whose signature this node already checked against the same
-    key."""
+    revoked for a block at `height`, signed the event. `height` None judges no revocation (the
+    evidence verifier's replay knows log positions, not heights: docs/evidence.md says what a
+    bundle does not yet prove). `verify_signature=False` skips only the Ed25519 check, for an
+    event whose signature this node already checked against the same key."""
     author = decoded.event.author
     member = state.load("member", author.member_id)
     if member is None:
@@ -70,7 +75,7 @@ def authenticate(
             "unknown_key",
             f"key {author.key_id.hex()} is not a current key of member {author.member_id!r}",
         )
-    if key_revoked_at(key, height):
+    if height is not None and key_revoked_at(key, height):
         raise forbidden(
             "key_revoked",
             f"key {author.key_id.hex()} of member {author.member_id!r} was revoked as "

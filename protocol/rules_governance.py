@@ -24,12 +24,17 @@ closed enums.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from provledger.protocol import crypto, validators
 from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
-from provledger.protocol.events import check_enums, parse_canonical, require_identifier
+from provledger.protocol.events import (
+    DecodedEvent,
+    check_enums,
+    parse_canonical,
+    require_identifier,
+)
 from provledger.protocol.limits import (
     KEY_ID_SIZE_BYTES,
     PROPOSAL_OPEN_MS_MAX,
@@ -105,12 +110,47 @@ def find_key(member: state_pb2.MemberRecord, key_id: bytes) -> state_pb2.MemberK
 def governance(
     state, author, payload, decoded, block_time_ms, height, validator_context=None
 ) -> list[Write]:
+    """The rule of a `GovernanceAction` event."""
+    return action_writes(state, payload, decoded, height, validator_context=validator_context)
+
+
+def action_writes(
+    state: StateReader,
+    payload: ledger_pb2.GovernanceAction,
+    decoded: DecodedEvent,
+    height: int | None,
+    *,
+    validator_context: validators.ValidatorContext | None = None,
+) -> list[Write]:
+    """What the governance action `payload` of the event `decoded` does to `state`: its change
+    parsed, not applied before, approved by enough of the members in force, and applied; or
+    `Rejected`. The one judgement of a governance action: the ledger's rules apply it to the
+    world state at the block `height`, and the evidence verifier to the membership it replays
+    from the genesis (protocol/evidence_governance.py), which knows log positions, not heights
+    (`height` None: key revocations, which take effect by height, are not judged)."""
     change, kind = parse_change(payload.change)
-    _require_not_applied(state, payload.change)
+    require_not_applied(state, payload.change)
+    judge_approvals(state, decoded.event.chain_id, payload.change, kind, payload.approvals, height)
+    return change_writes(
+        state, change, kind, payload.change, decoded.event_id, height or 0, validator_context
+    )
+
+
+def judge_approvals(
+    state: StateReader,
+    chain_id: str,
+    change_bytes: bytes,
+    kind: str,
+    approvals: Iterable[ledger_pb2.Approval],
+    height: int | None,
+) -> None:
+    """Raise `Rejected` unless `approvals` are valid signatures over the change, each by a
+    different active member with a key not revoked at `height` (None: not judged), and more
+    of them than the threshold of the change's `kind` needs."""
     active = active_members(state)
-    message = governance_sign_bytes(decoded.event.chain_id, payload.change)
+    message = governance_sign_bytes(chain_id, change_bytes)
     approvers: set[str] = set()
-    for approval in payload.approvals:
+    for approval in approvals:
         member = active.get(approval.approver.member_id)
         if member is None:
             raise forbidden(
@@ -124,7 +164,7 @@ def governance(
                 "bad_approval",
                 f"approval by {approval.approver.member_id!r} does not verify",
             )
-        if key_revoked_at(key, height):
+        if height is not None and key_revoked_at(key, height):
             raise forbidden(
                 "key_revoked",
                 f"approval by {approval.approver.member_id!r} is signed with key "
@@ -139,9 +179,6 @@ def governance(
             "no_quorum",
             f"{len(approvers)} of {len(active)} members approved; {needed} are needed",
         )
-    return change_writes(
-        state, change, kind, payload.change, decoded.event_id, height, validator_context
-    )
 
 
 # --- proposals on the ledger (ADR 016) --------------------------------------------------------
@@ -151,7 +188,7 @@ def governance_proposed(
     state, author, payload, decoded, block_time_ms, height, validator_context=None
 ) -> list[Write]:
     change, kind = parse_change(payload.change)
-    _require_not_applied(state, payload.change)
+    require_not_applied(state, payload.change)
     identifier = proposal_id(payload.change)
     existing = state.load("proposal", identifier.hex())
     if existing is not None:
@@ -275,7 +312,7 @@ def parse_change(change_bytes: bytes) -> tuple[ledger_pb2.GovernanceChange, str]
     return change, kind
 
 
-def _require_not_applied(state: StateReader, change_bytes: bytes) -> None:
+def require_not_applied(state: StateReader, change_bytes: bytes) -> None:
     if state.load("governance", change_key(change_bytes)) is not None:
         raise duplicate("replayed_governance", "this governance change was already applied")
 
@@ -283,6 +320,11 @@ def _require_not_applied(state: StateReader, change_bytes: bytes) -> None:
 def _subject_version(state: StateReader, subject: str) -> int:
     record = state.load("governance_subject", subject)
     return record.version if record is not None else 0  # type: ignore[attr-defined]
+
+
+def remembered(change_bytes: bytes, event_id: bytes) -> Write:
+    """The record that the change was applied, by the event `event_id` (no replays)."""
+    return put("governance", change_key(change_bytes), state_pb2.MemberKey(key_id=event_id))
 
 
 def change_writes(
@@ -297,7 +339,7 @@ def change_writes(
     """What applying `change` writes: the change remembered (no replays), its own writes, and
     its subject's version (superseding open proposals about it). Raises if it cannot apply."""
     body = getattr(change, kind)
-    writes = [put("governance", change_key(change_bytes), state_pb2.MemberKey(key_id=event_id))]
+    writes = [remembered(change_bytes, event_id)]
     if kind in validators.CHANGE_KINDS:
         writes.extend(validators.change_writes(state, validator_context, kind, body, event_id))
     else:

@@ -572,8 +572,7 @@ def create_app(view: NodeView) -> FastAPI:
         **ERROR_RESPONSES,
         409: {
             "model": ErrorBody,
-            "description": "the bundle cannot be built now (a block landed meanwhile: try "
-            "again) or in the bundle format (an author key outside the genesis)",
+            "description": "the bundle cannot be built now (a block landed meanwhile: try again)",
         },
         200: {
             "description": "an evidence bundle (docs/evidence.md), as a download",

@@ -406,7 +406,7 @@ def enums_out_of_range(message: Message) -> list[str]:
 INTERESTING_JSON: tuple[Any, ...] = (
     None, True, False, 0, -1, 1, 2**32, 2**63, 2**64 - 1, 2**64, 10**30, "", "0", "00", "x",
     "AA==", "AAAA", "A", "=", "ff" * 32, "FF" * 32, "ff" * 31, "ff" * 33, [], {}, [0], {"": 0},
-    "provledger-test", "provledger-evidence/1", "validator-0", "agency-a",
+    "provledger-test", "provledger-evidence/2", "provledger-evidence/1", "validator-0", "agency-a",
 )  # fmt: skip
 
 

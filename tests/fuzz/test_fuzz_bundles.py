@@ -49,8 +49,10 @@ TARGET = "bundles"
 # The codes docs/evidence.md documents ("Error codes").
 BUNDLE_ERRORS = frozenset(
     (
-        "too_large", "malformed", "not_canonical", "unsupported_format", "wrong_genesis",
-        "bad_checkpoint", "bad_event", "unsupported_author", "bad_signature", "bad_proof",
+        "too_large", "malformed", "not_canonical", "unsupported_format", "bundle_version",
+        "wrong_genesis", "bad_checkpoint", "bad_event", "unknown_author", "member_removed",
+        "unknown_key", "unsupported_author", "bad_signature", "bad_proof", "bad_governance",
+        "bad_validator_chain",
         "wrong_members", "wrong_events", "incomplete", "bad_lineage", "bad_trade",
         "claims_mismatch",
     )

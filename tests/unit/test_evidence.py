@@ -4,18 +4,26 @@ protocol/evidence.py against the genesis alone.
 The chain is a deterministic consortium's story: registrations, derivations up to depth four
 with fan-in (fusion of two parents) and a diamond (a report that uses an asset twice over),
 a derive grant, a trade that is delivered, settled, disputed and resolved, and a second trade
-that stops at ordered. Then every kind of bundle is built, verified and tampered with:
+that stops at ordered; then the membership changes: agency-c is added by governance and
+registers, its key is rotated and it derives with the new one, agency-b becomes an exchange,
+agency-c is removed. Bundles carry the governance events their authors need, which the
+verifier replays from the genesis. Then every kind of bundle is built, verified and tampered
+with:
 - byte by byte, on a small event bundle: every byte flipped, case-flipped, deleted, and a
   space inserted before it;
 - field by field, on the larger lineage and trade bundles (re-encoded canonically, so that
   the deeper checks are reached): every leaf changed, nulled and retyped, every key deleted,
   a key added to every object, every array shortened, lengthened and reordered.
-Each must fail with a reason. The one change that still verifies is documented below: a
-certificate with one of its four signatures removed is still a quorum.
+Each must fail with a reason. The changes that still verify are documented below: a
+certificate with one of its four signatures removed is still a quorum, and a governance event
+that nothing in the bundle rests on can be left out (presence, not absence). Governance events
+missing, forged, extra or misplaced are refused with their codes, and version 1 bundles still
+verify.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Iterator
@@ -23,17 +31,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from support.memory_state import GENESIS_TIME_MS, Consortium, digest, signing_key
+from support.memory_state import GENESIS_TIME_MS, Consortium, Member, digest, signing_key
+from support.validator_changes import Chain as ValidatorChanges
+from support.validator_changes import add, remove
 
 from provledger.cli.evidence import summary_lines
-from provledger.node import bundles
+from provledger.node import bundles, walks
 from provledger.node.store import Store
-from provledger.protocol import blocks, evidence
-from provledger.protocol.events import sign_event
+from provledger.protocol import blocks, evidence, evidence_governance
+from provledger.protocol.events import decode, sign_event
 from provledger.protocol.evidence import BundleError, encode_canonical, verify_bundle
 from provledger.v1 import ledger_pb2
 
 BLOCK_INTERVAL_MS = 1_000
+AGENCY_C = Member("agency-c", "agency", signing_key("agency-c"))
+AGENCY_C_ROTATED = Member("agency-c", "agency", signing_key("agency-c rotated"))
 EXPIRY_MS = GENESIS_TIME_MS + 10**9
 IMPORTANT = ledger_pb2.CLASSIFICATION_IMPORTANT
 GENERAL = ledger_pb2.CLASSIFICATION_GENERAL
@@ -69,9 +81,27 @@ def _commit(consortium: Consortium, store: Store, signed, last_commit, time_ms: 
 
 
 def _story(consortium: Consortium) -> list[list[tuple[str, ledger_pb2.SignedEvent]]]:
-    """The story's blocks: each a list of (label, signed event)."""
+    """The story's blocks: each a list of (label, signed event). After the trades, the
+    membership changes: agency-c is added, registers, has its key rotated (the old one retired),
+    derives with the new key; agency-b becomes an exchange; agency-c is removed."""
     c = consortium
     agency_c = signing_key("agency-c")
+    c_before, c_after = AGENCY_C, AGENCY_C_ROTATED
+    rotated = ledger_pb2.GovernanceChange(
+        proposal_nonce=2,
+        key_rotated=ledger_pb2.KeyRotated(
+            member_id="agency-c",
+            new_public_key=c_after.key.public_key,
+            retired_key_id=c_before.key.key_id,
+        ),
+    )
+    role_changed = ledger_pb2.GovernanceChange(
+        proposal_nonce=3,
+        role_changed=ledger_pb2.RoleChanged(member_id="agency-b", role=ledger_pb2.ROLE_EXCHANGE),
+    )
+    removed = ledger_pb2.GovernanceChange(
+        proposal_nonce=4, member_removed=ledger_pb2.MemberRemoved(member_id="agency-c")
+    )
     added = ledger_pb2.GovernanceChange(
         proposal_nonce=1,
         member_added=ledger_pb2.MemberAdded(
@@ -146,6 +176,16 @@ def _story(consortium: Consortium) -> list[list[tuple[str, ledger_pb2.SignedEven
         [("by-agency-c", sign_event(by_agency_c, agency_c))],
         [("raw-z", c.sign("agency-b", register, asset_id="raw-z", content_digest=digest("raw z"),
                           classification=GENERAL))],
+        # Six active members: five approvals make a quorum.
+        [("rotated", c.govern("agency-a", rotated,
+                              ["agency-a", "agency-b", "exchange", "regulator", c_before]))],
+        [("by-agency-c-2", c.sign(c_after, derive, 2, asset_id="c/clean", parent_ids=["c/raw"],
+                                  activity="cleaning", content_digest=digest("c clean"),
+                                  classification=GENERAL))],
+        [("role-changed", c.govern("agency-a", role_changed,
+                                   ["agency-a", "agency-b", "exchange", "regulator", c_after]))],
+        [("removed", c.govern("agency-a", removed,
+                              ["agency-a", "agency-b", "exchange", "regulator", "auditor"]))],
     ]  # fmt: skip
 
 
@@ -211,14 +251,17 @@ def test_event_bundle_verifies_and_says_what_it_proves(chain: Chain, event_bytes
     document = verified.to_json()
     assert document["verified"] is True and document["checkpoint"]["height"] == head.height
     bundle = json.loads(event_bytes)
-    assert [m["member_id"] for m in bundle["members"]] == ["agency-a"]
+    assert bundle["format"] == "provledger-evidence/2" and verified.format == bundle["format"]
+    # agency-a, a genesis member, never changed: the bundle needs no governance event.
+    assert bundle["governance"] == [] and verified.governance == ()
+    assert "membership: the genesis members (no governance event needed)" in summary
     assert bundle["genesis_hash"] == chain.genesis.genesis_hash.hex()
 
 
-def test_every_event_by_a_genesis_member_has_a_bundle(chain: Chain) -> None:
+def test_every_committed_event_has_a_bundle(chain: Chain) -> None:
+    """Whoever signed it: genesis members, a member added later, a rotated key, a member
+    removed since, the governance events themselves."""
     for label, event_id in chain.ids.items():
-        if label == "by-agency-c":
-            continue
         data = bundles.event_bundle(chain.store, chain.genesis, event_id)
         verified = verify_bundle(data, chain.genesis)
         assert verified.claims["event_id"] == event_id.hex(), label
@@ -307,13 +350,6 @@ def test_unknown_ids_raise_not_found(chain: Chain) -> None:
     assert bundles.BundleNotFound.code == "not_found"
 
 
-def test_authors_added_by_governance_are_refused_with_a_reason(chain: Chain) -> None:
-    with pytest.raises(bundles.BundleUnavailable, match="not in the genesis document"):
-        bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
-    with pytest.raises(bundles.BundleUnavailable, match="agency-c"):
-        bundles.lineage_bundle(chain.store, chain.genesis, "c/raw")
-
-
 def test_lineage_beyond_the_event_cap_fails(chain: Chain, monkeypatch) -> None:
     monkeypatch.setattr(bundles, "BUNDLE_EVENTS_MAX", 6)
     with pytest.raises(bundles.BundleTooLarge, match="more than 6 assets"):
@@ -354,7 +390,10 @@ def test_every_byte_of_a_small_bundle_is_bound(chain: Chain, event_bytes: bytes)
             "wrong_members",
             "claims_mismatch",
             "unsupported_format",
-            "unsupported_author",
+            "bundle_version",
+            "bad_validator_chain",
+            "unknown_author",
+            "unknown_key",
             "wrong_events",
         }, description
     assert count > 3 * len(event_bytes)
@@ -459,14 +498,33 @@ def _is_one_signature_fewer(path: Path_, document: Any, mutated: Any) -> bool:
     )
 
 
-@pytest.mark.parametrize("which", ["event", "lineage", "trade"])
+@pytest.fixture(scope="module")
+def removed_member_lineage_bytes(chain: Chain) -> bytes:
+    """agency-c's two assets: its events before and after its key's rotation, and its removal."""
+    return bundles.lineage_bundle(chain.store, chain.genesis, "c/clean")
+
+
+@pytest.mark.parametrize("which", ["event", "lineage", "trade", "removed-member"])
 def test_every_field_is_bound(
-    chain: Chain, which: str, event_bytes: bytes, lineage_bytes: bytes, trade_bytes: bytes
+    chain: Chain,
+    which: str,
+    event_bytes: bytes,
+    lineage_bytes: bytes,
+    trade_bytes: bytes,
+    removed_member_lineage_bytes: bytes,
 ) -> None:
-    data = {"event": event_bytes, "lineage": lineage_bytes, "trade": trade_bytes}[which]
+    data = {
+        "event": event_bytes,
+        "lineage": lineage_bytes,
+        "trade": trade_bytes,
+        "removed-member": removed_member_lineage_bytes,
+    }[which]
     document = json.loads(data)
     count = 0
     still_a_quorum = 0
+    # Presence, not absence: leaving out agency-c's removal, its last change and one nothing
+    # in the bundle rests on, leaves a bundle that is true as far as it goes.
+    presence_only = {"drop governance[2]"} if which == "removed-member" else set()
     for description, path, mutated in field_mutations(document):
         count += 1
         encoded = encode_canonical(mutated)
@@ -475,10 +533,14 @@ def test_every_field_is_bound(
             assert len(verified.signers) == 3, description
             still_a_quorum += 1
             continue
+        if description in presence_only:
+            assert verify_bundle(encoded, chain.genesis).authors["agency-c"].removed is False
+            presence_only.remove(description)
+            continue
         with pytest.raises(BundleError) as caught:
             verify_bundle(encoded, chain.genesis)
         assert caught.value.reason, description
-    assert still_a_quorum == 4
+    assert still_a_quorum == 4 and not presence_only
     assert count > 100
 
 
@@ -586,8 +648,9 @@ def test_a_lineage_missing_a_parent_or_with_an_extra_asset_fails(
     without_raw_b["events"] = [
         e for e in document["events"] if e["event_id"] != chain.ids["raw-b"].hex()
     ]
-    # agency-b authored only raw-b's registration, so it leaves the members too.
-    without_raw_b["members"] = [m for m in document["members"] if m["member_id"] != "agency-b"]
+    # agency-b authored only raw-b's registration, so its role change (and what that needs)
+    # is not needed any more.
+    without_raw_b["governance"] = []
     error = rejection(encode_canonical(without_raw_b), chain.genesis)
     assert error.code == "incomplete" and "'raw-b'" in error.reason
     error = rejection(_with_event(document, _entry(chain, "raw-z", size)), chain.genesis)
@@ -600,7 +663,9 @@ def test_a_lineage_missing_a_parent_or_with_an_extra_asset_fails(
 def test_a_trade_with_another_orders_event_fails(chain: Chain, trade_bytes: bytes) -> None:
     document = json.loads(trade_bytes)
     size = chain.store.header(chain.store.head_height).log_size
-    assert "regulator" in [m["member_id"] for m in document["members"]]  # resolved d-1
+    assert "regulator" in [
+        e["author"] for e in verify_bundle(trade_bytes, chain.genesis).to_json()["events"]
+    ]  # resolved d-1
     error = rejection(_with_event(document, _entry(chain, "order-2", size)), chain.genesis)
     assert error.code == "wrong_events" and "is not part of order 'order-1'" in error.reason
     without_order = copy.deepcopy(json.loads(trade_bytes))
@@ -618,16 +683,6 @@ def test_an_event_bundle_for_another_subject_fails(chain: Chain, event_bytes: by
     assert error.code == "wrong_events"
 
 
-def test_an_author_outside_the_genesis_is_refused(chain: Chain) -> None:
-    data = bundles.event_bundle(chain.store, chain.genesis, chain.ids["raw-z"])
-    document = json.loads(data)
-    size = chain.store.header(chain.store.head_height).log_size
-    document["events"] = [_entry(chain, "by-agency-c", size)]
-    error = rejection(encode_canonical(document), chain.genesis)
-    assert error.code == "unsupported_author"
-    assert "of 'agency-c' is not in the genesis document" in error.reason
-
-
 def test_a_forged_signature_fails_even_with_a_valid_proof_shape(
     chain: Chain, event_bytes: bytes
 ) -> None:
@@ -636,3 +691,376 @@ def test_a_forged_signature_fails_even_with_a_valid_proof_shape(
     document["events"][0]["signature"] = evidence._b64(other)
     error = rejection(encode_canonical(document), chain.genesis)
     assert error.code == "bad_signature"
+
+
+# --- across changes of the membership ------------------------------------------------------
+
+
+def _changes(verified: evidence.VerifiedBundle) -> list[tuple[str, str]]:
+    return [(g["change"], g["member_id"]) for g in verified.governance_json()]
+
+
+def _without(data: bytes, chain: Chain, label: str) -> bytes:
+    """The bundle `data` with the story's governance event `label` left out."""
+    document = json.loads(data)
+    event_id = chain.ids[label].hex()
+    assert any(g["event_id"] == event_id for g in document["governance"]), label
+    document["governance"] = [g for g in document["governance"] if g["event_id"] != event_id]
+    return encode_canonical(document)
+
+
+def test_a_member_added_after_the_genesis_is_proven_by_its_governance_event(chain: Chain) -> None:
+    data = bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    verified = verify_bundle(data, chain.genesis)
+    assert verified.claims["author"] == "agency-c"
+    assert verified.claims["key_id"] == AGENCY_C.key.key_id.hex()
+    # agency-c's history under the checkpoint, each change judged against the members in force
+    # before it; agency-b's role change is not there: nothing about agency-c rests on it.
+    assert _changes(verified) == [
+        ("member_added", "agency-c"),
+        ("key_rotated", "agency-c"),
+        ("member_removed", "agency-c"),
+    ]
+    labels = ("governance", "rotated", "removed")
+    assert [e.event_id for _, e in verified.governance] == [chain.ids[x] for x in labels]
+    summary = "\n".join(summary_lines(verified))
+    assert "membership: replayed from the genesis through 3 governance events" in summary
+    assert (
+        "member_added agency-c (by agency-a; approved by agency-a, agency-b, exchange, "
+        "regulator)" in summary
+    )
+    rotated_key = AGENCY_C_ROTATED.key.key_id.hex()
+    assert f"agency-c at the checkpoint: removed, keys {rotated_key}" in summary
+    document = verified.to_json()
+    assert document["authors"] == [
+        {"member_id": "agency-c", "role": "agency", "removed": True, "key_ids": [rotated_key]}
+    ]
+
+
+def test_a_rotated_key_is_proven_from_its_rotation_and_the_retired_key_before_it(
+    chain: Chain,
+) -> None:
+    after = verify_bundle(
+        bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c-2"]),
+        chain.genesis,
+    )
+    assert after.claims["key_id"] == AGENCY_C_ROTATED.key.key_id.hex()
+    assert _changes(after)[:2] == [("member_added", "agency-c"), ("key_rotated", "agency-c")]
+    # The retired key signed agency-c's first event, before the rotation: it verifies with it.
+    before = verify_bundle(
+        bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"]),
+        chain.genesis,
+    )
+    assert before.claims["key_id"] == AGENCY_C.key.key_id.hex()
+
+
+def test_a_removed_members_events_still_verify(
+    chain: Chain, removed_member_lineage_bytes: bytes
+) -> None:
+    verified = verify_bundle(removed_member_lineage_bytes, chain.genesis)
+    assets = {a["asset_id"]: a for a in verified.claims["assets"]}
+    assert assets["c/clean"]["creator"] == assets["c/raw"]["creator"] == "agency-c"
+    keys = {e.event_id: e.event.author.key_id for _, e in verified.events}
+    assert keys[chain.ids["by-agency-c"]] == AGENCY_C.key.key_id
+    assert keys[chain.ids["by-agency-c-2"]] == AGENCY_C_ROTATED.key.key_id
+    assert verified.authors["agency-c"].removed
+
+
+def test_a_role_change_is_replayed_with_what_its_approvals_need(
+    chain: Chain, trade_bytes: bytes
+) -> None:
+    verified = verify_bundle(trade_bytes, chain.genesis)
+    # agency-b (the buyer) became an exchange; agency-c approved that with its rotated key, so
+    # judging the approvals needs agency-c's admission and rotation.
+    assert _changes(verified) == [
+        ("member_added", "agency-c"),
+        ("key_rotated", "agency-c"),
+        ("role_changed", "agency-b"),
+    ]
+    assert verified.authors["agency-b"].role == ledger_pb2.ROLE_EXCHANGE
+    assert verified.claims["buyer"] == "agency-b"
+    # Bundles whose authors never changed carry nothing.
+    order_2 = bundles.trade_bundle(chain.store, chain.genesis, "order-2")
+    assert verify_bundle(order_2, chain.genesis).governance == ()
+
+
+def test_a_missing_governance_event_is_refused(chain: Chain, trade_bytes: bytes) -> None:
+    by_c = bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    error = rejection(_without(by_c, chain, "governance"), chain.genesis)
+    assert error.code == "unknown_author" and "'agency-c' is not a consortium member" in (
+        error.reason
+    )
+    assert "is a governance event missing?" in error.reason
+    by_c_2 = bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c-2"])
+    error = rejection(_without(by_c_2, chain, "rotated"), chain.genesis)
+    assert error.code == "unknown_key"
+    # A change that does not apply to the membership before it: agency-c, unknown, approving
+    # its rotation; agency-c approving the role change with a key it does not hold yet.
+    error = rejection(_without(trade_bytes, chain, "governance"), chain.genesis)
+    assert error.code == "bad_governance" and "unknown_approver" in error.reason
+    error = rejection(_without(trade_bytes, chain, "rotated"), chain.genesis)
+    assert error.code == "bad_governance" and "bad_approval" in error.reason
+    # Without the role change, the changes its approvals needed are needed by nothing.
+    error = rejection(_without(trade_bytes, chain, "role-changed"), chain.genesis)
+    assert error.code == "wrong_events" and "is not one the bundle's events need" in error.reason
+
+
+def test_a_governance_event_outside_the_ledger_is_refused(chain: Chain) -> None:
+    """A forged admission of agency-c, approved by agency-a alone, in place of the real one:
+    its author's signature holds, but the log does not hold it."""
+    c = chain.consortium
+    forged_change = ledger_pb2.GovernanceChange(
+        proposal_nonce=1,
+        member_added=ledger_pb2.MemberAdded(
+            member_id="agency-c", role=ledger_pb2.ROLE_AGENCY, public_key=AGENCY_C.key.public_key
+        ),
+    )
+    forged = c.govern("agency-a", forged_change, ["agency-a"], nonce=999)
+    document = json.loads(
+        bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    )
+    entry = document["governance"][0]
+    assert entry["event_id"] == chain.ids["governance"].hex()
+    entry.update(
+        event_id=c.decode(forged).event_id.hex(),
+        body=evidence._b64(forged.body),
+        signature=evidence._b64(forged.signature),
+    )
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "bad_proof"
+
+
+def test_a_governance_events_approvals_are_judged_by_the_ledgers_rules(chain: Chain) -> None:
+    """The replay a verifier runs judges approvals against the members in force before the
+    change, with rules_governance's own judgement: a change approved by too few members, or
+    with a signature that is not the approver's, does not apply."""
+    c = chain.consortium
+    change = ledger_pb2.GovernanceChange(
+        proposal_nonce=77, member_removed=ledger_pb2.MemberRemoved(member_id="agency-b")
+    )
+    few = c.decode(c.govern("agency-a", change, ["agency-a", "agency-b", "exchange"], nonce=901))
+    replay = evidence_governance.MembershipReplay(chain.genesis)
+    replay.authenticate(0, few)
+    with pytest.raises(BundleError) as caught:
+        replay.apply(0, few)
+    assert caught.value.code == "bad_governance" and "no_quorum" in caught.value.reason
+    assert "3 of 5 members approved; 4 are needed" in caught.value.reason
+
+    change_bytes = change.SerializeToString(deterministic=True)
+    approvals = c.approvals(change_bytes, ["agency-a", "agency-b", "exchange", "regulator"])
+    approvals[3].signature = approvals[2].signature  # the exchange's, claimed by the regulator
+    forged = c.decode(
+        c.sign("agency-a", "governance", 902, change=change_bytes, approvals=approvals)
+    )
+    replay.authenticate(1, forged)
+    with pytest.raises(BundleError) as caught:
+        replay.apply(1, forged)
+    assert caught.value.code == "bad_governance" and "bad_approval" in caught.value.reason
+
+    enough = c.decode(c.govern("agency-a", change, ["agency-a", "agency-b", "exchange",
+                                                    "regulator"], nonce=903))  # fmt: skip
+    replay.authenticate(2, enough)
+    replay.apply(2, enough)
+    assert replay.member("agency-b").removed
+    with pytest.raises(BundleError) as caught:  # agency-b cannot sign once removed
+        replay.authenticate(3, c.decode(c.sign("agency-b", "asset_registered", 904,
+                                               asset_id="late", content_digest=digest("late"),
+                                               classification=GENERAL)))  # fmt: skip
+    assert caught.value.code == "member_removed"
+
+
+def test_governance_listed_wrongly_is_refused(chain: Chain, event_bytes: bytes) -> None:
+    size = chain.store.header(chain.store.head_height).log_size
+    # A change the event does not need (one that applies to the genesis members).
+    error = rejection(
+        _with_governance(event_bytes, _entry(chain, "governance", size)), chain.genesis
+    )
+    assert error.code == "wrong_events" and "is not one the bundle's events need" in error.reason
+    # An event that is no governance action.
+    error = rejection(_with_governance(event_bytes, _entry(chain, "raw-z", size)), chain.genesis)
+    assert error.code == "wrong_events" and "is no governance action" in error.reason
+    # The bundle's own event again, as governance.
+    document = json.loads(
+        bundles.event_bundle(chain.store, chain.genesis, chain.ids["role-changed"])
+    )
+    document["governance"].append(document["events"][0])
+    document["governance"].sort(key=lambda g: g["log_index"])
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "malformed" and "in both events and governance" in error.reason
+
+
+def _with_governance(data: bytes, entry: dict[str, Any]) -> bytes:
+    document = json.loads(data)
+    document["governance"] = sorted([*document["governance"], entry], key=lambda e: e["log_index"])
+    return encode_canonical(document)
+
+
+def _as_version_1(data: bytes, genesis) -> bytes:
+    """A provledger-evidence/1 bundle of the same events: `members` (the authors' genesis
+    records, by id) instead of `governance`, as the builder made them before."""
+    document = json.loads(data)
+    del document["governance"]
+    del document["validator_chain"]
+    document["format"] = "provledger-evidence/1"
+    authors = sorted(
+        {
+            decode(
+                ledger_pb2.SignedEvent(
+                    body=base64.b64decode(e["body"]), signature=base64.b64decode(e["signature"])
+                ),
+                genesis.chain_id,
+            ).author_id
+            for e in document["events"]
+        }
+    )
+    document["members"] = [
+        evidence._member_json(genesis.member(a)) for a in authors if genesis.member(a)
+    ]
+    return encode_canonical(document)
+
+
+def test_version_1_bundles_still_verify_and_other_versions_are_refused(
+    chain: Chain, event_bytes: bytes, trade_bytes: bytes
+) -> None:
+    for data in (event_bytes, trade_bytes):
+        old = _as_version_1(data, chain.genesis)
+        verified = verify_bundle(old, chain.genesis)
+        assert verified.format == "provledger-evidence/1"
+        assert verified.claims == verify_bundle(data, chain.genesis).claims
+        assert verified.to_json()["format"] == "provledger-evidence/1"
+    # Version 1 proves genesis keys only, and its members are the authors' genesis records.
+    by_c = bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    error = rejection(_as_version_1(by_c, chain.genesis), chain.genesis)
+    assert error.code == "unsupported_author"
+    old = json.loads(_as_version_1(event_bytes, chain.genesis))
+    old["members"][0]["role"] = "exchange"
+    assert rejection(encode_canonical(old), chain.genesis).code == "wrong_members"
+    # Each version has its own fields.
+    old = json.loads(_as_version_1(event_bytes, chain.genesis))
+    old["governance"] = []
+    assert "unknown field 'governance'" in rejection(encode_canonical(old), chain.genesis).reason
+    old = json.loads(_as_version_1(event_bytes, chain.genesis))
+    old["validator_chain"] = {"steps": []}
+    assert "unknown field 'validator_chain'" in (
+        rejection(encode_canonical(old), chain.genesis).reason
+    )
+    new = json.loads(event_bytes)
+    new["members"] = []
+    assert "unknown field 'members'" in rejection(encode_canonical(new), chain.genesis).reason
+    # Another version of the format, and another format.
+    for stated, code in (
+        ("provledger-evidence/3", "bundle_version"),
+        ("provledger-evidence/0", "bundle_version"),
+        ("other-evidence/2", "unsupported_format"),
+    ):
+        document = json.loads(event_bytes)
+        document["format"] = stated
+        assert rejection(encode_canonical(document), chain.genesis).code == code, stated
+
+
+def test_the_governance_a_bundle_carries_is_bounded(chain: Chain, monkeypatch) -> None:
+    monkeypatch.setattr(bundles, "BUNDLE_GOVERNANCE_EVENTS_MAX", 2)
+    with pytest.raises(bundles.BundleTooLarge, match="would need 3 governance events"):
+        bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    assert bundles.event_bundle(chain.store, chain.genesis, chain.ids["raw-a"])
+
+
+def test_the_governance_needed_stops_at_the_checkpoint(chain: Chain) -> None:
+    """Under a checkpoint before agency-c's rotation, its event needs its admission alone."""
+    facts, own = [], []
+    for label in ("governance", "rotated", "role-changed", "removed"):
+        location = chain.store.event(chain.ids[label])
+        facts.append(
+            evidence_governance.governance_fact(
+                location.log_index, chain.consortium.decode(location.event)
+            )
+        )
+    location = chain.store.event(chain.ids["by-agency-c"])
+    own = [(location.log_index, chain.consortium.decode(location.event))]
+    rotated_at = facts[1].log_index
+    assert evidence_governance.needed_governance(facts, own, rotated_at) == [facts[0].log_index]
+    assert evidence_governance.needed_governance(facts, own, rotated_at + 1) == [
+        facts[0].log_index,
+        rotated_at,
+    ]
+
+
+# --- across changes of the validator set ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def changed_validators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """Blocks 1-7 on real stores: validator-4 added at 1 (signs from 3), validator-0 removed at
+    4 (signs from 6), an asset registered at 7, signed by validator-1..4."""
+    consortium = Consortium()
+    directory = tmp_path_factory.mktemp("validator-changes")
+    leader = Store(directory / "leader", consortium.genesis)
+    follower = Store(directory / "follower", consortium.genesis)
+    chain = ValidatorChanges(consortium, leader, follower)
+    added, removed = add(consortium, "validator-4", 1), remove(consortium, "validator-0", 2)
+    asset = consortium.sign(
+        "agency-b", "asset_registered", asset_id="late", content_digest=digest("late"),
+        classification=GENERAL,
+    )  # fmt: skip
+    for events in ([added], [], [], [removed], [], [], [asset]):
+        chain.block(events)
+    try:
+        yield consortium, follower, {"added": added, "removed": removed, "asset": asset}
+    finally:
+        leader.close()
+        follower.close()
+
+
+def test_bundles_verify_across_validator_set_changes(changed_validators) -> None:
+    consortium, store, signed = changed_validators
+    genesis = consortium.genesis
+    data = bundles.event_bundle(store, genesis, consortium.decode(signed["asset"]).event_id)
+    verified = verify_bundle(data, genesis)
+    assert verified.header.height == 7
+    assert verified.signers == ("validator-1", "validator-2", "validator-3", "validator-4")
+    assert [v.validator_id for v in verified.validators.validators] == list(verified.signers)
+    assert "signed by 4 of 4 validators (quorum 3): validator-1" in "\n".join(
+        summary_lines(verified)
+    )
+    document = json.loads(data)
+    assert len(document["validator_chain"]["steps"]) == 2  # the blocks at heights 1 and 4
+    # Without the walk, or with its last step left out, the checkpoint's signers are not the
+    # set the verifier knows.
+    for steps in ([], document["validator_chain"]["steps"][:1]):
+        shorter = copy.deepcopy(document)
+        shorter["validator_chain"]["steps"] = steps
+        error = rejection(encode_canonical(shorter), genesis)
+        assert error.code == "bad_checkpoint", steps
+    # A walk that does not verify.
+    swapped = copy.deepcopy(document)
+    swapped["validator_chain"]["steps"].reverse()
+    assert rejection(encode_canonical(swapped), genesis).code == "bad_validator_chain"
+    # The validator-set changes themselves have bundles: their approvals are judged as every
+    # governance event's, their effect is the walk's.
+    for label in ("added", "removed"):
+        event = consortium.decode(signed[label])
+        verified = verify_bundle(bundles.event_bundle(store, genesis, event.event_id), genesis)
+        assert verified.claims["kind"] == "governance" and verified.governance == ()
+
+
+def test_a_walk_past_the_checkpoint_is_refused(changed_validators) -> None:
+    """A bundle under the checkpoint of height 3 with the walk to height 7: the set that signs
+    from 6 is not the bundle's to prove."""
+    consortium, store, signed = changed_validators
+    genesis = consortium.genesis
+    early = consortium.decode(signed["added"])
+    location = store.event(early.event_id)
+    checkpoint = store.checkpoint(3)
+    size = blocks.decode_header(checkpoint.header).log_size
+    entry = evidence.EventEntry(
+        location.event, location.log_index, store.inclusion_proof(location.log_index, size)
+    )
+    args = ("event", early.event_id.hex(), genesis, checkpoint, [entry], ())
+    walk = walks.validator_chain(store, 3)
+    assert verify_bundle(evidence.encode_bundle(*args, walk), genesis).header.height == 3
+    # validator-4 signs from 3: without the walk, the header names a set the verifier lacks.
+    error = rejection(evidence.encode_bundle(*args), genesis)
+    assert error.code == "bad_checkpoint" and "names a different validator set" in error.reason
+    late_walk = walks.validator_chain(store, 7)
+    error = rejection(evidence.encode_bundle(*args, late_walk), genesis)
+    assert error.code == "bad_validator_chain" and "goes past the checkpoint" in error.reason

@@ -14,8 +14,9 @@ import pytest
 from support.memory_state import Consortium, digest
 from support.validator_changes import QUORUM, Chain, add, change, remove
 
-from provledger.node.queries import LedgerQueries, inclusion_proof
+from provledger.node.queries import LedgerQueries
 from provledger.node.store import Store
+from provledger.node.walks import inclusion_proof
 from provledger.protocol import blocks, merkle, proofs
 from provledger.protocol.events import event_id, log_leaf
 from provledger.protocol.validator_chain import (
