@@ -384,8 +384,23 @@ class ConsensusDriver:
 
     def _catch_up_if_behind(self, peer_id: str, height: int) -> None:
         if height > self._node.store.head_height + 1 and not self._syncing:
-            self._syncing = True
-            self._spawn(self._sync_from(peer_id))
+            source = self._sync_source(peer_id)
+            if source is not None:
+                self._syncing = True
+                self._spawn(self._sync_from(source))
+
+    def _sync_source(self, peer_id: str) -> str | None:
+        """Whom to fetch blocks from when `peer_id` shows this node is behind: `peer_id` if this
+        node can call it, else a connected peer; None if there is none (the status polls will
+        find one). A validator added by governance may send before its address is in this
+        node's config, and asking a peer the network does not know is an error."""
+        network = self._network
+        if network is None:
+            return None
+        if network.dials(peer_id):
+            return peer_id
+        connected = sorted(network.connected_peers())
+        return connected[0] if connected else None
 
     async def _poll_status(self) -> None:
         network = self._network

@@ -172,6 +172,7 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
             log_index=location.log_index,
             proof=inclusion_proof(store, location, header.log_size),
             checkpoint=checkpoint,
+            validator_chain=self._queries.validator_chain(height),
         )
 
     # --- reading ----------------------------------------------------------------------------

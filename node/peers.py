@@ -17,7 +17,7 @@ is thread-safe):
                                                                 # for a slow or dead peer
     blocks = await network.fetch_blocks(peer_id, from_height, max_blocks)  # PeerRequestError
     status = await network.peer_status(peer_id)        # None when the peer does not answer
-    network.connected_peers(); network.stats()
+    network.dials(peer_id); network.connected_peers(); network.stats()
     await network.stop(); await server.stop(grace)     # the caller owns the server
 
 The network and consensus need each other (one delivers to the other, which sends through
@@ -37,16 +37,18 @@ Invariants:
 - Every PeerService call (Gossip, SyncBlocks, Status) comes from a peer whose certificate
   chains to the consortium CA, or with each organisation's CA root in the genesis to one of
   them (gRPC checks this during the handshake, because the port uses `server_credentials`,
-  which require a client certificate), whose node id is in the validator set and is not our
-  own, and, with per-organisation roots, whose certificate was issued by that node's own
-  organisation's CA (`tls.PeerTrust`, ADR 015); anything else is refused with
-  PERMISSION_DENIED ("unknown_peer: ..." or "wrong_issuer: ...") and logged with the node id
-  it claimed, before a message is read. The set is the caller's: the consensus driver
-  replaces it (`set_validator_ids`) when governance changes the validators. A configured
-  peer need not be in it (a validator still to be added, or a node that follows without
-  voting): it is dialled, and its own calls are accepted once it is in the set. A
-  PeerService registered on an insecure port fails closed the same way: there is no
-  certificate, so there is no node id.
+  which require a client certificate), whose node id is not our own, and, with
+  per-organisation roots, whose certificate was issued by that node's own organisation's CA
+  (`tls.PeerTrust`, ADR 015). Gossip (what consensus hears) only from a node id in the
+  validator set; the reads (SyncBlocks, Status) from one in the set or from a peer this node
+  is configured with (a validator still to be added, or a node that follows without voting:
+  it syncs, so that it is caught up when its addition activates). Anything else is refused
+  with PERMISSION_DENIED ("unknown_peer: ..." or "wrong_issuer: ...") and logged with the
+  node id it claimed, before a message is read. The set is the caller's: the consensus
+  driver replaces it (`set_validator_ids`) when governance changes the validators; a removed
+  validator's gossip is refused from then on (its reads only once it is no longer
+  configured). A PeerService registered on an insecure port fails closed the same way:
+  there is no certificate, so there is no node id.
 - A channel to peer V trusts V's organisation's root alone (the consortium CA otherwise): only
   a certificate from V's organisation answers for V, though gRPC's client side checks the
   name dialled, not the node id, so any node of that organisation could. A peer the genesis
@@ -265,9 +267,15 @@ class PeerNetwork:
         self._validator_ids = frozenset(validator_ids)
 
     def is_authorised(self, sender_id: str | None) -> bool:
+        """Whether `sender_id` may gossip to this node: another validator."""
         return (
             sender_id is not None and sender_id in self._validator_ids and sender_id != self.node_id
         )
+
+    def may_read(self, sender_id: str | None) -> bool:
+        """Whether `sender_id` may sync blocks and ask for status: another validator, or a
+        peer this node is configured with (a follower, such as a validator still to be added)."""
+        return self.is_authorised(sender_id) or (sender_id is not None and sender_id in self._peers)
 
     def issuer_problem(self, sender_id: str, certificate_pem: bytes | None) -> str | None:
         """Why `sender_id`'s certificate was not issued by its organisation's CA, or None
@@ -387,6 +395,11 @@ class PeerNetwork:
             log.debug("status of peer %s: %s", peer_id, error.code().name)
             return None
         return response
+
+    def dials(self, peer_id: str) -> bool:
+        """Whether `peer_id` is a configured peer, one this node can call. A validator added by
+        governance may call this node before its address is in this node's config."""
+        return peer_id in self._peers
 
     def connected_peers(self) -> set[str]:
         """Peers that currently hold an accepted Gossip stream from this node."""
@@ -568,11 +581,15 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         self._network = network
         self._handler = handler
 
-    async def _authorise(self, context: grpc.aio.ServicerContext) -> str:
+    async def _authorise(self, context: grpc.aio.ServicerContext, *, read: bool = False) -> str:
+        """The caller's node id, if it may make this call (a read: SyncBlocks or Status);
+        else the call is aborted."""
         if self._network._stopped:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "stopping: this node is stopping")
         sender_id = peer_node_id(context)
-        if sender_id is None or not self._network.is_authorised(sender_id):
+        network = self._network
+        allowed = network.may_read(sender_id) if read else network.is_authorised(sender_id)
+        if sender_id is None or not allowed:
             self._network._refused(sender_id, context.peer())
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -619,7 +636,7 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
     async def SyncBlocks(
         self, request: peer_pb2.SyncBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[peer_pb2.SyncedBlock]:
-        await self._authorise(context)
+        await self._authorise(context, read=True)
         wanted = min(request.max_blocks or SYNC_BLOCKS_MAX, SYNC_BLOCKS_MAX)
         height = request.from_height
         sent = 0
@@ -636,5 +653,5 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
     async def Status(
         self, request: peer_pb2.StatusRequest, context: grpc.aio.ServicerContext
     ) -> peer_pb2.StatusResponse:
-        await self._authorise(context)
+        await self._authorise(context, read=True)
         return self._handler.status()

@@ -753,12 +753,48 @@ def test_an_oversized_message_is_refused_when_queued(materials: dict[str, TlsMat
     with pytest.raises(ValueError, match="exceeds"):
         network.send("node-b", huge)
     assert network.stats()["node-b"].queued_messages == 0
-    # A configured peer outside the validator set (one still to be added) is dialled; its own
-    # calls are refused until the set holds it.
+    # A configured peer outside the validator set (one still to be added) is dialled; it may
+    # read (sync, status) at once, and gossip once the set holds it. Another outsider may not.
     follower = PeerNetwork("node-a", {"node-z": "127.0.0.1:1"}, materials["node-a"], NODE_IDS)
-    assert not follower.is_authorised("node-z")
+    assert follower.dials("node-z") and not follower.dials("node-b")
+    assert not follower.is_authorised("node-z") and follower.may_read("node-z")
+    assert not follower.may_read("node-y") and not follower.may_read(None)
     follower.set_validator_ids((*NODE_IDS, "node-z"))
     assert follower.is_authorised("node-z")
+
+
+def test_a_configured_follower_syncs_but_gossips_only_once_it_is_a_validator(
+    materials: dict[str, TlsMaterial], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node outside the validator set that node-b is configured with (a validator still to be
+    added, ADR 013) may fetch blocks and status from node-b, so it is caught up when its
+    addition activates; its gossip is refused until node-b's set holds it."""
+    caplog.set_level(logging.DEBUG, logger=peers.log.name)
+
+    async def scenario() -> None:
+        ports = {"node-b": free_port(), "outsider": free_port()}
+        b = await start_node("node-b", ports, materials, head_height=7)
+        follower = await start_node("outsider", ports, materials)
+        try:
+            synced = await follower.network.fetch_blocks("node-b", 3, 100)
+            assert [block_height(block) for block in synced] == [3, 4, 5, 6, 7]
+            status = await follower.network.peer_status("node-b")
+            assert status is not None and status.height == 7
+            await eventually(lambda: refusals_of(caplog, "outsider") >= 2, "gossip refused")
+            assert follower.network.connected_peers() == set()
+            follower.network.broadcast(status_message("outsider", 9))
+            assert b.received == []
+            # The follower hears node-b, which dials it (a configured peer).
+            b.network.broadcast(status_message("node-b", 7))
+            await eventually(lambda: follower.heights_from("node-b") == [7], "b gossips")
+
+            b.network.set_validator_ids((*NODE_IDS, "outsider"))
+            await eventually(lambda: b.heights_from("outsider") == [9], "the queue arrives")
+        finally:
+            await follower.stop()
+            await b.stop()
+
+    run(scenario)
 
 
 def test_a_network_takes_its_handler_once_before_it_serves(

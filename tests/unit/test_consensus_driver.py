@@ -201,3 +201,51 @@ def test_forwarded_client_events_go_out_in_batches_that_fit_the_message_cap(cons
     batches = [m for m in network.sent if m.HasField("events")]
     assert len(batches) >= 3
     assert all(m.ByteSize() <= GOSSIP_BATCH_BYTES_MAX for m in batches)
+
+
+@dataclass
+class ConfiguredNetwork(RefusingNetwork):
+    """A network configured with some peers (`dialled`), of which `connected` hold a stream;
+    asking it for blocks from any other peer raises, as PeerNetwork does."""
+
+    dialled: frozenset[str] = frozenset()
+    connected: frozenset[str] = frozenset()
+    fetched_from: list[str] = field(default_factory=list)
+
+    def dials(self, peer_id: str) -> bool:
+        return peer_id in self.dialled
+
+    def connected_peers(self) -> set[str]:
+        return set(self.connected)
+
+    async def fetch_blocks(self, peer_id: str, from_height: int, max_blocks: int) -> list:
+        if peer_id not in self.dialled:
+            raise ValueError(f"unknown peer {peer_id!r}")
+        self.fetched_from.append(peer_id)
+        return []
+
+
+@pytest.mark.parametrize("connected", [frozenset({"validator-2"}), frozenset()])
+def test_a_message_from_a_validator_this_node_cannot_dial_syncs_from_a_configured_peer(
+    consortium, store, connected
+):
+    """A validator added by governance may call before its address is in this node's config
+    (ADR 013). A message of it from a later height used to start block sync *from it*, which
+    the network refuses (not a configured peer): the sync task raised and the node stopped.
+    Now the blocks come from a connected peer, or wait for the status polls."""
+    network = ConfiguredNetwork(dialled=frozenset({"validator-2"}), connected=connected)
+    driver, _ = make_driver(consortium, store, network)
+    ahead = peer_pb2.PeerMessage(status=peer_pb2.StatusResponse(node_id="validator-9", height=5))
+
+    async def scenario() -> None:
+        driver.on_peer_message("validator-9", ahead)
+        if not connected:  # nobody to ask yet; the next message from a configured peer is
+            driver.on_peer_message("validator-2", ahead)
+        try:
+            await eventually(lambda: network.fetched_from or driver.failed.is_set(), "synced")
+            assert not driver.failed.is_set()
+        finally:
+            await driver.stop()
+
+    asyncio.run(scenario())
+    assert network.fetched_from == ["validator-2"]

@@ -14,6 +14,7 @@ import pytest
 from support.memory_state import Consortium, digest
 from support.validator_changes import QUORUM, Chain, add, change, remove
 
+from provledger.node.grpc_api import LedgerService
 from provledger.node.queries import LedgerQueries
 from provledger.node.store import Store
 from provledger.node.walks import inclusion_proof
@@ -94,6 +95,34 @@ def test_an_event_after_the_changes_verifies_against_the_genesis_with_the_walk(b
     with pytest.raises(proofs.ProofAnswerError) as error:
         proofs.verify_inclusion_answer(asset, proof, checkpoint, genesis, event_id(asset.body))
     assert error.value.code == "bad_checkpoint"
+
+
+def test_a_submit_and_wait_receipt_carries_the_walk_and_verifies_from_the_genesis(built) -> None:
+    """SubmitAndWait's receipt (`LedgerService._receipt`) carries the walk, as
+    GetInclusionProof's answer does: with the genesis alone it verifies after both changes, and
+    a receipt from before the first change carries an empty walk."""
+    consortium, store, asset, _ = built
+    service = LedgerService(SimpleNamespace(store=store, genesis=consortium.genesis))  # type: ignore[arg-type]
+    identifier = event_id(asset.body)
+    receipt = service._receipt(identifier, 8)
+    assert receipt.validator_chain == LedgerQueries(store, consortium.genesis).validator_chain(8)
+    assert len(receipt.validator_chain.steps) == 2
+    verified = proofs.verify_inclusion_answer(
+        asset,
+        receipt.proof,
+        receipt.checkpoint,
+        consortium.genesis,
+        receipt.event_id,
+        receipt.validator_chain,
+    )
+    assert (verified.height, verified.validators) == (8, 4)
+    block, _ = store.block(1)  # the genesis set signs it: the walk is empty
+    [addition] = block.events
+    early = service._receipt(event_id(addition.body), 1)
+    assert early.height == 1 and not early.validator_chain.steps
+    proofs.verify_inclusion_answer(
+        addition, early.proof, early.checkpoint, consortium.genesis, early.event_id
+    )
 
 
 def test_a_walk_to_a_height_holds_only_the_sets_that_sign_by_then(built) -> None:

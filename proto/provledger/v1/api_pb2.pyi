@@ -76,18 +76,20 @@ class SubmitAndWaitRequest(_message.Message):
     def __init__(self, event: _Optional[_Union[_ledger_pb2.SignedEvent, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("event_id", "height", "log_index", "proof", "checkpoint")
+    __slots__ = ("event_id", "height", "log_index", "proof", "checkpoint", "validator_chain")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
     PROOF_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_CHAIN_FIELD_NUMBER: _ClassVar[int]
     event_id: bytes
     height: int
     log_index: int
     proof: _ledger_pb2.InclusionProof
     checkpoint: _ledger_pb2.Checkpoint
-    def __init__(self, event_id: _Optional[bytes] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ..., proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ...) -> None: ...
+    validator_chain: _ledger_pb2.ValidatorChain
+    def __init__(self, event_id: _Optional[bytes] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ..., proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[_Union[_ledger_pb2.Checkpoint, _Mapping]] = ..., validator_chain: _Optional[_Union[_ledger_pb2.ValidatorChain, _Mapping]] = ...) -> None: ...
 
 class GetEventRequest(_message.Message):
     __slots__ = ("event_id",)
