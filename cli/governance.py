@@ -29,7 +29,7 @@ from typing import Any
 from provledger.cli.client import EventSigner, LedgerClient
 from provledger.cli.connection import client_for
 from provledger.cli.output import CommandError, emit, load_identity, parse_hex
-from provledger.protocol.genesis import ROLE_NAMES
+from provledger.protocol.genesis import ROLE_NAMES, tls_ca_problem
 from provledger.protocol.limits import KEY_ID_SIZE_BYTES, PUBLIC_KEY_SIZE_BYTES
 from provledger.protocol.rules_governance import CHANGE_KINDS, proposal_id
 from provledger.v1 import api_pb2, ledger_pb2
@@ -144,10 +144,41 @@ def _add_validator_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE_OR_HEX",
         help="its consensus key: hex, or its validator key file (only the public part is read)",
     )
+    parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="the PEM of its organisation's TLS CA root (public: ca/ca.pem of `org init`), "
+        "required when the genesis names each organisation's CA (ADR 015); omitted with one "
+        "consortium CA",
+    )
 
 
 def _remove_validator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validator-id", required=True)
+
+
+def _replace_tls_ca_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--validator-id", required=True)
+    parser.add_argument(
+        "--tls-ca",
+        required=True,
+        metavar="FILE",
+        help="the PEM of the validator's organisation's new TLS CA root",
+    )
+
+
+def tls_ca_argument(path: str | None) -> bytes:
+    """The CA root PEM in file `path` (b"" without one), judged as the rules will judge it."""
+    if path is None:
+        return b""
+    try:
+        root = Path(path).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read --tls-ca {path}: {error}") from None
+    problem = tls_ca_problem(root)
+    if problem is not None:
+        raise CommandError(f"--tls-ca {path}: {problem}")
+    return root
 
 
 def _change_thresholds_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +266,7 @@ KINDS: dict[str, Kind] = {
         lambda a: {
             "validator_id": a.validator_id,
             "public_key": public_key_argument(a.public_key),
+            "tls_ca": tls_ca_argument(a.tls_ca),
         },
     ),
     "remove-validator": Kind(
@@ -242,6 +274,13 @@ KINDS: dict[str, Kind] = {
         "remove a validator",
         _remove_validator_arguments,
         lambda a: {"validator_id": a.validator_id},
+    ),
+    "replace-tls-ca": Kind(
+        "tls_ca_replaced",
+        "replace a validator's organisation's TLS CA root (from two blocks after the change; "
+        "a new node certificate from the same CA needs no change)",
+        _replace_tls_ca_arguments,
+        lambda a: {"validator_id": a.validator_id, "tls_ca": tls_ca_argument(a.tls_ca)},
     ),
     "change-thresholds": Kind(
         "thresholds_changed",

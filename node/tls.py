@@ -64,6 +64,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provledger.node.private_files import make_private_directory, write_private_file
 from provledger.node.settings import CA_CERTIFICATE_VALIDITY_DAYS, NODE_CERTIFICATE_VALIDITY_DAYS
+from provledger.protocol.genesis import tls_ca_problem
 from provledger.protocol.limits import CERTIFICATE_CLOCK_SKEW_S_MAX, NODE_ID_LENGTH_CHARS_MAX
 
 CA_CERTIFICATE_FILE = "ca.pem"
@@ -294,24 +295,13 @@ def issue_node_certificate(
 
 
 def check_ca_root(certificate_pem: bytes) -> x509.Certificate:
-    """The CA root in `certificate_pem` (one PEM certificate: self-signed, CA:true, allowed
-    to sign certificates), as a genesis names one per organisation; TlsMaterialError
-    otherwise."""
-    try:
-        certificate = x509.load_pem_x509_certificate(certificate_pem)
-    except ValueError as error:
-        raise TlsMaterialError(f"not a PEM certificate: {error}") from None
-    try:
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
-        certificate.verify_directly_issued_by(certificate)
-    except (x509.ExtensionNotFound, ValueError, TypeError, InvalidSignature):
-        raise TlsMaterialError(
-            f"{certificate.subject.rfc4514_string()} is not a self-signed CA certificate"
-        ) from None
-    if not constraints.value.ca or not usage.value.key_cert_sign:
-        raise TlsMaterialError(f"{certificate.subject.rfc4514_string()} is not a CA")
-    return certificate
+    """The CA root in `certificate_pem`, as a genesis or a governance change names one per
+    organisation (`protocol.genesis.tls_ca_problem` judges it: one bounded PEM block, a
+    self-signed CA certificate allowed to sign certificates); TlsMaterialError otherwise."""
+    problem = tls_ca_problem(certificate_pem)
+    if problem is not None:
+        raise TlsMaterialError(problem)
+    return x509.load_pem_x509_certificate(certificate_pem)
 
 
 def ca_fingerprint(certificate_pem: bytes) -> str:

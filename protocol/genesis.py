@@ -14,8 +14,10 @@ Two optional parts come from the founding ceremony (cli/ceremony.py, ADR 015); a
 without them parses and hashes as before:
 - `validators[i].tls_ca`: the PEM of the TLS CA root of that validator's organisation, which
   alone may issue the validator's node certificate. Every validator has one or none does
-  (none: every node trusts its `tls/ca.pem`, one consortium CA). What a CA root *is* is the
-  shell's knowledge (node/tls.py); here it is a bounded PEM certificate block.
+  (none: every node trusts its `tls/ca.pem`, one consortium CA). What a CA root is, is
+  `tls_ca_problem`'s judgement, the one the validator-set rules (ValidatorAdded.tls_ca,
+  TlsCaReplaced) and the node's trust (node/tls.py) ask too: one bounded PEM certificate
+  block holding a self-signed CA certificate allowed to sign certificates.
 - `founding_signatures`: [{"member_id", "key_id", "signature"} (hex)], each over
   `"provledger/v1/genesis\x00" || canonical JSON of the document without
   founding_signatures` (`founding_message`). When present, every member of the document
@@ -28,8 +30,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from provledger.protocol import crypto
 from provledger.protocol.errors import invalid
@@ -65,6 +70,9 @@ def role_name(role: int) -> str:
 class Validator:
     validator_id: str
     public_key: bytes
+    # PEM of its organisation's TLS CA root (ADR 015); empty with one consortium CA. Who may
+    # speak for the node on the network, not who signs: outside equality and `hash()`.
+    tls_ca: bytes = field(default=b"", compare=False)
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,36 @@ _PEM_CERTIFICATE = re.compile(
 )
 
 
+def tls_ca_problem(certificate_pem: bytes) -> str | None:
+    """Why `certificate_pem` is not an organisation's TLS CA root as the genesis and the
+    governance changes name one, or None: one PEM certificate block of at most
+    TLS_CA_PEM_SIZE_BYTES_MAX bytes, holding a self-signed certificate with CA:true and the
+    keyCertSign usage (ADR 015). The one home of this judgement: `parse_genesis`, the
+    validator-set rules (protocol/validators.py) and the node's trust (node/tls.py) ask it.
+    Pure: parsing and a signature check, no clock (validity dates are the TLS handshake's)."""
+    if len(certificate_pem) > TLS_CA_PEM_SIZE_BYTES_MAX:
+        return f"a TLS CA root is a PEM certificate of at most {TLS_CA_PEM_SIZE_BYTES_MAX} bytes"
+    try:
+        text = certificate_pem.decode("ascii")
+    except UnicodeDecodeError:
+        return "a TLS CA root is one PEM certificate block (ASCII)"
+    if not _PEM_CERTIFICATE.fullmatch(text):
+        return "a TLS CA root is one PEM certificate block"
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+    except ValueError as error:
+        return f"not a PEM certificate: {error}"
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+        certificate.verify_directly_issued_by(certificate)
+    except (x509.ExtensionNotFound, ValueError, TypeError, InvalidSignature):
+        return f"{certificate.subject.rfc4514_string()} is not a self-signed CA certificate"
+    if not constraints.value.ca or not usage.value.key_cert_sign:
+        return f"{certificate.subject.rfc4514_string()} is not a CA"
+    return None
+
+
 def founding_message(document: dict[str, Any]) -> bytes:
     """What a founding member signs (after `crypto.DOMAIN_GENESIS`): the canonical JSON of
     the genesis document without its `founding_signatures`, the draft every member saw."""
@@ -158,13 +196,11 @@ def _validator_tls_cas(entries: list[Any]) -> tuple[tuple[str, bytes], ...]:
         if text is None:
             continue
         where = f"validators[{index}].tls_ca"
-        if not isinstance(text, str) or len(text.encode()) > TLS_CA_PEM_SIZE_BYTES_MAX:
-            raise invalid(
-                "bad_validator_tls_ca",
-                f"{where} must be a PEM certificate of at most {TLS_CA_PEM_SIZE_BYTES_MAX} bytes",
-            )
-        if not _PEM_CERTIFICATE.fullmatch(text):
-            raise invalid("bad_validator_tls_ca", f"{where} is not one PEM certificate block")
+        if not isinstance(text, str):
+            raise invalid("bad_validator_tls_ca", f"{where} must be a PEM certificate (text)")
+        problem = tls_ca_problem(text.encode())
+        if problem is not None:
+            raise invalid("bad_validator_tls_ca", f"{where}: {problem}")
         roots.append((entry["validator_id"], text.encode()))
     if roots and len(roots) != len(entries):
         raise invalid(
@@ -337,8 +373,12 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
         )
     if not validators:
         raise invalid("bad_genesis", "at least one validator is needed")
-    validators.sort(key=lambda v: v.validator_id)
     validator_tls_cas = _validator_tls_cas(validator_entries)
+    roots = dict(validator_tls_cas)
+    validators = [
+        Validator(v.validator_id, v.public_key, roots.get(v.validator_id, b"")) for v in validators
+    ]
+    validators.sort(key=lambda v: v.validator_id)
     _check_founding_signatures(document, members)
     return Genesis(
         validator_tls_cas=validator_tls_cas,

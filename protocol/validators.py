@@ -1,7 +1,8 @@
 """The chain of validator sets: which validators sign each height (docs/adr/013).
 
 The genesis document names the first set, which signs from height 1. A governance change
-(`ValidatorAdded`, `ValidatorRemoved`, approved as every change is, ADR 005) committed in the
+(`ValidatorAdded`, `ValidatorRemoved`, `TlsCaReplaced`, approved as every change is, ADR 005)
+committed in the
 block at height H makes the set that signs from height H + VALIDATOR_CHANGE_DELAY_BLOCKS
 (2, as CometBFT's). So when a node starts height h, the sets of h and of h + 1 are both final:
 consensus knows who votes now, and whose messages for the next height it may buffer.
@@ -27,6 +28,19 @@ protocol/validator_chain.py), each refusal with its code:
   Removals always keep this (every validator left is kept).
 - no_validator_context (precondition): the change is judged outside a block (no height).
 
+Each validator also carries its organisation's TLS CA root (`Validator.tls_ca`, ADR 015) when
+the genesis names one per validator; then every set does, and a change keeps it so:
+- bad_tls_ca (invalid): a ValidatorAdded without a TLS CA root, or a ValidatorAdded or
+  TlsCaReplaced whose root is not one (`genesis.tls_ca_problem`: one PEM certificate block of
+  at most TLS_CA_PEM_SIZE_BYTES_MAX bytes, a self-signed CA certificate);
+- no_tls_cas (precondition): a TLS CA root in a chain whose genesis names none (one
+  consortium CA, each node's tls/ca.pem): ValidatorAdded.tls_ca must be empty and there is
+  no CA to replace;
+- unknown_validator (precondition): the validator whose CA is replaced is not in the set;
+- same_tls_ca (duplicate): the replacement is the validator's root already.
+A TlsCaReplaced makes a new set like the other changes (from H + 2) whose signers are the same:
+its `hash()` and the quorum are unchanged; only who may speak for the node changes.
+
 Pure: no I/O, no clock.
 """
 
@@ -37,7 +51,7 @@ from typing import Any
 
 from provledger.protocol.errors import check, duplicate, invalid, precondition
 from provledger.protocol.events import require_identifier
-from provledger.protocol.genesis import Validator, ValidatorSet
+from provledger.protocol.genesis import Validator, ValidatorSet, tls_ca_problem
 from provledger.protocol.limits import (
     NODE_ID_LENGTH_CHARS_MAX,
     PUBLIC_KEY_SIZE_BYTES,
@@ -49,7 +63,7 @@ from provledger.v1 import state_pb2
 
 KIND = "validators"
 LATEST_ID = "latest"
-CHANGE_KINDS = ("validator_added", "validator_removed")
+CHANGE_KINDS = ("validator_added", "validator_removed", "tls_ca_replaced")
 
 
 @dataclass(frozen=True)
@@ -109,12 +123,33 @@ class ValidatorHistory:
                 ids.update(v.validator_id for v in epoch.validators.validators)
         return frozenset(ids)
 
+    def tls_cas_from(self, height: int) -> tuple[tuple[str, bytes], ...]:
+        """(validator id, TLS CA root) of the validators of the sets that sign `height` and
+        later, sorted and once each: the roots a node accepts for them now. A validator whose
+        root a decided change replaces has both until the new one activates. Empty with one
+        consortium CA."""
+        roots = {(v.validator_id, v.tls_ca) for v in self.at(height).validators if v.tls_ca}
+        for epoch in self.epochs:
+            if epoch.from_height > height:
+                roots.update(
+                    (v.validator_id, v.tls_ca) for v in epoch.validators.validators if v.tls_ca
+                )
+        return tuple(sorted(roots))
+
+    def every_tls_ca(self) -> tuple[bytes, ...]:
+        """Every TLS CA root any set of the history names, sorted, once each."""
+        return tuple(
+            sorted({v.tls_ca for e in self.epochs for v in e.validators.validators if v.tls_ca})
+        )
+
 
 # --- reading the sets from the state -----------------------------------------------------
 
 
 def _set_of(record: state_pb2.ValidatorSetRecord) -> ValidatorSet:
-    return ValidatorSet(tuple(Validator(v.validator_id, v.public_key) for v in record.validators))
+    return ValidatorSet(
+        tuple(Validator(v.validator_id, v.public_key, v.tls_ca) for v in record.validators)
+    )
 
 
 def _load(state: StateReader, record_id: str) -> state_pb2.ValidatorSetRecord | None:
@@ -159,10 +194,12 @@ def set_records(state: StateReader, up_to_height: int) -> list[state_pb2.Validat
 
 
 def apply_change(base: ValidatorSet, current: ValidatorSet, kind: str, body: Any) -> ValidatorSet:
-    """The set after the change `body` (a ValidatorAdded or ValidatorRemoved, by `kind`) to
-    `current`, which is `base` (the set before the block) with the block's earlier changes.
-    Raises `Rejected` with the codes in the module docstring."""
+    """The set after the change `body` (a ValidatorAdded, ValidatorRemoved or TlsCaReplaced,
+    by `kind`) to `current`, which is `base` (the set before the block) with the block's
+    earlier changes. Raises `Rejected` with the codes in the module docstring."""
     validators = list(current.validators)
+    # Every set names a root per validator, or none does (the genesis decided: ADR 015).
+    per_organisation = any(v.tls_ca for v in base.validators)
     if kind == "validator_added":
         _require_validator_id(body.validator_id)
         if len(body.public_key) != PUBLIC_KEY_SIZE_BYTES:
@@ -175,7 +212,8 @@ def apply_change(base: ValidatorSet, current: ValidatorSet, kind: str, body: Any
             raise precondition(
                 "too_many_validators", f"a validator set holds at most {VALIDATORS_MAX}"
             )
-        validators.append(Validator(body.validator_id, body.public_key))
+        _require_tls_ca(body.tls_ca, per_organisation, body.validator_id)
+        validators.append(Validator(body.validator_id, body.public_key, body.tls_ca))
         validators.sort(key=lambda v: v.validator_id)
     elif kind == "validator_removed":
         _require_validator_id(body.validator_id)
@@ -184,6 +222,24 @@ def apply_change(base: ValidatorSet, current: ValidatorSet, kind: str, body: Any
         validators = [v for v in validators if v.validator_id != body.validator_id]
         if not validators:
             raise precondition("last_validator", "the last validator cannot be removed")
+    elif kind == "tls_ca_replaced":
+        _require_validator_id(body.validator_id)
+        if not per_organisation:
+            raise precondition(
+                "no_tls_cas", "the genesis names no TLS CA per validator: there is none to replace"
+            )
+        if current.public_key(body.validator_id) is None:
+            raise precondition("unknown_validator", f"{body.validator_id!r} is not a validator")
+        _require_tls_ca(body.tls_ca, per_organisation, body.validator_id)
+        old = next(v for v in validators if v.validator_id == body.validator_id)
+        if old.tls_ca == body.tls_ca:
+            raise duplicate(
+                "same_tls_ca", f"{body.validator_id!r}'s organisation's TLS CA root is this one"
+            )
+        validators = [
+            Validator(v.validator_id, v.public_key, body.tls_ca) if v is old else v
+            for v in validators
+        ]
     else:
         raise invalid("missing_payload", f"{kind!r} is not a validator-set change")
     changed = ValidatorSet(tuple(validators))
@@ -195,6 +251,22 @@ def apply_change(base: ValidatorSet, current: ValidatorSet, kind: str, body: Any
             f"before; a quorum of it is {changed.quorum_size}",
         )
     return changed
+
+
+def _require_tls_ca(tls_ca: bytes, per_organisation: bool, validator_id: str) -> None:
+    if not per_organisation:
+        if tls_ca:
+            raise precondition(
+                "no_tls_cas",
+                "the genesis names no TLS CA per validator (one consortium CA): tls_ca must be "
+                "empty",
+            )
+        return
+    if not tls_ca:
+        raise invalid("bad_tls_ca", f"{validator_id!r} needs its organisation's TLS CA root")
+    problem = tls_ca_problem(tls_ca)
+    if problem is not None:
+        raise invalid("bad_tls_ca", f"the TLS CA root of {validator_id!r}: {problem}")
 
 
 def _require_validator_id(validator_id: str) -> None:
@@ -241,7 +313,9 @@ def change_writes(
         index=index,
         from_height=from_height,
         validators=[
-            state_pb2.ValidatorEntry(validator_id=v.validator_id, public_key=v.public_key)
+            state_pb2.ValidatorEntry(
+                validator_id=v.validator_id, public_key=v.public_key, tls_ca=v.tls_ca
+            )
             for v in changed.validators
         ],
         event_ids=event_ids,

@@ -134,8 +134,11 @@ class Consortium:
         member_roles: dict[str, str] = MEMBER_ROLES,
         validator_ids: Sequence[str] = VALIDATOR_IDS,
         genesis_time_ms: int = GENESIS_TIME_MS,
+        tls_cas: dict[str, bytes] | None = None,
     ) -> None:
         self.chain_id = chain_id
+        # Each validator's organisation's TLS CA root in the genesis (ADR 015), or none.
+        self.tls_cas = tls_cas or {}
         self.genesis_time_ms = genesis_time_ms
         self.members = {
             member_id: Member(member_id, role, signing_key(member_id))
@@ -162,6 +165,7 @@ class Consortium:
             ],
             "validators": [
                 {"validator_id": v, "public_key": key.public_key.hex()}
+                | ({"tls_ca": self.tls_cas[v].decode()} if v in self.tls_cas else {})
                 for v, key in self.validator_keys.items()
             ],
         }

@@ -23,11 +23,29 @@ def change(kind: str, nonce: int, **fields) -> ledger_pb2.GovernanceChange:
     return ledger_pb2.GovernanceChange(proposal_nonce=nonce, **{kind: fields})
 
 
-def add(consortium: Consortium, validator_id: str, nonce: int, key=None) -> ledger_pb2.SignedEvent:
+def add(
+    consortium: Consortium, validator_id: str, nonce: int, key=None, tls_ca: bytes = b""
+) -> ledger_pb2.SignedEvent:
     public_key = (key or signing_key(validator_id)).public_key
     return consortium.govern(
         "agency-a",
-        change("validator_added", nonce, validator_id=validator_id, public_key=public_key),
+        change(
+            "validator_added",
+            nonce,
+            validator_id=validator_id,
+            public_key=public_key,
+            tls_ca=tls_ca,
+        ),
+        QUORUM,
+    )
+
+
+def replace_tls_ca(
+    consortium: Consortium, validator_id: str, nonce: int, tls_ca: bytes
+) -> ledger_pb2.SignedEvent:
+    return consortium.govern(
+        "agency-a",
+        change("tls_ca_replaced", nonce, validator_id=validator_id, tls_ca=tls_ca),
         QUORUM,
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from provledger.node import tls
 from provledger.protocol import crypto
 from provledger.protocol.errors import Rejected
 from provledger.protocol.genesis import (
@@ -22,9 +23,12 @@ from provledger.protocol.genesis import (
 from provledger.protocol.limits import TLS_CA_PEM_SIZE_BYTES_MAX
 
 MEMBERS = ("agency-a", "agency-b", "auditor")
-# parse_genesis checks a root's shape only; what a CA root is, node/tls.py knows.
-ROOT_A = "-----BEGIN CERTIFICATE-----\nQUFBQQ==\n-----END CERTIFICATE-----\n"
-ROOT_B = "-----BEGIN CERTIFICATE-----\nQkJCQg==\n-----END CERTIFICATE-----\n"
+# Real CA roots: parse_genesis judges a root with genesis.tls_ca_problem (a self-signed CA).
+_CA_A, _CA_A_KEY = tls.create_ca("ceremony-test", organisation="agency-a")
+ROOT_A = _CA_A.decode()
+ROOT_B = tls.create_ca("ceremony-test", organisation="agency-b")[0].decode()
+# A node certificate (CA:false) that agency-a's CA issued: a certificate, not a CA root.
+NODE_CERTIFICATE = tls.issue_node_certificate(_CA_A, _CA_A_KEY, "node-a")[0].decode()
 
 
 def key(name: str, generation: int = 0) -> crypto.SigningKey:
@@ -91,6 +95,8 @@ def test_every_validator_names_its_organisations_tls_ca_or_none_does() -> None:
     [
         "not a certificate",
         ROOT_A + ROOT_B,  # one root per validator
+        "-----BEGIN CERTIFICATE-----\nQUFBQQ==\n-----END CERTIFICATE-----\n",  # not DER
+        NODE_CERTIFICATE,  # not a CA
         "-----BEGIN PRIVATE KEY-----\nQUFBQQ==\n-----END PRIVATE KEY-----\n",
         7,
         "-----BEGIN CERTIFICATE-----\n"

@@ -11,6 +11,7 @@ from support.memory_state import GENESIS_TIME_MS, Consortium, signing_key
 
 from provledger.cli import governance, main
 from provledger.cli.output import CommandError
+from provledger.node import tls
 from provledger.node.keyfile import save_key
 from provledger.protocol import rules_governance
 from provledger.v1 import ledger_pb2
@@ -38,6 +39,28 @@ def test_validator_changes_are_built_from_a_public_key():
     )
     removed = change_of("remove-validator", "--validator-id", "node-3")
     assert removed.validator_removed.validator_id == "node-3"
+
+
+def test_a_validator_of_an_organisation_with_its_own_ca_is_added_with_the_ca_root(
+    tmp_path: Path,
+):
+    root, ca_key = tls.create_ca("provledger-test", organisation="org-w")
+    (tmp_path / "ca.pem").write_bytes(root)
+    key = signing_key("node-4").public_key.hex()
+    added = change_of(
+        "add-validator", "--validator-id", "node-4", "--public-key", key,
+        "--tls-ca", str(tmp_path / "ca.pem"),
+    )  # fmt: skip
+    assert added.validator_added.tls_ca == root
+    replaced = change_of(
+        "replace-tls-ca", "--validator-id", "node-4", "--tls-ca", str(tmp_path / "ca.pem")
+    )
+    assert replaced.tls_ca_replaced == ledger_pb2.TlsCaReplaced(validator_id="node-4", tls_ca=root)
+    # A node certificate, or a missing file, is refused before anything is signed.
+    (tmp_path / "node.pem").write_bytes(tls.issue_node_certificate(root, ca_key, "node-4")[0])
+    for path in (tmp_path / "node.pem", tmp_path / "missing.pem"):
+        with pytest.raises(CommandError, match="--tls-ca"):
+            change_of("replace-tls-ca", "--validator-id", "node-4", "--tls-ca", str(path))
 
 
 def test_add_member_reads_only_the_public_part_of_a_key_file(tmp_path: Path):

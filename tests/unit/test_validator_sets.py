@@ -13,8 +13,9 @@ import pytest
 from sim.memory_store import MemoryChainStore
 from support.consensus_inputs import FakeApplication, make_block, sign_proposal
 from support.memory_state import GENESIS_TIME_MS, Consortium, signing_key
-from support.validator_changes import QUORUM, Chain, add, change, remove, writer
+from support.validator_changes import QUORUM, Chain, add, change, remove, replace_tls_ca, writer
 
+from provledger.node import tls
 from provledger.protocol import blocks, consensus, validators
 from provledger.protocol.application import commit_now
 from provledger.protocol.errors import Rejected
@@ -338,3 +339,126 @@ def test_a_message_for_the_next_height_is_buffered_by_the_next_heights_set() -> 
     vote.signature = sign_vote(signing_key("validator-4"), consortium.chain_id, vote)
     state, _ = consensus.step(state, consensus.VoteReceived(vote, 1), app)
     assert len(state.future) == 1
+
+
+# --- each organisation's TLS CA root (ADR 015): ValidatorAdded.tls_ca and TlsCaReplaced ---------
+
+_ROOTS = {
+    organisation: tls.create_ca("provledger-test", organisation=organisation)
+    for organisation in ("org-0", "org-1", "org-new", "org-other")
+}
+
+
+def root(organisation: str) -> bytes:
+    return _ROOTS[organisation][0]
+
+
+@pytest.fixture
+def per_org_chain() -> Chain:
+    """The genesis names a TLS CA root per validator: validator-0 and -1 of org-0, -2 and -3
+    of org-1."""
+    tls_cas = {v: root("org-0" if v in GENESIS_IDS[:2] else "org-1") for v in GENESIS_IDS}
+    return memory_chain(Consortium(tls_cas=tls_cas))
+
+
+def test_a_validator_added_with_its_organisations_ca_carries_it_in_the_set_from_h_plus_2(
+    per_org_chain: Chain,
+) -> None:
+    chain = per_org_chain
+    chain.block([add(chain.consortium, "validator-4", 1, tls_ca=root("org-new"))])  # H = 1
+    record = chain.follower.store.load("validators", "latest")
+    assert [e.tls_ca for e in record.validators][-1] == root("org-new")
+    history = chain.follower.validator_history()
+    assert history.at(3).validators[-1].tls_ca == root("org-new")
+    # The genesis set's roots come from the genesis; the hash is of ids and keys only.
+    assert history.at(1).validators[0].tls_ca == root("org-0")
+    assert (
+        history.at(3).hash()
+        == ValidatorSet(
+            tuple(Validator(v.validator_id, v.public_key) for v in history.at(3).validators)
+        ).hash()
+    )
+    # Decided at H, so a node accepts the newcomer's root from H + 1 on, as it does its id.
+    assert ("validator-4", root("org-new")) in history.tls_cas_from(2)
+    assert root("org-new") in history.every_tls_ca()
+    chain.block()
+    chain.block(proposer="validator-4")  # 3: the newcomer proposes and signs
+
+
+@pytest.mark.parametrize(
+    "tls_ca",
+    [
+        b"",  # missing
+        b"not a certificate",
+        b"-----BEGIN CERTIFICATE-----\nQUFBQQ==\n-----END CERTIFICATE-----\n",  # not DER
+        root("org-new") + root("org-other"),  # two blocks
+        b"-----BEGIN CERTIFICATE-----\n" + b"QUFB\n" * 2000 + b"-----END CERTIFICATE-----\n",
+    ],
+)
+def test_a_validator_added_without_a_ca_root_is_refused_when_the_genesis_names_roots(
+    per_org_chain: Chain, tls_ca: bytes
+) -> None:
+    event = add(per_org_chain.consortium, "validator-4", 1, tls_ca=tls_ca)
+    assert refusal(per_org_chain, event).code == "bad_tls_ca"
+
+
+def test_a_node_certificate_is_not_a_ca_root(per_org_chain: Chain) -> None:
+    certificate, key = _ROOTS["org-new"]
+    node_certificate, _ = tls.issue_node_certificate(certificate, key, "validator-4")
+    event = add(per_org_chain.consortium, "validator-4", 1, tls_ca=node_certificate)
+    assert refusal(per_org_chain, event).code == "bad_tls_ca"
+
+
+def test_with_one_consortium_ca_a_change_carries_no_root(chain: Chain) -> None:
+    consortium = chain.consortium
+    with_root = add(consortium, "validator-4", 1, tls_ca=root("org-new"))
+    assert refusal(chain, with_root).code == "no_tls_cas"
+    replaced = replace_tls_ca(consortium, "validator-1", 2, root("org-new"))
+    assert refusal(chain, replaced).code == "no_tls_cas"
+    chain.block([add(consortium, "validator-4", 3)])  # without a root, as before
+    assert chain.follower.validator_history().tls_cas_from(1) == ()
+
+
+def test_a_replaced_tls_ca_takes_effect_from_h_plus_2_and_leaves_the_signers_alone(
+    per_org_chain: Chain,
+) -> None:
+    chain = per_org_chain
+    before = chain.leader.validator_set(1)
+    chain.block([replace_tls_ca(chain.consortium, "validator-1", 1, root("org-other"))])  # H=1
+    chain.block()
+    chain.block()  # 3: signed by the same four, under the same validators_hash
+    history = chain.follower.validator_history()
+    assert [e.from_height for e in history.epochs] == [1, 3]
+    assert history.at(3) == before and history.at(3).hash() == before.hash()
+    assert [v.tls_ca for v in history.at(2).validators][1] == root("org-0")
+    assert [v.tls_ca for v in history.at(3).validators][1] == root("org-other")
+    # Until it activates, both roots are accepted for validator-1; from then on the new alone.
+    assert {r for v, r in history.tls_cas_from(2) if v == "validator-1"} == {
+        root("org-0"),
+        root("org-other"),
+    }
+    assert {r for v, r in history.tls_cas_from(3) if v == "validator-1"} == {root("org-other")}
+    # validator-0, of the same organisation, keeps org-0's root.
+    assert ("validator-0", root("org-0")) in history.tls_cas_from(3)
+
+
+def test_replacing_a_tls_ca_is_refused_with_its_code(per_org_chain: Chain) -> None:
+    consortium = per_org_chain.consortium
+    unknown = replace_tls_ca(consortium, "validator-9", 1, root("org-new"))
+    assert refusal(per_org_chain, unknown).code == "unknown_validator"
+    same = replace_tls_ca(consortium, "validator-2", 2, root("org-1"))
+    assert refusal(per_org_chain, same).code == "same_tls_ca"
+    bad = replace_tls_ca(consortium, "validator-2", 3, b"-----BEGIN CERTIFICATE-----\nQQ==\n")
+    assert refusal(per_org_chain, bad).code == "bad_tls_ca"
+    empty = replace_tls_ca(consortium, "validator-2", 4, b"")
+    assert refusal(per_org_chain, empty).code == "bad_tls_ca"
+
+
+def test_the_walk_replays_a_tls_ca_replacement(per_org_chain: Chain) -> None:
+    """apply_change is what a verifier walking the sets replays: the replacement changes the
+    root, not the set a checkpoint's validators_hash names."""
+    genesis_set = per_org_chain.genesis.validator_set
+    body = ledger_pb2.TlsCaReplaced(validator_id="validator-3", tls_ca=root("org-new"))
+    replaced = validators.apply_change(genesis_set, genesis_set, "tls_ca_replaced", body)
+    assert replaced.hash() == genesis_set.hash()
+    assert replaced.validators[3].tls_ca == root("org-new")

@@ -377,7 +377,7 @@ class GovernanceApproved(_message.Message):
     def __init__(self, proposal_id: _Optional[bytes] = ...) -> None: ...
 
 class GovernanceChange(_message.Message):
-    __slots__ = ("proposal_nonce", "member_added", "member_removed", "key_rotated", "role_changed", "validator_added", "validator_removed", "key_revoked", "thresholds_changed")
+    __slots__ = ("proposal_nonce", "member_added", "member_removed", "key_rotated", "role_changed", "validator_added", "validator_removed", "key_revoked", "thresholds_changed", "tls_ca_replaced")
     PROPOSAL_NONCE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ADDED_FIELD_NUMBER: _ClassVar[int]
     MEMBER_REMOVED_FIELD_NUMBER: _ClassVar[int]
@@ -387,6 +387,7 @@ class GovernanceChange(_message.Message):
     VALIDATOR_REMOVED_FIELD_NUMBER: _ClassVar[int]
     KEY_REVOKED_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_REPLACED_FIELD_NUMBER: _ClassVar[int]
     proposal_nonce: int
     member_added: MemberAdded
     member_removed: MemberRemoved
@@ -396,7 +397,8 @@ class GovernanceChange(_message.Message):
     validator_removed: ValidatorRemoved
     key_revoked: KeyRevoked
     thresholds_changed: ThresholdsChanged
-    def __init__(self, proposal_nonce: _Optional[int] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., role_changed: _Optional[_Union[RoleChanged, _Mapping]] = ..., validator_added: _Optional[_Union[ValidatorAdded, _Mapping]] = ..., validator_removed: _Optional[_Union[ValidatorRemoved, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ..., thresholds_changed: _Optional[_Union[ThresholdsChanged, _Mapping]] = ...) -> None: ...
+    tls_ca_replaced: TlsCaReplaced
+    def __init__(self, proposal_nonce: _Optional[int] = ..., member_added: _Optional[_Union[MemberAdded, _Mapping]] = ..., member_removed: _Optional[_Union[MemberRemoved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., role_changed: _Optional[_Union[RoleChanged, _Mapping]] = ..., validator_added: _Optional[_Union[ValidatorAdded, _Mapping]] = ..., validator_removed: _Optional[_Union[ValidatorRemoved, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ..., thresholds_changed: _Optional[_Union[ThresholdsChanged, _Mapping]] = ..., tls_ca_replaced: _Optional[_Union[TlsCaReplaced, _Mapping]] = ...) -> None: ...
 
 class MemberAdded(_message.Message):
     __slots__ = ("member_id", "name", "role", "public_key")
@@ -435,12 +437,22 @@ class RoleChanged(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class ValidatorAdded(_message.Message):
-    __slots__ = ("validator_id", "public_key")
+    __slots__ = ("validator_id", "public_key", "tls_ca")
     VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_FIELD_NUMBER: _ClassVar[int]
     validator_id: str
     public_key: bytes
-    def __init__(self, validator_id: _Optional[str] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    tls_ca: bytes
+    def __init__(self, validator_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., tls_ca: _Optional[bytes] = ...) -> None: ...
+
+class TlsCaReplaced(_message.Message):
+    __slots__ = ("validator_id", "tls_ca")
+    VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_FIELD_NUMBER: _ClassVar[int]
+    validator_id: str
+    tls_ca: bytes
+    def __init__(self, validator_id: _Optional[str] = ..., tls_ca: _Optional[bytes] = ...) -> None: ...
 
 class ValidatorRemoved(_message.Message):
     __slots__ = ("validator_id",)

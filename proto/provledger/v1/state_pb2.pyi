@@ -210,12 +210,14 @@ class DisputeRecord(_message.Message):
     def __init__(self, dispute_id: _Optional[str] = ..., order_id: _Optional[str] = ..., opened_by: _Optional[str] = ..., reason: _Optional[str] = ..., resolved: _Optional[bool] = ..., outcome: _Optional[_Union[_ledger_pb2.DisputeOutcome, str]] = ..., resolution: _Optional[str] = ...) -> None: ...
 
 class ValidatorEntry(_message.Message):
-    __slots__ = ("validator_id", "public_key")
+    __slots__ = ("validator_id", "public_key", "tls_ca")
     VALIDATOR_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_FIELD_NUMBER: _ClassVar[int]
     validator_id: str
     public_key: bytes
-    def __init__(self, validator_id: _Optional[str] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    tls_ca: bytes
+    def __init__(self, validator_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., tls_ca: _Optional[bytes] = ...) -> None: ...
 
 class ValidatorSetRecord(_message.Message):
     __slots__ = ("index", "from_height", "validators", "event_ids")
