@@ -361,12 +361,16 @@ class ConsensusDriver:
         node, and say when this node starts or stops voting."""
         app = self._node.app
         height = self._node.store.head_height + 1
-        ids = app.validator_history().validator_ids_from(height)
+        history = app.validator_history()
+        ids = history.validator_ids_from(height)
         if self._network is not None and ids != self._peer_ids:
             self._network.set_validator_ids(ids)
             if self._peer_ids:
                 log.info("the validators from height %d on are now %s", height, sorted(ids))
         self._peer_ids = ids
+        if self._network is not None:
+            # Their organisations' TLS CA roots too (ADR 015); nothing with one consortium CA.
+            self._network.set_tls_roots(history.tls_cas_from(height), history.every_tls_ca())
         key = self.state.key
         voting = key is not None and (
             app.validator_set(height).public_key(self._node.node_id) == key.public_key

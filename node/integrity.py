@@ -853,16 +853,15 @@ async def _fetch_from_peers(
     if not peers.peers or peers.tls_dir is None:
         report.problems.append("this node has no peers in its config to fetch blocks from")
         return
-    validator_ids = validator_history(rebuilt, genesis.validator_set).validator_ids_from(
-        rebuilt.head_height + 1
-    )
+    history = validator_history(rebuilt, genesis.validator_set)
+    height = rebuilt.head_height + 1
     material = load_tls_material(peers.tls_dir)
     network = PeerNetwork(
         peers.node_id,
         peers.peers,
         material,
-        validator_ids,
-        trust=peer_trust(material, genesis.validator_tls_cas),
+        history.validator_ids_from(height),
+        trust=peer_trust(material, history.tls_cas_from(height), every_root=history.every_tls_ca()),
     )
     app = LedgerApplication(genesis, rebuilt, peers.node_id)
 

@@ -39,10 +39,11 @@ Invariants:
   them (gRPC checks this during the handshake, because the port uses `server_credentials`,
   which require a client certificate), whose node id is not our own, and, with
   per-organisation roots, whose certificate was issued by that node's own organisation's CA
-  (`tls.PeerTrust`, ADR 015). Gossip (what consensus hears) only from a node id in the
-  validator set; the reads (SyncBlocks, Status) from one in the set or from a peer this node
-  is configured with (a validator still to be added, or a node that follows without voting:
-  it syncs, so that it is caught up when its addition activates). Anything else is refused
+  as the validator sets from the current height on name it (`tls.PeerTrust`, ADR 015).
+  Gossip (what consensus hears) only from a node id in the validator set; the reads
+  (SyncBlocks, Status) from one in the set or from a peer this node is configured with (a
+  validator still to be added, or a node that follows without voting: it syncs, so that it
+  is caught up when its addition activates). Anything else is refused
   with PERMISSION_DENIED ("unknown_peer: ..." or "wrong_issuer: ...") and logged with the
   node id it claimed, before a message is read. The set is the caller's: the consensus
   driver replaces it (`set_validator_ids`) when governance changes the validators; a removed
@@ -51,9 +52,14 @@ Invariants:
   there is no certificate, so there is no node id.
 - A channel to peer V trusts V's organisation's root alone (the consortium CA otherwise): only
   a certificate from V's organisation answers for V, though gRPC's client side checks the
-  name dialled, not the node id, so any node of that organisation could. A peer the genesis
-  names no root for (one added later) is dialled trusting every genesis root, and its own
-  calls are refused `wrong_issuer` until validator changes carry CA roots (ADR 015).
+  name dialled, not the node id, so any node of that organisation could. The roots follow the
+  validator sets (`set_tls_roots`, after every commit; ADR 015, amendment 2026-12-02): a
+  validator added with its organisation's root is accepted from that root, a replaced root
+  from the new one once the change activates (either while it is decided). The port's
+  handshake trusts every root the sets ever named, read again at each new connection
+  (`tls.dynamic_server_credentials`); the issuer check decides. A channel whose roots changed
+  is closed and dialled again. A configured peer no set names a root for is dialled trusting
+  every root, and its calls are refused `wrong_issuer`.
 - Delivery is best effort and at most once, in order per (sender, receiver) stream. A message
   is taken off its peer's queue when it is handed to gRPC; if the stream breaks, what was in
   flight is lost. Consensus recovers through its timeouts and rounds, so the transport does
@@ -108,8 +114,10 @@ from provledger.node.tls import (
     PeerTrust,
     TlsMaterial,
     channel_credentials,
+    dynamic_server_credentials,
     peer_certificate_pem,
     peer_node_id,
+    peer_trust,
     server_credentials,
 )
 from provledger.v1 import peer_pb2, peer_pb2_grpc
@@ -241,6 +249,7 @@ class PeerNetwork:
         self._inbound_streams: Counter[str] = Counter()
         self._started = False
         self._stopped = False
+        self._closing: set[asyncio.Future[None]] = set()  # channels closed by set_tls_roots
 
     def attach(self, handler: PeerHandler) -> None:
         """Hand inbound traffic to `handler`; once, before `add_to_server`."""
@@ -256,7 +265,12 @@ class PeerNetwork:
         if self._handler is None:  # nothing may arrive unhandled
             raise RuntimeError("PeerNetwork.attach(handler) must come before add_to_server")
         peer_pb2_grpc.add_PeerServiceServicer_to_server(_PeerServicer(self, self._handler), server)
-        credentials = server_credentials(self._tls, self._trust.handshake_roots())
+        if self._trust.per_organisation:
+            # The roots change with the validator sets (`set_tls_roots`); gRPC reads them
+            # again at every new connection's handshake.
+            credentials = dynamic_server_credentials(self._tls, self._handshake_roots)
+        else:
+            credentials = server_credentials(self._tls, self._trust.handshake_roots())
         port = server.add_secure_port(listen, credentials)
         if port == 0:
             raise OSError(f"cannot listen for peers on {listen}")
@@ -265,6 +279,40 @@ class PeerNetwork:
     def set_validator_ids(self, validator_ids: Iterable[str]) -> None:
         """Replace the set of node ids allowed to call us (after a governance change)."""
         self._validator_ids = frozenset(validator_ids)
+
+    def set_tls_roots(
+        self, validator_tls_cas: Iterable[tuple[str, bytes]], every_root: Iterable[bytes]
+    ) -> None:
+        """Follow the validators' organisations' CA roots (ADR 015) after a commit: those of
+        the sets from the next height on (`ValidatorHistory.tls_cas_from`), and every root the
+        chain of sets named (`every_tls_ca`), which the handshake trusts. Only with roots per
+        organisation (a genesis without them keeps the consortium CA). The issuer check of the
+        next call uses them; a channel to a peer whose root changed is closed, so the next
+        dial trusts the new root (its stream breaks and reconnects). Raises TlsMaterialError
+        if a root is not a CA root."""
+        if not self._trust.per_organisation:
+            return
+        trust = peer_trust(self._tls, validator_tls_cas, every_root=every_root, check_own=False)
+        if not trust.per_organisation or trust == self._trust:
+            return
+        before, self._trust = self._trust, trust
+        own = trust.roots_of(self.node_id)
+        if own and self._tls.ca_certificate_pem not in own:
+            log.error(
+                "the validator sets no longer name this node's tls/ca.pem as its organisation's "
+                "CA: its peers will refuse it until it runs with a certificate from the new CA"
+            )
+        for peer in self._peers.values():
+            if peer.channel is not None and before.root_for(peer.peer_id) != trust.root_for(
+                peer.peer_id
+            ):
+                channel, peer.channel = peer.channel, None
+                self._closing.add(asyncio.ensure_future(channel.close()))
+                self._closing = {task for task in self._closing if not task.done()}
+
+    def _handshake_roots(self) -> bytes:
+        """The roots the peer port's handshake trusts now (read by gRPC's threads)."""
+        return self._trust.handshake_roots()
 
     def is_authorised(self, sender_id: str | None) -> bool:
         """Whether `sender_id` may gossip to this node: another validator."""
@@ -346,6 +394,7 @@ class PeerNetwork:
             if peer.channel is not None:
                 await peer.channel.close()
                 peer.channel = None
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     def broadcast(self, message: peer_pb2.PeerMessage) -> None:
         """Queue `message` for every peer. Never blocks; the message must not be mutated."""

@@ -212,12 +212,14 @@ def _peer_network(config: NodeConfig, node: LedgerNode) -> PeerNetwork:
     each organisation's CA root in the genesis, a certificate must come from its node's
     organisation's CA (ADR 015)."""
     material = load_tls_material(config.tls_dir)
+    history = node.app.validator_history()
+    height = node.store.head_height + 1
     return PeerNetwork(
         config.node_id,
         config.peers,
         material,
-        node.app.validator_history().validator_ids_from(node.store.head_height + 1),
-        trust=peer_trust(material, node.genesis.validator_tls_cas),
+        history.validator_ids_from(height),
+        trust=peer_trust(material, history.tls_cas_from(height), every_root=history.every_tls_ca()),
     )
 
 

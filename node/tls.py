@@ -30,7 +30,9 @@ This module owns how a validator's transport identity is made, stored and read b
   trusts V's organisation's root alone, and `issuer_problem(V, certificate)` says why a
   certificate naming V was not issued by V's organisation's CA: the union lets any
   organisation's CA through the handshake, and the server checks the binding before any
-  PeerService handler runs (node/peers.py).
+  PeerService handler runs (node/peers.py). The roots follow the validator sets
+  (`ValidatorAdded.tls_ca`, `TlsCaReplaced`); `dynamic_server_credentials` lets a running
+  port's handshake take a root added later (ADR 015, amendment 2026-12-02).
 
 Invariants:
 - A node id in a certificate is always in the URI SAN `provledger:node:<node id>` and in the
@@ -50,7 +52,7 @@ import datetime
 import ipaddress
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -369,11 +371,16 @@ def peer_node_id(context: AuthContextSource) -> str | None:
 class PeerTrust:
     """Which CA may issue which validator's node certificate (ADR 015).
 
-    `roots`: (validator id, its organisation's CA root PEM), from the genesis; empty means
-    one consortium CA, `consortium_ca_pem`, for every node."""
+    `roots`: (validator id, its organisation's CA root PEM) for the validators of the sets
+    from the current height on (`ValidatorHistory.tls_cas_from`); an id has two roots while a
+    decided `TlsCaReplaced` is not yet active. Empty means one consortium CA,
+    `consortium_ca_pem`, for every node. `every_root`: every root the chain of sets ever named
+    (`ValidatorHistory.every_tls_ca`), which the handshake trusts besides: the application
+    check (`issuer_problem`) decides, never the handshake alone."""
 
     consortium_ca_pem: bytes
     roots: tuple[tuple[str, bytes], ...] = ()
+    every_root: tuple[bytes, ...] = ()
 
     @property
     def per_organisation(self) -> bool:
@@ -384,56 +391,78 @@ class PeerTrust:
         or the consortium CA."""
         if not self.roots:
             return self.consortium_ca_pem
-        distinct: list[bytes] = []
-        for _, root in self.roots:
-            if root not in distinct:
-                distinct.append(root)
-        return b"".join(root if root.endswith(b"\n") else root + b"\n" for root in distinct)
+        return _pem_bundle([root for _, root in self.roots] + list(self.every_root))
+
+    def roots_of(self, node_id: str) -> list[bytes]:
+        """The roots a certificate naming `node_id` may come from now (none: unknown)."""
+        return [root for validator_id, root in self.roots if validator_id == node_id]
 
     def root_for(self, node_id: str) -> bytes:
-        """The CA a channel to `node_id` trusts: its organisation's root alone (the consortium
-        CA in consortium-CA mode); for a node the genesis names no root for (a validator
-        added later, whose change does not carry its CA yet: ADR 015), every genesis root."""
+        """The CA a channel to `node_id` trusts: its organisation's root alone (with a decided
+        replacement, the old and the new), the consortium CA in consortium-CA mode; for a node
+        no set names a root for (a configured peer not yet added), every root."""
         if not self.roots:
             return self.consortium_ca_pem
-        return dict(self.roots).get(node_id) or self.handshake_roots()
+        return _pem_bundle(self.roots_of(node_id)) or self.handshake_roots()
 
     def issuer_problem(self, node_id: str, certificate_pem: bytes) -> str | None:
         """None if the certificate naming `node_id` was issued by `node_id`'s organisation's
-        CA (always None with one consortium CA, whose handshake already said so); else why
-        not, for the log and the refusal."""
+        CA, as the sets from the current height on name it (always None with one consortium
+        CA, whose handshake already said so); else why not, for the log and the refusal."""
         if not self.roots:
             return None
-        root = dict(self.roots).get(node_id)
-        if root is None:
-            return f"the genesis names no TLS CA for {node_id!r}"
+        roots = self.roots_of(node_id)
+        if not roots:
+            return f"no validator set names a TLS CA for {node_id!r}"
         try:
             certificate = x509.load_pem_x509_certificate(certificate_pem)
-            certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(root))
-        except (ValueError, TypeError, InvalidSignature):
-            return f"the certificate for {node_id!r} was not issued by its organisation's CA"
-        return None
+        except ValueError:
+            return f"the certificate for {node_id!r} is not a certificate"
+        for root in roots:
+            try:
+                certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(root))
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return None
+        return f"the certificate for {node_id!r} was not issued by its organisation's CA"
 
 
-def peer_trust(material: TlsMaterial, validator_tls_cas: Iterable[tuple[str, bytes]]) -> PeerTrust:
-    """The peer port's trust for a node with `material`, given the genesis's
-    `validator_tls_cas` (empty: one consortium CA, the node's ca.pem). TlsMaterialError if a
-    root is not a CA root, or if the node's own CA is not the one the genesis names for it
-    (its peers would refuse its certificate)."""
-    roots = tuple(sorted(validator_tls_cas))
+def _pem_bundle(roots: Iterable[bytes]) -> bytes:
+    distinct: list[bytes] = []
+    for root in roots:
+        if root not in distinct:
+            distinct.append(root)
+    return b"".join(root if root.endswith(b"\n") else root + b"\n" for root in distinct)
+
+
+def peer_trust(
+    material: TlsMaterial,
+    validator_tls_cas: Iterable[tuple[str, bytes]],
+    *,
+    every_root: Iterable[bytes] = (),
+    check_own: bool = True,
+) -> PeerTrust:
+    """The peer port's trust for a node with `material`, given the roots of the validators
+    (`validator_tls_cas`: the genesis's, or `ValidatorHistory.tls_cas_from(height)`; empty:
+    one consortium CA, the node's ca.pem) and `every_root` the chain of sets ever named.
+    TlsMaterialError if a root is not a CA root, or (with `check_own`) if the node's own CA is
+    not a root named for it (its peers would refuse its certificate)."""
+    roots = tuple(sorted(set(validator_tls_cas)))
     if not roots:
         return PeerTrust(material.ca_certificate_pem)
+    every = tuple(sorted(set(every_root)))
     for validator_id, root in roots:
         try:
             check_ca_root(root)
         except TlsMaterialError as error:
-            raise TlsMaterialError(f"the genesis's TLS CA of {validator_id}: {error}") from None
-    own = dict(roots).get(material.node_id)
-    if own is not None and own != material.ca_certificate_pem:
+            raise TlsMaterialError(f"the TLS CA named for {validator_id}: {error}") from None
+    trust = PeerTrust(material.ca_certificate_pem, roots, every)
+    own = trust.roots_of(material.node_id)
+    if check_own and own and material.ca_certificate_pem not in own:
         raise TlsMaterialError(
-            f"the genesis names another TLS CA for {material.node_id} than this node's ca.pem"
+            f"the validator sets name another TLS CA for {material.node_id} than this node's ca.pem"
         )
-    return PeerTrust(material.ca_certificate_pem, roots)
+    return trust
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:
@@ -513,6 +542,31 @@ def server_credentials(
         ((material.key_pem, material.certificate_pem),),
         root_certificates=root_certificates or material.ca_certificate_pem,
         require_client_auth=True,
+    )
+
+
+def dynamic_server_credentials(
+    material: TlsMaterial, root_certificates: Callable[[], bytes]
+) -> grpc.ServerCredentials:
+    """Server credentials like `server_credentials`, whose trusted roots are read again from
+    `root_certificates()` at every new connection's handshake: gRPC asks the fetcher for a new
+    configuration then (grpc.dynamic_ssl_server_credentials), so a port opened before a root
+    joined the chain of validator sets still lets its node in (ADR 015)."""
+    key_pairs = ((material.key_pem, material.certificate_pem),)
+    served = [root_certificates()]
+
+    def configuration(roots: bytes) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration(key_pairs, root_certificates=roots)
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        roots = root_certificates()
+        if roots == served[0]:
+            return None  # unchanged: gRPC keeps the current configuration
+        served[0] = roots
+        return configuration(roots)
+
+    return grpc.dynamic_ssl_server_credentials(
+        configuration(served[0]), fetch, require_client_authentication=True
     )
 
 

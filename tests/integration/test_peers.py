@@ -553,6 +553,115 @@ def test_a_node_answering_for_another_organisations_node_is_not_a_connection(
     run(scenario)
 
 
+def test_a_validator_of_a_new_organisation_added_by_governance_is_accepted_from_its_ca_alone(
+    organisations: dict[str, tuple[bytes, bytes]],
+    organisation_materials: dict[str, TlsMaterial],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """node-d, of org-w (its own CA, never in the genesis), calls node-c. Refused until the
+    validator sets name it with org-w's root; then node-c's port, opened before, lets it in
+    (the handshake reads the roots again: dynamic credentials), its gossip is heard and
+    node-c's channel to it trusts org-w's root. A certificate for node-d that org-x issued is
+    still refused `wrong_issuer`: the application check decides. ADR 015, 2026-12-02."""
+    caplog.set_level(logging.DEBUG, logger=peers.log.name)
+    org_w = create_ca("provledger-test", organisation="org-w")
+    d_material = TlsMaterial(org_w[0], *issue_node_certificate(*org_w, "node-d"))
+    materials = {**organisation_materials, "node-d": d_material}
+    genesis_roots = [(node_id, ca[0]) for node_id, ca in organisations.items()]
+    with_d = [*genesis_roots, ("node-d", org_w[0])]
+    every_root = [root for _, root in with_d]
+    forged_certificate, forged_key = issue_node_certificate(*organisations["node-a"], "node-d")
+
+    async def scenario() -> None:
+        ports = {"node-c": free_port(), "node-d": free_port()}
+        c = await start_node(
+            "node-c",
+            ports,
+            materials,
+            trust=peer_trust(materials["node-c"], genesis_roots),
+        )
+        d = await start_node(
+            "node-d",
+            ports,
+            materials,
+            validator_ids=(*NODE_IDS, "node-d"),
+            trust=peer_trust(d_material, with_d, every_root=every_root),
+        )
+        try:
+            # Before governance: org-w is no root of node-c's port; the handshake fails.
+            d.network.broadcast(status_message("node-d", 1))
+            await eventually(
+                lambda: failed_attempts(caplog, "node-c", "UNAVAILABLE") >= 1,
+                "d is refused by c",
+            )
+            assert c.received == []
+            # The addition decided: the consensus driver hands node-c the new sets' roots.
+            c.network.set_validator_ids((*NODE_IDS, "node-d"))
+            c.network.set_tls_roots(with_d, every_root)
+            await eventually(lambda: c.heights_from("node-d") != [], "c hears node-d")
+            assert c.network.issuer_problem("node-d", d_material.certificate_pem) is None
+            # node-c's channel to node-d trusts org-w's root: its gossip reaches node-d.
+            c.network.broadcast(status_message("node-c", 2))
+            await eventually(lambda: d.heights_from("node-c") == [2], "d hears node-c")
+            # A certificate org-x issued for node-d passes the handshake (the union of the
+            # roots) and no further.
+            forged = grpc.ssl_channel_credentials(
+                org_w[0] + organisations["node-c"][0], forged_key, forged_certificate
+            )
+            error = await _gossip_with(c.port, forged)
+            assert error is not None and error.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert (error.details() or "").startswith("wrong_issuer: ")
+            assert c.heights_from("node-d") == [1]
+        finally:
+            await d.stop()
+            await c.stop()
+
+    run(scenario)
+
+
+def test_a_replaced_tls_ca_is_followed_by_the_peers(
+    organisations: dict[str, tuple[bytes, bytes]],
+    organisation_materials: dict[str, TlsMaterial],
+) -> None:
+    """node-b's organisation replaces its CA (TlsCaReplaced): while the change is decided and
+    not active, node-c accepts node-b's certificates from either root; once active, from the
+    new root alone, and a certificate from the old CA is refused `wrong_issuer`."""
+    new_ca = create_ca("provledger-test", organisation="org-y-2026")
+    new_b = TlsMaterial(new_ca[0], *issue_node_certificate(*new_ca, "node-b"))
+    old_b = organisation_materials["node-b"]
+    genesis_roots = [(node_id, ca[0]) for node_id, ca in organisations.items()]
+    every_root = [root for _, root in genesis_roots] + [new_ca[0]]
+    decided = [*genesis_roots, ("node-b", new_ca[0])]
+    active = [(v, r) for v, r in decided if (v, r) != ("node-b", organisations["node-b"][0])]
+
+    def credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            organisations["node-c"][0], material.key_pem, material.certificate_pem
+        )
+
+    async def scenario() -> None:
+        ports = {"node-c": free_port()}
+        c = await start_node(
+            "node-c",
+            ports,
+            organisation_materials,
+            trust=peer_trust(organisation_materials["node-c"], genesis_roots),
+        )
+        try:
+            assert (await _gossip_with(c.port, credentials(new_b))) is not None  # not yet
+            c.network.set_tls_roots(decided, every_root)
+            assert (await _gossip_with(c.port, credentials(old_b))) is None
+            assert (await _gossip_with(c.port, credentials(new_b))) is None
+            c.network.set_tls_roots(active, every_root)
+            assert (await _gossip_with(c.port, credentials(new_b))) is None
+            error = await _gossip_with(c.port, credentials(old_b))
+            assert error is not None and (error.details() or "").startswith("wrong_issuer: ")
+        finally:
+            await c.stop()
+
+    run(scenario)
+
+
 def test_gossip_streams_per_sender_are_bounded(materials: dict[str, TlsMaterial]) -> None:
     a = materials["node-a"]
     credentials = grpc.ssl_channel_credentials(a.ca_certificate_pem, a.key_pem, a.certificate_pem)

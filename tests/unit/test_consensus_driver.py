@@ -67,6 +67,9 @@ class RefusingNetwork:
     def set_validator_ids(self, validator_ids) -> None:
         self.validator_ids = frozenset(validator_ids)
 
+    def set_tls_roots(self, validator_tls_cas, every_root) -> None:
+        self.tls_roots = (tuple(validator_tls_cas), tuple(every_root))
+
 
 @pytest.fixture
 def consortium() -> Consortium:

@@ -252,7 +252,9 @@ def test_a_certificate_naming_a_node_must_come_from_that_nodes_organisations_ca(
     assert trust.issuer_problem("node-y", forged_y) == (
         "the certificate for 'node-y' was not issued by its organisation's CA"
     )
-    assert trust.issuer_problem("node-z", genuine_y) == "the genesis names no TLS CA for 'node-z'"
+    assert (
+        trust.issuer_problem("node-z", genuine_y) == "no validator set names a TLS CA for 'node-z'"
+    )
 
 
 def test_the_genesis_roots_must_be_ca_roots_and_name_the_nodes_own_ca(
@@ -265,7 +267,9 @@ def test_the_genesis_roots_must_be_ca_roots_and_name_the_nodes_own_ca(
     with pytest.raises(tls.TlsMaterialError, match="another TLS CA for node-x"):
         tls.peer_trust(material, [("node-x", root_y), ("node-y", root_y)])
     leaf, _ = tls.issue_node_certificate(*organisations["org-y"], "node-y")
-    with pytest.raises(tls.TlsMaterialError, match=r"TLS CA of node-y: .* not a self-signed CA"):
+    with pytest.raises(
+        tls.TlsMaterialError, match=r"TLS CA named for node-y: .* not a self-signed CA"
+    ):
         tls.peer_trust(material, [("node-x", root_x), ("node-y", leaf)])
 
 
