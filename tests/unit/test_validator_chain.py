@@ -294,3 +294,32 @@ def test_too_long_a_walk_is_refused_before_any_check() -> None:
     consortium = Consortium()
     walk = ledger_pb2.ValidatorChain(steps=[ledger_pb2.ValidatorChangeStep()] * 513)
     assert walk_error(walk, consortium) == "too_many_steps"
+
+
+def test_a_walk_across_a_tls_ca_replacement_verifies_from_the_genesis(tmp_path) -> None:
+    """A TlsCaReplaced makes a step of the walk whose signers are unchanged (ADR 015)."""
+    from support.validator_changes import replace_tls_ca
+
+    from provledger.node import tls
+
+    roots = {org: tls.create_ca("provledger-test", organisation=org)[0] for org in "ab"}
+    consortium = Consortium(
+        tls_cas={v: roots["a"] for v in ("validator-0", "validator-1", "validator-2")}
+        | {"validator-3": roots["b"]}
+    )
+    leader = Store(tmp_path / "leader", consortium.genesis)
+    follower = Store(tmp_path / "follower", consortium.genesis)
+    try:
+        chain = Chain(consortium, leader, follower)
+        new_root = tls.create_ca("provledger-test", organisation="b-2026")[0]
+        chain.block([replace_tls_ca(consortium, "validator-3", 1, new_root)])
+        chain.block()
+        chain.block()
+        walk = LedgerQueries(follower, consortium.genesis).validator_chain(3)
+        assert [len(step.changes) for step in walk.steps] == [1]
+        history = verify_validator_chain(walk, consortium.genesis)
+        assert history.at(3).validators[3].tls_ca == new_root
+        assert history.at(3).hash() == consortium.genesis.validator_set.hash()
+    finally:
+        leader.close()
+        follower.close()
