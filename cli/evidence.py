@@ -237,15 +237,24 @@ def _governance_lines(verified: VerifiedBundle) -> list[str]:
         "each proven under the checkpoint and approved by the members in force before it:"
     ]
     for change in replayed:
-        lines.append(
-            f"    log index {change['log_index']}: {change['change']} {change['member_id']} "
-            f"(by {change['author']}; approved by {', '.join(change['approvers'])})"
-        )
+        where = f"log index {change['log_index']}"
+        if change["height"] is not None:
+            where += f", height {change['height']}"
+        what = f"{change['change']} {change['member_id']}".rstrip()
+        if change["event"] == "governance":
+            how = f"(by {change['author']}; approved by {', '.join(change['approvers'])})"
+        else:
+            verb = "proposed" if change["event"] == "governance_proposed" else "approved"
+            how = f"{verb} by {change['author']}" + (" (applies)" if change["applies"] else "")
+        lines.append(f"    {where}: {what} {how}")
     for author in verified.authors_json():
         standing = "removed" if author["removed"] else author["role"]
+        keys = [
+            key + (f" (revoked after height {revoked})" if revoked is not None else "")
+            for key, revoked in zip(author["key_ids"], author["revoked_after_height"], strict=True)
+        ]
         lines.append(
-            f"  {author['member_id']} at the checkpoint: {standing}, keys "
-            f"{', '.join(author['key_ids'])}"
+            f"  {author['member_id']} at the checkpoint: {standing}, keys {', '.join(keys)}"
         )
     return lines
 

@@ -4,9 +4,12 @@
 Each builder finds the events a bundle of its kind needs (`protocol.evidence` says which),
 and the governance events those need (`protocol.evidence_governance.needed_governance`, chosen
 among every governance change applied under the checkpoint: the state's `governance` records,
-one read per change ever applied), proves every one of them against the latest checkpoint with
-the store's inclusion proofs, and encodes the bundle. Before returning, it verifies the bytes
-against the same genesis: the node never hands out a bundle that does not verify.
+one read per change ever applied, with the proposal record of each change decided by
+proposal: its proposal and approval events), proves every one of them against the latest
+checkpoint with the store's inclusion proofs, adds the checkpoint of each one's block, and
+encodes the bundle. Before returning, it verifies the bytes against the same genesis: the node
+never hands out a bundle that does not verify (an event whose key was revoked below its
+height is `BundleRefused`, key_revoked).
 
 Consistency with a running node: a committed event never moves and the head only grows, but a
 block's records are on disk a moment before the store's head names it. So if the head read
@@ -24,7 +27,14 @@ from provledger.node.walks import validator_chain
 from provledger.protocol.errors import InvariantViolation, Rejected, check
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
-from provledger.protocol.evidence_governance import governance_fact, needed_governance
+from provledger.protocol.evidence_governance import (
+    GOVERNANCE_KIND,
+    GOVERNANCE_KINDS,
+    GovernanceFact,
+    governance_fact,
+    needed_governance,
+    proposal_of,
+)
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_EVENTS_MAX, BUNDLE_GOVERNANCE_EVENTS_MAX
 from provledger.protocol.lineage import LineageQuery, lineage_page
@@ -55,6 +65,13 @@ class BundleTooLarge(BundleBuildError):
     BUNDLE_GOVERNANCE_EVENTS_MAX governance events."""
 
     code = "too_large"
+
+
+class BundleRefused(BundleBuildError):
+    """The event's key was revoked as compromised from a height below the event's: a bundle
+    would prove nothing of its author, and no verifier accepts it (`key_revoked`)."""
+
+    code = "key_revoked"
 
 
 class BundleUnavailable(BundleBuildError):
@@ -109,12 +126,32 @@ def _build(
 ) -> bytes:
     if len(event_ids) > BUNDLE_EVENTS_MAX:
         raise BundleTooLarge(f"the bundle would hold more than {BUNDLE_EVENTS_MAX} events")
+    data = encode_from_store(store, genesis, kind, subject_id, event_ids)
+    try:
+        verify_bundle(data, genesis)
+    except BundleError as error:
+        if error.code == "key_revoked":
+            raise BundleRefused(error.reason) from None
+        raise InvariantViolation(
+            f"a bundle built from the store does not verify: {error}"
+        ) from None
+    return data
+
+
+def encode_from_store(
+    store: Store, genesis: Genesis, kind: str, subject_id: str, event_ids: Sequence[bytes]
+) -> bytes:
+    """The bundle's bytes, not yet verified: its events, the governance events they need, the
+    checkpoint of the block of each, and the walk of the validator sets."""
     locations = [_location(store, event_id) for event_id in event_ids]
     checkpoint, header = _latest_checkpoint(store, max(e.log_index for e in locations))
     try:
         own = [(e.log_index, decode(e.event, genesis.chain_id)) for e in locations]
         governance = _governance_needed(store, genesis, own, header.log_size)
-        data = encode_bundle(
+        heights = sorted({location.height for location in [*locations, *governance]})
+        blocks = [store.checkpoint(height) for height in heights]
+        check(all(b is not None for b in blocks), "an event's block is not stored")
+        return encode_bundle(
             kind,
             subject_id,
             genesis,
@@ -122,16 +159,10 @@ def _build(
             [_entry(store, location, header.log_size) for location in locations],
             [_entry(store, location, header.log_size) for location in governance],
             validator_chain(store, header.height),
+            blocks,  # type: ignore[arg-type]
         )
     except (BundleError, Rejected) as error:
         raise InvariantViolation(f"the store's records make no valid bundle: {error}") from None
-    try:
-        verify_bundle(data, genesis)
-    except BundleError as error:
-        raise InvariantViolation(
-            f"a bundle built from the store does not verify: {error}"
-        ) from None
-    return data
 
 
 def _location(store: Store, event_id: bytes) -> state_pb2.EventLocation:
@@ -154,14 +185,43 @@ def _governance_needed(
     """The governance events under the checkpoint (of `log_size` events) that a bundle of the
     events `own` needs, in log order."""
     committed: dict[int, state_pb2.EventLocation] = {}
-    facts = []
-    for event_id in store.applied_governance():
+    facts: dict[int, GovernanceFact] = {}
+    seen: set[bytes] = set()  # the proposals read
+
+    def add(event_id: bytes) -> None:
         location = _location(store, event_id)
-        if location.log_index < log_size:  # not one committed after the checkpoint
+        if location.log_index >= log_size:  # one committed after the checkpoint
+            return
+        event = decode(location.event, genesis.chain_id)
+        if event.kind == GOVERNANCE_KIND:
             committed[location.log_index] = location
-            event = decode(location.event, genesis.chain_id)
-            facts.append(governance_fact(location.log_index, event))
-    needed = needed_governance(facts, own, log_size)
+            facts[location.log_index] = governance_fact(location.log_index, event)
+            return
+        # A proposal's events: the proposal (the first approval) and every approval, and the
+        # one that applied it, if one did.
+        identifier = proposal_of(event)
+        if identifier in seen:
+            return
+        seen.add(identifier)
+        record = store.load("proposal", identifier.hex())
+        check(record is not None, f"no record of proposal {identifier.hex()}")
+        for approval in record.approvals:  # type: ignore[union-attr]
+            at = _location(store, approval.event_id)
+            if at.log_index < log_size:
+                committed[at.log_index] = at
+                facts[at.log_index] = governance_fact(
+                    at.log_index,
+                    decode(at.event, genesis.chain_id),
+                    record.change,  # type: ignore[union-attr]
+                    applies=record.applied and approval.event_id == record.applied_event_id,  # type: ignore[union-attr]
+                )
+
+    for event_id in store.applied_governance():
+        add(event_id)
+    for _, event in own:
+        if event.kind in GOVERNANCE_KINDS:
+            add(event.event_id)
+    needed = needed_governance(facts.values(), own, log_size)
     if len(needed) > BUNDLE_GOVERNANCE_EVENTS_MAX:
         raise BundleTooLarge(
             f"the bundle would need {len(needed)} governance events, more than "

@@ -9,7 +9,7 @@ bundle that verifies says nothing its signed events do not say. This module is p
 no clock); `node/bundles.py` builds bundles from the store, `provledger verify` checks them and
 prints what they prove (cli/evidence.py).
 
-Format "provledger-evidence/2" (docs/evidence.md explains each field for other languages):
+Format "provledger-evidence/3" (docs/evidence.md explains each field for other languages):
 - The file is exactly `json.dumps(bundle, sort_keys=True, separators=(",", ":"),
   ensure_ascii=True)` followed by one "\\n": ASCII, keys sorted by code point, no spaces,
   no duplicate keys, no floats. Any other spelling of the same JSON is refused, and every
@@ -19,7 +19,7 @@ Format "provledger-evidence/2" (docs/evidence.md explains each field for other l
   only programs read them (event bodies, signatures, the header, proof hashes). Both must be
   canonical: re-encoding the decoded bytes gives the same text. Integers are non-negative.
 
-    {"format": "provledger-evidence/2",
+    {"format": "provledger-evidence/3",
      "kind": "event" | "lineage" | "trade",
      "subject": {"event_id": hex} | {"asset_id": str} | {"order_id": str},
      "chain_id": str, "genesis_hash": hex,
@@ -31,6 +31,7 @@ Format "provledger-evidence/2" (docs/evidence.md explains each field for other l
                  "signature": b64, "log_index": int, "proof": [b64, ...]}],  # by log index
      "governance": [...],            # the governance events it needs, as events, by log index
      "validator_chain": {"steps": [...]},  # the walk of the validator sets (validator_chain.py)
+     "blocks": [checkpoint, ...],    # the block of each event, by height: its height and time
      "claims": {...}}                                                # see derive_claims
 
 Verification, in order; the first failure raises `BundleError` with a code and a reason:
@@ -40,19 +41,25 @@ Verification, in order; the first failure raises `BundleError` with a code and a
 3. the walk of the validator sets verifies from the genesis (protocol/validator_chain.py) and
    ends at or before the checkpoint's height; the checkpoint verifies: certificate signatures
    sorted by validator id, a quorum of the validators that sign its height (`signing_validators`,
-   by the walk) precommitted the header's block id;
+   by the walk) precommitted the header's block id; so does each of `blocks`, and each event
+   lies in the log range one of them committed (`_places`: its height and time);
 4. every event of `events` and `governance`, together in log order: its id is SHA-256(body);
    it decodes for this chain (events.decode); its author is an active member whose current key
    signed it, in the membership replayed from the genesis through the governance events before
-   it (protocol/evidence_governance.py, with the rules' own functions); log_index < the
+   it, at its block's height (protocol/evidence_governance.py, with the rules' own
+   functions); log_index < the
    checkpoint's log size and the proof shows leaf SHA-256(0x00 || event_id || signature) at
-   log_index in the checkpoint's log root (RFC 9162 §2.1.3.2); a governance event's approvals
-   suffice and its change applies to the membership in force before it (ADR 005);
+   log_index in the checkpoint's log root (RFC 9162 §2.1.3.2); a governance event (an action,
+   a proposal, an approval) is judged by the rules in its block against the membership in
+   force before it (ADR 005, ADR 016); then each of `events` is refused if its key is revoked
+   for its height in the membership the replay ends with (`key_revoked`);
 5. `governance` is exactly the governance events that `events` need
    (evidence_governance.needed_governance);
 6. the claims re-derived from the events (derive_claims) equal `claims`, and the events are
    exactly those the kind needs: no event is missing and none is extra.
 
+Format "provledger-evidence/2", which the builder no longer makes, still verifies: it has no
+`blocks`, so its replay knows no heights (no revocation, no proposal is judged).
 Format "provledger-evidence/1", which the builder no longer makes, still verifies: it has
 `members` (the authors' genesis records, by member id) instead of `governance`, and proves
 only authors' genesis keys (others are refused as `unsupported_author`). Any other
@@ -66,6 +73,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import json
 import re
@@ -79,11 +87,10 @@ from provledger.protocol.errors import Rejected, invalid
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence_claims import BundleError, derive_claims
 from provledger.protocol.evidence_governance import (
-    GOVERNANCE_KIND,
+    GOVERNANCE_KINDS,
+    Block,
+    GovernanceFact,
     MembershipReplay,
-    change_member,
-    change_of,
-    governance_fact,
     needed_governance,
 )
 from provledger.protocol.genesis import Genesis, ValidatorSet, role_name
@@ -103,14 +110,16 @@ from provledger.protocol.validator_chain import (
 from provledger.protocol.validators import ValidatorHistory
 from provledger.v1 import ledger_pb2, state_pb2
 
-FORMAT = "provledger-evidence/2"
+FORMAT = "provledger-evidence/3"
+FORMAT_V2 = "provledger-evidence/2"  # still verified; no longer made
 FORMAT_V1 = "provledger-evidence/1"  # still verified; no longer made
 _FORMAT_FAMILY = "provledger-evidence/"
 SUBJECT_FIELDS = {"event": "event_id", "lineage": "asset_id", "trade": "order_id"}
 _TOP_FIELDS = (
-    "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "governance", "kind",
-    "subject", "validator_chain", "validators",
+    "blocks", "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash",
+    "governance", "kind", "subject", "validator_chain", "validators",
 )  # fmt: skip
+_TOP_FIELDS_V2 = tuple(f for f in _TOP_FIELDS if f != "blocks")
 _TOP_FIELDS_V1 = (
     "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "kind", "members",
     "subject", "validators",
@@ -215,11 +224,13 @@ def encode_bundle(
     entries: Sequence[EventEntry],
     governance: Sequence[EventEntry] = (),
     validator_chain: ledger_pb2.ValidatorChain | None = None,
+    blocks: Sequence[ledger_pb2.Checkpoint] = (),
 ) -> bytes:
     """The canonical bytes of the bundle of `kind` about `subject_id` over `entries`, with the
     governance events they need (`evidence_governance.needed_governance` says which) and the
     walk of the validator sets to the checkpoint's height (empty while the genesis set signs;
-    node/walks.py builds it). Raises
+    node/walks.py builds it), and the checkpoints of the `blocks` that committed them, one per
+    block, which prove each event's height and time. Raises
     `BundleError` if the events are not what such a bundle needs; the builder verifies the
     bytes it gets (`verify_bundle`) before it hands them out."""
     if kind not in SUBJECT_FIELDS:
@@ -237,6 +248,10 @@ def encode_bundle(
         "events": _entries_json(entries),
         "governance": _entries_json(governance),
         "validator_chain": chain_to_json(validator_chain or ledger_pb2.ValidatorChain()),
+        "blocks": [
+            checkpoint_json(b)
+            for b in sorted(blocks, key=lambda b: (b.certificate.height, b.header))
+        ],
         "claims": derive_claims(kind, subject_id, decoded),
     }
     return encode_canonical(document)
@@ -339,13 +354,15 @@ def _top_fields(document: Any) -> tuple[str, ...]:
     stated = _string(document["format"], "format")
     if stated == FORMAT:
         return _TOP_FIELDS
+    if stated == FORMAT_V2:
+        return _TOP_FIELDS_V2
     if stated == FORMAT_V1:
         return _TOP_FIELDS_V1
     if stated.startswith(_FORMAT_FAMILY):
         raise BundleError(
             "bundle_version",
             f"format {stated[:40]!r} is a version this verifier does not read (it reads "
-            f"{FORMAT!r} and {FORMAT_V1!r})",
+            f"{FORMAT!r}, {FORMAT_V2!r} and {FORMAT_V1!r})",
         )
     raise BundleError("unsupported_format", f"format is not {FORMAT!r}")
 
@@ -446,6 +463,7 @@ def _verify_event(
     header: ledger_pb2.BlockHeader,
     replay: MembershipReplay,
     legacy: bool,
+    block: Block | None,
 ) -> DecodedEvent:
     """The entry's event, if its id, body, author, signature and proof hold; a governance
     event is judged and applied by the replay once its proof holds."""
@@ -458,8 +476,15 @@ def _verify_event(
         raise BundleError("bad_event", f"event {identifier.hex()}: {error}") from None
     if legacy:
         _genesis_author(genesis, event)
-    # The author, key and signature, against the membership in force at this log index.
-    replay.authenticate(entry.log_index, event)
+    if entry.listed == "governance" and event.kind not in GOVERNANCE_KINDS:
+        raise BundleError(
+            "wrong_events",
+            f"event {identifier.hex()} at log index {entry.log_index} ({event.kind}) is listed "
+            "under governance but is no governance action, proposal or approval",
+        )
+    # The author, key and signature, against the membership in force at this log index, in
+    # its block (format 3).
+    replay.authenticate(entry.log_index, event, block)
     try:
         merkle.verify_inclusion(
             merkle.hash_leaf(event.leaf),
@@ -474,8 +499,8 @@ def _verify_event(
             f"event {identifier.hex()} is not proven at log index {entry.log_index} of the "
             f"checkpoint's log (size {header.log_size}): {error}",
         ) from None
-    if event.kind == GOVERNANCE_KIND and not legacy:
-        replay.apply(entry.log_index, event)
+    if event.kind in GOVERNANCE_KINDS and not legacy:
+        replay.apply(entry.log_index, event, block)
     return event
 
 
@@ -489,6 +514,59 @@ def _genesis_author(genesis: Genesis, event: DecodedEvent) -> None:
             f"event {event.event_id.hex()}: key {author.key_id.hex()} of {author.member_id!r} "
             f"is not in the genesis document ({FORMAT_V1} only proves authors' genesis keys)",
         )
+
+
+def _places(
+    value: Any,
+    genesis: Genesis,
+    history: ValidatorHistory,
+    header: ledger_pb2.BlockHeader,
+    checkpoint_id: bytes,
+    entries: Sequence[_Entry],
+) -> dict[int, Block]:
+    """The block of each entry, by log index, from `blocks` (format 3): the checkpoints of the
+    blocks that committed the bundle's events, in height order, each signed by a quorum of
+    the validators of its height (the walk `history`), each holding at least one of the
+    events; a block's header names the log indexes it committed (`log_size - event_count` up
+    to `log_size`), its height and time. `BundleError` malformed, bad_checkpoint or
+    wrong_blocks."""
+    items = _array(value, "blocks", BUNDLE_EVENTS_MAX + BUNDLE_GOVERNANCE_EVENTS_MAX)
+    starts: list[int] = []
+    ends: list[int] = []
+    found: list[Block] = []
+    for index, item in enumerate(items):
+        where = f"blocks[{index}]"
+        _, block_header, identifier, _ = read_checkpoint(item, genesis, where, history)
+        height, first = block_header.height, block_header.log_size - block_header.event_count
+        if found and height <= found[-1].height:
+            raise _malformed("blocks must be in strictly increasing height order")
+        if height > header.height or (height == header.height and identifier != checkpoint_id):
+            raise BundleError(
+                "wrong_blocks", f"{where} (height {height}) is not a block under the checkpoint"
+            )
+        if block_header.event_count == 0 or (ends and first < ends[-1]):
+            raise BundleError("wrong_blocks", f"{where} (height {height}) commits no new events")
+        starts.append(first)
+        ends.append(block_header.log_size)
+        found.append(Block(height=height, time_ms=block_header.time_ms))
+    places: dict[int, Block] = {}
+    used: set[int] = set()
+    for entry in entries:
+        number = bisect.bisect_right(starts, entry.log_index) - 1
+        if number < 0 or entry.log_index >= ends[number]:
+            raise BundleError(
+                "wrong_blocks",
+                f"no block of blocks committed the event at log index {entry.log_index}: its "
+                "height is not proven",
+            )
+        places[entry.log_index] = found[number]
+        used.add(number)
+    unused = sorted(set(range(len(found))) - used)
+    if unused:
+        raise BundleError(
+            "wrong_blocks", f"blocks[{unused[0]}] committed none of the bundle's events"
+        )
+    return places
 
 
 def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
@@ -533,12 +611,21 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
     shared = {e.log_index for e in own} & {e.log_index for e in supporting}
     if shared:
         raise _malformed(f"log index {min(shared)} is in both events and governance")
+    places = (
+        _places(bundle["blocks"], genesis, history, header, checkpoint_id, [*own, *supporting])
+        if bundle["format"] == FORMAT
+        else {}
+    )
     replay = MembershipReplay(genesis)
     verified: dict[str, list[tuple[int, DecodedEvent]]] = {"events": [], "governance": []}
     for entry in sorted([*own, *supporting], key=lambda e: e.log_index):
-        event = _verify_event(entry, genesis, header, replay, legacy)
+        block = places.get(entry.log_index)
+        event = _verify_event(entry, genesis, header, replay, legacy, block)
         verified[entry.listed].append((entry.log_index, event))
     events, governance = verified["events"], verified["governance"]
+    for log_index, event in events if places else ():
+        # A revocation later in the log may reach back below an event's height.
+        replay.judge_revocation(log_index, event, places[log_index])
 
     if legacy:
         authors = sorted({event.author_id for _, event in events})
@@ -548,9 +635,8 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
                 "wrong_members",
                 "members must be exactly the authors' genesis records, by member_id",
             )
-    facts = [governance_fact(i, e) for i, e in governance]
-    needed = needed_governance(facts, events, header.log_size)
-    extra = sorted({f.log_index for f in facts} - set(needed))
+    needed = needed_governance(replay.facts.values(), events, header.log_size)
+    extra = sorted({i for i, _ in governance} - set(needed))
     if extra:
         raise BundleError(
             "wrong_events",
@@ -576,6 +662,8 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
         signers=signers,
         events=tuple(events),
         governance=tuple(governance),
+        facts=dict(replay.facts),
+        heights={i: b.height for i, b in places.items()},
         authors={a: replay.member(a) for a in sorted({e.author_id for _, e in events})},  # type: ignore[misc]
     )
 
@@ -629,20 +717,28 @@ class VerifiedBundle:
     # as the replay leaves them at the checkpoint.
     governance: tuple[tuple[int, DecodedEvent], ...] = field(repr=False)
     authors: dict[str, state_pb2.MemberRecord] = field(repr=False)
+    # What the replay read of each governance event judged, and each event's height as its
+    # block proves it (format 3; empty before).
+    facts: dict[int, GovernanceFact] = field(repr=False, default_factory=dict)
+    heights: dict[int, int] = field(repr=False, default_factory=dict)
 
     def governance_json(self) -> list[dict[str, Any]]:
         """Each governance event replayed: the change, the member it is about, who approved."""
         replayed = []
         for log_index, event in self.governance:
-            change, kind = change_of(event)
+            fact = self.facts[log_index]
             replayed.append(
                 {
                     "event_id": event.event_id.hex(),
                     "log_index": log_index,
-                    "change": kind,
-                    "member_id": change_member(change, kind),
+                    "event": event.kind,
+                    "change": fact.kind,
+                    "member_id": fact.member_id,
                     "author": event.author_id,
-                    "approvers": [a.approver.member_id for a in event.event.governance.approvals],
+                    "approvers": list(fact.approver_ids),
+                    "proposal_id": fact.proposal_id.hex(),
+                    "applies": fact.applies,
+                    "height": self.heights.get(log_index),
                 }
             )
         return replayed
@@ -655,6 +751,10 @@ class VerifiedBundle:
                 "role": role_name(member.role),
                 "removed": member.removed,
                 "key_ids": [k.key_id.hex() for k in member.keys],
+                # for each key, the height it is revoked after, or None
+                "revoked_after_height": [
+                    k.revoked_after_height if k.revoked else None for k in member.keys
+                ],
             }
             for member in self.authors.values()
         ]

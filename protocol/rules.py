@@ -60,8 +60,8 @@ def authenticate(
 ) -> state_pb2.MemberRecord:
     """The author's member record, if the author is an active member whose current key, not
     revoked for a block at `height`, signed the event. `height` None judges no revocation (the
-    evidence verifier's replay knows log positions, not heights: docs/evidence.md says what a
-    bundle does not yet prove). `verify_signature=False` skips only the Ed25519 check, for an
+    evidence verifier's replay of a format 2 bundle, which proves no heights).
+    `verify_signature=False` skips only the Ed25519 check, for an
     event whose signature this node already checked against the same key."""
     author = decoded.event.author
     member = state.load("member", author.member_id)
@@ -111,12 +111,10 @@ def apply_event(
             "replayed_nonce",
             f"nonce {decoded.event.nonce} of {author.member_id!r} was already used",
         )
-    payload = getattr(decoded.event, decoded.kind)
-    if decoded.kind in _GOVERNANCE_HANDLERS:
-        writes = _GOVERNANCE_HANDLERS[decoded.kind](
-            state, author, payload, decoded, block_time_ms, height, validator_context
-        )
+    if decoded.kind in GOVERNANCE_KINDS:
+        writes = governance_writes(state, author, decoded, block_time_ms, height, validator_context)
     else:
+        payload = getattr(decoded.event, decoded.kind)
         writes = _HANDLERS[decoded.kind](state, author, payload, decoded, block_time_ms)
     writes.append(Write(kind="nonce", record_id=author.member_id, nonce=decoded.event.nonce))
     return writes
@@ -144,12 +142,41 @@ _HANDLERS: dict[str, _Handler] = {
 }
 # Governance also needs the block's height (key revocations are by height).
 _GovernanceHandler = Callable[
-    [StateReader, Any, Any, DecodedEvent, int, int, ValidatorContext | None], list[Write]
+    [StateReader, Any, Any, DecodedEvent, int, int | None, ValidatorContext | None], list[Write]
 ]
 _GOVERNANCE_HANDLERS: dict[str, _GovernanceHandler] = {
     "governance": rules_governance.governance,
     "governance_proposed": rules_governance.governance_proposed,
     "governance_approved": rules_governance.governance_approved,
 }
+GOVERNANCE_KINDS = frozenset(_GOVERNANCE_HANDLERS)
+
+
+def governance_writes(
+    state: StateReader,
+    author: state_pb2.MemberRecord,
+    decoded: DecodedEvent,
+    block_time_ms: int,
+    height: int | None,
+    validator_context: ValidatorContext | None,
+) -> list[Write]:
+    """The writes of the governance event `decoded` (an action, a proposal or an approval) by
+    the authenticated `author` in the block at `height` and `block_time_ms`, or `Rejected`:
+    the rules of rules_governance.py. What `apply_event` runs, and the evidence verifier's
+    membership replay (protocol/evidence_governance.py), which learns each event's block from
+    the bundle (`height` None: a format 2 bundle, whose one-event actions are judged without
+    revocations)."""
+    payload = getattr(decoded.event, decoded.kind)
+    return _GOVERNANCE_HANDLERS[decoded.kind](
+        state,
+        author,
+        payload,
+        decoded,
+        block_time_ms,
+        height,
+        validator_context,
+    )
+
+
 # What an auditor may author: a say in governance, as a member that counts in its threshold.
 AUDITOR_KINDS = frozenset(("governance_proposed", "governance_approved"))

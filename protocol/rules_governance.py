@@ -126,8 +126,9 @@ def action_writes(
     parsed, not applied before, approved by enough of the members in force, and applied; or
     `Rejected`. The one judgement of a governance action: the ledger's rules apply it to the
     world state at the block `height`, and the evidence verifier to the membership it replays
-    from the genesis (protocol/evidence_governance.py), which knows log positions, not heights
-    (`height` None: key revocations, which take effect by height, are not judged)."""
+    from the genesis (protocol/evidence_governance.py), at the height its bundle proves
+    (`height` None, a format 2 bundle: key revocations, which take effect by height, are not
+    judged)."""
     change, kind = parse_change(payload.change)
     require_not_applied(state, payload.change)
     judge_approvals(state, decoded.event.chain_id, payload.change, kind, payload.approvals, height)

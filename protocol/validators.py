@@ -69,10 +69,15 @@ CHANGE_KINDS = ("validator_added", "validator_removed", "tls_ca_replaced")
 @dataclass(frozen=True)
 class ValidatorContext:
     """What judging a validator-set change needs beyond the state: the height of the block it
-    is judged for, and the genesis set that the state's sets follow."""
+    is judged for, and the genesis set that the state's sets follow. `walked`: the change's
+    effect on the sets is proven elsewhere, by a walk of the validator sets
+    (protocol/validator_chain.py), so judging it here writes no set: what the evidence
+    verifier's membership replay passes (protocol/evidence_governance.py), which judges such a
+    change's approvals as the rules do but does not hold the sets."""
 
     genesis_validators: ValidatorSet
     height: int
+    walked: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,8 @@ def change_writes(
         raise precondition(
             "no_validator_context", "a validator-set change is judged only for a block"
         )
+    if context.walked:
+        return []
     from_height = context.height + VALIDATOR_CHANGE_DELAY_BLOCKS
     latest = _load(state, LATEST_ID)
     if latest is not None and latest.from_height == from_height:  # not the block's first change

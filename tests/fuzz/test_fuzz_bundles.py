@@ -52,7 +52,7 @@ BUNDLE_ERRORS = frozenset(
         "too_large", "malformed", "not_canonical", "unsupported_format", "bundle_version",
         "wrong_genesis", "bad_checkpoint", "bad_event", "unknown_author", "member_removed",
         "unknown_key", "unsupported_author", "bad_signature", "bad_proof", "bad_governance",
-        "bad_validator_chain",
+        "bad_validator_chain", "wrong_blocks", "missing_proposal", "key_revoked",
         "wrong_members", "wrong_events", "incomplete", "bad_lineage", "bad_trade",
         "claims_mismatch",
     )

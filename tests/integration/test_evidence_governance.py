@@ -111,7 +111,7 @@ def test_bundles_exported_before_and_after_each_change_verify_against_the_genesi
                 result = run_cli("verify", str(out), "--genesis", genesis, "--json")
                 assert result.returncode == 0, (stage, kind, result.stderr)
                 answers[kind] = json.loads(result.stdout)
-                assert answers[kind]["format"] == "provledger-evidence/2"
+                assert answers[kind]["format"] == "provledger-evidence/3"
                 exported.append((f"{stage} {kind}", out))
             return answers
 

@@ -13,6 +13,15 @@ Commands go to different nodes; `status` is read after every step. The new organ
 key file never leaves its folder: only the public key printed by `keys public` is passed on.
 After the revocation, an event signed with the revoked key is refused with `key_revoked`, and
 one signed with the rotated-in key is committed.
+
+Evidence of what the new member wrote (`provledger evidence export --event ... --rest`, then
+`provledger verify --genesis` in a separate process, against the ORIGINAL genesis file): its
+first event's bundle carries the proposal and approvals that admitted it and verifies. Once
+its first key is revoked from height 0, the node exports no bundle of that event any more
+(`key_revoked`: the event proves nothing of its author); the bundle exported before still
+verifies, since it does not hold the revocation (a bundle proves presence, not absence). The
+rotated-in key's event's bundle carries the rotation and the revocation, each decided by
+proposal, and verifies.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.processes import init_consortium, provledger_command, running_nodes
+from support.processes import init_consortium, member_token, provledger_command, running_nodes
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +44,20 @@ CHAIN_ID = "provledger-test"
 class Cli:
     def __init__(self, layout) -> None:
         self.layout = layout
+
+    def export(self, event_id: str, out: Path, index: int) -> subprocess.CompletedProcess:
+        """The event's evidence bundle from node `index`'s REST API, checked by the exporter
+        against the genesis file, written to `out`."""
+        return self.run(
+            "evidence", "export", "--event", event_id,
+            "--rest", f"http://{self.layout.rest_addresses[index]}",
+            "--token", member_token(self.layout, "auditor"),
+            "--genesis", str(self.layout.genesis_path), "--out", str(out),
+        )  # fmt: skip
+
+    def verify(self, bundle: Path) -> dict:
+        """`provledger verify --genesis` against the original genesis file, no network."""
+        return self.json("verify", str(bundle), "--genesis", str(self.layout.genesis_path))
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -135,6 +158,22 @@ def test_a_member_is_admitted_rotated_and_revoked_with_the_cli(tmp_path: Path) -
         # the new member writes, with the key it made itself
         written = cli.register(key_file, "agency-c/first", 3)
         assert written.returncode == 0, written.stderr
+        first_id = base64.b64decode(json.loads(written.stdout)["eventId"]).hex()
+
+        # its evidence: the proposal and the approvals that admitted it, from the genesis alone
+        first_bundle = tmp_path / "agency-c-first.evidence.json"
+        exported = cli.export(first_id, first_bundle, 2)
+        assert exported.returncode == 0, exported.stderr
+        proven = cli.verify(first_bundle)
+        assert proven["format"] == "provledger-evidence/3"
+        assert proven["claims"]["author"] == "agency-c"
+        assert [(g["event"], g["change"], g["applies"]) for g in proven["governance"]] == [
+            ("governance_proposed", "member_added", False),
+            ("governance_approved", "member_added", False),
+            ("governance_approved", "member_added", False),
+            ("governance_approved", "member_added", True),
+        ]
+        assert {g["proposal_id"] for g in proven["governance"]} == {proposal_id}
 
         # a second key for agency-c, then its first key revoked as compromised
         second_key = organisation / "agency-c-2.json"
@@ -164,3 +203,19 @@ def test_a_member_is_admitted_rotated_and_revoked_with_the_cli(tmp_path: Path) -
         assert "PERMISSION_DENIED: key_revoked" in refused.stderr, refused.stderr
         accepted = cli.register(second_key, "agency-c/with-the-new-key", 1)
         assert accepted.returncode == 0, accepted.stderr
+
+        # The first key is revoked from height 0: the node exports no bundle of its event, which
+        # proves nothing of agency-c any more; the new key's event's bundle carries the
+        # rotation and the revocation, each decided by proposal, and verifies.
+        refused = cli.export(first_id, tmp_path / "refused.evidence.json", 1)
+        assert refused.returncode == 1 and "key_revoked" in refused.stderr, refused.stderr
+        assert cli.verify(first_bundle)["claims"]["author"] == "agency-c"
+        later_id = base64.b64decode(json.loads(accepted.stdout)["eventId"]).hex()
+        later_bundle = tmp_path / "agency-c-later.evidence.json"
+        exported = cli.export(later_id, later_bundle, 3)
+        assert exported.returncode == 0, exported.stderr
+        proven = cli.verify(later_bundle)
+        applied = [g["change"] for g in proven["governance"] if g["applies"]]
+        assert applied == ["member_added", "key_rotated", "key_revoked"]
+        [author] = proven["authors"]
+        assert author["revoked_after_height"] == [0, None]

@@ -38,7 +38,7 @@ from support.validator_changes import add, remove
 from provledger.cli.evidence import summary_lines
 from provledger.node import bundles, walks
 from provledger.node.store import Store
-from provledger.protocol import blocks, evidence, evidence_governance
+from provledger.protocol import blocks, evidence, evidence_governance, rules_governance
 from provledger.protocol.events import decode, sign_event
 from provledger.protocol.evidence import BundleError, encode_canonical, verify_bundle
 from provledger.v1 import ledger_pb2
@@ -251,7 +251,7 @@ def test_event_bundle_verifies_and_says_what_it_proves(chain: Chain, event_bytes
     document = verified.to_json()
     assert document["verified"] is True and document["checkpoint"]["height"] == head.height
     bundle = json.loads(event_bytes)
-    assert bundle["format"] == "provledger-evidence/2" and verified.format == bundle["format"]
+    assert bundle["format"] == "provledger-evidence/3" and verified.format == bundle["format"]
     # agency-a, a genesis member, never changed: the bundle needs no governance event.
     assert bundle["governance"] == [] and verified.governance == ()
     assert "membership: the genesis members (no governance event needed)" in summary
@@ -395,6 +395,7 @@ def test_every_byte_of_a_small_bundle_is_bound(chain: Chain, event_bytes: bytes)
             "unknown_author",
             "unknown_key",
             "wrong_events",
+            "wrong_blocks",
         }, description
     assert count > 3 * len(event_bytes)
     # Each layer of the check is reached by some single-byte change.
@@ -485,17 +486,14 @@ def field_mutations(document: Any) -> Iterator[tuple[str, Path_, Any]]:
 
 
 def _is_one_signature_fewer(path: Path_, document: Any, mutated: Any) -> bool:
-    """Dropping one precommit of four leaves three: still a quorum of four validators."""
-    signatures = ("checkpoint", "certificate", "signatures")
-    return (
-        path == signatures
-        and len(mutated["checkpoint"]["certificate"]["signatures"])
-        == len(document["checkpoint"]["certificate"]["signatures"]) - 1
-        and all(
-            s in document["checkpoint"]["certificate"]["signatures"]
-            for s in mutated["checkpoint"]["certificate"]["signatures"]
-        )
-    )
+    """Dropping one precommit of four leaves three: still a quorum of four validators (of
+    the checkpoint, or of a block in `blocks`)."""
+    if path[-2:] != ("certificate", "signatures") or path[0] not in ("checkpoint", "blocks"):
+        return False
+    before, after = document, mutated
+    for step in path:
+        before, after = before[step], after[step]
+    return len(after) == len(before) - 1 and all(s in before for s in after)
 
 
 @pytest.fixture(scope="module")
@@ -524,13 +522,19 @@ def test_every_field_is_bound(
     still_a_quorum = 0
     # Presence, not absence: leaving out agency-c's removal, its last change and one nothing
     # in the bundle rests on, leaves a bundle that is true as far as it goes.
-    presence_only = {"drop governance[2]"} if which == "removed-member" else set()
+    # (With its block: alone, the block left holds none of the bundle's events.)
+    presence_only: set[str] = set()
+    if which == "removed-member":
+        without = copy.deepcopy(document)
+        del without["governance"][2]
+        shown = verify_bundle(_reblocked(chain, without), chain.genesis)
+        assert shown.authors["agency-c"].removed is False
     for description, path, mutated in field_mutations(document):
         count += 1
         encoded = encode_canonical(mutated)
         if _is_one_signature_fewer(path, document, mutated):
             verified = verify_bundle(encoded, chain.genesis)
-            assert len(verified.signers) == 3, description
+            assert path[0] == "blocks" or len(verified.signers) == 3, description
             still_a_quorum += 1
             continue
         if description in presence_only:
@@ -540,7 +544,7 @@ def test_every_field_is_bound(
         with pytest.raises(BundleError) as caught:
             verify_bundle(encoded, chain.genesis)
         assert caught.value.reason, description
-    assert still_a_quorum == 4 and not presence_only
+    assert still_a_quorum == 4 * (1 + len(document["blocks"])) and not presence_only
     assert count > 100
 
 
@@ -555,7 +559,7 @@ def test_whitespace_and_key_order_are_refused(chain: Chain, trade_bytes: bytes) 
     assert rejection(trade_bytes + b"\n", chain.genesis).code == "not_canonical"
     escaped = trade_bytes.replace(b'"CNY"', b'"\\u0043NY"')
     assert rejection(escaped, chain.genesis).code == "not_canonical"
-    repeated = trade_bytes.replace(b'{"chain_id":', b'{"chain_id":"x","chain_id":', 1)
+    repeated = trade_bytes.replace(b'{"blocks":', b'{"blocks":"x","blocks":', 1)
     assert "repeats a key" in rejection(repeated, chain.genesis).reason
     floating = trade_bytes.replace(b'"price":1000', b'"price":1000.0')
     assert "only integers" in rejection(floating, chain.genesis).reason
@@ -607,10 +611,25 @@ def _entry(chain: Chain, label: str, tree_size: int) -> dict[str, Any]:
     }
 
 
-def _with_event(document: dict[str, Any], entry: dict[str, Any]) -> bytes:
+def _reblocked(chain: Chain, document: dict[str, Any]) -> bytes:
+    """`document` with `blocks` made again for the events it now holds (the checkpoint of
+    each block that committed one of them, from the store): the canonical bytes."""
+    document = copy.deepcopy(document)
+    top = blocks.decode_header(base64.b64decode(document["checkpoint"]["header"])).height
+    indexes = {e["log_index"] for e in [*document["events"], *document["governance"]]}
+    heights = []
+    for height in range(1, top + 1):
+        header = chain.store.header(height)
+        if any(header.log_size - header.event_count <= i < header.log_size for i in indexes):
+            heights.append(height)
+    document["blocks"] = [evidence.checkpoint_json(chain.store.checkpoint(h)) for h in heights]
+    return encode_canonical(document)
+
+
+def _with_event(chain: Chain, document: dict[str, Any], entry: dict[str, Any]) -> bytes:
     document = copy.deepcopy(document)
     document["events"] = sorted([*document["events"], entry], key=lambda e: e["log_index"])
-    return encode_canonical(document)
+    return _reblocked(chain, document)
 
 
 def test_a_bundle_at_an_older_checkpoint_verifies(chain: Chain) -> None:
@@ -620,7 +639,9 @@ def test_a_bundle_at_an_older_checkpoint_verifies(chain: Chain) -> None:
     entry = evidence.EventEntry(
         location.event, location.log_index, chain.store.inclusion_proof(location.log_index, size)
     )
-    data = evidence.encode_bundle("event", chain.ids["clean-a"].hex(), chain.genesis, old, [entry])
+    data = evidence.encode_bundle(
+        "event", chain.ids["clean-a"].hex(), chain.genesis, old, [entry], blocks=[old]
+    )
     assert verify_bundle(data, chain.genesis).header.height == 2
 
 
@@ -632,11 +653,20 @@ def test_an_older_checkpoint_does_not_prove_later_events(chain: Chain, trade_byt
     older = evidence.encode_bundle("event", chain.ids["raw-a"].hex(), chain.genesis, old, [entry])
     document = json.loads(trade_bytes)
     document["checkpoint"] = json.loads(older)["checkpoint"]
+    # The blocks of the later events are not under it; without them, their heights are not
+    # proven; and with the blocks of the events under it, the later ones have no proof.
     error = rejection(encode_canonical(document), chain.genesis)
-    assert error.code == "bad_proof"
-    assert f"is not proven at log index {chain.store.event(chain.ids['offer']).log_index}" in (
-        error.reason
-    )
+    assert error.code == "wrong_blocks" and "is not a block under the checkpoint" in error.reason
+    document["blocks"] = [b for b in document["blocks"] if b["certificate"]["height"] <= 2]
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "wrong_blocks" and "its height is not proven" in error.reason
+    offer = chain.store.event(chain.ids["offer"])
+    document["blocks"].append(evidence.checkpoint_json(chain.store.checkpoint(offer.height)))
+    document["blocks"] = [b for b in document["blocks"] if b["certificate"]["height"] != 1]
+    document["events"] = [e for e in document["events"] if e["log_index"] == offer.log_index]
+    document["governance"] = []
+    error = rejection(encode_canonical(document), chain.genesis)
+    assert error.code == "wrong_blocks" and "is not a block under the checkpoint" in error.reason
 
 
 def test_a_lineage_missing_a_parent_or_with_an_extra_asset_fails(
@@ -651,12 +681,12 @@ def test_a_lineage_missing_a_parent_or_with_an_extra_asset_fails(
     # agency-b authored only raw-b's registration, so its role change (and what that needs)
     # is not needed any more.
     without_raw_b["governance"] = []
-    error = rejection(encode_canonical(without_raw_b), chain.genesis)
+    error = rejection(_reblocked(chain, without_raw_b), chain.genesis)
     assert error.code == "incomplete" and "'raw-b'" in error.reason
-    error = rejection(_with_event(document, _entry(chain, "raw-z", size)), chain.genesis)
+    error = rejection(_with_event(chain, document, _entry(chain, "raw-z", size)), chain.genesis)
     assert error.code == "wrong_events"
     assert "asset 'raw-z' is not upstream of 'report'" in error.reason
-    error = rejection(_with_event(document, _entry(chain, "grant", size)), chain.genesis)
+    error = rejection(_with_event(chain, document, _entry(chain, "grant", size)), chain.genesis)
     assert error.code == "wrong_events" and "(grant_issued) is not in a lineage" in error.reason
 
 
@@ -666,11 +696,11 @@ def test_a_trade_with_another_orders_event_fails(chain: Chain, trade_bytes: byte
     assert "regulator" in [
         e["author"] for e in verify_bundle(trade_bytes, chain.genesis).to_json()["events"]
     ]  # resolved d-1
-    error = rejection(_with_event(document, _entry(chain, "order-2", size)), chain.genesis)
+    error = rejection(_with_event(chain, document, _entry(chain, "order-2", size)), chain.genesis)
     assert error.code == "wrong_events" and "is not part of order 'order-1'" in error.reason
     without_order = copy.deepcopy(json.loads(trade_bytes))
     del without_order["events"][1]
-    error = rejection(encode_canonical(without_order), chain.genesis)
+    error = rejection(_reblocked(chain, without_order), chain.genesis)
     assert error.code == "bad_trade" and "order_delivered cannot follow status listed" in (
         error.reason
     )
@@ -706,7 +736,7 @@ def _without(data: bytes, chain: Chain, label: str) -> bytes:
     event_id = chain.ids[label].hex()
     assert any(g["event_id"] == event_id for g in document["governance"]), label
     document["governance"] = [g for g in document["governance"] if g["event_id"] != event_id]
-    return encode_canonical(document)
+    return _reblocked(chain, document)
 
 
 def test_a_member_added_after_the_genesis_is_proven_by_its_governance_event(chain: Chain) -> None:
@@ -733,7 +763,13 @@ def test_a_member_added_after_the_genesis_is_proven_by_its_governance_event(chai
     assert f"agency-c at the checkpoint: removed, keys {rotated_key}" in summary
     document = verified.to_json()
     assert document["authors"] == [
-        {"member_id": "agency-c", "role": "agency", "removed": True, "key_ids": [rotated_key]}
+        {
+            "member_id": "agency-c",
+            "role": "agency",
+            "removed": True,
+            "key_ids": [rotated_key],
+            "revoked_after_height": [None],
+        }
     ]
 
 
@@ -873,26 +909,28 @@ def test_governance_listed_wrongly_is_refused(chain: Chain, event_bytes: bytes) 
     size = chain.store.header(chain.store.head_height).log_size
     # A change the event does not need (one that applies to the genesis members).
     error = rejection(
-        _with_governance(event_bytes, _entry(chain, "governance", size)), chain.genesis
+        _with_governance(chain, event_bytes, _entry(chain, "governance", size)), chain.genesis
     )
     assert error.code == "wrong_events" and "is not one the bundle's events need" in error.reason
     # An event that is no governance action.
-    error = rejection(_with_governance(event_bytes, _entry(chain, "raw-z", size)), chain.genesis)
-    assert error.code == "wrong_events" and "is no governance action" in error.reason
+    error = rejection(
+        _with_governance(chain, event_bytes, _entry(chain, "raw-z", size)), chain.genesis
+    )
+    assert error.code == "wrong_events" and "is no governance action, proposal" in error.reason
     # The bundle's own event again, as governance.
     document = json.loads(
         bundles.event_bundle(chain.store, chain.genesis, chain.ids["role-changed"])
     )
     document["governance"].append(document["events"][0])
     document["governance"].sort(key=lambda g: g["log_index"])
-    error = rejection(encode_canonical(document), chain.genesis)
+    error = rejection(_reblocked(chain, document), chain.genesis)
     assert error.code == "malformed" and "in both events and governance" in error.reason
 
 
-def _with_governance(data: bytes, entry: dict[str, Any]) -> bytes:
+def _with_governance(chain: Chain, data: bytes, entry: dict[str, Any]) -> bytes:
     document = json.loads(data)
     document["governance"] = sorted([*document["governance"], entry], key=lambda e: e["log_index"])
-    return encode_canonical(document)
+    return _reblocked(chain, document)
 
 
 def _as_version_1(data: bytes, genesis) -> bytes:
@@ -901,6 +939,7 @@ def _as_version_1(data: bytes, genesis) -> bytes:
     document = json.loads(data)
     del document["governance"]
     del document["validator_chain"]
+    del document["blocks"]
     document["format"] = "provledger-evidence/1"
     authors = sorted(
         {
@@ -919,9 +958,33 @@ def _as_version_1(data: bytes, genesis) -> bytes:
     return encode_canonical(document)
 
 
-def test_version_1_bundles_still_verify_and_other_versions_are_refused(
+def _as_version_2(data: bytes) -> bytes:
+    """A provledger-evidence/2 bundle of the same events: no `blocks`, as the builder made
+    them before (its events' heights unproven)."""
+    document = json.loads(data)
+    del document["blocks"]
+    document["format"] = "provledger-evidence/2"
+    return encode_canonical(document)
+
+
+def test_version_1_and_2_bundles_still_verify_and_other_versions_are_refused(
     chain: Chain, event_bytes: bytes, trade_bytes: bytes
 ) -> None:
+    by_c = bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
+    for data in (event_bytes, trade_bytes, by_c):
+        old = _as_version_2(data)
+        verified = verify_bundle(old, chain.genesis)
+        assert verified.format == "provledger-evidence/2" and verified.heights == {}
+        assert verified.claims == verify_bundle(data, chain.genesis).claims
+        assert verified.governance == verify_bundle(data, chain.genesis).governance
+        with_blocks = json.loads(old)
+        with_blocks["blocks"] = []
+        error = rejection(encode_canonical(with_blocks), chain.genesis)
+        assert "unknown field 'blocks'" in error.reason
+    without_blocks = json.loads(event_bytes)
+    del without_blocks["blocks"]
+    error = rejection(encode_canonical(without_blocks), chain.genesis)
+    assert "lacks the field 'blocks'" in error.reason
     for data in (event_bytes, trade_bytes):
         old = _as_version_1(data, chain.genesis)
         verified = verify_bundle(old, chain.genesis)
@@ -929,7 +992,6 @@ def test_version_1_bundles_still_verify_and_other_versions_are_refused(
         assert verified.claims == verify_bundle(data, chain.genesis).claims
         assert verified.to_json()["format"] == "provledger-evidence/1"
     # Version 1 proves genesis keys only, and its members are the authors' genesis records.
-    by_c = bundles.event_bundle(chain.store, chain.genesis, chain.ids["by-agency-c"])
     error = rejection(_as_version_1(by_c, chain.genesis), chain.genesis)
     assert error.code == "unsupported_author"
     old = json.loads(_as_version_1(event_bytes, chain.genesis))
@@ -949,7 +1011,7 @@ def test_version_1_bundles_still_verify_and_other_versions_are_refused(
     assert "unknown field 'members'" in rejection(encode_canonical(new), chain.genesis).reason
     # Another version of the format, and another format.
     for stated, code in (
-        ("provledger-evidence/3", "bundle_version"),
+        ("provledger-evidence/4", "bundle_version"),
         ("provledger-evidence/0", "bundle_version"),
         ("other-evidence/2", "unsupported_format"),
     ):
@@ -1056,11 +1118,248 @@ def test_a_walk_past_the_checkpoint_is_refused(changed_validators) -> None:
         location.event, location.log_index, store.inclusion_proof(location.log_index, size)
     )
     args = ("event", early.event_id.hex(), genesis, checkpoint, [entry], ())
+    at = [store.checkpoint(location.height)]
     walk = walks.validator_chain(store, 3)
-    assert verify_bundle(evidence.encode_bundle(*args, walk), genesis).header.height == 3
+    assert verify_bundle(evidence.encode_bundle(*args, walk, at), genesis).header.height == 3
     # validator-4 signs from 3: without the walk, the header names a set the verifier lacks.
-    error = rejection(evidence.encode_bundle(*args), genesis)
+    error = rejection(evidence.encode_bundle(*args, None, at), genesis)
     assert error.code == "bad_checkpoint" and "names a different validator set" in error.reason
     late_walk = walks.validator_chain(store, 7)
-    error = rejection(evidence.encode_bundle(*args, late_walk), genesis)
+    error = rejection(evidence.encode_bundle(*args, late_walk, at), genesis)
     assert error.code == "bad_validator_chain" and "goes past the checkpoint" in error.reason
+
+
+# --- changes decided on the ledger: proposals, thresholds, revocations (ADR 016) -------------
+
+AGENCY_D = Member("agency-d", "agency", signing_key("agency-d"))
+
+
+def _proposal_story(consortium: Consortium) -> list[list[tuple[str, ledger_pb2.SignedEvent]]]:
+    """agency-d is admitted by proposal (four of five approve: the regulator's approval
+    applies it) and registers; the thresholds are lowered to more than one half by a one-event
+    action; agency-d registers again; then its key is revoked as compromised from height 6 by
+    a proposal that four of the six members approve (the auditor's approval applies it, as
+    the new threshold allows and the old one would not)."""
+    c = consortium
+
+    def proposal(change: ledger_pb2.GovernanceChange) -> tuple[bytes, bytes]:
+        change_bytes = change.SerializeToString(deterministic=True)
+        return change_bytes, rules_governance.proposal_id(change_bytes)
+
+    admit, admit_id = proposal(
+        ledger_pb2.GovernanceChange(
+            proposal_nonce=11,
+            member_added=ledger_pb2.MemberAdded(
+                member_id="agency-d",
+                role=ledger_pb2.ROLE_AGENCY,
+                public_key=AGENCY_D.key.public_key,
+            ),
+        )
+    )
+    half = ledger_pb2.GovernanceChange(proposal_nonce=12)
+    half.thresholds_changed.thresholds.default_threshold.numerator = 1
+    half.thresholds_changed.thresholds.default_threshold.denominator = 2
+    revoke, revoke_id = proposal(
+        ledger_pb2.GovernanceChange(
+            proposal_nonce=13,
+            key_revoked=ledger_pb2.KeyRevoked(
+                member_id="agency-d",
+                key_id=AGENCY_D.key.key_id,
+                from_height=6,
+                reason="laptop stolen",
+            ),
+        )
+    )
+    register = "asset_registered"
+    approve = "governance_approved"
+    return [
+        [("propose-d", c.sign("agency-a", "governance_proposed", change=admit))],      # 1
+        [("approve-d-b", c.sign("agency-b", approve, proposal_id=admit_id))],          # 2
+        [("approve-d-x", c.sign("exchange", approve, proposal_id=admit_id))],          # 3
+        [("approve-d-r", c.sign("regulator", approve, proposal_id=admit_id))],         # 4
+        [("d-raw", c.sign(AGENCY_D, register, asset_id="d/raw",                        # 5
+                          content_digest=digest("d raw"), classification=GENERAL))],
+        [("half", c.govern("agency-a", half, ["agency-a", "agency-b", "exchange",     # 6
+                                               "regulator", "auditor"]))],
+        [("d-late", c.sign(AGENCY_D, register, asset_id="d/late",                      # 7
+                           content_digest=digest("d late"), classification=GENERAL))],
+        [("propose-revoke", c.sign("agency-b", "governance_proposed", change=revoke))],  # 8
+        [("approve-revoke-x", c.sign("exchange", approve, proposal_id=revoke_id)),     # 9
+         ("approve-revoke-r", c.sign("regulator", approve, proposal_id=revoke_id))],
+        [("approve-revoke-u", c.sign("auditor", approve, proposal_id=revoke_id))],     # 10
+        [("raw-after", c.sign("agency-a", register, asset_id="a/after",               # 11
+                              content_digest=digest("a after"), classification=GENERAL))],
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def proposals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    consortium = Consortium()
+    store = Store(tmp_path_factory.mktemp("proposals") / "db", consortium.genesis)
+    ids: dict[str, bytes] = {}
+    last_commit = None
+    for number, block in enumerate(_proposal_story(consortium), start=1):
+        time_ms = GENESIS_TIME_MS + number * BLOCK_INTERVAL_MS
+        last_commit = _commit(consortium, store, [s for _, s in block], last_commit, time_ms)
+        ids.update((label, consortium.decode(s).event_id) for label, s in block)
+    try:
+        yield Chain(consortium, store, ids)
+    finally:
+        store.close()
+
+
+def test_a_member_admitted_by_proposal_is_proven_by_the_proposal_and_its_approvals(
+    proposals: Chain,
+) -> None:
+    """agency-d, admitted by a proposal and three approvals (the last applies it), registers:
+    its bundle carries the proposal and every approval, judged by the ledger's rules in their
+    blocks; and the revocation of its key, decided by proposal under the lowered threshold."""
+    data = bundles.event_bundle(proposals.store, proposals.genesis, proposals.ids["d-raw"])
+    verified = verify_bundle(data, proposals.genesis)
+    assert verified.claims["author"] == "agency-d"
+    assert verified.claims["key_id"] == AGENCY_D.key.key_id.hex()
+    labels = (
+        "propose-d", "approve-d-b", "approve-d-x", "approve-d-r", "half", "propose-revoke",
+        "approve-revoke-x", "approve-revoke-r", "approve-revoke-u",
+    )  # fmt: skip
+    assert [e.event_id for _, e in verified.governance] == [proposals.ids[x] for x in labels]
+    replayed = verified.governance_json()
+    assert [(g["event"], g["change"], g["applies"]) for g in replayed] == [
+        ("governance_proposed", "member_added", False),
+        ("governance_approved", "member_added", False),
+        ("governance_approved", "member_added", False),
+        ("governance_approved", "member_added", True),
+        ("governance", "thresholds_changed", True),
+        ("governance_proposed", "key_revoked", False),
+        ("governance_approved", "key_revoked", False),
+        ("governance_approved", "key_revoked", False),
+        ("governance_approved", "key_revoked", True),
+    ]
+    admission = rules_governance.proposal_id(_change_of(proposals, "propose-d"))
+    assert {g["proposal_id"] for g in replayed[:4]} == {admission.hex()}
+    # Each event's height is its block's, proven by the block's checkpoint.
+    assert [g["height"] for g in replayed] == [1, 2, 3, 4, 6, 8, 9, 9, 10]
+    assert verified.heights[proposals.store.event(proposals.ids["d-raw"]).log_index] == 5
+    assert len(json.loads(data)["blocks"]) == 9
+    key = verified.authors["agency-d"].keys[0]
+    assert key.revoked and key.revoked_after_height == 6
+    summary = "\n".join(summary_lines(verified))
+    assert "log index 0, height 1: member_added agency-d proposed by agency-a" in summary
+    assert "height 4: member_added agency-d approved by regulator (applies)" in summary
+    assert "height 6: thresholds_changed (by agency-a; approved by agency-a," in summary
+    assert f"keys {AGENCY_D.key.key_id.hex()} (revoked after height 6)" in summary
+    # The bundle of an approval itself: the proposal and the approvals before it come along.
+    own = verify_bundle(
+        bundles.event_bundle(proposals.store, proposals.genesis, proposals.ids["approve-revoke-u"]),
+        proposals.genesis,
+    )
+    assert [e.event_id for _, e in own.governance][:6] == [proposals.ids[x] for x in labels[:6]]
+    assert own.facts[own.events[0][0]].applies
+
+
+def _change_of(chain: Chain, label: str) -> bytes:
+    event = decode(chain.store.event(chain.ids[label]).event, chain.genesis.chain_id)
+    return event.event.governance_proposed.change
+
+
+def _without_labels(chain: Chain, data: bytes, *labels: str) -> bytes:
+    document = json.loads(data)
+    gone = {chain.ids[label].hex() for label in labels}
+    assert gone <= {g["event_id"] for g in document["governance"]}, labels
+    document["governance"] = [g for g in document["governance"] if g["event_id"] not in gone]
+    return _reblocked(chain, document)
+
+
+def test_a_change_approved_under_changed_thresholds_needs_the_threshold_change(
+    proposals: Chain,
+) -> None:
+    """The revocation applied with four approvals of six members: enough under the lowered
+    threshold (more than one half), not under the genesis default (more than two thirds). A
+    bundle without the threshold change does not apply it, and nothing then needs its
+    proposal and approvals."""
+    data = bundles.event_bundle(proposals.store, proposals.genesis, proposals.ids["d-raw"])
+    error = rejection(_without_labels(proposals, data, "half"), proposals.genesis)
+    assert error.code == "wrong_events" and "is not one the bundle's events need" in error.reason
+    # The replay's own count: with the threshold change, the auditor's approval applies it.
+    verified = verify_bundle(data, proposals.genesis)
+    applying = proposals.store.event(proposals.ids["approve-revoke-u"]).log_index
+    assert verified.facts[applying].applies and verified.facts[applying].kind == "key_revoked"
+    # The genesis default would have needed five of the six members.
+    assert rules_governance.approvals_needed(rules_governance.DEFAULT_THRESHOLD, 6) == 5
+
+
+def test_a_revoked_keys_events_after_the_revocation_height_are_refused(proposals: Chain) -> None:
+    """agency-d's key is revoked from height 6, by a change committed at height 10: its event
+    at height 7 proves nothing of agency-d (`key_revoked`, from the verifier as from the
+    node), its event at height 5 still verifies."""
+    genesis = proposals.genesis
+    with pytest.raises(bundles.BundleRefused) as refused:
+        bundles.event_bundle(proposals.store, genesis, proposals.ids["d-late"])
+    assert refused.value.code == "key_revoked" and "after height 6" in refused.value.reason
+    data = bundles.encode_from_store(
+        proposals.store, genesis, "event", proposals.ids["d-late"].hex(), [proposals.ids["d-late"]]
+    )
+    error = rejection(data, genesis)
+    assert error.code == "key_revoked"
+    assert "(height 7)" in error.reason and "revoked as compromised after height 6" in error.reason
+    assert (
+        verify_bundle(
+            bundles.event_bundle(proposals.store, genesis, proposals.ids["d-raw"]), genesis
+        )
+        .authors["agency-d"]
+        .keys[0]
+        .revoked
+    )
+    # Without the revocation's proposal and approvals, the bundle is silent about it (presence,
+    # not absence): it verifies, and shows the key not revoked.
+    silent = _without_labels(
+        proposals, data, "half", "propose-revoke", "approve-revoke-x", "approve-revoke-r",
+        "approve-revoke-u",
+    )  # fmt: skip
+    assert not verify_bundle(silent, genesis).authors["agency-d"].keys[0].revoked
+    # As format 2 (no blocks, no heights), the bundle cannot carry the proposals at all.
+    document = json.loads(data)
+    del document["blocks"]
+    document["format"] = "provledger-evidence/2"
+    assert rejection(encode_canonical(document), genesis).code == "unknown_author"
+
+
+def test_missing_or_forged_proposal_events_are_refused(proposals: Chain) -> None:
+    c, genesis = proposals.consortium, proposals.genesis
+    data = bundles.event_bundle(proposals.store, genesis, proposals.ids["d-raw"])
+    # The approvals of a proposal the bundle lacks.
+    error = rejection(_without_labels(proposals, data, "propose-d"), genesis)
+    assert error.code == "missing_proposal" and "unknown_proposal" in error.reason
+    # An approval left out: the change does not reach its threshold, agency-d is no member.
+    error = rejection(_without_labels(proposals, data, "approve-d-x"), genesis)
+    assert error.code == "unknown_author" and "'agency-d'" in error.reason
+    # An approval that is not in the log, in place of the exchange's.
+    admission = rules_governance.proposal_id(_change_of(proposals, "propose-d"))
+    forged = c.sign("auditor", "governance_approved", 77, proposal_id=admission)
+    document = json.loads(data)
+    entry = next(
+        g for g in document["governance"] if g["event_id"] == proposals.ids["approve-d-x"].hex()
+    )
+    entry.update(
+        event_id=c.decode(forged).event_id.hex(),
+        body=evidence._b64(forged.body),
+        signature=evidence._b64(forged.signature),
+    )
+    assert rejection(encode_canonical(document), genesis).code == "bad_proof"
+    # A proposal and an approval that applied nothing, which nothing in the bundle needs.
+    plain = bundles.event_bundle(proposals.store, genesis, proposals.ids["raw-after"])
+    assert verify_bundle(plain, genesis).governance == ()
+    size = proposals.store.header(proposals.store.head_height).log_size
+    extra = json.loads(plain)
+    extra["governance"] = [_entry(proposals, x, size) for x in ("propose-d", "approve-d-b")]
+    error = rejection(_reblocked(proposals, extra), genesis)
+    assert error.code == "wrong_events" and "is not one the bundle's events need" in error.reason
+    # Blocks: an event whose block is left out, and a block that holds none of the events.
+    document = json.loads(data)
+    del document["blocks"][0]
+    error = rejection(encode_canonical(document), genesis)
+    assert error.code == "wrong_blocks" and "its height is not proven" in error.reason
+    document = json.loads(plain)
+    document["blocks"].insert(0, evidence.checkpoint_json(proposals.store.checkpoint(1)))
+    error = rejection(encode_canonical(document), genesis)
+    assert error.code == "wrong_blocks" and "committed none of the bundle's events" in error.reason
