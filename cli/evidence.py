@@ -195,16 +195,17 @@ def summary_lines(verified: VerifiedBundle) -> list[str]:
 
 def fork_lines(fork: VerifiedFork) -> list[str]:
     """What `provledger verify` prints for a verified proof of a fork."""
-    validators = fork.genesis.validator_set
     lines = [
         f"VERIFIED fork: {fork.proof.reason} ({fork.proof.kind})",
         f"  chain {fork.genesis.chain_id}, genesis {fork.genesis.genesis_hash.hex()}",
     ]
     sides = (
-        (fork.proof.first, fork.first_header, fork.first_block_id, fork.first_signers),
-        (fork.proof.second, fork.second_header, fork.second_block_id, fork.second_signers),
-    )
-    for sighting, header, identifier, signers in sides:
+        (fork.proof.first, fork.first_header, fork.first_block_id, fork.first_signers,
+         fork.first_validators),
+        (fork.proof.second, fork.second_header, fork.second_block_id, fork.second_signers,
+         fork.second_validators),
+    )  # fmt: skip
+    for sighting, header, identifier, signers, validators in sides:
         lines.append(
             f"  block {header.height} (id {identifier.hex()}, round "
             f"{sighting.checkpoint.certificate.round}, log size {header.log_size}) signed by "
