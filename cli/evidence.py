@@ -21,7 +21,6 @@ from typing import Any
 
 from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
 from provledger.protocol.evidence import SUBJECT_FIELDS, BundleError, VerifiedBundle, verify_bundle
-from provledger.protocol.fork_proof import FORMAT as FORK_FORMAT
 from provledger.protocol.fork_proof import ForkProofError, VerifiedFork, verify_fork_proof
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_SIZE_BYTES_MAX
@@ -75,9 +74,10 @@ def cmd_verify(args: argparse.Namespace) -> None:
     emit(args, verified.to_json(), "\n".join(summary_lines(verified)))
 
 
-# Canonical JSON spells a fork proof's format field exactly so; inside a bundle's strings the
-# quotes would be escaped, so no evidence bundle holds these bytes.
-_FORK_FORMAT_FIELD = f'"format":"{FORK_FORMAT}"'.encode("ascii")
+# Canonical JSON spells a fork proof's format field exactly so, whatever its version (an
+# unsupported one is refused by verify_fork_proof, with its code); inside a bundle's strings
+# the quotes would be escaped, so no evidence bundle holds these bytes.
+_FORK_FORMAT_FIELD = b'"format":"provledger-fork/'
 
 
 def _bundle_from_data_dir(data_dir: Path, genesis: Genesis, kind: str, subject: str) -> bytes:

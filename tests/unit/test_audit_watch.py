@@ -259,6 +259,15 @@ def test_provledger_verify_checks_a_fork_proof_and_names_who_signed_both(
     proof_file.write_bytes(encode_fork_proof(same, genesis))
     assert main(["verify", str(proof_file), "--genesis", str(genesis_file)]) == 1
     assert "[not_conflicting]" in capsys.readouterr().err
+    # A provledger-fork/1 file (no walks) still verifies; another version is refused.
+    document = json.loads(encode_fork_proof(proof, genesis))
+    for side in ("first", "second"):
+        del document[side]["validator_chain"]
+    for version, code in (("1", 0), ("3", 1)):
+        document["format"] = f"provledger-fork/{version}"
+        proof_file.write_bytes(encode_canonical(document))
+        assert main(["verify", str(proof_file), "--genesis", str(genesis_file)]) == code
+    assert "[unsupported_format]" in capsys.readouterr().err
 
 
 # --- after validator-set changes -----------------------------------------------------------
