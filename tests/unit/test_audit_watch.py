@@ -208,6 +208,14 @@ def test_the_state_file_round_trips_and_refuses_edits(chains: ForkedChains, tmp_
     path.write_text("{}\n")
     with pytest.raises(CommandError, match="not usable"):
         audit.read_state(path, genesis)
+    # A provledger-audit-state/1 file (no walks) is still read, against the genesis set.
+    audit.write_state(path, genesis, remember)
+    document = json.loads(path.read_bytes())
+    document["format"] = audit.STATE_FORMAT_1
+    for entry in document["nodes"].values():
+        del entry["validator_chain"]
+    path.write_bytes(encode_canonical(document))
+    assert audit.read_state(path, genesis) == remember
 
 
 def test_the_proof_goes_beside_the_state_file(tmp_path: Path) -> None:
