@@ -1,9 +1,14 @@
 """`provledger audit watch`: ask several nodes for their latest checkpoints and prove that they
 are all on one chain, or catch a split view with a portable proof of the fork.
 
-A node's answers are never trusted: a checkpoint counts once a quorum of the genesis validators
-committed it (protocol/blocks.verify_checkpoint), and a conflict counts once
-protocol/fork_proof.py can show it to anyone who trusts the genesis alone.
+A node's answers are never trusted: a checkpoint counts once a quorum of the validators of its
+height committed it (protocol/blocks.verify_checkpoint), which validators those are being
+proven by the walk of the validator sets from the genesis that the node serves with it
+(protocol/validator_chain.py, ADR 013; empty while the genesis set signs); and a conflict
+counts once protocol/fork_proof.py can show it to anyone who trusts the genesis alone. A
+node's latest checkpoint and its walk are the `second` and `validator_chain` of its
+GetConsistencyProof answer from height 1 to its latest (0), so no other call is needed; every
+consistency answer carries the walk that verifies its two checkpoints.
 
 What is compared (`watch`): a *sighting* is a verified checkpoint and where it was seen: each
 node's latest now, and, from the state file, the highest each node served before. For every
@@ -20,13 +25,16 @@ Exit codes, for scripts and monitors:
     3  FORK: two quorum-signed checkpoints conflict; the nodes that disagree are printed and the
        proof (`provledger verify` checks it) is written to --proof-out;
     4  INCOMPLETE: no fork was proven, but a node could not be asked, or answered with something
-       that does not verify (a bad checkpoint, a consistency proof that shows nothing).
+       that does not verify (a bad walk of the validator sets, a bad checkpoint, a consistency
+       proof that shows nothing).
 
 The state file (--state) is JSON, written atomically (a temporary file, fsync, rename):
-    {"format": "provledger-audit-state/1", "chain_id": str, "genesis_hash": hex,
-     "nodes": {address: {"checkpoint": {...}}}}   # the highest verified checkpoint per node
-Its checkpoints are verified again when it is read, so a damaged or edited file cannot make a
-fork or hide one: at worst it is refused.
+    {"format": "provledger-audit-state/2", "chain_id": str, "genesis_hash": hex,
+     "nodes": {address: {"checkpoint": {...},            # the highest verified one per node
+                         "validator_chain": {...}}}}    # the walk it was verified with
+Its walks and checkpoints are verified again when it is read, so a damaged or edited file
+cannot make a fork or hide one: at worst it is refused. A "provledger-audit-state/1" file
+(no walks) is still read, its checkpoints against the genesis set; /2 is written.
 """
 
 from __future__ import annotations
@@ -60,19 +68,28 @@ from provledger.protocol.fork_proof import (
     Sighting,
     encode_fork_proof,
     find_conflict,
+    walked_history,
 )
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.proofs import ProofAnswerError, verify_consistency_answer
+from provledger.protocol.validator_chain import (
+    ValidatorChainError,
+    chain_from_json,
+    chain_to_json,
+    verify_validator_chain,
+)
 from provledger.v1 import api_pb2, ledger_pb2
 
 EXIT_FORK = 3
 EXIT_INCOMPLETE = 4
-STATE_FORMAT = "provledger-audit-state/1"
+STATE_FORMAT = "provledger-audit-state/2"
+STATE_FORMAT_1 = "provledger-audit-state/1"  # still read: no walks, the genesis set signs
 STATE_SIZE_BYTES_MAX = 16 * 1024 * 1024
 RPC_TIMEOUT_S = 30.0
 PROOF_FILE_SUFFIX = ".fork-proof.json"
 DEFAULT_PROOF_FILE = "provledger-fork-proof.json"  # without --state or --proof-out
 SEEN_BEFORE = " (seen before)"  # how a remembered sighting's source is named
+_ENTRY_FIELDS = {"checkpoint", "validator_chain"}  # a node's entry in the state file
 
 
 class Node(Protocol):
@@ -80,8 +97,11 @@ class Node(Protocol):
 
     address: str
 
-    def latest_checkpoint(self) -> ledger_pb2.Checkpoint | None:
-        """The node's latest checkpoint, None for an empty chain; raises on failure."""
+    def latest_checkpoint(
+        self,
+    ) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.ValidatorChain] | None:
+        """The node's latest checkpoint and the walk of the validator sets to its height,
+        None for an empty chain; raises on failure."""
         ...
 
     def consistency(
@@ -110,7 +130,7 @@ class WatchReport:
     forks: list[ForkProof] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     latest: dict[str, Seen | None] = field(default_factory=dict)
-    remember: dict[str, ledger_pb2.Checkpoint] = field(default_factory=dict)
+    remember: dict[str, Sighting] = field(default_factory=dict)  # by address; source unused
     comparisons: int = 0
 
     @property
@@ -123,45 +143,49 @@ class WatchReport:
 def watch(
     genesis: Genesis,
     nodes: Sequence[Node],
-    remembered: dict[str, ledger_pb2.Checkpoint],
+    remembered: dict[str, Sighting],
     describe_error: Callable[[Exception], str] = str,
 ) -> WatchReport:
     """Compare every node's latest checkpoint with every other's and with `remembered` (the
-    highest verified checkpoint of each node from earlier runs). I/O only through `nodes`;
-    an exception a node raises is a problem described by `describe_error`."""
+    highest verified checkpoint of each node from earlier runs, with its walk). I/O only
+    through `nodes`; an exception a node raises is a problem described by `describe_error`."""
     report = WatchReport()
     sightings: list[Seen] = []
-    for address, checkpoint in sorted(remembered.items()):
-        seen = _seen(Sighting(address + SEEN_BEFORE, checkpoint), address, genesis, False)
+    for address, before in sorted(remembered.items()):
+        sighting = Sighting(address + SEEN_BEFORE, before.checkpoint, before.validator_chain)
+        seen, _ = _seen(sighting, address, genesis, False)
         if seen is not None:  # the state file's are verified when it is read
             sightings.append(seen)
-            report.remember[address] = checkpoint
+            report.remember[address] = sighting
     for node in nodes:
         try:
-            checkpoint = node.latest_checkpoint()
+            served = node.latest_checkpoint()
         except Exception as error:
             report.problems.append(f"{node.address}: cannot be asked: {describe_error(error)}")
             continue
-        if checkpoint is None:
+        if served is None:
             report.latest[node.address] = None  # an empty chain agrees with every chain
             continue
-        seen = _seen(Sighting(node.address, checkpoint), node.address, genesis, True)
+        checkpoint, walk = served
+        seen, failure = _seen(Sighting(node.address, checkpoint, walk), node.address, genesis, True)
         if seen is None:
-            report.problems.append(
-                f"{node.address}: its latest checkpoint is not committed by a quorum of the "
-                "genesis validators"
-            )
+            report.problems.append(f"{node.address}: its latest checkpoint {failure}")
             continue
         report.latest[node.address] = seen
         sightings.append(seen)
-        before = report.remember.get(node.address)
-        if before is None or decode_header(before.header).height <= seen.height:
-            report.remember[node.address] = checkpoint
+        remembered_before = report.remember.get(node.address)
+        if (
+            remembered_before is None
+            or decode_header(remembered_before.checkpoint.header).height <= seen.height
+        ):
+            report.remember[node.address] = seen.sighting
     by_address = {node.address: node for node in nodes}
-    found: set[tuple[bytes, bytes]] = set()
+    found: set[frozenset[bytes]] = set()
 
-    def fork(proof: ForkProof) -> None:
-        key = (block_id(proof.first.checkpoint.header), block_id(proof.second.checkpoint.header))
+    def fork(proof: ForkProof) -> None:  # one pair of blocks, in either order, is one fork
+        key = frozenset(
+            (block_id(proof.first.checkpoint.header), block_id(proof.second.checkpoint.header))
+        )
         if key not in found:
             found.add(key)
             report.forks.append(proof)
@@ -196,12 +220,24 @@ def watch(
     return report
 
 
-def _seen(sighting: Sighting, address: str, genesis: Genesis, current: bool) -> Seen | None:
+def _seen(
+    sighting: Sighting, address: str, genesis: Genesis, current: bool
+) -> tuple[Seen | None, str]:
+    """The sighting if its walk verifies from the genesis and a quorum of the set that walk
+    says signs its height committed its checkpoint; else None and why not."""
     try:
-        header = verify_checkpoint(sighting.checkpoint, genesis)
-    except Rejected:
-        return None
-    return Seen(sighting, address, header.height, block_id(sighting.checkpoint.header), current)
+        history = walked_history(sighting, genesis)
+    except ForkProofError as error:
+        return None, f"comes with a walk of the validator sets that does not verify: {error}"
+    try:
+        header = verify_checkpoint(sighting.checkpoint, genesis, history)
+    except Rejected as error:
+        return None, (
+            "is not committed by a quorum of the validators of its height (by its walk of the "
+            f"validator sets): {error}"
+        )
+    seen = Seen(sighting, address, header.height, block_id(sighting.checkpoint.header), current)
+    return seen, ""
 
 
 def _compare(
@@ -229,13 +265,15 @@ def _compare(
         return
     where = f"{node.address} (consistency answer)"
     pairs = ((lower, answer.first), (upper, answer.second))
+    walk = answer.validator_chain
     try:
         for seen, served in pairs:
             if decode_header(served.header).height != seen.height:
                 raise ForkProofError("wrong_heights", f"it holds no checkpoint at {seen.height}")
-        # Its own checkpoints at both heights: each must commit what was seen there.
+        # Its own checkpoints at both heights (verified with the walk it answers with): each
+        # must commit what was seen there.
         for seen, served in pairs:
-            proof = find_conflict(seen.sighting, Sighting(where, served), genesis)
+            proof = find_conflict(seen.sighting, Sighting(where, served, walk), genesis)
             if proof is not None:
                 fork(proof)
                 return
@@ -244,7 +282,7 @@ def _compare(
         return
     try:
         verify_consistency_answer(
-            answer.proof, lower.sighting.checkpoint, upper.sighting.checkpoint, genesis
+            answer.proof, lower.sighting.checkpoint, upper.sighting.checkpoint, genesis, walk
         )
         return
     except ProofAnswerError as failure:
@@ -273,15 +311,18 @@ class _GrpcNode:
         self.address = address
         self._client = client_for(args, address)
 
-    def latest_checkpoint(self) -> ledger_pb2.Checkpoint | None:
+    def latest_checkpoint(
+        self,
+    ) -> tuple[ledger_pb2.Checkpoint, ledger_pb2.ValidatorChain] | None:
+        # GetCheckpoint answers no walk; a consistency answer from height 1 to the latest
+        # holds the latest checkpoint (`second`) and the walk to its height.
         try:
-            return self._client.stub.GetCheckpoint(
-                api_pb2.GetCheckpointRequest(height=0), timeout=RPC_TIMEOUT_S
-            )
+            answer = self.consistency(1, 0)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION:  # type: ignore[attr-defined]
                 return None  # empty_chain
             raise
+        return answer.second, answer.validator_chain
 
     def consistency(
         self, first_height: int, second_height: int
@@ -384,8 +425,9 @@ def _report_json(report: WatchReport, proof_path: Path | None) -> dict[str, obje
 # --- the state file ----------------------------------------------------------------------
 
 
-def read_state(path: Path, genesis: Genesis) -> dict[str, ledger_pb2.Checkpoint]:
-    """The checkpoints remembered in `path` (none if it does not exist), each verified."""
+def read_state(path: Path, genesis: Genesis) -> dict[str, Sighting]:
+    """The checkpoints remembered in `path` (none if it does not exist), each verified with
+    its walk of the validator sets, by address (their `source` is the address)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -394,8 +436,12 @@ def read_state(path: Path, genesis: Genesis) -> dict[str, ledger_pb2.Checkpoint]
         raise CommandError(f"cannot read the state file {path}: {error}") from None
     try:
         document = parse_canonical(data, STATE_SIZE_BYTES_MAX)
-        if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+        if not isinstance(document, dict) or document.get("format") not in (
+            STATE_FORMAT,
+            STATE_FORMAT_1,
+        ):
             raise BundleError("malformed", f"not a {STATE_FORMAT} document")
+        names = {"checkpoint"} if document["format"] == STATE_FORMAT_1 else _ENTRY_FIELDS
         if (document.get("chain_id"), document.get("genesis_hash")) != (
             genesis.chain_id,
             genesis.genesis_hash.hex(),
@@ -406,23 +452,36 @@ def read_state(path: Path, genesis: Genesis) -> dict[str, ledger_pb2.Checkpoint]
             raise BundleError("malformed", "nodes must be an object")
         remembered = {}
         for address, entry in nodes.items():
-            if not isinstance(entry, dict) or set(entry) != {"checkpoint"}:
-                raise BundleError("malformed", f"nodes[{address!r}] must hold a checkpoint")
-            checkpoint, *_ = read_checkpoint(entry["checkpoint"], genesis, f"nodes[{address!r}]")
-            remembered[address] = checkpoint
+            where = f"nodes[{address!r}]"
+            if not isinstance(entry, dict) or set(entry) != names:
+                raise BundleError("malformed", f"{where} must hold exactly {sorted(names)}")
+            walk = ledger_pb2.ValidatorChain()
+            try:
+                if "validator_chain" in entry:
+                    walk = chain_from_json(entry["validator_chain"])
+                history = verify_validator_chain(walk, genesis)
+            except ValidatorChainError as error:
+                raise BundleError(
+                    "bad_validator_chain", f"{where}: the walk does not verify: {error}"
+                ) from None
+            checkpoint, *_ = read_checkpoint(entry["checkpoint"], genesis, where, history)
+            remembered[address] = Sighting(address, checkpoint, walk)
     except BundleError as error:
         raise CommandError(f"the state file {path} is not usable: {error}") from None
     return remembered
 
 
-def write_state(path: Path, genesis: Genesis, remember: dict[str, ledger_pb2.Checkpoint]) -> None:
+def write_state(path: Path, genesis: Genesis, remember: dict[str, Sighting]) -> None:
     document = {
         "format": STATE_FORMAT,
         "chain_id": genesis.chain_id,
         "genesis_hash": genesis.genesis_hash.hex(),
         "nodes": {
-            address: {"checkpoint": checkpoint_json(checkpoint)}
-            for address, checkpoint in sorted(remember.items())
+            address: {
+                "checkpoint": checkpoint_json(sighting.checkpoint),
+                "validator_chain": chain_to_json(sighting.validator_chain),
+            }
+            for address, sighting in sorted(remember.items())
         },
     }
     _write_atomically(path, encode_canonical(document))

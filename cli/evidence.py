@@ -21,7 +21,6 @@ from typing import Any
 
 from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
 from provledger.protocol.evidence import SUBJECT_FIELDS, BundleError, VerifiedBundle, verify_bundle
-from provledger.protocol.fork_proof import FORMAT as FORK_FORMAT
 from provledger.protocol.fork_proof import ForkProofError, VerifiedFork, verify_fork_proof
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_SIZE_BYTES_MAX
@@ -75,9 +74,10 @@ def cmd_verify(args: argparse.Namespace) -> None:
     emit(args, verified.to_json(), "\n".join(summary_lines(verified)))
 
 
-# Canonical JSON spells a fork proof's format field exactly so; inside a bundle's strings the
-# quotes would be escaped, so no evidence bundle holds these bytes.
-_FORK_FORMAT_FIELD = f'"format":"{FORK_FORMAT}"'.encode("ascii")
+# Canonical JSON spells a fork proof's format field exactly so, whatever its version (an
+# unsupported one is refused by verify_fork_proof, with its code); inside a bundle's strings
+# the quotes would be escaped, so no evidence bundle holds these bytes.
+_FORK_FORMAT_FIELD = b'"format":"provledger-fork/'
 
 
 def _bundle_from_data_dir(data_dir: Path, genesis: Genesis, kind: str, subject: str) -> bytes:
@@ -195,16 +195,17 @@ def summary_lines(verified: VerifiedBundle) -> list[str]:
 
 def fork_lines(fork: VerifiedFork) -> list[str]:
     """What `provledger verify` prints for a verified proof of a fork."""
-    validators = fork.genesis.validator_set
     lines = [
         f"VERIFIED fork: {fork.proof.reason} ({fork.proof.kind})",
         f"  chain {fork.genesis.chain_id}, genesis {fork.genesis.genesis_hash.hex()}",
     ]
     sides = (
-        (fork.proof.first, fork.first_header, fork.first_block_id, fork.first_signers),
-        (fork.proof.second, fork.second_header, fork.second_block_id, fork.second_signers),
-    )
-    for sighting, header, identifier, signers in sides:
+        (fork.proof.first, fork.first_header, fork.first_block_id, fork.first_signers,
+         fork.first_validators),
+        (fork.proof.second, fork.second_header, fork.second_block_id, fork.second_signers,
+         fork.second_validators),
+    )  # fmt: skip
+    for sighting, header, identifier, signers, validators in sides:
         lines.append(
             f"  block {header.height} (id {identifier.hex()}, round "
             f"{sighting.checkpoint.certificate.round}, log size {header.log_size}) signed by "

@@ -5,10 +5,17 @@ Peers exchange their latest checkpoints: each node's `StatusResponse` carries th
 its head (node/consensus_driver.py), answered to every status poll and accepted when a peer
 pushes one in its gossip stream. `ForkLog.observe` compares such a checkpoint with this node's
 committed block at that height. The same block, or a height this node has not committed yet,
-says nothing. Another block whose certificate a quorum of the genesis validators signed is a
-fork (protocol/fork_proof.find_conflict): the node logs an ERROR naming the height and the
-peer, keeps the proof, and its REST API says so (`/v1/health`: "fork_seen"; `/v1/forks`, for
-auditors, with each proof as `provledger verify` checks it).
+says nothing. Another block whose certificate a quorum of the validators of that height
+signed is a fork (protocol/fork_proof.find_conflict): the node logs an ERROR naming the height
+and the peer, keeps the proof, and its REST API says so (`/v1/health`: "fork_seen";
+`/v1/forks`, for auditors, with each proof as `provledger verify` checks it).
+
+Which validators sign that height is this node's own knowledge: the sets its ledger state
+holds (protocol/validators.py, final for every committed height), not the genesis set, so
+forks after a validator-set change are seen, and a checkpoint signed by a set that no longer
+signs that height is refused. The proof it keeps carries, for both checkpoints, the walk of
+the sets from the genesis to that height built from its store (node/walks.py), so that
+anyone who trusts the genesis alone can check it.
 
 The log changes nothing else: consensus and what this node commits are untouched (it cannot
 know which of two signed blocks its clients should believe; people decide, with the proof).
@@ -28,10 +35,11 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from provledger.node.settings import FORKS_KEPT_MAX, REFUSED_CHECKPOINTS_MAX
 from provledger.node.store import Store
+from provledger.node.walks import validator_chain
 from provledger.protocol.blocks import block_id, decode_header
 from provledger.protocol.errors import Rejected
 from provledger.protocol.fork_proof import (
@@ -44,6 +52,7 @@ from provledger.protocol.fork_proof import (
     verify_fork_proof,
 )
 from provledger.protocol.genesis import Genesis
+from provledger.protocol.validators import validator_history
 from provledger.v1 import ledger_pb2
 
 log = logging.getLogger("provledger.forks")
@@ -58,7 +67,7 @@ class SeenFork:
     peer_id: str
     seen_at_ms: int
     proof: ForkProof
-    proof_file: bytes  # the canonical provledger-fork/1 file
+    proof_file: bytes  # the canonical provledger-fork/2 file
 
 
 class ForkLog:
@@ -99,11 +108,14 @@ class ForkLog:
         with self._lock:
             if theirs in self._known or theirs in self._refused:
                 return None
+        # The sets of this node's own chain (final up to its head, and so at `height`).
+        history = validator_history(self._store, self._genesis.validator_set)
         try:
             proof = find_conflict(
                 Sighting(f"node {self._node_id} (this node)", ours),
                 Sighting(f"peer {peer_id}", checkpoint),
                 self._genesis,
+                history=history,
             )
         except ForkProofError as error:
             self._refuse(theirs)
@@ -117,6 +129,13 @@ class ForkLog:
             return None
         if proof is None:
             return None
+        # For the proof file: both checkpoints with this node's walk to that height.
+        walk = validator_chain(self._store, height)
+        proof = replace(
+            proof,
+            first=replace(proof.first, validator_chain=walk),
+            second=replace(proof.second, validator_chain=walk),
+        )
         return self._keep(proof, height, peer_id, theirs, block_id(ours.header))
 
     def _refuse(self, identifier: bytes) -> None:

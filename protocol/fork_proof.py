@@ -1,12 +1,21 @@
-"""Proofs of a fork: two checkpoints, each committed by a quorum of the genesis validators,
-that cannot both be on one chain. Found by `provledger audit watch` (cli/audit.py) and by
-nodes comparing their peers' checkpoints with their own (node/forks.py); checked offline by
+"""Proofs of a fork: two checkpoints, each committed by a quorum of the validators of its
+height, that cannot both be on one chain. Found by `provledger audit watch` (cli/audit.py) and
+by nodes comparing their peers' checkpoints with their own (node/forks.py); checked offline by
 `provledger verify` against the genesis alone.
+
+Which validators sign a height is proven, as for every proof answer, by a walk of the chain of
+validator sets from the genesis (protocol/validator_chain.py, ADR 013): each side of a fork
+proof carries the walk that its checkpoint is verified with (empty while the genesis set
+signs). The two walks may be one (a node that checks a peer's checkpoint against the sets of
+its own chain gives both sides its own walk) or two (two nodes of two branches, each serving
+its own); either way each checkpoint is committed by a quorum of a set that a chain of
+quorum-signed blocks from the genesis made.
 
 Two quorum-signed checkpoints conflict when (`find_conflict`):
 same_height        they are at one height and commit different blocks. Any two quorums
-                   share more than a third of the validators; when both certificates are of
-                   one round, each validator that signed both signed two precommits for
+                   of one set share more than a third of the validators; when both
+                   certificates are of one round, each validator that signed both (with one
+                   key: of the set of that height on both sides) signed two precommits for
                    different blocks at one height and round: an equivocation, provable by
                    these signatures alone (`VerifiedFork.equivocators`). In different rounds
                    an honest validator may precommit again after a quorum of prevotes, so the
@@ -19,15 +28,21 @@ inconsistent_logs  the second is at a greater height, and its log cannot extend 
                    wrong hashes. When `first_size` is a power of two a standard proof leaves
                    that prefix's root out, so only the cases above can show the conflict.)
 
-Format "provledger-fork/1": canonical JSON exactly as evidence bundles are written
+Format "provledger-fork/2": canonical JSON exactly as evidence bundles are written
 (protocol/evidence.py: sorted keys, no spaces, ASCII, one final newline; checkpoints as
-`evidence.checkpoint_json` writes them):
+`evidence.checkpoint_json` writes them, walks as `validator_chain.chain_to_json` does):
 
-    {"format": "provledger-fork/1", "kind": "same_height" | "inconsistent_logs",
+    {"format": "provledger-fork/2", "kind": "same_height" | "inconsistent_logs",
      "chain_id": str, "genesis_hash": hex,
-     "first":  {"source": str, "checkpoint": {...}},   # the lower (or equal) height
-     "second": {"source": str, "checkpoint": {...}},
+     "first":  {"source": str, "checkpoint": {...},     # the lower (or equal) height
+                "validator_chain": {"steps": [...]}},  # the walk to its height's set
+     "second": {"source": str, "checkpoint": {...}, "validator_chain": {"steps": [...]}},
      "consistency": null | {"first_size": int, "second_size": int, "hashes": [b64, ...]}}
+
+Format "provledger-fork/1" (written before 2026-12-02) is the same without `validator_chain`:
+such files still verify, each checkpoint against the genesis set alone (what an empty walk
+says), so a /1 fork after a validator-set change does not verify (bad_checkpoint). Only /2 is
+written.
 
 `source` says where each checkpoint was seen (a node's address, a peer's id); it is not
 signed, and the verifier does not rely on it. Verification (`verify_fork_proof`), in order;
@@ -35,7 +50,10 @@ the first failure raises `ForkProofError` with a code:
     too_large, not_canonical, malformed   the bytes are not canonical JSON of this shape;
     unsupported_format                    another format;
     wrong_genesis                         another chain or genesis document;
-    bad_checkpoint                        either checkpoint is not committed by a quorum;
+    bad_validator_chain                   either walk of the validator sets does not verify
+                                          from the genesis (or is not the JSON of a walk);
+    bad_checkpoint                        either checkpoint is not committed by a quorum of
+                                          the set its walk says signs its height;
     wrong_heights                         same_height at two heights, or inconsistent_logs
                                           whose second is not above its first;
     wrong_sizes                           the consistency proof's sizes are not the logs';
@@ -48,7 +66,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from provledger.protocol import merkle
@@ -61,12 +79,20 @@ from provledger.protocol.evidence import (
     read_checkpoint,
 )
 from provledger.protocol.evidence_claims import BundleError
-from provledger.protocol.genesis import Genesis
+from provledger.protocol.genesis import Genesis, ValidatorSet
 from provledger.protocol.limits import FORK_PROOF_SIZE_BYTES_MAX
+from provledger.protocol.validator_chain import (
+    ValidatorChainError,
+    chain_from_json,
+    chain_to_json,
+    verify_validator_chain,
+)
+from provledger.protocol.validators import ValidatorHistory
 from provledger.protocol.votes import PRECOMMIT, make_evidence
 from provledger.v1 import ledger_pb2
 
-FORMAT = "provledger-fork/1"
+FORMAT = "provledger-fork/2"
+FORMAT_1 = "provledger-fork/1"  # still verified: no walks, the genesis set signs every height
 SAME_HEIGHT = "same_height"
 INCONSISTENT_LOGS = "inconsistent_logs"
 KINDS = (SAME_HEIGHT, INCONSISTENT_LOGS)
@@ -80,10 +106,13 @@ class ForkProofError(CodedError):
 
 @dataclass(frozen=True)
 class Sighting:
-    """A checkpoint and where it was seen (unsigned: for people, not for the verifier)."""
+    """A checkpoint, where it was seen (unsigned: for people, not for the verifier), and the
+    walk of the validator sets from the genesis to the set that signs its height (empty while
+    the genesis set does)."""
 
     source: str
     checkpoint: ledger_pb2.Checkpoint
+    validator_chain: ledger_pb2.ValidatorChain = field(default_factory=ledger_pb2.ValidatorChain)
 
 
 @dataclass(frozen=True)
@@ -110,11 +139,24 @@ class VerifiedFork:
     second_block_id: bytes
     first_signers: tuple[str, ...]
     second_signers: tuple[str, ...]
+    first_validators: ValidatorSet  # the set that signs the first's height, by its walk
+    second_validators: ValidatorSet
 
     @property
     def signed_both(self) -> tuple[str, ...]:
         """Validators whose signatures are in both certificates."""
         return tuple(sorted(set(self.first_signers) & set(self.second_signers)))
+
+    @property
+    def _one_key(self) -> tuple[str, ...]:
+        """Of `signed_both`, those whose key is one in both sides' sets (so one key signed
+        both precommits)."""
+        first, second = self.first_validators, self.second_validators
+        return tuple(
+            v
+            for v in self.signed_both
+            if first.public_key(v) is not None and first.public_key(v) == second.public_key(v)
+        )
 
     @property
     def same_round(self) -> bool:
@@ -125,11 +167,11 @@ class VerifiedFork:
     def equivocators(self) -> tuple[str, ...]:
         """Validators provably Byzantine by these signatures alone: at one height and round,
         each precommitted two different blocks."""
-        return self.signed_both if self.proof.kind == SAME_HEIGHT and self.same_round else ()
+        return self._one_key if self.proof.kind == SAME_HEIGHT and self.same_round else ()
 
     def to_json(self) -> dict[str, Any]:
         def side(sighting: Sighting, header: ledger_pb2.BlockHeader, identifier: bytes,
-                 signers: tuple[str, ...]) -> dict[str, Any]:  # fmt: skip
+                 signers: tuple[str, ...], validators: ValidatorSet) -> dict[str, Any]:  # fmt: skip
             return {
                 "source": sighting.source,
                 "height": header.height,
@@ -138,6 +180,8 @@ class VerifiedFork:
                 "log_size": header.log_size,
                 "log_root": header.log_root.hex(),
                 "signers": list(signers),
+                "validators": len(validators.validators),
+                "quorum": validators.quorum_size,
             }
 
         return {
@@ -148,15 +192,24 @@ class VerifiedFork:
             "genesis_hash": self.genesis.genesis_hash.hex(),
             "reason": self.proof.reason,
             "first": side(
-                self.proof.first, self.first_header, self.first_block_id, self.first_signers
+                self.proof.first,
+                self.first_header,
+                self.first_block_id,
+                self.first_signers,
+                self.first_validators,
             ),
             "second": side(
-                self.proof.second, self.second_header, self.second_block_id, self.second_signers
+                self.proof.second,
+                self.second_header,
+                self.second_block_id,
+                self.second_signers,
+                self.second_validators,
             ),
             "signed_both": list(self.signed_both),
             "equivocators": list(self.equivocators),
-            "validators": len(self.genesis.validator_set.validators),
-            "quorum": self.genesis.validator_set.quorum_size,
+            # The set of the first's height (the fork's, for same_height), by its walk.
+            "validators": len(self.first_validators.validators),
+            "quorum": self.first_validators.quorum_size,
         }
 
 
@@ -168,13 +221,17 @@ def find_conflict(
     other: Sighting,
     genesis: Genesis,
     consistency: ledger_pb2.ConsistencyProof | None = None,
+    history: ValidatorHistory | None = None,
 ) -> ForkProof | None:
     """The proof that two checkpoints conflict, or None if nothing shows they do. Raises
-    `ForkProofError` (bad_checkpoint) unless both are committed by a quorum of the genesis
-    validators. `consistency`, if given, is a proof that the log of the higher checkpoint
-    extends the lower one's; it is kept in the answer only if it is what shows the conflict."""
-    one_header = _verified_header(one, "a checkpoint", genesis)
-    other_header = _verified_header(other, "a checkpoint", genesis)
+    `ForkProofError` unless both are committed by a quorum of the validators of their
+    heights: by `history` if given (sets the caller already trusts, such as a node's own
+    store; the sightings' walks are then not read), else by each sighting's walk, verified
+    from the genesis (bad_validator_chain, bad_checkpoint). `consistency`, if given, is a
+    proof that the log of the higher checkpoint extends the lower one's; it is kept in the
+    answer only if it is what shows the conflict."""
+    one_header = _verified_header(one, "a checkpoint", genesis, history)
+    other_header = _verified_header(other, "a checkpoint", genesis, history)
     if one_header.height > other_header.height:
         one, other, one_header, other_header = other, one, other_header, one_header
     if one_header.height == other_header.height:
@@ -218,9 +275,25 @@ def equivocation_evidence(verified: VerifiedFork) -> list[ledger_pb2.Evidence]:
     return evidence
 
 
-def _verified_header(sighting: Sighting, what: str, genesis: Genesis) -> ledger_pb2.BlockHeader:
+def walked_history(sighting: Sighting, genesis: Genesis) -> ValidatorHistory:
+    """The validator sets `sighting`'s walk proves from the genesis; raises ForkProofError
+    (bad_validator_chain)."""
     try:
-        return verify_checkpoint(sighting.checkpoint, genesis)
+        return verify_validator_chain(sighting.validator_chain, genesis)
+    except ValidatorChainError as error:
+        raise ForkProofError(
+            "bad_validator_chain",
+            f"the walk of the validator sets seen at {sighting.source} does not verify: {error}",
+        ) from None
+
+
+def _verified_header(
+    sighting: Sighting, what: str, genesis: Genesis, history: ValidatorHistory | None
+) -> ledger_pb2.BlockHeader:
+    if history is None:
+        history = walked_history(sighting, genesis)
+    try:
+        return verify_checkpoint(sighting.checkpoint, genesis, history)
     except Rejected as error:
         raise ForkProofError(
             "bad_checkpoint", f"{what} seen at {sighting.source} does not verify: {error}"
@@ -306,8 +379,11 @@ def verify_fork_proof(data: bytes, genesis: Genesis) -> VerifiedFork:
         document = _field_object(parse_canonical(data, FORK_PROOF_SIZE_BYTES_MAX), "the proof")
         if set(document) != set(_TOP_FIELDS):
             raise _malformed(f"the proof must have exactly the fields {list(_TOP_FIELDS)}")
-        if document["format"] != FORMAT:
-            raise ForkProofError("unsupported_format", f"format is not {FORMAT!r}")
+        if document["format"] not in (FORMAT, FORMAT_1):
+            raise ForkProofError(
+                "unsupported_format", f"format is not {FORMAT!r} (or {FORMAT_1!r})"
+            )
+        walks = document["format"] == FORMAT
         if document["chain_id"] != genesis.chain_id:
             raise ForkProofError(
                 "wrong_genesis", f"the proof is not for chain {genesis.chain_id!r}"
@@ -317,11 +393,11 @@ def verify_fork_proof(data: bytes, genesis: Genesis) -> VerifiedFork:
         kind = document["kind"]
         if kind not in KINDS:
             raise _malformed(f"kind must be one of {list(KINDS)}")
-        first, first_header, first_id, first_signers = _read_sighting(
-            document["first"], "first", genesis
+        first, first_header, first_id, first_signers, first_set = _read_sighting(
+            document["first"], "first", genesis, walks
         )
-        second, second_header, second_id, second_signers = _read_sighting(
-            document["second"], "second", genesis
+        second, second_header, second_id, second_signers, second_set = _read_sighting(
+            document["second"], "second", genesis, walks
         )
         consistency = _read_consistency(document["consistency"])
     except BundleError as error:  # the shared canonical JSON and checkpoint readers
@@ -362,6 +438,8 @@ def verify_fork_proof(data: bytes, genesis: Genesis) -> VerifiedFork:
         second_block_id=second_id,
         first_signers=first_signers,
         second_signers=second_signers,
+        first_validators=first_set,
+        second_validators=second_set,
     )
 
 
@@ -370,7 +448,11 @@ def _b64(data: bytes) -> str:
 
 
 def _sighting_json(sighting: Sighting) -> dict[str, Any]:
-    return {"source": sighting.source, "checkpoint": checkpoint_json(sighting.checkpoint)}
+    return {
+        "source": sighting.source,
+        "checkpoint": checkpoint_json(sighting.checkpoint),
+        "validator_chain": chain_to_json(sighting.validator_chain),
+    }
 
 
 def _malformed(reason: str) -> ForkProofError:
@@ -384,18 +466,31 @@ def _field_object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _read_sighting(
-    value: Any, where: str, genesis: Genesis
-) -> tuple[Sighting, ledger_pb2.BlockHeader, bytes, tuple[str, ...]]:
+    value: Any, where: str, genesis: Genesis, walks: bool
+) -> tuple[Sighting, ledger_pb2.BlockHeader, bytes, tuple[str, ...], ValidatorSet]:
+    """A side of the proof; `walks`: it carries a walk (format 2), else the genesis set signs
+    (format 1)."""
     entry = _field_object(value, where)
-    if set(entry) != {"checkpoint", "source"}:
-        raise _malformed(f"{where} must have exactly the fields checkpoint and source")
+    names = {"checkpoint", "source", "validator_chain"} if walks else {"checkpoint", "source"}
+    if set(entry) != names:
+        raise _malformed(f"{where} must have exactly the fields {sorted(names)}")
     source = entry["source"]
     if not isinstance(source, str):
         raise _malformed(f"{where}.source must be a string")
+    walk = ledger_pb2.ValidatorChain()
+    if walks:
+        try:
+            walk = chain_from_json(entry["validator_chain"])
+        except ValidatorChainError as error:
+            raise ForkProofError(
+                "bad_validator_chain", f"{where}.validator_chain is not a walk: {error}"
+            ) from None
+    history = walked_history(Sighting(source, ledger_pb2.Checkpoint(), walk), genesis)
     checkpoint, header, identifier, signers = read_checkpoint(
-        entry["checkpoint"], genesis, f"{where}.checkpoint"
+        entry["checkpoint"], genesis, f"{where}.checkpoint", history
     )
-    return Sighting(source, checkpoint), header, identifier, signers
+    validators = history.at(header.height)
+    return Sighting(source, checkpoint, walk), header, identifier, signers, validators
 
 
 def _read_consistency(value: Any) -> ledger_pb2.ConsistencyProof | None:

@@ -115,6 +115,7 @@ BUNDLE_GOVERNANCE_EVENTS_MAX = 500
 # largest body can make (about 226 MiB: 87 KiB of base64 body, a signature and a 65-hash proof
 # per event).
 BUNDLE_SIZE_BYTES_MAX = 256 * 1024 * 1024
-# A fork proof (protocol/fork_proof.py): two checkpoints of at most 129 signatures each and a
-# consistency proof, a few tens of KiB at most.
-FORK_PROOF_SIZE_BYTES_MAX = 1024 * 1024
+# A fork proof (protocol/fork_proof.py): two checkpoints of at most 129 signatures each, a
+# consistency proof, and two walks of the validator sets (each a few MiB at most, see
+# VALIDATOR_CHAIN_STEPS_MAX; a few KiB per validator change in practice).
+FORK_PROOF_SIZE_BYTES_MAX = 32 * 1024 * 1024

@@ -116,7 +116,7 @@ def test_audit_watch_catches_a_byzantine_quorums_second_block_and_verify_names_i
             "--genesis", str(consortium.layout.genesis_path), "--state", str(state),
             *consortium.connection_arguments(),
         )  # fmt: skip
-        assert "GetCheckpoint(0)" in liar.servicer.calls  # it was asked, over TLS
+        assert "GetConsistencyProof(1, 0)" in liar.servicer.calls  # it was asked, over TLS
     assert watched.returncode == EXIT_FORK, watched.stdout + watched.stderr
     fork_lines = [line for line in watched.stdout.splitlines() if line.startswith("FORK:")]
     assert fork_lines and liar.address in fork_lines[0] and honest in fork_lines[0]

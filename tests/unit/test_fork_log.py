@@ -4,6 +4,10 @@ committed differently is a fork: kept once, logged as an ERROR naming the height
 bounded; anything else (its own block, a height above its head, a checkpoint no quorum signed)
 is not. Its REST API says so: /v1/health for anyone, /v1/forks and the proof for auditors.
 
+After validator-set changes, a peer's checkpoint is checked with the sets of the node's own
+chain at its height: a fork by the set of that height is seen, with a proof whose walks verify
+from the genesis; a checkpoint of a set that no longer signs that height is refused.
+
 And the consequence (ADR 014): the equivocators of a one-round fork go to the evidence pool;
 a block that records evidence marks its validator in the ledger state, for good, with the
 heights, and /v1/status shows the mark.
@@ -19,6 +23,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, Consortium
+from support.validator_changes import Chain as VChain
+from support.validator_changes import changed_chain
 
 from provledger.node import forks as forks_module
 from provledger.node.forks import ForkLog
@@ -289,3 +295,63 @@ def test_an_equivocators_record_lists_a_bounded_number_and_counts_all(
     (marked,) = [w.record for w in executed.writes if w.kind == "equivocator"]
     assert isinstance(marked, state_pb2.EquivocatorRecord)
     assert marked.equivocations == 3 and [e.round for e in marked.listed] == [0, 1]
+
+
+# --- after validator-set changes -----------------------------------------------------------
+# Blocks 1-7 (tests/support/validator_changes.py): validator-4 added at 1 (signs from 3),
+# validator-0 removed at 4 (signs from 6). The node checks a peer's checkpoint with the sets
+# of its own chain at that height.
+
+
+@pytest.fixture
+def changed(tmp_path: Path) -> Iterator[VChain]:
+    consortium = Consortium()
+    leader = Store(tmp_path / "leader", consortium.genesis)
+    follower = Store(tmp_path / "follower", consortium.genesis)
+    yield changed_chain(consortium, leader, follower)
+    leader.close()
+    follower.close()
+
+
+def test_a_fork_after_validator_set_changes_is_seen_with_the_nodes_own_sets(
+    changed: VChain,
+) -> None:
+    genesis = changed.genesis
+    store: Store = changed.leader.store  # type: ignore[assignment]
+    reported: list[ledger_pb2.Evidence] = []
+    log = ForkLog(store, genesis, "validator-1", lambda: NOW_MS, reported.append)
+    for height in (2, 4, 7):  # its own blocks, of the genesis set, of five, of the last four
+        assert log.observe("validator-2", changed.checkpoint(height)) is None
+    after = changed.leader.validator_set(7)
+    seen = log.observe("validator-2", changed.forged(7))
+    assert seen is not None and seen.height == 7
+    verified = verify_fork_proof(seen.proof_file, genesis)  # from the genesis, by the walks
+    assert verified.first_validators == verified.second_validators == after
+    names = ("validator-1", "validator-2", "validator-3", "validator-4")
+    assert verified.equivocators == names
+    assert [e.first.validator_id for e in reported] == list(names)
+    assert all(verify_evidence(genesis.chain_id, after, e) for e in reported)
+    # At a height the five signed, a quorum of the five is a fork too.
+    five = changed.signers(4)
+    assert log.observe("validator-2", changed.forged(4, five[1:])) is not None
+    assert log.count() == 2
+
+
+def test_a_checkpoint_of_a_set_that_no_longer_signs_that_height_is_refused(
+    changed: VChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The genesis set, validator-0 included, signs a second block 7 whose header names it:
+    on this node's chain that set stopped signing at height 6, so it is not a fork here."""
+    genesis = changed.genesis
+    log = ForkLog(changed.leader.store, genesis, "validator-1", lambda: NOW_MS)  # type: ignore[arg-type]
+    stale = changed.forged(
+        7,
+        ("validator-0", "validator-1", "validator-2", "validator-3"),
+        validators_hash=genesis.validator_set.hash(),
+    )
+    with caplog.at_level(logging.WARNING, "provledger.forks"):
+        assert log.observe("validator-0", stale) is None
+    assert log.count() == 0
+    assert any("not quorum-signed" in r.getMessage() for r in caplog.records)
+    # The same signers at height 2, where the genesis set signs, are a fork.
+    assert log.observe("validator-0", changed.forged(2)) is not None

@@ -1,20 +1,27 @@
 """protocol/fork_proof.py: two quorum-signed checkpoints that cannot be on one chain, found,
 written as a portable file, and checked against the genesis alone; forged, tampered and
-non-conflicting inputs refused, each with its own code. Also the Merkle walk it relies on
-(`merkle.roots_from_consistency_proof`)."""
+non-conflicting inputs refused, each with its own code; after validator-set changes, each
+checkpoint verified with its walk of the validator sets from the genesis, and a forged walk
+refused. Also the Merkle walk it relies on (`merkle.roots_from_consistency_proof`)."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Iterator
 
 import pytest
 from support.forked_chains import FORK_HEIGHT, ForkedChains, forked_chains
 from support.memory_state import Consortium
+from support.validator_changes import Chain, changed_chain
 
-from provledger.protocol import merkle
+from provledger.node.store import Store
+from provledger.node.walks import validator_chain
+from provledger.protocol import blocks, merkle
 from provledger.protocol.blocks import block_id
 from provledger.protocol.evidence import encode_canonical
 from provledger.protocol.fork_proof import (
+    FORMAT_1,
     INCONSISTENT_LOGS,
     SAME_HEIGHT,
     ForkProof,
@@ -25,6 +32,7 @@ from provledger.protocol.fork_proof import (
     find_conflict,
     verify_fork_proof,
 )
+from provledger.protocol.limits import FORK_PROOF_SIZE_BYTES_MAX
 from provledger.protocol.votes import verify_evidence
 from provledger.v1 import ledger_pb2
 
@@ -299,7 +307,7 @@ def test_the_file_must_be_canonical_json_of_its_shape(chains: ForkedChains) -> N
     refused("not_canonical", data.replace(b":", b": ", 1), chains)
     refused("not_canonical", data.rstrip(b"\n"), chains)
     refused("malformed", b"[1, 2", chains)
-    refused("too_large", b" " * (1024 * 1024 + 1), chains)
+    refused("too_large", b" " * (FORK_PROOF_SIZE_BYTES_MAX + 1), chains)
 
     def extra(document) -> None:
         document["comment"] = "trust me"
@@ -321,6 +329,149 @@ def test_the_file_must_be_canonical_json_of_its_shape(chains: ForkedChains) -> N
         refused("malformed", edited(data, edit), chains)
 
     def other_format(document) -> None:
-        document["format"] = "provledger-fork/2"
+        document["format"] = "provledger-fork/3"
 
     refused("unsupported_format", edited(data, other_format), chains)
+
+    def walkless(document) -> None:  # a /2 side must carry its walk, even an empty one
+        del document["second"]["validator_chain"]
+
+    refused("malformed", edited(data, walkless), chains)
+
+
+def test_a_format_1_file_still_verifies_against_the_genesis_set(chains: ForkedChains) -> None:
+    """`provledger-fork/1` (no walks, written before validator-set changes existed) is read as
+    a /2 file whose walks are empty: each checkpoint against the genesis set."""
+
+    def as_format_1(document) -> None:
+        document["format"] = FORMAT_1
+        for side in ("first", "second"):
+            assert document[side].pop("validator_chain") == {"steps": []}
+
+    data = edited(same_height_file(chains), as_format_1)
+    verified = verify_fork_proof(data, chains.consortium.genesis)
+    assert verified.equivocators == VALIDATORS
+
+    def with_walk(document) -> None:  # a /1 side holds no walk
+        document["first"]["validator_chain"] = {"steps": []}
+
+    refused("malformed", edited(data, with_walk), chains)
+
+
+# --- after validator-set changes -----------------------------------------------------------
+# Blocks 1-7 on real stores (tests/support/validator_changes.py): validator-4 added at 1,
+# validator-0 removed at 4, so validator-1 to validator-4 sign height 7.
+
+AFTER = ("validator-1", "validator-2", "validator-3", "validator-4")
+
+
+@pytest.fixture(scope="module")
+def changed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    consortium = Consortium()
+    folder = tmp_path_factory.mktemp("changed")
+    leader = Store(folder / "leader", consortium.genesis)
+    follower = Store(folder / "follower", consortium.genesis)
+    yield changed_chain(consortium, leader, follower)
+    leader.close()
+    follower.close()
+
+
+def walked(chain: Chain, source: str, checkpoint: ledger_pb2.Checkpoint) -> Sighting:
+    """`checkpoint` with the walk the chain's node serves for its height."""
+    height = blocks.decode_header(checkpoint.header).height
+    return Sighting(source, checkpoint, validator_chain(chain.leader.store, height))
+
+
+def test_a_fork_after_validator_set_changes_is_proven_with_the_walks_and_names_that_set(
+    changed: Chain,
+) -> None:
+    genesis = changed.genesis
+    honest = walked(changed, "node-a", changed.checkpoint(7))
+    forged = walked(changed, "node-b", changed.forged(7))
+    # Against the genesis set alone, neither checkpoint verifies (what /1 and its readers did).
+    with pytest.raises(ForkProofError) as caught:
+        find_conflict(Sighting("node-a", honest.checkpoint), forged, genesis)
+    assert caught.value.code == "bad_checkpoint"
+    proof = find_conflict(honest, forged, genesis)
+    assert proof is not None and proof.kind == SAME_HEIGHT
+    data = encode_fork_proof(proof, genesis)
+    assert json.loads(data)["format"] == "provledger-fork/2"
+    verified = verify_fork_proof(data, genesis)
+    assert (
+        verified.first_validators == verified.second_validators == changed.leader.validator_set(7)
+    )
+    assert verified.equivocators == AFTER  # the set of height 7, not the genesis set
+    assert verified.to_json()["validators"] == 4
+    evidence = equivocation_evidence(verified)
+    assert all(verify_evidence(genesis.chain_id, verified.first_validators, e) for e in evidence)
+
+
+def test_a_quorum_of_an_old_set_signing_after_its_time_is_a_fork_naming_only_who_signed_both(
+    changed: Chain,
+) -> None:
+    """The genesis set signs a second block 7 whose header names itself, with an empty walk
+    (as if validator-0 were never removed): a fork two walks from the genesis prove. Only
+    validators of both sets, with one key, that signed both blocks are named."""
+    genesis = changed.genesis
+    stale = changed.forged(
+        7, VALIDATORS, validators_hash=genesis.validator_set.hash()
+    )  # validator-0 to validator-3
+    proof = find_conflict(
+        walked(changed, "node-a", changed.checkpoint(7)), Sighting("stale", stale), genesis
+    )
+    assert proof is not None and proof.kind == SAME_HEIGHT
+    verified = verify_fork_proof(encode_fork_proof(proof, genesis), genesis)
+    assert verified.signed_both == verified.equivocators == AFTER[:3]
+
+
+def test_honest_checkpoints_across_validator_set_changes_are_not_a_fork(changed: Chain) -> None:
+    genesis = changed.genesis
+    store = changed.leader.store
+    for low, high in ((2, 7), (3, 5), (6, 7), (1, 4)):
+        first_size, second_size = store.header(low).log_size, store.header(high).log_size
+        consistency = ledger_pb2.ConsistencyProof(
+            first_size=first_size,
+            second_size=second_size,
+            hashes=store.consistency_proof(first_size, second_size) if first_size else [],
+        )
+        found = find_conflict(
+            walked(changed, "a", changed.checkpoint(low)),
+            walked(changed, "b", changed.checkpoint(high)),
+            genesis,
+            consistency,
+        )
+        assert found is None, (low, high)
+
+
+def test_a_forged_walk_is_refused_with_bad_validator_chain(changed: Chain) -> None:
+    genesis = changed.genesis
+    honest = walked(changed, "node-a", changed.checkpoint(7))
+    forged = walked(changed, "node-b", changed.forged(7))
+    proof = find_conflict(honest, forged, genesis)
+    assert proof is not None
+    data = encode_fork_proof(proof, genesis)
+    second_step = changed.checkpoint(2)  # a block without validator-set changes
+
+    def swap_step(document) -> None:
+        step = document["second"]["validator_chain"]["steps"][0]
+        step["checkpoint"] = base64.b64encode(
+            second_step.SerializeToString(deterministic=True)
+        ).decode()
+
+    def drop_changes(document) -> None:
+        document["first"]["validator_chain"]["steps"][1]["changes"] = []
+
+    def not_a_walk(document) -> None:
+        document["first"]["validator_chain"] = {"steps": "none"}
+
+    for edit in (swap_step, drop_changes, not_a_walk):
+        with pytest.raises(ForkProofError) as caught:
+            verify_fork_proof(edited(data, edit), genesis)
+        assert caught.value.code == "bad_validator_chain", (edit.__name__, caught.value)
+    # And when finding one: a walk whose step lost its change proves nothing.
+    broken = ledger_pb2.ValidatorChain()
+    broken.CopyFrom(forged.validator_chain)
+    del broken.steps[0].changes[:]
+    with pytest.raises(ForkProofError) as caught:
+        find_conflict(honest, Sighting("node-b", forged.checkpoint, broken), genesis)
+    assert caught.value.code == "bad_validator_chain"
