@@ -27,6 +27,10 @@ Each organisation running a node, with the sealed genesis and the peers' address
         --listen HOST:PORT --peer-listen HOST:PORT [--rest-listen HOST:PORT]
     provledger node run --config DIR/node/config.toml
 
+An organisation whose validator governance adds after the genesis (`governance propose
+add-validator`) configures its node with `--joining` (the genesis must not name it) and
+starts it once the addition is committed: before, its peers refuse its certificate (ADR 015).
+
 A client of any node may trust every organisation's CA at once:
 `provledger genesis ca-bundle --genesis genesis.json`.
 
@@ -377,6 +381,7 @@ def cmd_org_node_config(args: argparse.Namespace) -> None:
             listen=args.listen,
             peer_listen=args.peer_listen,
             rest_listen=args.rest_listen,
+            joining=args.joining,
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -396,10 +401,12 @@ def write_node_config(
     listen: str,
     peer_listen: str,
     rest_listen: str | None = None,
+    joining: bool = False,
 ) -> Path:
     """Copy the sealed genesis into `directory` and write the node's config beside its keys.
     ValueError unless the genesis names this organisation's node with its validator key and
-    TLS CA, and every peer is another of its validators."""
+    TLS CA (with `joining`: does not name it, for governance adds it later), and every peer is
+    another of its validators."""
     public = _read_public(directory / PUBLIC_FILE)
     if "validator" not in public:
         raise ValueError(f"{directory} has no node (org init --node)")
@@ -407,10 +414,16 @@ def write_node_config(
     genesis = _parse(_loads(genesis_bytes, "genesis"), "the genesis")
     node_dir = directory / NODE_DIR
     validator_key, _ = load_key(node_dir / VALIDATOR_KEY_FILE)
-    if genesis.validator_set.public_key(node_id) != validator_key.public_key:
-        raise ValueError(f"the genesis does not name {node_id} with this folder's validator key")
+    named = genesis.validator_set.public_key(node_id)
+    if joining and named is not None:
+        raise ValueError(f"the genesis names {node_id} already: configure it without --joining")
+    if not joining and named != validator_key.public_key:
+        raise ValueError(
+            f"the genesis does not name {node_id} with this folder's validator key"
+            + ("" if named else " (a validator governance adds later: --joining)")
+        )
     own_ca = tls.load_tls_material(node_dir / TLS_DIR).ca_certificate_pem
-    if genesis.validator_tls_cas and genesis.tls_ca(node_id) != own_ca:
+    if not joining and genesis.validator_tls_cas and genesis.tls_ca(node_id) != own_ca:
         raise ValueError(
             f"the genesis names another TLS CA for {node_id} than {directory / CA_DIR}"
         )

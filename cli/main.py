@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     org_config.add_argument("--listen", required=True, metavar="HOST:PORT", help="the client API")
     org_config.add_argument("--peer-listen", required=True, metavar="HOST:PORT")
     org_config.add_argument("--rest-listen", metavar="HOST:PORT", help="the auditor REST API")
+    org_config.add_argument(
+        "--joining",
+        action="store_true",
+        help="a validator the genesis does not name, which governance adds (add-validator); "
+        "start it after the addition is committed",
+    )
     org_config.set_defaults(handler=ceremony.cmd_org_node_config)
 
     genesis_group = commands.add_parser(

@@ -292,6 +292,36 @@ def test_node_config_refuses_a_genesis_naming_another_ca_for_its_node(
     assert not (ceremony / "agency-a" / "node" / "config.toml").exists()
 
 
+def test_node_config_of_a_validator_governance_adds_later_needs_joining(
+    ceremony: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An organisation that joins after the genesis configures its node with --joining (the
+    genesis does not name it); without it the refusal says so; a founding validator given
+    --joining is refused."""
+    assert seal(capsys, ceremony, sign_all(capsys, ceremony))[0] == 0
+    org_init(capsys, ceremony, "agency-late", "agency", "node-late")
+    genesis = ceremony / "coordinator" / "genesis.json"
+    argv = [
+        "org", "node-config", "--genesis", str(genesis),
+        "--peers", str(ceremony / "coordinator" / "peers.json"),
+        "--listen", "127.0.0.1:7201", "--peer-listen", "127.0.0.1:7106",
+    ]  # fmt: skip
+    late = ceremony / "agency-late"
+    code, _, err = run(capsys, *argv, "--dir", str(late))
+    assert code == 1
+    assert "does not name node-late" in err and "--joining" in err
+    assert not (late / "node" / "config.toml").exists()
+
+    ok_json(capsys, *argv, "--dir", str(late), "--joining")
+    config = NodeConfig.load(late / "node" / "config.toml")
+    assert config.node_id == "node-late"
+    assert config.peers == {"node-a": "127.0.0.1:7106", "node-b": "127.0.0.1:7106"}
+    assert (late / "genesis.json").read_bytes() == genesis.read_bytes()
+
+    code, _, err = run(capsys, *argv, "--dir", str(ceremony / "agency-a"), "--joining")
+    assert code == 1 and "the genesis names node-a already" in err
+
+
 def test_ca_bundle_refuses_a_consortium_ca_genesis(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
