@@ -24,16 +24,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from support.ceremony import (
+    assert_no_private_file_outside,
+    cli_json,
+    found_consortium,
+    run_cli,
+)
 from support.processes import (
     ClientAccess,
     NodeCluster,
     NodeProcess,
-    free_ports,
     note_access,
     provledger_command,
     wait_until,
@@ -49,106 +53,18 @@ ORGANISATIONS = (
     ("data-exchange", "exchange", "node-c"),
     ("data-bureau", "regulator", "node-d"),
 )
-PRIVATE_FILES = (
-    "identity.json",
-    "ca/ca-key.pem",
-    "node/validator-key.json",
-    "node/tls/node-key.pem",
-)
-CLI_TIMEOUT_S = 60
 READ_TIMEOUT_S = 30.0
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*provledger_command(), *args], capture_output=True, text=True, timeout=CLI_TIMEOUT_S
-    )
-
-
-def cli_json(*args: str) -> dict:
-    result = run_cli(*args, "--json")
-    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stderr}"
-    return json.loads(result.stdout)
-
-
-def courier(source: Path, destination: Path) -> Path:
-    """Carry a public file from one folder to another, as e-mail would."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, destination)
-    return destination
-
-
-def private_secrets(folder: Path) -> dict[str, bytes]:
-    """What must never be found outside `folder`: each private file's secret (a key file's
-    seed; a PEM key's base64 lines)."""
-    secrets = {}
-    for name in PRIVATE_FILES:
-        data = (folder / name).read_bytes()
-        if name.endswith(".json"):
-            secrets[name] = json.loads(data)["seed"].encode()
-        else:
-            secrets[name] = b"\n".join(data.splitlines()[1:-1])
-        assert len(secrets[name]) >= 60 and secrets[name] in data, name
-    return secrets
 
 
 def test_four_organisations_found_a_consortium_and_no_private_file_leaves_its_folder(
     tmp_path: Path,
 ) -> None:
-    organisations = {org: tmp_path / "organisations" / org for org, _, _ in ORGANISATIONS}
-    coordinator = tmp_path / "coordinator"
-    ports = free_ports(2 * len(ORGANISATIONS))
-    grpc_ports = dict(zip(organisations, ports[: len(ORGANISATIONS)], strict=True))
-    peer_ports = dict(zip(organisations, ports[len(ORGANISATIONS) :], strict=True))
-
-    # 1. Each organisation makes its keys, its TLS CA and its node's certificate at home.
-    for org, role, node_id in ORGANISATIONS:
-        cli_json(
-            "org", "init", "--org", org, "--name", org.replace("-", " ").title(),
-            "--role", role, "--chain-id", CHAIN_ID, "--dir", str(organisations[org]),
-            "--node", node_id, "--host", f"{node_id}.example.org",
-            "--peer-address", f"127.0.0.1:{peer_ports[org]}",
-        )  # fmt: skip
-        courier(organisations[org] / "public.json", coordinator / f"{org}.public.json")
-
-    # 2. The coordinator drafts the genesis from the public parts alone.
-    draft = coordinator / "draft.json"
-    drafted = cli_json(
-        "genesis", "draft", "--chain-id", CHAIN_ID,
-        *[a for org in organisations for a in ("--org", str(coordinator / f"{org}.public.json"))],
-        "--out", str(draft), "--peers-out", str(coordinator / "peers.json"),
-    )  # fmt: skip
-
-    # 3. Each organisation signs the draft it was sent.
-    approvals = []
-    for org, folder in organisations.items():
-        approval = cli_json(
-            "genesis", "sign", "--draft", str(courier(draft, folder / "draft.json")),
-            "--identity", str(folder / "identity.json"), "--out", str(folder / "approval.json"),
-        )  # fmt: skip
-        assert approval["draft_hash"] == drafted["draft_hash"]
-        approvals += [
-            "--approval",
-            str(courier(folder / "approval.json", coordinator / f"{org}.approval.json")),
-        ]
-
-    # 4. The coordinator seals it.
-    genesis = coordinator / "genesis.json"
-    cli_json("genesis", "seal", "--draft", str(draft), *approvals, "--out", str(genesis))
-
-    # 5. Each organisation configures its node from the sealed genesis and the peers' list.
-    configs = {}
-    for org, folder in organisations.items():
-        received = folder / "received"
-        configs[org] = Path(
-            cli_json(
-                "org", "node-config", "--dir", str(folder),
-                "--genesis", str(courier(genesis, received / "genesis.json")),
-                "--peers", str(courier(coordinator / "peers.json", received / "peers.json")),
-                "--listen", f"127.0.0.1:{grpc_ports[org]}",
-                "--peer-listen", f"127.0.0.1:{peer_ports[org]}",
-            )["config"]
-        )  # fmt: skip
+    # 1-5. Each organisation makes its keys at home (`org init`); the coordinator drafts the
+    # genesis from the public parts alone; each organisation signs the draft it was sent; the
+    # coordinator seals it; each organisation configures its node (`org node-config`).
+    founded = found_consortium(tmp_path, CHAIN_ID, ORGANISATIONS)
+    organisations, coordinator = founded.organisations, founded.coordinator
+    configs, grpc_ports = founded.configs, founded.grpc_ports
 
     # 6. A genesis with a founding signature missing, or forged, is refused by `node run`.
     first = next(iter(organisations))
@@ -241,15 +157,7 @@ def test_four_organisations_found_a_consortium_and_no_private_file_leaves_its_fo
         assert cluster[0].running and cluster[3].running
 
     # 10. No private file, nor its secret, is anywhere outside its organisation's folder.
-    every_file = [path for path in tmp_path.rglob("*") if path.is_file()]
-    for org, folder in organisations.items():
-        for name, secret in private_secrets(folder).items():
-            holders = [
-                path
-                for path in every_file
-                if not path.is_relative_to(folder) and secret in path.read_bytes()
-            ]
-            assert holders == [], f"{org}'s {name} is found outside its folder: {holders}"
+    assert_no_private_file_outside(tmp_path, organisations)
     assert sorted(path.name for path in coordinator.iterdir()) == sorted(
         ["draft.json", "genesis.json", "peers.json"]
         + [f"{org}.{kind}.json" for org in organisations for kind in ("public", "approval")]

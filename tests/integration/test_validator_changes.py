@@ -33,6 +33,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.ceremony import add_peer_to_config
 from support.processes import (
     NodeCluster,
     NodeProcess,
@@ -105,14 +106,6 @@ def make_fifth_node(layout: ConsortiumLayout, base_port: int, log_dir: Path) -> 
     return NodeProcess(
         config, address, log_dir / f"{NEW_NODE}.log", name=NEW_NODE, peer_address=peer_address
     )
-
-
-def add_peer_to_config(config: Path, peer_id: str, peer_address: str) -> None:
-    """Name `peer_id` at `peer_address` in the [peers] table of a config `consortium init`
-    wrote (peer addresses are configuration, not on the ledger)."""
-    text = config.read_text()
-    assert text.count("[peers]\n") == 1, text
-    config.write_text(text.replace("[peers]\n", f'[peers]\n{peer_id} = "{peer_address}"\n'))
 
 
 class Governance:
