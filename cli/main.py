@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     public.set_defaults(handler=keys.cmd_keys_public)
 
     governance_group = commands.add_parser(
-        "governance", help="propose, approve and follow changes to the consortium"
+        "governance",
+        help="change the consortium: propose, approve and follow on the ledger, or draft, sign "
+        "and submit off it",
     ).add_subparsers(dest="governance_cmd", required=True)
     propose = governance_group.add_parser(
         "propose", help="put a change to the members; prints its proposal id"
@@ -88,6 +90,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="applied, expired and superseded ones too"
     )
     status.set_defaults(handler=governance.cmd_governance_status)
+
+    def with_draft_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--out", required=True, metavar="FILE", help="the change file to write")
+        sub.add_argument("--identity", metavar="FILE", help="the drafter's identity (its chain)")
+        sub.add_argument("--chain-id", help="the chain of the change (instead of --identity)")
+        return with_output(sub)
+
+    draft = governance_group.add_parser(
+        "draft", help="write a change to a file for the members to sign off-ledger; no submit"
+    )
+    governance.add_kind_parsers(draft, with_draft_arguments, governance.cmd_governance_draft)
+    sign = with_output(
+        governance_group.add_parser(
+            "sign", help="show a drafted change and write this member's approval of it"
+        )
+    )
+    sign.add_argument("change", metavar="CHANGE_FILE")
+    sign.add_argument("--identity", required=True, metavar="FILE", help="the member who signs")
+    sign.add_argument("--out", required=True, metavar="FILE", help="the approval file to write")
+    sign.set_defaults(handler=governance.cmd_governance_sign)
+    submit_change = with_node(
+        governance_group.add_parser(
+            "submit",
+            help="submit a drafted change with its approvals as one action; wait for its commit",
+        )
+    )
+    submit_change.add_argument("change", metavar="CHANGE_FILE")
+    submit_change.add_argument(
+        "--approval",
+        action="append",
+        default=[],
+        required=True,
+        metavar="FILE",
+        help="a member's approval file (`governance sign`); repeat for each",
+    )
+    submit_change.set_defaults(handler=governance.cmd_governance_submit)
 
     consortium_group = commands.add_parser("consortium", help="set up a consortium").add_subparsers(
         dest="consortium", required=True

@@ -10,7 +10,9 @@ A change is decided in one of two ways, and applies the same way:
   `GovernanceApproved` events (ADR 016). The proposer's event counts as its approval; the
   change applies in the block, and by the event, whose approval first reaches the threshold.
   A proposal takes approvals for PROPOSAL_OPEN_MS_MAX of block time; it is superseded once
-  another change to the same subject (a member, the thresholds) applies.
+  another change to the same subject (a member, the thresholds) applies. A validator-set
+  change (validators.CHANGE_KINDS) is never proposed: it travels only as an action, so that
+  the walk of validator sets (protocol/validator_chain.py) judges it from its one event.
 
 A change needs approvals from more than a fraction of the active members: the threshold of
 its kind (`Thresholds`: in the genesis, changed by `thresholds_changed`), by default more than
@@ -68,6 +70,18 @@ OPEN, APPLIED, EXPIRED, SUPERSEDED = "open", "applied", "expired", "superseded"
 
 def governance_sign_bytes(chain_id: str, change: bytes) -> bytes:
     return chain_id.encode() + b"\x00" + change
+
+
+def sign_approval(key: crypto.SigningKey, chain_id: str, change: bytes) -> bytes:
+    """A member's approval of `change` on chain `chain_id`: what a `GovernanceAction` carries."""
+    return key.sign(crypto.DOMAIN_GOVERNANCE, governance_sign_bytes(chain_id, change))
+
+
+def approval_verifies(public_key: bytes, chain_id: str, change: bytes, signature: bytes) -> bool:
+    """Whether `signature` is `public_key`'s approval of `change` on chain `chain_id`."""
+    return crypto.verify(
+        public_key, crypto.DOMAIN_GOVERNANCE, governance_sign_bytes(chain_id, change), signature
+    )
 
 
 def proposal_id(change: bytes) -> bytes:
@@ -149,7 +163,6 @@ def judge_approvals(
     different active member with a key not revoked at `height` (None: not judged), and more
     of them than the threshold of the change's `kind` needs."""
     active = active_members(state)
-    message = governance_sign_bytes(chain_id, change_bytes)
     approvers: set[str] = set()
     for approval in approvals:
         member = active.get(approval.approver.member_id)
@@ -158,8 +171,8 @@ def judge_approvals(
                 "unknown_approver", f"approver {approval.approver.member_id!r} is not a member"
             )
         key = find_key(member, approval.approver.key_id)
-        if key is None or not crypto.verify(
-            key.public_key, crypto.DOMAIN_GOVERNANCE, message, approval.signature
+        if key is None or not approval_verifies(
+            key.public_key, chain_id, change_bytes, approval.signature
         ):
             raise invalid(
                 "bad_approval",
@@ -189,6 +202,13 @@ def governance_proposed(
     state, author, payload, decoded, block_time_ms, height, validator_context=None
 ) -> list[Write]:
     change, kind = parse_change(payload.change)
+    if kind in validators.CHANGE_KINDS:
+        raise invalid(
+            "validator_change_needs_action",
+            f"a {kind} change is not proposed on the ledger: collect the members' approvals "
+            "off-ledger (`provledger governance draft`, `sign`, `submit`) and submit it as one "
+            "governance action, which a verifier judges from that one event (ADR 016, ADR 013)",
+        )
     require_not_applied(state, payload.change)
     identifier = proposal_id(payload.change)
     existing = state.load("proposal", identifier.hex())

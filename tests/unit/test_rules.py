@@ -28,7 +28,7 @@ from support.memory_state import (
     signing_key,
 )
 
-from provledger.protocol import crypto, events, rules, rules_governance
+from provledger.protocol import crypto, events, rules, rules_governance, validators
 from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.genesis import canonical_json, parse_genesis
 from provledger.protocol.limits import (
@@ -1931,6 +1931,17 @@ GOVERNANCE_CASES = [
         "missing_payload",
         "governance change names no change",
     ),
+    *(
+        reject(
+            f"proposal-of-a-validator-change-{kind}",
+            propose("agency-a", change(**{kind: {"validator_id": "validator-3"}})),
+            INVALID,
+            "validator_change_needs_action",
+            f"a {kind} change is not proposed on the ledger: collect the members' approvals "
+            "off-ledger (`provledger governance draft`, `sign`, `submit`)",
+        )
+        for kind in validators.CHANGE_KINDS
+    ),
     reject(
         "proposal-of-an-impossible-change",
         propose("agency-a", change(member_removed={"member_id": "stranger"})),
@@ -2948,7 +2959,7 @@ def test_auditors_propose_and_approve_but_author_nothing_else(
     assert _proposal(state, ROLE_CHANGE).proposer_id == "auditor"
 
 
-def test_a_validator_change_is_proposed_and_applied_with_its_block_context(
+def test_a_validator_change_is_applied_as_an_action_with_its_block_context_never_proposed(
     consortium: Consortium, state: MemoryState
 ):
     new_key = signing_key("validator-4")
@@ -2964,14 +2975,21 @@ def test_a_validator_change_is_proposed_and_applied_with_its_block_context(
         state.apply(writes)
         return writes
 
-    # outside a block, a validator change cannot even be proposed
+    # Proposed on the ledger, it is refused, in a block or not: the walk of validator sets
+    # judges a change from its one event (ADR 016's amendment).
+    for attempt in (
+        lambda: run(propose("agency-a", added)(consortium)),
+        lambda: consortium.apply(state, propose("agency-a", added)(consortium), BLOCK_TIME_MS),
+    ):
+        with pytest.raises(Rejected) as raised:
+            attempt()
+        assert raised.value.code == "validator_change_needs_action"
+    assert (
+        state.load("proposal", rules_governance.proposal_id(change_bytes_of(added)).hex()) is None
+    )
+    # outside a block, the action cannot apply
     with pytest.raises(Rejected) as raised:
-        consortium.apply(state, propose("agency-a", added)(consortium), BLOCK_TIME_MS)
+        consortium.apply(state, consortium.govern("agency-a", added, QUORUM), BLOCK_TIME_MS)
     assert raised.value.code == "no_validator_context"
-    run(propose("agency-a", added)(consortium))
-    assert _proposal(state, added).subject == "validator:validator-4"
-    for approver in ("agency-b", "exchange"):
-        run(approve(approver, added)(consortium))
-    writes = run(approve("regulator", added)(consortium))
+    writes = run(consortium.govern("agency-a", added, QUORUM))
     assert "validators" in [w.kind for w in writes]
-    assert _proposal(state, added).applied
