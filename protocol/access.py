@@ -17,7 +17,7 @@ The policy (docs/rest-api.md, ADR 007):
   redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
-  name, content digest, holders and origin event left out;
+  name, content digest, holders, origin event and what keeps it in the country left out;
 - whole blocks with their events' bodies (gRPC GetBlock, SubscribeBlocks) are an auditor's
   read only: a block carries every member's events at once. Anyone who reads may see the
   chain's headers, checkpoints and event ids (REST /v1/blocks), which reveal no content.
@@ -35,7 +35,13 @@ from provledger.v1 import ledger_pb2, state_pb2
 
 GRANTS_PAGE_ITEMS = 500  # grants read at a time while looking for one held by the reader
 # What a lineage leaves out of an asset the reader may not see: all but its place in the graph.
-REDACTED_ASSET_FIELDS = ("name", "content_digest", "holder_ids", "origin_event_id")
+REDACTED_ASSET_FIELDS = (
+    "name",
+    "content_digest",
+    "holder_ids",
+    "origin_event_id",
+    "no_cross_border_by",  # names the grant it was derived under
+)
 
 
 class LedgerReader(Protocol):

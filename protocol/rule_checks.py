@@ -136,6 +136,12 @@ def check_cross_border(
             "cross_border_forbidden",
             f"grant {grant.grant.grant_id!r} forbids moving asset {asset.asset_id!r} abroad",
         )
+    if asset.no_cross_border_by:
+        raise forbidden(
+            "cross_border_forbidden",
+            f"asset {asset.asset_id!r} may not leave the country: it derives from data kept in "
+            f"it by {asset.no_cross_border_by}",
+        )
     if asset.classification not in SENSITIVE:
         return
     level = ledger_pb2.Classification.Name(asset.classification).removeprefix("CLASSIFICATION_")

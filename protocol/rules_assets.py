@@ -28,7 +28,9 @@ from provledger.v1 import ledger_pb2, state_pb2
 # --- provenance --------------------------------------------------------------------------
 
 
-def _new_asset(payload, author: state_pb2.MemberRecord, decoded: DecodedEvent) -> Write:
+def _new_asset(
+    payload, author: state_pb2.MemberRecord, decoded: DecodedEvent, no_cross_border_by: str = ""
+) -> Write:
     """The record of an asset a registration or derivation creates, owned by its author."""
     asset = state_pb2.AssetRecord(
         asset_id=payload.asset_id,
@@ -39,6 +41,7 @@ def _new_asset(payload, author: state_pb2.MemberRecord, decoded: DecodedEvent) -
         parent_ids=list(getattr(payload, "parent_ids", ())),
         activity=getattr(payload, "activity", ""),
         origin_event_id=decoded.event_id,
+        no_cross_border_by=no_cross_border_by,
     )
     return put("asset", payload.asset_id, asset)
 
@@ -54,9 +57,13 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
     new_id(state, "asset", payload.asset_id)
     grants = list(payload.grant_ids)
     highest = ledger_pb2.CLASSIFICATION_GENERAL
+    # A parent's "no cross-border" binds what is derived from it: the condition of a grant it
+    # was derived under, or one its parent already carries.
+    kept_by = ""
     for parent_id in payload.parent_ids:
         parent = live_asset(state, parent_id)
         highest = max(highest, parent.classification)
+        kept_by = kept_by or (f"asset {parent_id}" if parent.no_cross_border_by else "")
         if parent.owner_id == author.member_id:
             continue
         covering = [g for g in grants if grant_covers(state, g, author.member_id, parent_id)]
@@ -66,14 +73,16 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
                 f"{author.member_id!r} does not own parent {parent_id!r} and none of the named "
                 "grants lets it derive from it",
             )
-        first_valid_grant(state, covering, author.member_id, parent_id, block_time_ms)
+        grant = first_valid_grant(state, covering, author.member_id, parent_id, block_time_ms)
+        if grant.grant.no_cross_border:
+            kept_by = kept_by or f"grant {grant.grant.grant_id}"
     if payload.classification < highest:
         raise forbidden(
             "classification_too_low",
             "a derived asset is classified at least as high as its most sensitive parent ("
             f"{ledger_pb2.Classification.Name(highest).removeprefix('CLASSIFICATION_').lower()})",
         )
-    return [_new_asset(payload, author, decoded)]
+    return [_new_asset(payload, author, decoded, kept_by)]
 
 
 def first_valid_grant(

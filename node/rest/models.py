@@ -197,10 +197,16 @@ class AssetView(BaseModel):
     origin_event_id: str
     retired: bool
     holder_ids: list[str]
+    no_cross_border_by: str = Field(
+        default="",
+        description='what keeps it in the country ("grant <id>" or "asset <id>", inherited by '
+        'derivation), "" if nothing; a move abroad is refused cross_border_forbidden',
+    )
     redacted: bool = Field(
         default=False,
         description="true when the reader may see this asset's place in a lineage but not its "
-        "details: name, content digest, holders and origin event are then left empty",
+        "details: name, content digest, holders, origin event and no_cross_border_by are "
+        "then left empty",
     )
 
 

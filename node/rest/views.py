@@ -104,6 +104,7 @@ def asset_view(asset: state_pb2.AssetRecord, redacted: bool = False) -> AssetVie
         origin_event_id=asset.origin_event_id.hex(),
         retired=asset.retired,
         holder_ids=list(asset.holder_ids),
+        no_cross_border_by=asset.no_cross_border_by,
     )
 
 

@@ -552,6 +552,7 @@ def asset_from_rest(view: dict) -> dict:
         "origin_event_id": view["origin_event_id"],
         "retired": view["retired"],
         "holder_ids": tuple(view["holder_ids"]),
+        "no_cross_border_by": view["no_cross_border_by"],
         "redacted": view["redacted"],
     }
 
@@ -568,6 +569,7 @@ def asset_from_grpc(asset: state_pb2.AssetRecord, redacted: bool = False) -> dic
         "origin_event_id": asset.origin_event_id.hex(),
         "retired": asset.retired,
         "holder_ids": tuple(asset.holder_ids),
+        "no_cross_border_by": asset.no_cross_border_by,
         "redacted": redacted,
     }
 

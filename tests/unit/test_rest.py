@@ -589,6 +589,7 @@ def test_an_asset_record(story):
         "origin_event_id": story.ids["fused"],
         "retired": False,
         "holder_ids": ["regulator"],  # it bought the asset and got it delivered
+        "no_cross_border_by": "",
         "redacted": False,
     }
     assert story.get("/v1/assets", asset_id=TEMPORARY)["retired"] is True

@@ -2386,6 +2386,94 @@ def test_derivation_mixing_own_and_granted_parents(consortium: Consortium, state
     assert list(_load(state, "asset", "asset-derived").parent_ids) == ["asset-b", "asset-general"]
 
 
+def test_a_no_cross_border_grant_binds_every_asset_derived_under_it(
+    consortium: Consortium, state: MemoryState
+):
+    """Found as a rule bug (issue 10): an asset derived under a grant that forbids moving the
+    parent abroad could itself be shared to Hong Kong. The condition now binds the derived
+    asset, and everything derived from that in turn, for shares and transfers alike."""
+    _do(
+        consortium,
+        state,
+        "agency-a",
+        "grant_issued",
+        grant_id="grant-derive-domestic",
+        asset_id="asset-general",
+        grantee_id="agency-b",
+        purposes=["research"],
+        operations=[DERIVE],
+        expires_at_ms=EXPIRY_MS,
+        no_cross_border=True,
+    )
+    derive = valid("asset_derived", author="agency-b", grant_ids=["grant-derive-domestic"])
+    consortium.apply(state, derive(consortium), BLOCK_TIME_MS)
+    derived = _load(state, "asset", "asset-derived")
+    assert derived.no_cross_border_by == "grant grant-derive-domestic"
+    again = event(
+        "agency-b",
+        "asset_derived",
+        asset_id="asset-derived-again",
+        parent_ids=["asset-derived"],
+        activity="modelling",
+        content_digest=digest("again"),
+        classification=GENERAL,
+    )
+    consortium.apply(state, again(consortium), BLOCK_TIME_MS)
+    assert _load(state, "asset", "asset-derived-again").no_cross_border_by == (
+        "asset asset-derived"
+    )
+    moves = {
+        "share": lambda asset_id: event(
+            "agency-b",
+            "asset_shared",
+            asset_id=asset_id,
+            recipient_id="exchange",
+            destination_region="hk",
+        ),
+        "transfer": lambda asset_id: event(
+            "agency-b",
+            "asset_transferred",
+            asset_id=asset_id,
+            new_owner_id="exchange",
+            destination_region="hk",
+        ),
+    }
+    for asset_id, by in (
+        ("asset-derived", "grant grant-derive-domestic"),
+        ("asset-derived-again", "asset asset-derived"),
+    ):
+        for move in moves.values():
+            with pytest.raises(Rejected) as raised:
+                consortium.apply(state, move(asset_id)(consortium), BLOCK_TIME_MS)
+            assert raised.value.code == "cross_border_forbidden"
+            assert f"kept in it by {by}" in raised.value.reason
+    # Within the country the derived asset moves freely.
+    consortium.apply(
+        state,
+        event("agency-b", "asset_shared", asset_id="asset-derived", recipient_id="exchange")(
+            consortium
+        ),
+        BLOCK_TIME_MS,
+    )
+
+
+def test_an_asset_derived_under_an_unrestricted_grant_may_go_abroad(
+    consortium: Consortium, state: MemoryState
+):
+    derive = valid("asset_derived", author="agency-b", grant_ids=["grant-derive"])
+    consortium.apply(state, derive(consortium), BLOCK_TIME_MS)
+    assert _load(state, "asset", "asset-derived").no_cross_border_by == ""
+    share = event(
+        "agency-b",
+        "asset_shared",
+        asset_id="asset-derived",
+        recipient_id="exchange",
+        destination_region="hk",
+    )
+    consortium.apply(state, share(consortium), BLOCK_TIME_MS)  # general data: no approval needed
+    assert "exchange" in _load(state, "asset", "asset-derived").holder_ids
+
+
 # shares, transfers, uses
 
 
