@@ -43,6 +43,7 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.rules import apply_event
 from provledger.protocol.state import Overlay, StateReader, Write, next_state_root
+from provledger.protocol.supervision import SUPERVISION_RECORD_ID
 from provledger.protocol.thresholds import THRESHOLDS_RECORD_ID
 from provledger.protocol.validators import ValidatorContext, ValidatorHistory, validator_set_at
 from provledger.protocol.votes import evidence_key, verify_evidence, vote_sign_bytes
@@ -124,6 +125,8 @@ def genesis_writes(genesis: Genesis) -> list[Write]:
     writes = [Write("member", m.member_id, m) for m in genesis.members]
     if genesis.thresholds is not None:  # else the default: a genesis without them is unchanged
         writes.append(Write("thresholds", THRESHOLDS_RECORD_ID, genesis.thresholds))
+    if genesis.supervision is not None:  # likewise: absent, the defaults of limits.py
+        writes.append(Write("supervision", SUPERVISION_RECORD_ID, genesis.supervision))
     return writes
 
 

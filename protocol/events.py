@@ -32,16 +32,23 @@ from provledger.protocol import crypto
 from provledger.protocol.errors import invalid
 from provledger.protocol.limits import (
     APPROVALS_PER_GOVERNANCE_MAX,
+    ASSETS_PER_ASSESSMENT_MAX,
+    ASSETS_PER_MANDATE_MAX,
+    COMPLAINTS_PER_CASE_MAX,
     DIGEST_SIZE_BYTES,
     EVENT_BODY_SIZE_BYTES_MAX,
     EVENT_TIMESTAMP_MS_MAX,
+    EVIDENCE_DIGESTS_MAX,
     GRANTS_PER_DERIVATION_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
     KEY_ID_SIZE_BYTES,
     METADATA_ENTRIES_MAX,
     NONCE_MAX,
     PARENTS_PER_DERIVATION_MAX,
+    PURPOSES_PER_ASSESSMENT_MAX,
     PURPOSES_PER_GRANT_MAX,
+    REMEDIES_PER_RULING_MAX,
+    REPORT_INTERVAL_MS_MIN,
     SIGNATURE_SIZE_BYTES,
     TEXT_LENGTH_CHARS_MAX,
 )
@@ -287,6 +294,8 @@ def _check_payload_fields(kind: str, payload) -> None:
             _optional_identifier(payload.grant_id, "grant_id")
         _optional_identifier(payload.destination_region, "destination_region")
         _optional_identifier(payload.approval_id, "approval_id")
+        _optional_identifier(payload.assessment_id, "assessment_id")
+        _text(payload.purpose, "purpose")
     elif kind == "asset_used":
         require_identifier(payload.asset_id, "asset_id")
         _optional_identifier(payload.grant_id, "grant_id")
@@ -338,6 +347,14 @@ def _check_payload_fields(kind: str, payload) -> None:
         require_identifier(payload.seller_id, "seller_id")
         require_identifier(payload.currency, "currency")
         _text(payload.terms, "terms")
+        _text(payload.title, "title")
+        _optional_identifier(payload.mandate_id, "mandate_id")
+        _optional_identifier(payload.exchange_id, "exchange_id")
+        if bool(payload.mandate_id) != bool(payload.exchange_id):
+            raise invalid(
+                "missing_field",
+                "a broker's listing names both its mandate_id and the settling exchange_id",
+            )
     elif kind == "order_placed":
         require_identifier(payload.order_id, "order_id")
         require_identifier(payload.offer_id, "offer_id")
@@ -371,5 +388,207 @@ def _check_payload_fields(kind: str, payload) -> None:
             raise invalid(
                 "bad_proposal_id", f"a proposal id is {DIGEST_SIZE_BYTES} bytes (SHA-256)"
             )
+    elif kind in _SUPERVISION_CHECKS:
+        _SUPERVISION_CHECKS[kind](payload)
     else:  # a payload this node was not built for
         raise invalid("unknown_payload", f"event payload {kind!r} is not supported")
+
+
+# --- market supervision: the market, cases, data customs (ADR 017) ------------------------
+
+
+def _required_text(value: str, field: str) -> None:
+    if not value:
+        raise invalid("missing_field", f"{field} is required")
+    _text(value, field)
+
+
+def _digests(values: Iterable[bytes], field: str, limit: int) -> None:
+    items = list(values)
+    if len(items) > limit:
+        raise invalid("too_many_items", f"{field} holds {len(items)} entries; the limit is {limit}")
+    for value in items:
+        _digest(value, field)
+
+
+def _expiry(value: int, what: str) -> None:
+    if value <= 0:
+        raise invalid("missing_field", f"{what} needs an expiry (expires_at_ms)")
+
+
+def _broker_qualified(payload) -> None:
+    require_identifier(payload.qualification_id, "qualification_id")
+    require_identifier(payload.broker_id, "broker_id")
+    _text(payload.scope, "scope")
+    _expiry(payload.expires_at_ms, "a qualification")
+
+
+def _mandate_granted(payload) -> None:
+    require_identifier(payload.mandate_id, "mandate_id")
+    require_identifier(payload.broker_id, "broker_id")
+    _unique_identifiers(payload.asset_ids, "asset_ids", ASSETS_PER_MANDATE_MAX)
+    _expiry(payload.expires_at_ms, "a mandate")
+
+
+def _withdrawn(field: str):
+    def check(payload) -> None:
+        require_identifier(getattr(payload, field), field)
+        _text(payload.reason, "reason")
+
+    return check
+
+
+def _trading_suspended(payload) -> None:
+    require_identifier(payload.suspension_id, "suspension_id")
+    require_identifier(payload.member_id, "member_id")
+    _required_text(payload.reason, "reason")
+    if payload.until_ms <= 0:
+        raise invalid("missing_field", "a suspension needs its end (until_ms)")
+
+
+def _complaint_filed(payload) -> None:
+    require_identifier(payload.complaint_id, "complaint_id")
+    if payload.subject_kind == ledger_pb2.COMPLAINT_SUBJECT_UNSPECIFIED:
+        raise invalid("missing_field", "a complaint names what it is about (subject_kind)")
+    require_identifier(payload.subject_id, "subject_id")
+    require_identifier(payload.respondent_id, "respondent_id")
+    _digest(payload.statement_digest, "statement_digest")
+    _digests(payload.evidence_digests, "evidence_digests", EVIDENCE_DIGESTS_MAX)
+    _optional_identifier(payload.category, "category")
+
+
+def _case_opened(payload) -> None:
+    require_identifier(payload.case_id, "case_id")
+    if not payload.complaint_ids:
+        raise invalid("missing_field", "a case takes up at least one complaint")
+    _unique_identifiers(payload.complaint_ids, "complaint_ids", COMPLAINTS_PER_CASE_MAX)
+    _text(payload.summary, "summary")
+
+
+def _case_step_recorded(payload) -> None:
+    require_identifier(payload.case_id, "case_id")
+    require_identifier(payload.step, "step")
+    _text(payload.note, "note")
+    _digests(payload.evidence_digests, "evidence_digests", EVIDENCE_DIGESTS_MAX)
+
+
+def _remedies(remedies, field: str) -> None:
+    items = list(remedies)
+    if len(items) > REMEDIES_PER_RULING_MAX:
+        raise invalid("too_many_items", f"at most {REMEDIES_PER_RULING_MAX} {field}")
+    for remedy in items:
+        which = remedy.WhichOneof("remedy")
+        if which is None:
+            raise invalid("missing_field", f"a remedy in {field} says what it does")
+        body = getattr(remedy, which)
+        if which == "refund":
+            require_identifier(body.order_id, "refund.order_id")
+            require_identifier(body.currency, "refund.currency")
+            _text(body.reference, "refund.reference")
+            if body.amount == 0:
+                raise invalid("missing_field", "a refund names its amount")
+        elif which == "delist":
+            require_identifier(body.offer_id, "delist.offer_id")
+        elif which == "revoke_grant":
+            require_identifier(body.grant_id, "revoke_grant.grant_id")
+        elif which == "suspend":
+            require_identifier(body.member_id, "suspend.member_id")
+            if body.until_ms <= 0:
+                raise invalid("missing_field", "a suspension needs its end (suspend.until_ms)")
+        else:
+            require_identifier(body.member_id, "warning.member_id")
+            _required_text(body.text, "warning.text")
+
+
+def _case_ruled(payload) -> None:
+    require_identifier(payload.case_id, "case_id")
+    if payload.outcome == ledger_pb2.RULING_OUTCOME_UNSPECIFIED:
+        raise invalid("missing_field", "a ruling names its outcome")
+    _required_text(payload.findings, "findings")
+    _digest(payload.decision_digest, "decision_digest")
+    _remedies(payload.remedies, "remedies")
+
+
+def _ruling_appealed(payload) -> None:
+    require_identifier(payload.case_id, "case_id")
+    _digest(payload.grounds_digest, "grounds_digest")
+    _text(payload.grounds, "grounds")
+
+
+def _appeal_decided(payload) -> None:
+    require_identifier(payload.case_id, "case_id")
+    if payload.decision == ledger_pb2.APPEAL_DECISION_UNSPECIFIED:
+        raise invalid("missing_field", "an appeal decision names the decision")
+    _required_text(payload.reasons, "reasons")
+    _remedies(payload.remedies, "remedies")
+    if payload.remedies and payload.decision != ledger_pb2.APPEAL_DECISION_VARIED:
+        raise invalid("bad_remedies", "only a varied ruling adds remedies")
+
+
+def _security_assessed(payload) -> None:
+    require_identifier(payload.assessment_id, "assessment_id")
+    if not payload.asset_ids:
+        raise invalid("missing_field", "an assessment's scope names at least one asset")
+    _unique_identifiers(payload.asset_ids, "asset_ids", ASSETS_PER_ASSESSMENT_MAX)
+    require_identifier(payload.recipient_id, "recipient_id")
+    require_identifier(payload.destination_region, "destination_region")
+    if not payload.purposes:
+        raise invalid("missing_field", "an assessment names at least one purpose")
+    if len(payload.purposes) > PURPOSES_PER_ASSESSMENT_MAX:
+        raise invalid("too_many_items", f"at most {PURPOSES_PER_ASSESSMENT_MAX} purposes")
+    for purpose in payload.purposes:
+        _required_text(purpose, "purpose")
+    _expiry(payload.expires_at_ms, "an assessment")
+    if payload.report_interval_ms < 0 or 0 < payload.report_interval_ms < REPORT_INTERVAL_MS_MIN:
+        raise invalid(
+            "bad_interval",
+            f"report_interval_ms is 0 (no reports) or at least {REPORT_INTERVAL_MS_MIN}",
+        )
+    _digest(payload.report_digest, "report_digest")
+
+
+def _transfer_reported(payload) -> None:
+    require_identifier(payload.report_id, "report_id")
+    require_identifier(payload.assessment_id, "assessment_id")
+    if payload.period == 0:
+        raise invalid("missing_field", "a report names its period (1 for the first)")
+    _digest(payload.report_digest, "report_digest")
+    _text(payload.summary, "summary")
+
+
+def _data_catalogued(payload) -> None:
+    require_identifier(payload.entry_id, "entry_id")
+    if bool(payload.asset_id) == bool(payload.id_prefix):
+        raise invalid("missing_field", "a catalogue entry names one of asset_id and id_prefix")
+    _optional_identifier(payload.asset_id, "asset_id")
+    _optional_identifier(payload.id_prefix, "id_prefix")
+    if payload.id_prefix and not payload.id_prefix.endswith("/"):
+        raise invalid("bad_identifier", "id_prefix ends with '/'")
+    if payload.minimum not in (ledger_pb2.CLASSIFICATION_IMPORTANT, ledger_pb2.CLASSIFICATION_CORE):
+        raise invalid("bad_classification", "a catalogue entry's minimum is important or core")
+    _required_text(payload.reason, "reason")
+
+
+def _asset_reclassified(payload) -> None:
+    require_identifier(payload.asset_id, "asset_id")
+    _classification(payload.classification)
+    _required_text(payload.reason, "reason")
+
+
+_SUPERVISION_CHECKS = {
+    "broker_qualified": _broker_qualified,
+    "mandate_granted": _mandate_granted,
+    "mandate_revoked": _withdrawn("mandate_id"),
+    "offer_delisted": _withdrawn("offer_id"),
+    "trading_suspended": _trading_suspended,
+    "complaint_filed": _complaint_filed,
+    "case_opened": _case_opened,
+    "case_step_recorded": _case_step_recorded,
+    "case_ruled": _case_ruled,
+    "ruling_appealed": _ruling_appealed,
+    "appeal_decided": _appeal_decided,
+    "security_assessed": _security_assessed,
+    "transfer_reported": _transfer_reported,
+    "data_catalogued": _data_catalogued,
+    "asset_reclassified": _asset_reclassified,
+}

@@ -3,8 +3,9 @@
 It names the chain, its first members (with their roles and public keys), the validator set
 and, optionally, the governance approval thresholds (`governance_thresholds`: {"default":
 "2/3", "member_added": "3/4", ...}, each "more than this fraction of the active members";
-absent, more than two thirds for every kind of change, ADR 005 and 016). Everything else is
-proven from it: a checkpoint is trusted because a quorum of these validators signed it, an
+absent, more than two thirds for every kind of change, ADR 005 and 016) and the rules of
+supervision (`supervision`: {"appeal_window_ms": N, "appeal_panel_size": k}, ADR 017).
+Everything else is proven from it: a checkpoint is trusted because a quorum of these validators signed it, an
 event because one of these members' keys signed it.
 
 The document is JSON. `genesis_hash` is SHA-256 of its canonical form (sorted keys, no
@@ -39,6 +40,10 @@ from cryptography.exceptions import InvalidSignature
 from provledger.protocol import crypto
 from provledger.protocol.errors import invalid
 from provledger.protocol.limits import (
+    APPEAL_PANEL_SIZE_DEFAULT,
+    APPEAL_PANEL_SIZE_MAX,
+    APPEAL_WINDOW_MS_DEFAULT,
+    APPEAL_WINDOW_MS_MAX,
     CHAIN_ID_LENGTH_CHARS_MAX,
     KEY_ID_SIZE_BYTES,
     PUBLIC_KEY_SIZE_BYTES,
@@ -54,6 +59,7 @@ ROLE_NAMES = {
     "exchange": ledger_pb2.ROLE_EXCHANGE,
     "regulator": ledger_pb2.ROLE_REGULATOR,
     "auditor": ledger_pb2.ROLE_AUDITOR,
+    "broker": ledger_pb2.ROLE_BROKER,
 }
 _CHAIN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _FRACTION = re.compile(r"[0-9]{1,9}/[0-9]{1,9}")
@@ -120,6 +126,9 @@ class Genesis:
     validator_tls_cas: tuple[tuple[str, bytes], ...] = ()
     # The genesis document's `governance_thresholds`; None: the default for every kind.
     thresholds: ledger_pb2.Thresholds | None = None
+    # The genesis document's `supervision` ({"appeal_window_ms": N, "appeal_panel_size": k});
+    # None: the defaults of protocol/limits.py (ADR 017).
+    supervision: state_pb2.SupervisionPolicy | None = None
 
     def tls_ca(self, validator_id: str) -> bytes | None:
         """The PEM of the TLS CA root of `validator_id`'s organisation, if the genesis names
@@ -318,6 +327,34 @@ def _thresholds(entries: Any) -> ledger_pb2.Thresholds | None:
     return table
 
 
+def _supervision(entries: Any) -> state_pb2.SupervisionPolicy | None:
+    """The genesis document's rules of supervision: how long a party may appeal a ruling,
+    and how many regulators must decide an appeal alike (k of n, the joint supervision across
+    departments)."""
+    if entries is None:
+        return None
+    if not isinstance(entries, dict) or set(entries) - {"appeal_window_ms", "appeal_panel_size"}:
+        raise invalid(
+            "bad_genesis",
+            'supervision must be an object {"appeal_window_ms": N, "appeal_panel_size": k}',
+        )
+    window = entries.get("appeal_window_ms", APPEAL_WINDOW_MS_DEFAULT)
+    panel = entries.get("appeal_panel_size", APPEAL_PANEL_SIZE_DEFAULT)
+    if not isinstance(window, int) or isinstance(window, bool) or not (
+        0 < window <= APPEAL_WINDOW_MS_MAX
+    ):
+        raise invalid(
+            "bad_genesis", f"supervision.appeal_window_ms must be 1..{APPEAL_WINDOW_MS_MAX}"
+        )
+    if not isinstance(panel, int) or isinstance(panel, bool) or not (
+        0 < panel <= APPEAL_PANEL_SIZE_MAX
+    ):
+        raise invalid(
+            "bad_genesis", f"supervision.appeal_panel_size must be 1..{APPEAL_PANEL_SIZE_MAX}"
+        )
+    return state_pb2.SupervisionPolicy(appeal_window_ms=window, appeal_panel_size=panel)
+
+
 def parse_genesis(document_bytes: bytes) -> Genesis:
     """Parse and check a genesis document; raise `Rejected` with the reason if it is bad."""
     try:
@@ -384,6 +421,7 @@ def parse_genesis(document_bytes: bytes) -> Genesis:
         validator_tls_cas=validator_tls_cas,
         personal_data=_personal_data(document.get("personal_data_patterns")),
         thresholds=_thresholds(document.get("governance_thresholds")),
+        supervision=_supervision(document.get("supervision")),
         chain_id=chain_id,
         genesis_time_ms=genesis_time_ms,
         members=tuple(members),

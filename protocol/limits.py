@@ -88,6 +88,33 @@ LINEAGE_NODES_DEFAULT = 500
 LINEAGE_NODES_MAX = 1_000
 PROPOSALS_PAGE_ITEMS_DEFAULT = 100
 PROPOSALS_PAGE_ITEMS_MAX = 500
+OFFERS_PAGE_ITEMS_DEFAULT = 100
+OFFERS_PAGE_ITEMS_MAX = 500
+# Offers read from the store for one catalogue page, matching or not, before the page ends
+# early (its cursor says where to go on): a search that matches little stays bounded.
+OFFERS_SCANNED_PER_PAGE_MAX = 10_000
+CASES_PAGE_ITEMS_DEFAULT = 100
+CASES_PAGE_ITEMS_MAX = 500
+
+# Market supervision
+ASSETS_PER_MANDATE_MAX = 64
+COMPLAINTS_PER_CASE_MAX = 16
+EVIDENCE_DIGESTS_MAX = 32  # per complaint or investigation step
+REMEDIES_PER_RULING_MAX = 16
+# A case's events (complaints, opening, steps, ruling, appeal, votes), so that its case file
+# fits a bundle with its orders' life cycles: steps past this are refused (case_full).
+CASE_EVENTS_MAX = 256
+APPEAL_WINDOW_MS_DEFAULT = 30 * 24 * 3_600_000  # thirty days, when the genesis names none
+APPEAL_WINDOW_MS_MAX = 365 * 24 * 3_600_000
+APPEAL_PANEL_SIZE_DEFAULT = 1
+APPEAL_PANEL_SIZE_MAX = 15
+# Data customs
+ASSETS_PER_ASSESSMENT_MAX = 64
+PURPOSES_PER_ASSESSMENT_MAX = 16
+# Ancestors looked at when judging whether an assessment's scope covers an asset: a scope
+# reached only beyond them does not cover it (the move is refused, never allowed wrongly).
+ASSESSMENT_ANCESTORS_MAX = 1_000
+REPORT_INTERVAL_MS_MIN = 3_600_000  # one hour
 
 # X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
 NODE_ID_LENGTH_CHARS_MAX = 64

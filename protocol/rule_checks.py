@@ -18,7 +18,14 @@ AGENCY = ledger_pb2.ROLE_AGENCY
 EXCHANGE = ledger_pb2.ROLE_EXCHANGE
 REGULATOR = ledger_pb2.ROLE_REGULATOR
 AUDITOR = ledger_pb2.ROLE_AUDITOR
-ROLE_NAMES = {AGENCY: "agency", EXCHANGE: "exchange", REGULATOR: "regulator", AUDITOR: "auditor"}
+BROKER = ledger_pb2.ROLE_BROKER
+ROLE_NAMES = {
+    AGENCY: "agency",
+    EXCHANGE: "exchange",
+    REGULATOR: "regulator",
+    AUDITOR: "auditor",
+    BROKER: "broker",
+}
 SENSITIVE = (ledger_pb2.CLASSIFICATION_IMPORTANT, ledger_pb2.CLASSIFICATION_CORE)
 
 

@@ -44,6 +44,18 @@ RECORD_TYPES: dict[str, type[Message]] = {
     "governance_subject": state_pb2.SubjectVersion,
     # The approval thresholds in force, under "current" (absent: the default, two thirds).
     "thresholds": ledger_pb2.Thresholds,
+    # Market supervision (ADR 017): a broker's qualification by broker id, a seller's mandate,
+    # a member's suspension from trading by member id, complaints, cases, security
+    # assessments, catalogue entries ("asset:<id>", "prefix:<id prefix>") and the genesis's
+    # rules of supervision under "current" (absent: the defaults of protocol/limits.py).
+    "broker": state_pb2.BrokerRecord,
+    "mandate": state_pb2.MandateRecord,
+    "suspension": state_pb2.SuspensionRecord,
+    "complaint": state_pb2.ComplaintRecord,
+    "case": state_pb2.CaseRecord,
+    "assessment": state_pb2.AssessmentRecord,
+    "catalogue": state_pb2.CatalogueRecord,
+    "supervision": state_pb2.SupervisionPolicy,
     # Equivocation recorded, by "<validator>/<height>/<round>/<vote type>".
     "evidence": ledger_pb2.Evidence,
     # The validator sets after genesis, by index and "latest" (protocol/validators.py).

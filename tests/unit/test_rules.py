@@ -557,6 +557,40 @@ def _payload_format_cases() -> list[Any]:
 
 PAYLOAD_FORMAT_CASES = [
     *_payload_format_cases(),
+    # market supervision: the format checks written in events.py (the rules' own cases are in
+    # test_rules_market.py, test_rules_cases.py and test_rules_customs.py)
+    reject(
+        "appeal_decided-upheld-with-remedies",
+        event(
+            "regulator",
+            "appeal_decided",
+            case_id="case-1",
+            decision=ledger_pb2.APPEAL_DECISION_UPHELD,
+            reasons="the ruling stands",
+            remedies=[{"warning": {"member_id": "agency-a", "text": "be careful"}}],
+        ),
+        INVALID,
+        "bad_remedies",
+        "only a varied ruling adds remedies",
+    ),
+    reject(
+        "security_assessed-interval-too-short",
+        event(
+            "regulator",
+            "security_assessed",
+            assessment_id="assessment-1",
+            asset_ids=["asset-core"],
+            recipient_id="agency-b",
+            destination_region="mo",
+            purposes=["research"],
+            expires_at_ms=EXPIRY_MS,
+            report_interval_ms=1_000,
+            report_digest=digest("report"),
+        ),
+        INVALID,
+        "bad_interval",
+        "report_interval_ms is 0 (no reports) or at least",
+    ),
     # asset_derived
     reject(
         "asset_derived-no-parents",

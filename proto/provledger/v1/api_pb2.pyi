@@ -302,3 +302,133 @@ class ListProposalsResponse(_message.Message):
     proposals: _containers.RepeatedCompositeFieldContainer[GovernanceProposal]
     more: bool
     def __init__(self, proposals: _Optional[_Iterable[_Union[GovernanceProposal, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class ListOffersRequest(_message.Message):
+    __slots__ = ("asset_id", "seller_id", "broker_id", "classification", "status", "price_min", "price_max", "currency", "title_words", "limit", "after_offer_id")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MIN_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MAX_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_WORDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    seller_id: str
+    broker_id: str
+    classification: _ledger_pb2.Classification
+    status: _state_pb2.OfferStatus
+    price_min: int
+    price_max: int
+    currency: str
+    title_words: str
+    limit: int
+    after_offer_id: str
+    def __init__(self, asset_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., broker_id: _Optional[str] = ..., classification: _Optional[_Union[_ledger_pb2.Classification, str]] = ..., status: _Optional[_Union[_state_pb2.OfferStatus, str]] = ..., price_min: _Optional[int] = ..., price_max: _Optional[int] = ..., currency: _Optional[str] = ..., title_words: _Optional[str] = ..., limit: _Optional[int] = ..., after_offer_id: _Optional[str] = ...) -> None: ...
+
+class OfferView(_message.Message):
+    __slots__ = ("record", "classification", "asset_name", "status")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    ASSET_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    record: _state_pb2.OfferRecord
+    classification: _ledger_pb2.Classification
+    asset_name: str
+    status: _state_pb2.OfferStatus
+    def __init__(self, record: _Optional[_Union[_state_pb2.OfferRecord, _Mapping]] = ..., classification: _Optional[_Union[_ledger_pb2.Classification, str]] = ..., asset_name: _Optional[str] = ..., status: _Optional[_Union[_state_pb2.OfferStatus, str]] = ...) -> None: ...
+
+class ListOffersResponse(_message.Message):
+    __slots__ = ("offers", "more", "next_after_offer_id")
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    offers: _containers.RepeatedCompositeFieldContainer[OfferView]
+    more: bool
+    next_after_offer_id: str
+    def __init__(self, offers: _Optional[_Iterable[_Union[OfferView, _Mapping]]] = ..., more: _Optional[bool] = ..., next_after_offer_id: _Optional[str] = ...) -> None: ...
+
+class GetOfferRequest(_message.Message):
+    __slots__ = ("offer_id",)
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    def __init__(self, offer_id: _Optional[str] = ...) -> None: ...
+
+class GetCaseRequest(_message.Message):
+    __slots__ = ("case_id",)
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    def __init__(self, case_id: _Optional[str] = ...) -> None: ...
+
+class TimelineEntry(_message.Message):
+    __slots__ = ("event_id", "height", "log_index", "time_ms", "kind", "author_id", "summary")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    event_id: bytes
+    height: int
+    log_index: int
+    time_ms: int
+    kind: str
+    author_id: str
+    summary: str
+    def __init__(self, event_id: _Optional[bytes] = ..., height: _Optional[int] = ..., log_index: _Optional[int] = ..., time_ms: _Optional[int] = ..., kind: _Optional[str] = ..., author_id: _Optional[str] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class CaseView(_message.Message):
+    __slots__ = ("record", "complaints", "timeline", "appeal_deadline_ms", "final")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINTS_FIELD_NUMBER: _ClassVar[int]
+    TIMELINE_FIELD_NUMBER: _ClassVar[int]
+    APPEAL_DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    record: _state_pb2.CaseRecord
+    complaints: _containers.RepeatedCompositeFieldContainer[_state_pb2.ComplaintRecord]
+    timeline: _containers.RepeatedCompositeFieldContainer[TimelineEntry]
+    appeal_deadline_ms: int
+    final: bool
+    def __init__(self, record: _Optional[_Union[_state_pb2.CaseRecord, _Mapping]] = ..., complaints: _Optional[_Iterable[_Union[_state_pb2.ComplaintRecord, _Mapping]]] = ..., timeline: _Optional[_Iterable[_Union[TimelineEntry, _Mapping]]] = ..., appeal_deadline_ms: _Optional[int] = ..., final: _Optional[bool] = ...) -> None: ...
+
+class ListCasesRequest(_message.Message):
+    __slots__ = ("member_id", "subject_id", "status", "limit", "after_case_id")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    subject_id: str
+    status: _state_pb2.CaseStatus
+    limit: int
+    after_case_id: str
+    def __init__(self, member_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., status: _Optional[_Union[_state_pb2.CaseStatus, str]] = ..., limit: _Optional[int] = ..., after_case_id: _Optional[str] = ...) -> None: ...
+
+class ListCasesResponse(_message.Message):
+    __slots__ = ("cases", "more")
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    cases: _containers.RepeatedCompositeFieldContainer[_state_pb2.CaseRecord]
+    more: bool
+    def __init__(self, cases: _Optional[_Iterable[_Union[_state_pb2.CaseRecord, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class GetAssessmentRequest(_message.Message):
+    __slots__ = ("assessment_id",)
+    ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    assessment_id: str
+    def __init__(self, assessment_id: _Optional[str] = ...) -> None: ...
+
+class AssessmentView(_message.Message):
+    __slots__ = ("record", "overdue_periods", "next_report_due_ms")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_PERIODS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_REPORT_DUE_MS_FIELD_NUMBER: _ClassVar[int]
+    record: _state_pb2.AssessmentRecord
+    overdue_periods: _containers.RepeatedScalarFieldContainer[int]
+    next_report_due_ms: int
+    def __init__(self, record: _Optional[_Union[_state_pb2.AssessmentRecord, _Mapping]] = ..., overdue_periods: _Optional[_Iterable[int]] = ..., next_report_due_ms: _Optional[int] = ...) -> None: ...

@@ -116,6 +116,31 @@ class LedgerServiceStub:
                 request_serializer=provledger_dot_v1_dot_api__pb2.ListProposalsRequest.SerializeToString,
                 response_deserializer=provledger_dot_v1_dot_api__pb2.ListProposalsResponse.FromString,
                 _registered_method=True)
+        self.ListOffers = channel.unary_unary(
+                '/provledger.v1.LedgerService/ListOffers',
+                request_serializer=provledger_dot_v1_dot_api__pb2.ListOffersRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.ListOffersResponse.FromString,
+                _registered_method=True)
+        self.GetOffer = channel.unary_unary(
+                '/provledger.v1.LedgerService/GetOffer',
+                request_serializer=provledger_dot_v1_dot_api__pb2.GetOfferRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.OfferView.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/provledger.v1.LedgerService/GetCase',
+                request_serializer=provledger_dot_v1_dot_api__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.CaseView.FromString,
+                _registered_method=True)
+        self.ListCases = channel.unary_unary(
+                '/provledger.v1.LedgerService/ListCases',
+                request_serializer=provledger_dot_v1_dot_api__pb2.ListCasesRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.ListCasesResponse.FromString,
+                _registered_method=True)
+        self.GetAssessment = channel.unary_unary(
+                '/provledger.v1.LedgerService/GetAssessment',
+                request_serializer=provledger_dot_v1_dot_api__pb2.GetAssessmentRequest.SerializeToString,
+                response_deserializer=provledger_dot_v1_dot_api__pb2.AssessmentView.FromString,
+                _registered_method=True)
         self.SubscribeBlocks = channel.unary_stream(
                 '/provledger.v1.LedgerService/SubscribeBlocks',
                 request_serializer=provledger_dot_v1_dot_api__pb2.SubscribeBlocksRequest.SerializeToString,
@@ -227,6 +252,40 @@ class LedgerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOffers(self, request, context):
+        """The market's catalogue: offers by asset, seller, broker, classification, status, price
+        and title words, paged by offer id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOffer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """Supervision: a case with its complaints and timeline; cases a member may read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssessment(self, request, context):
+        """Data customs: an assessment, with the transfers it allowed and its overdue reports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubscribeBlocks(self, request, context):
         """Committed blocks from a height, without gaps, then live as they commit.
         """
@@ -316,6 +375,31 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListProposals,
                     request_deserializer=provledger_dot_v1_dot_api__pb2.ListProposalsRequest.FromString,
                     response_serializer=provledger_dot_v1_dot_api__pb2.ListProposalsResponse.SerializeToString,
+            ),
+            'ListOffers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOffers,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.ListOffersRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.ListOffersResponse.SerializeToString,
+            ),
+            'GetOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOffer,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.GetOfferRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.OfferView.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.GetCaseRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.CaseView.SerializeToString,
+            ),
+            'ListCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCases,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.ListCasesRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'GetAssessment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssessment,
+                    request_deserializer=provledger_dot_v1_dot_api__pb2.GetAssessmentRequest.FromString,
+                    response_serializer=provledger_dot_v1_dot_api__pb2.AssessmentView.SerializeToString,
             ),
             'SubscribeBlocks': grpc.unary_stream_rpc_method_handler(
                     servicer.SubscribeBlocks,
@@ -755,6 +839,141 @@ class LedgerService:
             '/provledger.v1.LedgerService/ListProposals',
             provledger_dot_v1_dot_api__pb2.ListProposalsRequest.SerializeToString,
             provledger_dot_v1_dot_api__pb2.ListProposalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOffers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/ListOffers',
+            provledger_dot_v1_dot_api__pb2.ListOffersRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.ListOffersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/GetOffer',
+            provledger_dot_v1_dot_api__pb2.GetOfferRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.OfferView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/GetCase',
+            provledger_dot_v1_dot_api__pb2.GetCaseRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.CaseView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/ListCases',
+            provledger_dot_v1_dot_api__pb2.ListCasesRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssessment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provledger.v1.LedgerService/GetAssessment',
+            provledger_dot_v1_dot_api__pb2.GetAssessmentRequest.SerializeToString,
+            provledger_dot_v1_dot_api__pb2.AssessmentView.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,6 +29,7 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_EXCHANGE: _ClassVar[Role]
     ROLE_REGULATOR: _ClassVar[Role]
     ROLE_AUDITOR: _ClassVar[Role]
+    ROLE_BROKER: _ClassVar[Role]
 
 class DisputeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +37,29 @@ class DisputeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISPUTE_OUTCOME_FOR_BUYER: _ClassVar[DisputeOutcome]
     DISPUTE_OUTCOME_FOR_SELLER: _ClassVar[DisputeOutcome]
     DISPUTE_OUTCOME_SETTLED_BY_AGREEMENT: _ClassVar[DisputeOutcome]
+
+class ComplaintSubject(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMPLAINT_SUBJECT_UNSPECIFIED: _ClassVar[ComplaintSubject]
+    COMPLAINT_SUBJECT_ORDER: _ClassVar[ComplaintSubject]
+    COMPLAINT_SUBJECT_OFFER: _ClassVar[ComplaintSubject]
+    COMPLAINT_SUBJECT_ASSET: _ClassVar[ComplaintSubject]
+    COMPLAINT_SUBJECT_GRANT: _ClassVar[ComplaintSubject]
+
+class RulingOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RULING_OUTCOME_UNSPECIFIED: _ClassVar[RulingOutcome]
+    RULING_OUTCOME_UPHELD: _ClassVar[RulingOutcome]
+    RULING_OUTCOME_PARTLY_UPHELD: _ClassVar[RulingOutcome]
+    RULING_OUTCOME_DISMISSED: _ClassVar[RulingOutcome]
+    RULING_OUTCOME_SETTLED_BY_AGREEMENT: _ClassVar[RulingOutcome]
+
+class AppealDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    APPEAL_DECISION_UNSPECIFIED: _ClassVar[AppealDecision]
+    APPEAL_DECISION_UPHELD: _ClassVar[AppealDecision]
+    APPEAL_DECISION_OVERTURNED: _ClassVar[AppealDecision]
+    APPEAL_DECISION_VARIED: _ClassVar[AppealDecision]
 
 class VoteType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -56,10 +80,25 @@ ROLE_AGENCY: Role
 ROLE_EXCHANGE: Role
 ROLE_REGULATOR: Role
 ROLE_AUDITOR: Role
+ROLE_BROKER: Role
 DISPUTE_OUTCOME_UNSPECIFIED: DisputeOutcome
 DISPUTE_OUTCOME_FOR_BUYER: DisputeOutcome
 DISPUTE_OUTCOME_FOR_SELLER: DisputeOutcome
 DISPUTE_OUTCOME_SETTLED_BY_AGREEMENT: DisputeOutcome
+COMPLAINT_SUBJECT_UNSPECIFIED: ComplaintSubject
+COMPLAINT_SUBJECT_ORDER: ComplaintSubject
+COMPLAINT_SUBJECT_OFFER: ComplaintSubject
+COMPLAINT_SUBJECT_ASSET: ComplaintSubject
+COMPLAINT_SUBJECT_GRANT: ComplaintSubject
+RULING_OUTCOME_UNSPECIFIED: RulingOutcome
+RULING_OUTCOME_UPHELD: RulingOutcome
+RULING_OUTCOME_PARTLY_UPHELD: RulingOutcome
+RULING_OUTCOME_DISMISSED: RulingOutcome
+RULING_OUTCOME_SETTLED_BY_AGREEMENT: RulingOutcome
+APPEAL_DECISION_UNSPECIFIED: AppealDecision
+APPEAL_DECISION_UPHELD: AppealDecision
+APPEAL_DECISION_OVERTURNED: AppealDecision
+APPEAL_DECISION_VARIED: AppealDecision
 VOTE_TYPE_UNSPECIFIED: VoteType
 VOTE_TYPE_PREVOTE: VoteType
 VOTE_TYPE_PRECOMMIT: VoteType
@@ -81,7 +120,7 @@ class Author(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("chain_id", "author", "nonce", "timestamp_ms", "asset_registered", "asset_derived", "asset_shared", "asset_transferred", "asset_used", "certificate_issued", "certificate_revoked", "asset_retired", "grant_issued", "grant_revoked", "cross_border_approved", "offer_listed", "order_placed", "order_delivered", "order_settled", "dispute_opened", "dispute_resolved", "governance", "governance_proposed", "governance_approved")
+    __slots__ = ("chain_id", "author", "nonce", "timestamp_ms", "asset_registered", "asset_derived", "asset_shared", "asset_transferred", "asset_used", "certificate_issued", "certificate_revoked", "asset_retired", "grant_issued", "grant_revoked", "cross_border_approved", "offer_listed", "order_placed", "order_delivered", "order_settled", "dispute_opened", "dispute_resolved", "governance", "governance_proposed", "governance_approved", "broker_qualified", "mandate_granted", "mandate_revoked", "offer_delisted", "trading_suspended", "complaint_filed", "case_opened", "case_step_recorded", "case_ruled", "ruling_appealed", "appeal_decided", "security_assessed", "transfer_reported", "data_catalogued", "asset_reclassified")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +145,21 @@ class Event(_message.Message):
     GOVERNANCE_FIELD_NUMBER: _ClassVar[int]
     GOVERNANCE_PROPOSED_FIELD_NUMBER: _ClassVar[int]
     GOVERNANCE_APPROVED_FIELD_NUMBER: _ClassVar[int]
+    BROKER_QUALIFIED_FIELD_NUMBER: _ClassVar[int]
+    MANDATE_GRANTED_FIELD_NUMBER: _ClassVar[int]
+    MANDATE_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    OFFER_DELISTED_FIELD_NUMBER: _ClassVar[int]
+    TRADING_SUSPENDED_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINT_FILED_FIELD_NUMBER: _ClassVar[int]
+    CASE_OPENED_FIELD_NUMBER: _ClassVar[int]
+    CASE_STEP_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CASE_RULED_FIELD_NUMBER: _ClassVar[int]
+    RULING_APPEALED_FIELD_NUMBER: _ClassVar[int]
+    APPEAL_DECIDED_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_ASSESSED_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    DATA_CATALOGUED_FIELD_NUMBER: _ClassVar[int]
+    ASSET_RECLASSIFIED_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     author: Author
     nonce: int
@@ -130,7 +184,22 @@ class Event(_message.Message):
     governance: GovernanceAction
     governance_proposed: GovernanceProposed
     governance_approved: GovernanceApproved
-    def __init__(self, chain_id: _Optional[str] = ..., author: _Optional[_Union[Author, _Mapping]] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., asset_registered: _Optional[_Union[AssetRegistered, _Mapping]] = ..., asset_derived: _Optional[_Union[AssetDerived, _Mapping]] = ..., asset_shared: _Optional[_Union[AssetShared, _Mapping]] = ..., asset_transferred: _Optional[_Union[AssetTransferred, _Mapping]] = ..., asset_used: _Optional[_Union[AssetUsed, _Mapping]] = ..., certificate_issued: _Optional[_Union[CertificateIssued, _Mapping]] = ..., certificate_revoked: _Optional[_Union[CertificateRevoked, _Mapping]] = ..., asset_retired: _Optional[_Union[AssetRetired, _Mapping]] = ..., grant_issued: _Optional[_Union[GrantIssued, _Mapping]] = ..., grant_revoked: _Optional[_Union[GrantRevoked, _Mapping]] = ..., cross_border_approved: _Optional[_Union[CrossBorderApproved, _Mapping]] = ..., offer_listed: _Optional[_Union[OfferListed, _Mapping]] = ..., order_placed: _Optional[_Union[OrderPlaced, _Mapping]] = ..., order_delivered: _Optional[_Union[OrderDelivered, _Mapping]] = ..., order_settled: _Optional[_Union[OrderSettled, _Mapping]] = ..., dispute_opened: _Optional[_Union[DisputeOpened, _Mapping]] = ..., dispute_resolved: _Optional[_Union[DisputeResolved, _Mapping]] = ..., governance: _Optional[_Union[GovernanceAction, _Mapping]] = ..., governance_proposed: _Optional[_Union[GovernanceProposed, _Mapping]] = ..., governance_approved: _Optional[_Union[GovernanceApproved, _Mapping]] = ...) -> None: ...
+    broker_qualified: BrokerQualified
+    mandate_granted: MandateGranted
+    mandate_revoked: MandateRevoked
+    offer_delisted: OfferDelisted
+    trading_suspended: TradingSuspended
+    complaint_filed: ComplaintFiled
+    case_opened: CaseOpened
+    case_step_recorded: CaseStepRecorded
+    case_ruled: CaseRuled
+    ruling_appealed: RulingAppealed
+    appeal_decided: AppealDecided
+    security_assessed: SecurityAssessed
+    transfer_reported: TransferReported
+    data_catalogued: DataCatalogued
+    asset_reclassified: AssetReclassified
+    def __init__(self, chain_id: _Optional[str] = ..., author: _Optional[_Union[Author, _Mapping]] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., asset_registered: _Optional[_Union[AssetRegistered, _Mapping]] = ..., asset_derived: _Optional[_Union[AssetDerived, _Mapping]] = ..., asset_shared: _Optional[_Union[AssetShared, _Mapping]] = ..., asset_transferred: _Optional[_Union[AssetTransferred, _Mapping]] = ..., asset_used: _Optional[_Union[AssetUsed, _Mapping]] = ..., certificate_issued: _Optional[_Union[CertificateIssued, _Mapping]] = ..., certificate_revoked: _Optional[_Union[CertificateRevoked, _Mapping]] = ..., asset_retired: _Optional[_Union[AssetRetired, _Mapping]] = ..., grant_issued: _Optional[_Union[GrantIssued, _Mapping]] = ..., grant_revoked: _Optional[_Union[GrantRevoked, _Mapping]] = ..., cross_border_approved: _Optional[_Union[CrossBorderApproved, _Mapping]] = ..., offer_listed: _Optional[_Union[OfferListed, _Mapping]] = ..., order_placed: _Optional[_Union[OrderPlaced, _Mapping]] = ..., order_delivered: _Optional[_Union[OrderDelivered, _Mapping]] = ..., order_settled: _Optional[_Union[OrderSettled, _Mapping]] = ..., dispute_opened: _Optional[_Union[DisputeOpened, _Mapping]] = ..., dispute_resolved: _Optional[_Union[DisputeResolved, _Mapping]] = ..., governance: _Optional[_Union[GovernanceAction, _Mapping]] = ..., governance_proposed: _Optional[_Union[GovernanceProposed, _Mapping]] = ..., governance_approved: _Optional[_Union[GovernanceApproved, _Mapping]] = ..., broker_qualified: _Optional[_Union[BrokerQualified, _Mapping]] = ..., mandate_granted: _Optional[_Union[MandateGranted, _Mapping]] = ..., mandate_revoked: _Optional[_Union[MandateRevoked, _Mapping]] = ..., offer_delisted: _Optional[_Union[OfferDelisted, _Mapping]] = ..., trading_suspended: _Optional[_Union[TradingSuspended, _Mapping]] = ..., complaint_filed: _Optional[_Union[ComplaintFiled, _Mapping]] = ..., case_opened: _Optional[_Union[CaseOpened, _Mapping]] = ..., case_step_recorded: _Optional[_Union[CaseStepRecorded, _Mapping]] = ..., case_ruled: _Optional[_Union[CaseRuled, _Mapping]] = ..., ruling_appealed: _Optional[_Union[RulingAppealed, _Mapping]] = ..., appeal_decided: _Optional[_Union[AppealDecided, _Mapping]] = ..., security_assessed: _Optional[_Union[SecurityAssessed, _Mapping]] = ..., transfer_reported: _Optional[_Union[TransferReported, _Mapping]] = ..., data_catalogued: _Optional[_Union[DataCatalogued, _Mapping]] = ..., asset_reclassified: _Optional[_Union[AssetReclassified, _Mapping]] = ...) -> None: ...
 
 class AssetRegistered(_message.Message):
     __slots__ = ("asset_id", "content_digest", "classification", "name", "schema_uri", "metadata")
@@ -183,30 +252,38 @@ class AssetDerived(_message.Message):
     def __init__(self, asset_id: _Optional[str] = ..., parent_ids: _Optional[_Iterable[str]] = ..., activity: _Optional[str] = ..., content_digest: _Optional[bytes] = ..., classification: _Optional[_Union[Classification, str]] = ..., name: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., grant_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AssetShared(_message.Message):
-    __slots__ = ("asset_id", "recipient_id", "grant_id", "destination_region", "approval_id")
+    __slots__ = ("asset_id", "recipient_id", "grant_id", "destination_region", "approval_id", "assessment_id", "purpose")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_ID_FIELD_NUMBER: _ClassVar[int]
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_REGION_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     recipient_id: str
     grant_id: str
     destination_region: str
     approval_id: str
-    def __init__(self, asset_id: _Optional[str] = ..., recipient_id: _Optional[str] = ..., grant_id: _Optional[str] = ..., destination_region: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
+    assessment_id: str
+    purpose: str
+    def __init__(self, asset_id: _Optional[str] = ..., recipient_id: _Optional[str] = ..., grant_id: _Optional[str] = ..., destination_region: _Optional[str] = ..., approval_id: _Optional[str] = ..., assessment_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class AssetTransferred(_message.Message):
-    __slots__ = ("asset_id", "new_owner_id", "destination_region", "approval_id")
+    __slots__ = ("asset_id", "new_owner_id", "destination_region", "approval_id", "assessment_id", "purpose")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     NEW_OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_REGION_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     new_owner_id: str
     destination_region: str
     approval_id: str
-    def __init__(self, asset_id: _Optional[str] = ..., new_owner_id: _Optional[str] = ..., destination_region: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
+    assessment_id: str
+    purpose: str
+    def __init__(self, asset_id: _Optional[str] = ..., new_owner_id: _Optional[str] = ..., destination_region: _Optional[str] = ..., approval_id: _Optional[str] = ..., assessment_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class AssetUsed(_message.Message):
     __slots__ = ("asset_id", "grant_id", "purpose", "operation")
@@ -289,20 +366,26 @@ class CrossBorderApproved(_message.Message):
     def __init__(self, approval_id: _Optional[str] = ..., asset_id: _Optional[str] = ..., recipient_id: _Optional[str] = ..., destination_region: _Optional[str] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class OfferListed(_message.Message):
-    __slots__ = ("offer_id", "asset_id", "seller_id", "price", "currency", "terms")
+    __slots__ = ("offer_id", "asset_id", "seller_id", "price", "currency", "terms", "title", "mandate_id", "exchange_id")
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     SELLER_ID_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    MANDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXCHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     offer_id: str
     asset_id: str
     seller_id: str
     price: int
     currency: str
     terms: str
-    def __init__(self, offer_id: _Optional[str] = ..., asset_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., price: _Optional[int] = ..., currency: _Optional[str] = ..., terms: _Optional[str] = ...) -> None: ...
+    title: str
+    mandate_id: str
+    exchange_id: str
+    def __init__(self, offer_id: _Optional[str] = ..., asset_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., price: _Optional[int] = ..., currency: _Optional[str] = ..., terms: _Optional[str] = ..., title: _Optional[str] = ..., mandate_id: _Optional[str] = ..., exchange_id: _Optional[str] = ...) -> None: ...
 
 class OrderPlaced(_message.Message):
     __slots__ = ("order_id", "offer_id")
@@ -347,6 +430,248 @@ class DisputeResolved(_message.Message):
     outcome: DisputeOutcome
     resolution: str
     def __init__(self, dispute_id: _Optional[str] = ..., outcome: _Optional[_Union[DisputeOutcome, str]] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class BrokerQualified(_message.Message):
+    __slots__ = ("qualification_id", "broker_id", "scope", "expires_at_ms")
+    QUALIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    qualification_id: str
+    broker_id: str
+    scope: str
+    expires_at_ms: int
+    def __init__(self, qualification_id: _Optional[str] = ..., broker_id: _Optional[str] = ..., scope: _Optional[str] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+
+class MandateGranted(_message.Message):
+    __slots__ = ("mandate_id", "broker_id", "asset_ids", "expires_at_ms", "price_floor")
+    MANDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FLOOR_FIELD_NUMBER: _ClassVar[int]
+    mandate_id: str
+    broker_id: str
+    asset_ids: _containers.RepeatedScalarFieldContainer[str]
+    expires_at_ms: int
+    price_floor: int
+    def __init__(self, mandate_id: _Optional[str] = ..., broker_id: _Optional[str] = ..., asset_ids: _Optional[_Iterable[str]] = ..., expires_at_ms: _Optional[int] = ..., price_floor: _Optional[int] = ...) -> None: ...
+
+class MandateRevoked(_message.Message):
+    __slots__ = ("mandate_id", "reason")
+    MANDATE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    mandate_id: str
+    reason: str
+    def __init__(self, mandate_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class OfferDelisted(_message.Message):
+    __slots__ = ("offer_id", "reason")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    reason: str
+    def __init__(self, offer_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TradingSuspended(_message.Message):
+    __slots__ = ("suspension_id", "member_id", "until_ms", "reason")
+    SUSPENSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    suspension_id: str
+    member_id: str
+    until_ms: int
+    reason: str
+    def __init__(self, suspension_id: _Optional[str] = ..., member_id: _Optional[str] = ..., until_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ComplaintFiled(_message.Message):
+    __slots__ = ("complaint_id", "subject_kind", "subject_id", "respondent_id", "statement_digest", "evidence_digests", "category")
+    COMPLAINT_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KIND_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATEMENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    complaint_id: str
+    subject_kind: ComplaintSubject
+    subject_id: str
+    respondent_id: str
+    statement_digest: bytes
+    evidence_digests: _containers.RepeatedScalarFieldContainer[bytes]
+    category: str
+    def __init__(self, complaint_id: _Optional[str] = ..., subject_kind: _Optional[_Union[ComplaintSubject, str]] = ..., subject_id: _Optional[str] = ..., respondent_id: _Optional[str] = ..., statement_digest: _Optional[bytes] = ..., evidence_digests: _Optional[_Iterable[bytes]] = ..., category: _Optional[str] = ...) -> None: ...
+
+class CaseOpened(_message.Message):
+    __slots__ = ("case_id", "complaint_ids", "summary")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    complaint_ids: _containers.RepeatedScalarFieldContainer[str]
+    summary: str
+    def __init__(self, case_id: _Optional[str] = ..., complaint_ids: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class CaseStepRecorded(_message.Message):
+    __slots__ = ("case_id", "step", "note", "evidence_digests")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    step: str
+    note: str
+    evidence_digests: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, case_id: _Optional[str] = ..., step: _Optional[str] = ..., note: _Optional[str] = ..., evidence_digests: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Remedy(_message.Message):
+    __slots__ = ("refund", "delist", "revoke_grant", "suspend", "warning")
+    REFUND_FIELD_NUMBER: _ClassVar[int]
+    DELIST_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_GRANT_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
+    refund: Refund
+    delist: DelistOffer
+    revoke_grant: RevokeGrant
+    suspend: SuspendMember
+    warning: Warning
+    def __init__(self, refund: _Optional[_Union[Refund, _Mapping]] = ..., delist: _Optional[_Union[DelistOffer, _Mapping]] = ..., revoke_grant: _Optional[_Union[RevokeGrant, _Mapping]] = ..., suspend: _Optional[_Union[SuspendMember, _Mapping]] = ..., warning: _Optional[_Union[Warning, _Mapping]] = ...) -> None: ...
+
+class Refund(_message.Message):
+    __slots__ = ("order_id", "amount", "currency", "reference")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    amount: int
+    currency: str
+    reference: str
+    def __init__(self, order_id: _Optional[str] = ..., amount: _Optional[int] = ..., currency: _Optional[str] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class DelistOffer(_message.Message):
+    __slots__ = ("offer_id",)
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    def __init__(self, offer_id: _Optional[str] = ...) -> None: ...
+
+class RevokeGrant(_message.Message):
+    __slots__ = ("grant_id",)
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    def __init__(self, grant_id: _Optional[str] = ...) -> None: ...
+
+class SuspendMember(_message.Message):
+    __slots__ = ("member_id", "until_ms")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    until_ms: int
+    def __init__(self, member_id: _Optional[str] = ..., until_ms: _Optional[int] = ...) -> None: ...
+
+class Warning(_message.Message):
+    __slots__ = ("member_id", "text")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    text: str
+    def __init__(self, member_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class CaseRuled(_message.Message):
+    __slots__ = ("case_id", "outcome", "findings", "decision_digest", "remedies")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    REMEDIES_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    outcome: RulingOutcome
+    findings: str
+    decision_digest: bytes
+    remedies: _containers.RepeatedCompositeFieldContainer[Remedy]
+    def __init__(self, case_id: _Optional[str] = ..., outcome: _Optional[_Union[RulingOutcome, str]] = ..., findings: _Optional[str] = ..., decision_digest: _Optional[bytes] = ..., remedies: _Optional[_Iterable[_Union[Remedy, _Mapping]]] = ...) -> None: ...
+
+class RulingAppealed(_message.Message):
+    __slots__ = ("case_id", "grounds_digest", "grounds")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUNDS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    GROUNDS_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    grounds_digest: bytes
+    grounds: str
+    def __init__(self, case_id: _Optional[str] = ..., grounds_digest: _Optional[bytes] = ..., grounds: _Optional[str] = ...) -> None: ...
+
+class AppealDecided(_message.Message):
+    __slots__ = ("case_id", "decision", "reasons", "remedies")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    REMEDIES_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    decision: AppealDecision
+    reasons: str
+    remedies: _containers.RepeatedCompositeFieldContainer[Remedy]
+    def __init__(self, case_id: _Optional[str] = ..., decision: _Optional[_Union[AppealDecision, str]] = ..., reasons: _Optional[str] = ..., remedies: _Optional[_Iterable[_Union[Remedy, _Mapping]]] = ...) -> None: ...
+
+class SecurityAssessed(_message.Message):
+    __slots__ = ("assessment_id", "asset_ids", "recipient_id", "destination_region", "purposes", "expires_at_ms", "report_interval_ms", "report_digest")
+    ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_IDS_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_REGION_FIELD_NUMBER: _ClassVar[int]
+    PURPOSES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    assessment_id: str
+    asset_ids: _containers.RepeatedScalarFieldContainer[str]
+    recipient_id: str
+    destination_region: str
+    purposes: _containers.RepeatedScalarFieldContainer[str]
+    expires_at_ms: int
+    report_interval_ms: int
+    report_digest: bytes
+    def __init__(self, assessment_id: _Optional[str] = ..., asset_ids: _Optional[_Iterable[str]] = ..., recipient_id: _Optional[str] = ..., destination_region: _Optional[str] = ..., purposes: _Optional[_Iterable[str]] = ..., expires_at_ms: _Optional[int] = ..., report_interval_ms: _Optional[int] = ..., report_digest: _Optional[bytes] = ...) -> None: ...
+
+class TransferReported(_message.Message):
+    __slots__ = ("report_id", "assessment_id", "period", "report_digest", "summary")
+    REPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    REPORT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    report_id: str
+    assessment_id: str
+    period: int
+    report_digest: bytes
+    summary: str
+    def __init__(self, report_id: _Optional[str] = ..., assessment_id: _Optional[str] = ..., period: _Optional[int] = ..., report_digest: _Optional[bytes] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class DataCatalogued(_message.Message):
+    __slots__ = ("entry_id", "asset_id", "id_prefix", "minimum", "reason")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    asset_id: str
+    id_prefix: str
+    minimum: Classification
+    reason: str
+    def __init__(self, entry_id: _Optional[str] = ..., asset_id: _Optional[str] = ..., id_prefix: _Optional[str] = ..., minimum: _Optional[_Union[Classification, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AssetReclassified(_message.Message):
+    __slots__ = ("asset_id", "classification", "reason")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    classification: Classification
+    reason: str
+    def __init__(self, asset_id: _Optional[str] = ..., classification: _Optional[_Union[Classification, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GovernanceAction(_message.Message):
     __slots__ = ("change", "approvals")

@@ -8,6 +8,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class OfferStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OFFER_STATUS_UNSPECIFIED: _ClassVar[OfferStatus]
+    OFFER_STATUS_LISTED: _ClassVar[OfferStatus]
+    OFFER_STATUS_DELISTED: _ClassVar[OfferStatus]
+
 class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ORDER_STATUS_UNSPECIFIED: _ClassVar[OrderStatus]
@@ -16,12 +22,30 @@ class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATUS_SETTLED: _ClassVar[OrderStatus]
     ORDER_STATUS_DISPUTED: _ClassVar[OrderStatus]
     ORDER_STATUS_RESOLVED: _ClassVar[OrderStatus]
+    ORDER_STATUS_REFUNDED: _ClassVar[OrderStatus]
+
+class CaseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CASE_STATUS_UNSPECIFIED: _ClassVar[CaseStatus]
+    CASE_STATUS_OPEN: _ClassVar[CaseStatus]
+    CASE_STATUS_RULED: _ClassVar[CaseStatus]
+    CASE_STATUS_APPEALED: _ClassVar[CaseStatus]
+    CASE_STATUS_APPEAL_DECIDED: _ClassVar[CaseStatus]
+OFFER_STATUS_UNSPECIFIED: OfferStatus
+OFFER_STATUS_LISTED: OfferStatus
+OFFER_STATUS_DELISTED: OfferStatus
 ORDER_STATUS_UNSPECIFIED: OrderStatus
 ORDER_STATUS_ORDERED: OrderStatus
 ORDER_STATUS_DELIVERED: OrderStatus
 ORDER_STATUS_SETTLED: OrderStatus
 ORDER_STATUS_DISPUTED: OrderStatus
 ORDER_STATUS_RESOLVED: OrderStatus
+ORDER_STATUS_REFUNDED: OrderStatus
+CASE_STATUS_UNSPECIFIED: CaseStatus
+CASE_STATUS_OPEN: CaseStatus
+CASE_STATUS_RULED: CaseStatus
+CASE_STATUS_APPEALED: CaseStatus
+CASE_STATUS_APPEAL_DECIDED: CaseStatus
 
 class MemberKey(_message.Message):
     __slots__ = ("key_id", "public_key", "revoked", "revoked_after_height", "revocation_event_id")
@@ -160,17 +184,71 @@ class CertificateRecord(_message.Message):
     def __init__(self, certificate: _Optional[_Union[_ledger_pb2.CertificateIssued, _Mapping]] = ..., issuer_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., revoked: _Optional[bool] = ...) -> None: ...
 
 class OfferRecord(_message.Message):
-    __slots__ = ("offer", "exchange_id", "event_id")
+    __slots__ = ("offer", "exchange_id", "event_id", "broker_id", "status", "delisted_event_id", "delisted_by", "delisting_reason")
     OFFER_FIELD_NUMBER: _ClassVar[int]
     EXCHANGE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    BROKER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELISTED_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DELISTED_BY_FIELD_NUMBER: _ClassVar[int]
+    DELISTING_REASON_FIELD_NUMBER: _ClassVar[int]
     offer: _ledger_pb2.OfferListed
     exchange_id: str
     event_id: bytes
-    def __init__(self, offer: _Optional[_Union[_ledger_pb2.OfferListed, _Mapping]] = ..., exchange_id: _Optional[str] = ..., event_id: _Optional[bytes] = ...) -> None: ...
+    broker_id: str
+    status: OfferStatus
+    delisted_event_id: bytes
+    delisted_by: str
+    delisting_reason: str
+    def __init__(self, offer: _Optional[_Union[_ledger_pb2.OfferListed, _Mapping]] = ..., exchange_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., broker_id: _Optional[str] = ..., status: _Optional[_Union[OfferStatus, str]] = ..., delisted_event_id: _Optional[bytes] = ..., delisted_by: _Optional[str] = ..., delisting_reason: _Optional[str] = ...) -> None: ...
+
+class BrokerRecord(_message.Message):
+    __slots__ = ("qualification", "regulator_id", "event_id")
+    QUALIFICATION_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    qualification: _ledger_pb2.BrokerQualified
+    regulator_id: str
+    event_id: bytes
+    def __init__(self, qualification: _Optional[_Union[_ledger_pb2.BrokerQualified, _Mapping]] = ..., regulator_id: _Optional[str] = ..., event_id: _Optional[bytes] = ...) -> None: ...
+
+class MandateRecord(_message.Message):
+    __slots__ = ("mandate", "seller_id", "event_id", "revoked", "revoked_at_ms")
+    MANDATE_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    mandate: _ledger_pb2.MandateGranted
+    seller_id: str
+    event_id: bytes
+    revoked: bool
+    revoked_at_ms: int
+    def __init__(self, mandate: _Optional[_Union[_ledger_pb2.MandateGranted, _Mapping]] = ..., seller_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., revoked: _Optional[bool] = ..., revoked_at_ms: _Optional[int] = ...) -> None: ...
+
+class SuspensionRecord(_message.Message):
+    __slots__ = ("member_id", "suspension_id", "until_ms", "reason", "regulator_id", "event_id", "case_id", "lifted")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUSPENSION_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIFTED_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    suspension_id: str
+    until_ms: int
+    reason: str
+    regulator_id: str
+    event_id: bytes
+    case_id: str
+    lifted: bool
+    def __init__(self, member_id: _Optional[str] = ..., suspension_id: _Optional[str] = ..., until_ms: _Optional[int] = ..., reason: _Optional[str] = ..., regulator_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., case_id: _Optional[str] = ..., lifted: _Optional[bool] = ...) -> None: ...
 
 class OrderRecord(_message.Message):
-    __slots__ = ("order_id", "offer_id", "buyer_id", "seller_id", "exchange_id", "status", "status_before_dispute", "delivery_digest", "dispute_id", "event_ids")
+    __slots__ = ("order_id", "offer_id", "buyer_id", "seller_id", "exchange_id", "status", "status_before_dispute", "delivery_digest", "dispute_id", "event_ids", "refund", "refund_case_id")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +259,8 @@ class OrderRecord(_message.Message):
     DELIVERY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REFUND_FIELD_NUMBER: _ClassVar[int]
+    REFUND_CASE_ID_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     offer_id: str
     buyer_id: str
@@ -191,7 +271,9 @@ class OrderRecord(_message.Message):
     delivery_digest: bytes
     dispute_id: str
     event_ids: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, order_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., exchange_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., status_before_dispute: _Optional[_Union[OrderStatus, str]] = ..., delivery_digest: _Optional[bytes] = ..., dispute_id: _Optional[str] = ..., event_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    refund: _ledger_pb2.Refund
+    refund_case_id: str
+    def __init__(self, order_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., exchange_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., status_before_dispute: _Optional[_Union[OrderStatus, str]] = ..., delivery_digest: _Optional[bytes] = ..., dispute_id: _Optional[str] = ..., event_ids: _Optional[_Iterable[bytes]] = ..., refund: _Optional[_Union[_ledger_pb2.Refund, _Mapping]] = ..., refund_case_id: _Optional[str] = ...) -> None: ...
 
 class DisputeRecord(_message.Message):
     __slots__ = ("dispute_id", "order_id", "opened_by", "reason", "resolved", "outcome", "resolution")
@@ -210,6 +292,112 @@ class DisputeRecord(_message.Message):
     outcome: _ledger_pb2.DisputeOutcome
     resolution: str
     def __init__(self, dispute_id: _Optional[str] = ..., order_id: _Optional[str] = ..., opened_by: _Optional[str] = ..., reason: _Optional[str] = ..., resolved: _Optional[bool] = ..., outcome: _Optional[_Union[_ledger_pb2.DisputeOutcome, str]] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class SupervisionPolicy(_message.Message):
+    __slots__ = ("appeal_window_ms", "appeal_panel_size")
+    APPEAL_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    APPEAL_PANEL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    appeal_window_ms: int
+    appeal_panel_size: int
+    def __init__(self, appeal_window_ms: _Optional[int] = ..., appeal_panel_size: _Optional[int] = ...) -> None: ...
+
+class ComplaintRecord(_message.Message):
+    __slots__ = ("complaint", "complainant_id", "event_id", "filed_at_ms", "case_id")
+    COMPLAINT_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINANT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    complaint: _ledger_pb2.ComplaintFiled
+    complainant_id: str
+    event_id: bytes
+    filed_at_ms: int
+    case_id: str
+    def __init__(self, complaint: _Optional[_Union[_ledger_pb2.ComplaintFiled, _Mapping]] = ..., complainant_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., filed_at_ms: _Optional[int] = ..., case_id: _Optional[str] = ...) -> None: ...
+
+class AppealVote(_message.Message):
+    __slots__ = ("regulator_id", "event_id", "decision")
+    REGULATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    regulator_id: str
+    event_id: bytes
+    decision: _ledger_pb2.AppealDecided
+    def __init__(self, regulator_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., decision: _Optional[_Union[_ledger_pb2.AppealDecided, _Mapping]] = ...) -> None: ...
+
+class CaseRecord(_message.Message):
+    __slots__ = ("case_id", "complaint_ids", "opened_by", "status", "event_ids", "opened_at_ms", "steps", "ruling", "ruled_by", "ruled_at_ms", "appellant_id", "appealed_at_ms", "votes", "appeal_decision", "decided_at_ms", "parties")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    OPENED_BY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    RULING_FIELD_NUMBER: _ClassVar[int]
+    RULED_BY_FIELD_NUMBER: _ClassVar[int]
+    RULED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    APPELLANT_ID_FIELD_NUMBER: _ClassVar[int]
+    APPEALED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    APPEAL_DECISION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    complaint_ids: _containers.RepeatedScalarFieldContainer[str]
+    opened_by: str
+    status: CaseStatus
+    event_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    opened_at_ms: int
+    steps: int
+    ruling: _ledger_pb2.CaseRuled
+    ruled_by: str
+    ruled_at_ms: int
+    appellant_id: str
+    appealed_at_ms: int
+    votes: _containers.RepeatedCompositeFieldContainer[AppealVote]
+    appeal_decision: _ledger_pb2.AppealDecided
+    decided_at_ms: int
+    parties: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, case_id: _Optional[str] = ..., complaint_ids: _Optional[_Iterable[str]] = ..., opened_by: _Optional[str] = ..., status: _Optional[_Union[CaseStatus, str]] = ..., event_ids: _Optional[_Iterable[bytes]] = ..., opened_at_ms: _Optional[int] = ..., steps: _Optional[int] = ..., ruling: _Optional[_Union[_ledger_pb2.CaseRuled, _Mapping]] = ..., ruled_by: _Optional[str] = ..., ruled_at_ms: _Optional[int] = ..., appellant_id: _Optional[str] = ..., appealed_at_ms: _Optional[int] = ..., votes: _Optional[_Iterable[_Union[AppealVote, _Mapping]]] = ..., appeal_decision: _Optional[_Union[_ledger_pb2.AppealDecided, _Mapping]] = ..., decided_at_ms: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AssessmentRecord(_message.Message):
+    __slots__ = ("assessment", "regulator_id", "event_id", "first_transfer_ms", "transfer_event_ids", "reports")
+    ASSESSMENT_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TRANSFER_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    assessment: _ledger_pb2.SecurityAssessed
+    regulator_id: str
+    event_id: bytes
+    first_transfer_ms: int
+    transfer_event_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    reports: _containers.RepeatedCompositeFieldContainer[AssessmentReport]
+    def __init__(self, assessment: _Optional[_Union[_ledger_pb2.SecurityAssessed, _Mapping]] = ..., regulator_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., first_transfer_ms: _Optional[int] = ..., transfer_event_ids: _Optional[_Iterable[bytes]] = ..., reports: _Optional[_Iterable[_Union[AssessmentReport, _Mapping]]] = ...) -> None: ...
+
+class AssessmentReport(_message.Message):
+    __slots__ = ("period", "report_id", "event_id", "reported_at_ms")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    period: int
+    report_id: str
+    event_id: bytes
+    reported_at_ms: int
+    def __init__(self, period: _Optional[int] = ..., report_id: _Optional[str] = ..., event_id: _Optional[bytes] = ..., reported_at_ms: _Optional[int] = ...) -> None: ...
+
+class CatalogueRecord(_message.Message):
+    __slots__ = ("entry", "regulator_id", "event_id")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    REGULATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    entry: _ledger_pb2.DataCatalogued
+    regulator_id: str
+    event_id: bytes
+    def __init__(self, entry: _Optional[_Union[_ledger_pb2.DataCatalogued, _Mapping]] = ..., regulator_id: _Optional[str] = ..., event_id: _Optional[bytes] = ...) -> None: ...
 
 class ValidatorEntry(_message.Message):
     __slots__ = ("validator_id", "public_key", "tls_ca")
