@@ -5,8 +5,8 @@ and, optionally, the governance approval thresholds (`governance_thresholds`: {"
 "2/3", "member_added": "3/4", ...}, each "more than this fraction of the active members";
 absent, more than two thirds for every kind of change, ADR 005 and 016) and the rules of
 supervision (`supervision`: {"appeal_window_ms": N, "appeal_panel_size": k}, ADR 017).
-Everything else is proven from it: a checkpoint is trusted because a quorum of these validators signed it, an
-event because one of these members' keys signed it.
+Everything else is proven from it: a checkpoint is trusted because a quorum of these
+validators signed it, an event because one of these members' keys signed it.
 
 The document is JSON. `genesis_hash` is SHA-256 of its canonical form (sorted keys, no
 spaces, UTF-8), so re-formatting the file does not change the chain's identity.
