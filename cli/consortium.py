@@ -43,6 +43,12 @@ DEFAULT_MEMBERS = (
     ("regulator", "Data Administration Bureau", "regulator"),
     ("auditor", "Audit Office", "auditor"),
 )
+# `consortium init --market`: a second regulator (an appeal is decided by a regulator who did
+# not rule) and a broker, for the market's supervision (ADR 017, 018).
+MARKET_MEMBERS = (
+    ("market-regulator", "Market Supervision Administration", "regulator"),
+    ("broker", "Licensed Data Broker", "broker"),
+)
 
 
 def cmd_consortium_init(args: argparse.Namespace) -> None:
@@ -54,6 +60,7 @@ def cmd_consortium_init(args: argparse.Namespace) -> None:
             base_port=args.base_port,
             with_identities=not args.no_identities,
             hosts=parse_hosts(args.host or (), args.nodes),
+            members=DEFAULT_MEMBERS + (MARKET_MEMBERS if args.market else ()),
         )
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
@@ -121,9 +128,13 @@ def init_consortium(
     base_port: int = 7050,
     with_identities: bool = True,
     hosts: Mapping[str, Sequence[str]] | None = None,
+    members: Sequence[tuple[str, str, str]] = DEFAULT_MEMBERS,
+    supervision: Mapping[str, int] | None = None,
 ) -> ConsortiumLayout:
     """Write a consortium of `nodes` validators into `directory` (see the module's notes).
-    `hosts` are further names per node id for its certificate (`parse_hosts`)."""
+    `hosts` are further names per node id for its certificate (`parse_hosts`); `members` are
+    (member id, name, role); `supervision` is the genesis's rules of supervision
+    ({"appeal_window_ms": N, "appeal_panel_size": k}; None: the defaults)."""
     if nodes < 1:
         raise ValueError("a consortium needs at least one node")
     make_private_directory(directory)
@@ -173,14 +184,14 @@ def init_consortium(
         )
         configs.append(config_path)
 
-    members = []
+    member_entries = []
     identities: dict[str, Path] = {}
-    for member_id, name, role in DEFAULT_MEMBERS if with_identities else ():
+    for member_id, name, role in members if with_identities else ():
         key = new_signing_key()
         path = directory / "identities" / f"{member_id}.json"
         save_key(path, key, member_id=member_id, role=role, chain_id=chain_id)
         identities[member_id] = path
-        members.append(
+        member_entries.append(
             {
                 "member_id": member_id,
                 "name": name,
@@ -191,10 +202,12 @@ def init_consortium(
     genesis = {
         "chain_id": chain_id,
         "genesis_time_ms": time.time_ns() // 1_000_000,
-        "members": members,
+        "members": member_entries,
         "validators": validators,
         "personal_data_patterns": default_personal_data_patterns(),
     }
+    if supervision is not None:
+        genesis["supervision"] = dict(supervision)
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
     return ConsortiumLayout(

@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--chain-id", default="provledger-local")
     init.add_argument("--base-port", type=int, default=7050)
     init.add_argument(
+        "--market",
+        action="store_true",
+        help="add a second regulator (market-regulator) and a broker to the members",
+    )
+    init.add_argument(
         "--host",
         action="append",
         metavar="[NODE=]NAME_OR_IP",

@@ -169,17 +169,28 @@ def init_consortium(
     chain_id: str = "provledger-test",
     directory_name: str = "consortium",
     base_port: int | None = None,
+    market: bool = False,
+    supervision: dict[str, int] | None = None,
 ) -> consortium.ConsortiumLayout:
     """`consortium init` into `tmp_path/directory_name`, on a base port whose ports are free.
 
     The layout is the one `consortium init` writes (client API on base+K, PeerService on
     base+100+K), so a test sees the addresses an operator would. Every loopback address in
     the configs written is checked, not only those `consortium_ports` knows of (a port kind
-    added later is covered too); if one is taken, the folder is made again on another base."""
+    added later is covered too); if one is taken, the folder is made again on another base.
+    `market` adds `consortium init --market`'s members (a second regulator and a broker);
+    `supervision` is the genesis's rules of supervision."""
     directory = tmp_path / directory_name
     for _ in range(BASE_PORT_ATTEMPTS_MAX):
         chosen = free_base_port(nodes) if base_port is None else base_port
-        layout = consortium.init_consortium(directory, nodes, chain_id=chain_id, base_port=chosen)
+        layout = consortium.init_consortium(
+            directory,
+            nodes,
+            chain_id=chain_id,
+            base_port=chosen,
+            members=consortium.DEFAULT_MEMBERS + (consortium.MARKET_MEMBERS if market else ()),
+            supervision=supervision,
+        )
         if base_port is not None or ports_free(configured_ports(layout.node_configs)):
             note_client_access(layout)
             return layout
