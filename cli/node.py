@@ -28,7 +28,7 @@ from provledger.node.config import ConfigError, NodeConfig
 from provledger.node.settings import CHECK_PROGRESS_INTERVAL_BLOCKS, DAMAGE_MARKER_POLL_INTERVAL_MS
 
 if TYPE_CHECKING:
-    from provledger.node.integrity import CheckReport
+    from provledger.node.integrity_check import CheckReport
 
 
 def cmd_node_run(args: argparse.Namespace) -> None:
@@ -57,7 +57,7 @@ def cmd_node_run(args: argparse.Namespace) -> None:
 
 
 def cmd_node_check(args: argparse.Namespace) -> None:
-    from provledger.node.integrity import check_store
+    from provledger.node.integrity_check import check_store
     from provledger.node.store import StoreError
 
     config = _load_config(args.config)
@@ -78,7 +78,7 @@ def cmd_node_check(args: argparse.Namespace) -> None:
 
 
 def cmd_node_repair(args: argparse.Namespace) -> None:
-    from provledger.node.integrity import PeerSource, repair_store
+    from provledger.node.integrity_repair import PeerSource, repair_store
     from provledger.node.store import StoreError
 
     config = _load_config(args.config)

@@ -340,14 +340,18 @@ def _supervision(entries: Any) -> state_pb2.SupervisionPolicy | None:
         )
     window = entries.get("appeal_window_ms", APPEAL_WINDOW_MS_DEFAULT)
     panel = entries.get("appeal_panel_size", APPEAL_PANEL_SIZE_DEFAULT)
-    if not isinstance(window, int) or isinstance(window, bool) or not (
-        0 < window <= APPEAL_WINDOW_MS_MAX
+    if (
+        not isinstance(window, int)
+        or isinstance(window, bool)
+        or not (0 < window <= APPEAL_WINDOW_MS_MAX)
     ):
         raise invalid(
             "bad_genesis", f"supervision.appeal_window_ms must be 1..{APPEAL_WINDOW_MS_MAX}"
         )
-    if not isinstance(panel, int) or isinstance(panel, bool) or not (
-        0 < panel <= APPEAL_PANEL_SIZE_MAX
+    if (
+        not isinstance(panel, int)
+        or isinstance(panel, bool)
+        or not (0 < panel <= APPEAL_PANEL_SIZE_MAX)
     ):
         raise invalid(
             "bad_genesis", f"supervision.appeal_panel_size must be 1..{APPEAL_PANEL_SIZE_MAX}"

@@ -1,4 +1,5 @@
-"""The store's integrity checks (node/integrity.py) over real LevelDB folders.
+"""The store's integrity checks (node/integrity.py, integrity_check.py and integrity_repair.py)
+over real LevelDB folders.
 
 A chain of blocks that touches every index (registrations, a derivation, grants, a transfer,
 an offer and an order, plus assets enough to fill several LevelDB blocks) is committed into a
@@ -33,7 +34,8 @@ import pytest
 from support.memory_state import GENESIS_TIME_MS, Consortium, digest
 
 from provledger.node import schema
-from provledger.node.integrity import PeerSource, check_store, repair_store
+from provledger.node.integrity_check import check_store
+from provledger.node.integrity_repair import PeerSource, repair_store
 from provledger.node.settings import OPEN_CHECK_BLOCKS_MAX
 from provledger.node.store import Store, StoreDamaged, StoreError, StoreInUse
 from provledger.protocol import blocks
