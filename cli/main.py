@@ -3,13 +3,12 @@ verifying proofs. Query commands print text for people or, with --json, JSON for
 Errors go to standard error with a non-zero exit code.
 
 This module is the parser and the dispatch only: each command group lives in its own module
-(cli/keys.py, consortium.py, ceremony.py, node.py, submit.py, query.py, proofs.py,
-evidence.py, tokens.py, audit.py, governance.py, demo.py), which never imports this one. A
-handler takes the parsed arguments and prints its result (cli/output.py); it fails by raising
-CommandError, which `main` reports with exit code 1, as it does a gRPC error from the node;
-Ctrl-C exits with 130. A handler whose outcome is more than success or failure returns its own
-exit code (`audit watch`: 3 for a fork, 4 for an incomplete check).
-"""
+(cli/keys.py, consortium.py, ceremony.py, node.py, submit.py, query.py, proofs.py, evidence.py,
+tokens.py, audit.py, governance.py and governance_offline.py, demo.py), which never imports
+this one. A handler takes the parsed arguments and prints its result (cli/output.py); it fails
+by raising CommandError, which `main` reports with exit code 1, as it does a gRPC error from
+the node; Ctrl-C exits with 130. A handler whose outcome is more than success or failure
+returns its own exit code (`audit watch`: 3 for a fork, 4 for an incomplete check)."""
 
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from provledger.cli import (
     demo,
     evidence,
     governance,
+    governance_offline,
     keys,
     node,
     proofs,
@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     draft = governance_group.add_parser(
         "draft", help="write a change to a file for the members to sign off-ledger; no submit"
     )
-    governance.add_kind_parsers(draft, with_draft_arguments, governance.cmd_governance_draft)
+    governance.add_kind_parsers(
+        draft, with_draft_arguments, governance_offline.cmd_governance_draft
+    )
     sign = with_output(
         governance_group.add_parser(
             "sign", help="show a drafted change and write this member's approval of it"
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("change", metavar="CHANGE_FILE")
     sign.add_argument("--identity", required=True, metavar="FILE", help="the member who signs")
     sign.add_argument("--out", required=True, metavar="FILE", help="the approval file to write")
-    sign.set_defaults(handler=governance.cmd_governance_sign)
+    sign.set_defaults(handler=governance_offline.cmd_governance_sign)
     submit_change = with_node(
         governance_group.add_parser(
             "submit",
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a member's approval file (`governance sign`); repeat for each",
     )
-    submit_change.set_defaults(handler=governance.cmd_governance_submit)
+    submit_change.set_defaults(handler=governance_offline.cmd_governance_submit)
 
     consortium_group = commands.add_parser("consortium", help="set up a consortium").add_subparsers(
         dest="consortium", required=True

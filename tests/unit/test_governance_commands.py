@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support.memory_state import GENESIS_TIME_MS, Consortium, signing_key
 
-from provledger.cli import governance, main
+from provledger.cli import governance, governance_offline, main
 from provledger.cli.output import CommandError
 from provledger.node import tls
 from provledger.node.keyfile import save_key
@@ -221,7 +221,7 @@ class FakeNode:
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> FakeNode:
     fake = FakeNode()
-    monkeypatch.setattr(governance, "client_for", lambda args: fake)
+    monkeypatch.setattr(governance_offline, "client_for", lambda args: fake)
     return fake
 
 
