@@ -38,7 +38,6 @@ Figures are printed, summarised on one `RESULT {json}` line and written between 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import os
@@ -53,8 +52,9 @@ from typing import TypeVar
 
 import plyvel
 from harness import BenchmarkError
+from harness.begin import begin
 from harness.load import LoadPlan
-from harness.machine import describe_machine, machine_busy_seconds, wait_until_quiet
+from harness.machine import machine_busy_seconds
 from harness.node_logs import starting_height
 from harness.nodes import (
     Cluster,
@@ -70,13 +70,10 @@ from harness.report import (
     add_common_options,
     command_line,
     print_load,
-    print_machine,
     scratch_folder,
-    stop_on_sigterm,
     update_report,
     write_result,
 )
-from harness.revision import run_revision, running_revision
 from integrity_report import integrity_section, print_figures, result_summary
 from support.processes import provledger_command
 
@@ -190,21 +187,18 @@ class Measurement:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    options = parse_options(arguments)
-    if options.source is not None:
-        return run_revision(Path(__file__).resolve(), options.source, arguments)
-    stop_on_sigterm()
-    options = dataclasses.replace(options, source=running_revision())
-    machine = describe_machine()
-    print(
-        f"provledger integrity benchmark: {options.events:,} events; repair on four nodes "
-        f"holding {options.repair_events:,}"
+    begun = begin(
+        __file__,
+        sys.argv[1:] if argv is None else argv,
+        parse_options,
+        lambda o: (
+            f"provledger integrity benchmark: {o.events:,} events; repair on four nodes "
+            f"holding {o.repair_events:,}"
+        ),
     )
-    print_machine(machine)
-    if options.wait_quiet_s > 0:
-        cores_busy = wait_until_quiet(options.wait_quiet_s)
-        print(f"other processes use {cores_busy:.2f} cores; starting")
+    if isinstance(begun, int):
+        return begun
+    options, machine = begun
     try:
         with scratch_folder("provledger-bench-integrity-", options.keep) as workdir:
             measurement = measure(options, workdir)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import errno
 import hashlib
 import http.client
@@ -58,11 +57,11 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from harness import BenchmarkError
+from harness.begin import begin
 from harness.load import AUTHORS, LoadPlan
-from harness.machine import PhaseUsage, describe_machine, snapshot, usage_between, wait_until_quiet
+from harness.machine import PhaseUsage, snapshot, usage_between
 from harness.node_logs import log_findings, print_log_findings
 from harness.nodes import Cluster, NodeStartError, reader, running_cluster
 from harness.phases import LoadFigures, load_phase, percentiles_ms
@@ -71,13 +70,10 @@ from harness.report import (
     add_common_options,
     command_line,
     print_load,
-    print_machine,
     scratch_folder,
-    stop_on_sigterm,
     update_report,
     write_result,
 )
-from harness.revision import run_revision, running_revision
 from rest_report import HISTORY_USES, LINEAGE_DEPTH, print_mode, rest_section, result_summary
 
 from provledger.cli.client import EventSigner, Identity, read_token
@@ -184,21 +180,18 @@ class Measurement:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    options = parse_options(arguments)
-    if options.source is not None:
-        return run_revision(Path(__file__).resolve(), options.source, arguments)
-    stop_on_sigterm()
-    options = dataclasses.replace(options, source=running_revision())
-    machine = describe_machine()
-    print(
-        f"provledger REST benchmark: {options.events:,} events, {options.requests} requests "
-        f"per route and mode, piles of {options.pile_sockets} sockets"
+    begun = begin(
+        __file__,
+        sys.argv[1:] if argv is None else argv,
+        parse_options,
+        lambda o: (
+            f"provledger REST benchmark: {o.events:,} events, {o.requests} requests "
+            f"per route and mode, piles of {o.pile_sockets} sockets"
+        ),
     )
-    print_machine(machine)
-    if options.wait_quiet_s > 0:
-        cores_busy = wait_until_quiet(options.wait_quiet_s)
-        print(f"other processes use {cores_busy:.2f} cores; starting")
+    if isinstance(begun, int):
+        return begun
+    options, machine = begun
     with enough_file_descriptors(options.pile_sockets + FILE_DESCRIPTORS_SPARE):
         try:
             measurement = measure(options)

@@ -33,16 +33,15 @@ of a profiled run is not comparable and is not written to the report.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from harness import BenchmarkError
+from harness.begin import begin
 from harness.load import LoadPlan
-from harness.machine import QUIET_CORES_MAX, describe_machine, wait_until_quiet
+from harness.machine import QUIET_CORES_MAX, wait_until_quiet
 from harness.node_logs import log_findings, print_log_findings
 from harness.nodes import NodeStartError, ProfiledNode, running_cluster
 from harness.phases import LoadFigures, load_phase
@@ -52,14 +51,11 @@ from harness.report import (
     add_common_options,
     command_line,
     print_load,
-    print_machine,
     profile_path,
     scratch_folder,
-    stop_on_sigterm,
     update_report,
     write_result,
 )
-from harness.revision import run_revision, running_revision
 from single_node_report import (
     PROFILE_JOBS,
     load_description,
@@ -102,15 +98,16 @@ class Options(CommonOptions):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    options = parse_options(arguments)
-    if options.source is not None:
-        return run_revision(Path(__file__).resolve(), options.source, arguments)
-    stop_on_sigterm()
-    options = dataclasses.replace(options, source=running_revision())
-    machine = describe_machine()
-    print(f"provledger single-node benchmark: {load_description(options)}")
-    print_machine(machine)
+    begun = begin(
+        __file__,
+        sys.argv[1:] if argv is None else argv,
+        parse_options,
+        lambda o: f"provledger single-node benchmark: {load_description(o)}",
+        wait_quiet=False,
+    )
+    if isinstance(begun, int):
+        return begun
+    options, machine = begun
     if options.events > MEMPOOL_EVENTS_MAX:
         print(f"note: more events than the mempool holds ({MEMPOOL_EVENTS_MAX:,}); expect retries")
 
