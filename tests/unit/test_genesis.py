@@ -194,3 +194,47 @@ def test_a_member_signing_twice_is_refused() -> None:
     document = sealed(draft())
     document["founding_signatures"].append(document["founding_signatures"][0])
     assert refusal(document).code == "bad_founding_signatures"
+
+
+# --- the rules of supervision (ADR 017) ---------------------------------------------------
+
+
+def test_the_supervision_policy_is_parsed_and_seeded_into_the_state() -> None:
+    from provledger.protocol.blocks import genesis_writes
+    from provledger.protocol.supervision import SUPERVISION_RECORD_ID
+
+    document = {**draft(), "supervision": {"appeal_window_ms": 86_400_000, "appeal_panel_size": 2}}
+    genesis = parse_genesis(json.dumps(document).encode())
+    assert genesis.supervision is not None
+    assert (genesis.supervision.appeal_window_ms, genesis.supervision.appeal_panel_size) == (
+        86_400_000,
+        2,
+    )
+    seeded = [w for w in genesis_writes(genesis) if w.kind == "supervision"]
+    assert [(w.record_id, w.record) for w in seeded] == [
+        (SUPERVISION_RECORD_ID, genesis.supervision)
+    ]
+    # Without it, nothing is seeded: an older genesis keeps its state root.
+    plain = parse_genesis(json.dumps(draft()).encode())
+    assert plain.supervision is None
+    assert not [w for w in genesis_writes(plain) if w.kind == "supervision"]
+
+
+@pytest.mark.parametrize(
+    "supervision",
+    [
+        [],
+        {"appeal_window_ms": 0},
+        {"appeal_window_ms": -1},
+        {"appeal_window_ms": True},
+        {"appeal_window_ms": 400 * 86_400_000},
+        {"appeal_panel_size": 0},
+        {"appeal_panel_size": 16},
+        {"appeal_panel_size": "2"},
+        {"appeal_window": 1},
+    ],
+)
+def test_a_bad_supervision_policy_is_refused(supervision: Any) -> None:
+    error = refusal({**draft(), "supervision": supervision})
+    assert error.code == "bad_genesis"
+    assert "supervision" in error.reason
