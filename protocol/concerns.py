@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from provledger.v1 import ledger_pb2
+
 # (kind, record id) -> the record, or None. Records are protobuf messages of the kinds in
 # protocol/state.py; they are typed Any here because their fields differ by kind.
 Lookup = Callable[[str, str], Any]
@@ -48,6 +50,8 @@ def concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
     or later: what an event refers to never changes those fields."""
     if kind in GOVERNANCE_KINDS:
         return Concerns(assets=(), members=(), everyone=True)
+    if kind in CASE_KINDS:
+        return _case_concerns(kind, payload, lookup)
     members = [value for name in _MEMBER_FIELDS if (value := getattr(payload, name, ""))]
     grant_id = getattr(payload, "grant_id", "") if kind.startswith("grant_") else ""
     order_id = _order_id(kind, payload, lookup)
@@ -99,3 +103,76 @@ def _assets(kind: str, payload: Any, lookup: Lookup, order_id: str) -> list[str]
         offer_id = order.offer_id if order is not None else ""
     offer = lookup("offer", offer_id) if offer_id else None
     return [offer.offer.asset_id] if offer is not None else []
+
+
+# --- supervision (ADR 018) -------------------------------------------------------------------
+
+# Event kinds of complaints and cases: they concern the assets of what the complaints are
+# about (so they join those assets' histories and PROV exports), the case's parties, and the
+# order (or grant) a complaint is about.
+CASE_KINDS = frozenset(
+    (
+        "complaint_filed",
+        "case_opened",
+        "case_step_recorded",
+        "case_ruled",
+        "ruling_appealed",
+        "appeal_decided",
+    )
+)
+
+
+def _case_concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
+    """A complaint is about its subject and names its respondent; a case's events are about
+    its complaints' subjects and name its parties. A case's complaints and parties never change
+    once it is opened, so any later state of the records answers alike."""
+    if kind == "complaint_filed":
+        subjects = [(payload.subject_kind, payload.subject_id)]
+        members = [payload.respondent_id]
+    else:
+        if kind == "case_opened":
+            complaint_ids = list(payload.complaint_ids)
+        else:
+            case = lookup("case", payload.case_id)
+            complaint_ids = list(case.complaint_ids) if case is not None else []
+        complaints = [c for c in (lookup("complaint", i) for i in complaint_ids) if c is not None]
+        subjects = [(c.complaint.subject_kind, c.complaint.subject_id) for c in complaints]
+        members = []
+        for complaint in complaints:
+            members.extend((complaint.complainant_id, complaint.complaint.respondent_id))
+    orders = [
+        subject_id
+        for subject_kind, subject_id in subjects
+        if subject_kind == ledger_pb2.COMPLAINT_SUBJECT_ORDER
+    ]
+    grants = [
+        subject_id
+        for subject_kind, subject_id in subjects
+        if subject_kind == ledger_pb2.COMPLAINT_SUBJECT_GRANT
+    ]
+    assets = [
+        _subject_asset(subject_kind, subject_id, lookup) for subject_kind, subject_id in subjects
+    ]
+    unique = tuple(dict.fromkeys(a for a in assets if a))
+    return Concerns(
+        assets=unique,
+        readable_through=unique,
+        members=tuple(dict.fromkeys(members)),
+        grant_id=grants[0] if grants else "",
+        order_id=orders[0] if orders else "",
+    )
+
+
+def _subject_asset(subject_kind: int, subject_id: str, lookup: Lookup) -> str:
+    """The asset an order, offer, asset or grant is about; "" if it is not found."""
+    if subject_kind == ledger_pb2.COMPLAINT_SUBJECT_ASSET:
+        return subject_id
+    if subject_kind == ledger_pb2.COMPLAINT_SUBJECT_GRANT:
+        grant = lookup("grant", subject_id)
+        return grant.grant.asset_id if grant is not None else ""
+    offer_id = subject_id
+    if subject_kind == ledger_pb2.COMPLAINT_SUBJECT_ORDER:
+        order = lookup("order", subject_id)
+        offer_id = order.offer_id if order is not None else ""
+    offer = lookup("offer", offer_id) if offer_id else None
+    return offer.offer.asset_id if offer is not None else ""

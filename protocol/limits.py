@@ -104,6 +104,9 @@ REMEDIES_PER_RULING_MAX = 16
 # A case's events (complaints, opening, steps, ruling, appeal, votes), so that its case file
 # fits a bundle with its orders' life cycles: steps past this are refused (case_full).
 CASE_EVENTS_MAX = 256
+# Votes on one appeal (one per regulator; a panel of k decides when k vote alike): a case's
+# steps stop early enough to leave room for its ruling, its appeal and this many votes.
+APPEAL_VOTES_PER_CASE_MAX = 64
 APPEAL_WINDOW_MS_DEFAULT = 30 * 24 * 3_600_000  # thirty days, when the genesis names none
 APPEAL_WINDOW_MS_MAX = 365 * 24 * 3_600_000
 APPEAL_PANEL_SIZE_DEFAULT = 1

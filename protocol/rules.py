@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from provledger.protocol import crypto, rules_assets, rules_governance, rules_trade
+from provledger.protocol import crypto, rules_assets, rules_cases, rules_governance, rules_trade
 from provledger.protocol.errors import duplicate, forbidden, invalid
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.rule_checks import AUDITOR
@@ -139,6 +139,12 @@ _HANDLERS: dict[str, _Handler] = {
     "order_settled": rules_trade.order_settled,
     "dispute_opened": rules_trade.dispute_opened,
     "dispute_resolved": rules_trade.dispute_resolved,
+    "complaint_filed": rules_cases.complaint_filed,
+    "case_opened": rules_cases.case_opened,
+    "case_step_recorded": rules_cases.case_step_recorded,
+    "case_ruled": rules_cases.case_ruled,
+    "ruling_appealed": rules_cases.ruling_appealed,
+    "appeal_decided": rules_cases.appeal_decided,
 }
 # Governance also needs the block's height (key revocations are by height).
 _GovernanceHandler = Callable[

@@ -135,8 +135,11 @@ class Consortium:
         validator_ids: Sequence[str] = VALIDATOR_IDS,
         genesis_time_ms: int = GENESIS_TIME_MS,
         tls_cas: dict[str, bytes] | None = None,
+        supervision: dict[str, int] | None = None,
     ) -> None:
         self.chain_id = chain_id
+        # The genesis's rules of supervision ({"appeal_window_ms": N, "appeal_panel_size": k}).
+        self.supervision = supervision
         # Each validator's organisation's TLS CA root in the genesis (ADR 015), or none.
         self.tls_cas = tls_cas or {}
         self.genesis_time_ms = genesis_time_ms
@@ -168,7 +171,7 @@ class Consortium:
                 | ({"tls_ca": self.tls_cas[v].decode()} if v in self.tls_cas else {})
                 for v, key in self.validator_keys.items()
             ],
-        }
+        } | ({"supervision": self.supervision} if self.supervision else {})
 
     @cached_property
     def genesis(self) -> Genesis:
