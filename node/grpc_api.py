@@ -31,6 +31,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 
+from provledger.node import cases
 from provledger.node.grpc_connections import Admitted, ConnectionGuard
 from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.queries import LedgerQueries, ProposalAnswer, QueryError, Reader
@@ -46,6 +47,8 @@ from provledger.protocol.application import Origin
 from provledger.protocol.errors import Rejected, RejectionKind, check
 from provledger.protocol.events import event_id
 from provledger.protocol.limits import (
+    CASES_PAGE_ITEMS_DEFAULT,
+    CASES_PAGE_ITEMS_MAX,
     DIGEST_SIZE_BYTES,
     HISTORY_PAGE_EVENTS_DEFAULT,
     HISTORY_PAGE_EVENTS_MAX,
@@ -59,7 +62,7 @@ from provledger.protocol.limits import (
 )
 from provledger.protocol.lineage import LineageQuery
 from provledger.protocol.mempool import MempoolFull
-from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2
+from provledger.v1 import api_pb2, api_pb2_grpc, ledger_pb2, state_pb2
 
 _STATUS = {
     RejectionKind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
@@ -367,6 +370,36 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
                 for asset, redacted in zip(page.assets, graph.redacted, strict=True)
                 if redacted
             ],
+        )
+
+    # --- supervision: cases (node/cases.py) ------------------------------------------------
+
+    async def GetCase(self, request, context):
+        answer = await self._ask(
+            context, lambda r: cases.require_case(self._queries, r, request.case_id)
+        )
+        return cases.case_message(answer)
+
+    async def ListCases(self, request, context):
+        if request.status not in state_pb2.CaseStatus.values():
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"bad_status: {request.status} is not a CaseStatus",
+            )
+        page = await self._ask(
+            context,
+            lambda r: cases.list_cases(
+                self._queries,
+                r,
+                member_id=request.member_id or None,
+                subject_id=request.subject_id or None,
+                status=request.status,
+                limit=_capped(request.limit, CASES_PAGE_ITEMS_DEFAULT, CASES_PAGE_ITEMS_MAX),
+                after_case_id=request.after_case_id or None,
+            ),
+        )
+        return api_pb2.ListCasesResponse(
+            cases=page.cases, more=page.more, next_after_case_id=page.next_after_case_id
         )
 
     async def SubscribeBlocks(self, request, context) -> AsyncIterator[ledger_pb2.Block]:

@@ -188,6 +188,34 @@ def orders_by_asset_key(asset_id: str, order_id: str) -> bytes:
     return orders_by_asset_prefix(asset_id) + order_id.encode()
 
 
+# --- cases (ADR 018): by party and by subject (the complaints' orders, offers, assets, grants
+# and the assets they concern) ------------------------------------------------------------------
+
+CASES_BY_MEMBER_PREFIX = b"c"
+CASES_BY_SUBJECT_PREFIX = b"C"
+
+
+def cases_by_member_prefix(member_id: str) -> bytes:
+    return CASES_BY_MEMBER_PREFIX + _length_prefixed(member_id)
+
+
+def cases_by_member_key(member_id: str, case_id: str) -> bytes:
+    return cases_by_member_prefix(member_id) + case_id.encode()
+
+
+def cases_by_subject_prefix(subject_id: str) -> bytes:
+    return CASES_BY_SUBJECT_PREFIX + _length_prefixed(subject_id)
+
+
+def cases_by_subject_key(subject_id: str, case_id: str) -> bytes:
+    return cases_by_subject_prefix(subject_id) + case_id.encode()
+
+
+def state_kind_prefix(kind: str) -> bytes:
+    """The prefix of every world-state record of `kind` (its ids follow, in byte order)."""
+    return state_key(kind, "")
+
+
 # --- governance proposals (ADR 016): by the block time that recorded them, so that the ones
 # still open (proposed within PROPOSAL_OPEN_MS_MAX) are one short range --------------------------
 
@@ -256,6 +284,8 @@ _FAMILY_NAMES = {
     ORDERS_BY_MEMBER_PREFIX: "the orders-by-member index",
     ORDERS_BY_ASSET_PREFIX: "the orders-by-asset index",
     PROPOSALS_BY_TIME_PREFIX: "the proposals-by-time index",
+    CASES_BY_MEMBER_PREFIX: "the cases-by-member index",
+    CASES_BY_SUBJECT_PREFIX: "the cases-by-subject index",
     CONSENSUS_PREFIX: "the vote log",
 }
 

@@ -60,6 +60,7 @@ from provledger.protocol.concerns import concerns
 from provledger.protocol.errors import Rejected, check
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
+from provledger.protocol.rules_cases import CaseSubjects
 from provledger.protocol.rules_governance import proposal_id
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
@@ -545,6 +546,13 @@ class Store:
             for member_id in about.members:
                 entries.append((schema.orders_by_member_key(member_id, payload.order_id), b""))
             entries.append((schema.orders_by_asset_key(about.assets[0], payload.order_id), b""))
+        elif decoded.kind == "case_opened":
+            case = block_writes.get(("case", payload.case_id))
+            check(case is not None, f"case {payload.case_id!r} was opened without a record")
+            for member_id in case.parties:  # type: ignore[union-attr]
+                entries.append((schema.cases_by_member_key(member_id, payload.case_id), b""))
+            for subject_id in CaseSubjects(lookup, payload.complaint_ids).ids():
+                entries.append((schema.cases_by_subject_key(subject_id, payload.case_id), b""))
 
     def _read_database(self) -> _CheckedReads:
         """Checked reads of the database itself, not of the last commit's snapshot."""
@@ -832,6 +840,23 @@ class Store:
     ) -> tuple[list[state_pb2.OrderRecord], bool]:
         prefix = schema.orders_by_asset_prefix(asset_id)
         return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
+
+    def cases_page(
+        self, member_id: str | None, subject_id: str | None, after_case_id: str | None, limit: int
+    ) -> tuple[list[state_pb2.CaseRecord], bool]:
+        """Cases by case id after a cursor, where `member_id` is a party (if given), else about
+        `subject_id` (if given), else all; and whether more exist."""
+        if member_id is not None:
+            prefix = schema.cases_by_member_prefix(member_id)
+        elif subject_id is not None:
+            prefix = schema.cases_by_subject_prefix(subject_id)
+        else:
+            prefix = schema.state_kind_prefix("case")
+        return self._records_page("case", prefix, after_case_id, limit)  # type: ignore[return-value]
+
+    def case_is_about(self, subject_id: str, case_id: str) -> bool:
+        """Whether the cases-by-subject index lists `case_id` under `subject_id`."""
+        return self._read.get(schema.cases_by_subject_key(subject_id, case_id)) is not None
 
 
 def _write_entry(write: Write) -> tuple[bytes, bytes]:

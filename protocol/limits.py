@@ -95,6 +95,9 @@ OFFERS_PAGE_ITEMS_MAX = 500
 OFFERS_SCANNED_PER_PAGE_MAX = 10_000
 CASES_PAGE_ITEMS_DEFAULT = 100
 CASES_PAGE_ITEMS_MAX = 500
+# Cases read for one ListCases page, matching its filters or not, before the page ends early
+# (its next_after_case_id says where to go on).
+CASES_SCANNED_PER_PAGE_MAX = 10_000
 
 # Market supervision
 ASSETS_PER_MANDATE_MAX = 64

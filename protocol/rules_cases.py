@@ -22,6 +22,9 @@ a code that says where the case stands (`case_not_open`, `case_not_ruled`,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from provledger.protocol.errors import Rejected, duplicate, forbidden, invalid, precondition
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.limits import APPEAL_VOTES_PER_CASE_MAX, CASE_EVENTS_MAX
@@ -291,32 +294,38 @@ def _with_event(
 # --- remedies ------------------------------------------------------------------------------
 
 
-class _Subjects:
-    """What a case is about: the complaints' subjects and what belongs to them."""
+class CaseSubjects:
+    """What a case is about: its complaints' subjects (orders, offers, assets, grants), the
+    offers of its orders, and the assets of its offers and grants. A remedy must stay within
+    them; the node lists a case under each of them (ListCases by subject)."""
 
-    def __init__(self, state: StateReader, case: state_pb2.CaseRecord) -> None:
+    def __init__(self, load: Callable[[str, str], Any], complaint_ids: Iterable[str]) -> None:
         self.orders: set[str] = set()
         self.offers: set[str] = set()
         self.assets: set[str] = set()
         self.grants: set[str] = set()
-        for complaint_id in case.complaint_ids:
-            complaint = state.load("complaint", complaint_id).complaint  # type: ignore[union-attr]
+        for complaint_id in complaint_ids:
+            complaint = load("complaint", complaint_id).complaint
             kind, subject_id = complaint.subject_kind, complaint.subject_id
             {ORDER: self.orders, OFFER: self.offers, ASSET: self.assets, GRANT: self.grants}[
                 kind
             ].add(subject_id)
         for order_id in self.orders:
-            order = state.load("order", order_id)
+            order = load("order", order_id)
             if order is not None:
-                self.offers.add(order.offer_id)  # type: ignore[attr-defined]
+                self.offers.add(order.offer_id)
         for offer_id in self.offers:
-            offer = state.load("offer", offer_id)
+            offer = load("offer", offer_id)
             if offer is not None:
-                self.assets.add(offer.offer.asset_id)  # type: ignore[attr-defined]
+                self.assets.add(offer.offer.asset_id)
         for grant_id in self.grants:
-            grant = state.load("grant", grant_id)
+            grant = load("grant", grant_id)
             if grant is not None:
-                self.assets.add(grant.grant.asset_id)  # type: ignore[attr-defined]
+                self.assets.add(grant.grant.asset_id)
+
+    def ids(self) -> list[str]:
+        """Every id the case is about, sorted."""
+        return sorted(self.orders | self.offers | self.assets | self.grants)
 
 
 def _outside(what: str, case: state_pb2.CaseRecord) -> Rejected:
@@ -335,7 +344,7 @@ def remedies_writes(
     against the state the earlier ones left; `Rejected` if one does not concern the case or
     cannot take effect."""
     pending = Overlay(state)
-    subjects = _Subjects(state, case)
+    subjects = CaseSubjects(state.load, case.complaint_ids)
     for remedy in remedies:
         which = remedy.WhichOneof("remedy")
         if which == "refund":
@@ -366,7 +375,7 @@ def remedies_writes(
 def _refund(
     state: StateReader,
     case: state_pb2.CaseRecord,
-    subjects: _Subjects,
+    subjects: CaseSubjects,
     refund: ledger_pb2.Refund,
     decoded: DecodedEvent,
 ) -> list[Write]:
@@ -403,7 +412,7 @@ def _delist(
     state: StateReader,
     author: state_pb2.MemberRecord,
     case: state_pb2.CaseRecord,
-    subjects: _Subjects,
+    subjects: CaseSubjects,
     delist: ledger_pb2.DelistOffer,
     decoded: DecodedEvent,
 ) -> list[Write]:

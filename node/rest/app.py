@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provledger.node import explorer
+from provledger.node import cases, explorer
 from provledger.node.forks import ForkLog
 from provledger.node.queries import LedgerQueries, QueryError
 from provledger.node.rest.answers import Answers
@@ -45,6 +45,8 @@ from provledger.node.rest.models import (
     AuthorizationView,
     BlockPage,
     BlockView,
+    CaseDetail,
+    CasePage,
     CheckpointView,
     ConsistencyView,
     ErrorBody,
@@ -64,6 +66,7 @@ from provledger.node.rest.models import (
     TradeDetail,
     TradePage,
 )
+from provledger.node.rest.views import case_detail, case_page
 from provledger.node.settings import (
     REST_CURSOR_LENGTH_CHARS_MAX,
     REST_PAGE_ITEMS_DEFAULT,
@@ -73,6 +76,8 @@ from provledger.node.store import Store, StoreDamaged
 from provledger.protocol.access import Reader
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
+    CASES_PAGE_ITEMS_DEFAULT,
+    CASES_PAGE_ITEMS_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
     LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX,
@@ -81,6 +86,7 @@ from provledger.protocol.limits import (
     PROPOSALS_PAGE_ITEMS_MAX,
     TEXT_LENGTH_CHARS_MAX,
 )
+from provledger.v1 import state_pb2
 
 log = logging.getLogger("provledger.rest")
 
@@ -177,6 +183,18 @@ EventIdQuery = Annotated[str, Query(pattern=EVENT_ID_PATTERN)]
 ProposalId = Annotated[str, Query(pattern=EVENT_ID_PATTERN, description="64 lower-case hex digits")]
 ProposalLimit = Annotated[
     int, Query(ge=1, le=PROPOSALS_PAGE_ITEMS_MAX, description="proposals at most")
+]
+CASE_STATUSES = {
+    "open": state_pb2.CASE_STATUS_OPEN,
+    "ruled": state_pb2.CASE_STATUS_RULED,
+    "appealed": state_pb2.CASE_STATUS_APPEALED,
+    "appeal_decided": state_pb2.CASE_STATUS_APPEAL_DECIDED,
+}
+CaseStatusQuery = Annotated[Literal["open", "ruled", "appealed", "appeal_decided"] | None, Query()]
+CaseLimit = Annotated[int, Query(ge=1, le=CASES_PAGE_ITEMS_MAX, description="cases at most")]
+CaseIdPath = Annotated[
+    str,
+    PathParameter(min_length=1, max_length=IDENTIFIER_LENGTH_CHARS_MAX, pattern=IDENTIFIER_PATTERN),
 ]
 Direction = Annotated[Literal["upstream", "downstream"], Query()]
 Depth = Annotated[int, Query(ge=1, le=LINEAGE_DEPTH_MAX)]
@@ -565,6 +583,42 @@ def create_app(view: NodeView) -> FastAPI:
     def trade(ledger: Api, caller: Caller, order_id: Identifier) -> TradeDetail:
         """One order, its offer, its life cycle and its dispute."""
         return ledger.trade(caller, order_id)
+
+    # --- supervision: cases (node/cases.py) -------------------------------------------------
+
+    @app.get("/v1/cases", response_model=CasePage, responses=ERROR_RESPONSES, tags=["cases"])
+    def list_cases(
+        ledger: Api,
+        caller: Caller,
+        member_id: OptionalIdentifier = None,
+        subject_id: OptionalIdentifier = None,
+        status: CaseStatusQuery = None,
+        limit: CaseLimit = CASES_PAGE_ITEMS_DEFAULT,
+        after: OptionalIdentifier = None,
+    ) -> CasePage:
+        """Cases the caller may read, by case id after `after`: where `member_id` is a party,
+        about `subject_id` (an order, offer, asset or grant), in `status`. Without member_id
+        and subject_id, a member that is not a regulator or auditor lists its own."""
+        page = cases.list_cases(
+            ledger.queries,
+            caller,
+            member_id=member_id,
+            subject_id=subject_id,
+            status=CASE_STATUSES[status] if status is not None else 0,
+            limit=limit,
+            after_case_id=after,
+        )
+        return case_page(page)
+
+    @app.get(
+        "/v1/cases/{case_id:path}",
+        response_model=CaseDetail,
+        responses=ERROR_RESPONSES,
+        tags=["cases"],
+    )
+    def case(ledger: Api, caller: Caller, case_id: CaseIdPath) -> CaseDetail:
+        """One case: its record, complaints, timeline in words, appeal deadline and finality."""
+        return case_detail(cases.require_case(ledger.queries, caller, case_id))
 
     # --- evidence --------------------------------------------------------------------------
 

@@ -414,3 +414,37 @@ class ProposalView(BaseModel):
 class ProposalPage(BaseModel):
     items: list[ProposalView]
     more: bool = Field(description="more proposals were recorded than the limit")
+
+
+# --- supervision: cases (ADR 018) --------------------------------------------------------------
+
+
+class TimelineEntryView(BaseModel):
+    event_id: str
+    height: int
+    log_index: int
+    time_ms: int = Field(description="the block's time")
+    kind: str
+    author_id: str
+    summary: str = Field(description="the event in words (protocol/case_timeline.py)")
+
+
+class CaseDetail(BaseModel):
+    case: dict[str, Any] = Field(
+        description="the case record (state.proto CaseRecord): case_id, complaint_ids, "
+        "opened_by, status, event_ids, opened_at_ms, steps, ruling, ruled_by, ruled_at_ms, "
+        "appellant_id, appealed_at_ms, votes, appeal_decision, decided_at_ms, parties"
+    )
+    complaints: list[dict[str, Any]] = Field(
+        description="its complaints (ComplaintRecord): complaint, complainant_id, event_id, "
+        "filed_at_ms, case_id"
+    )
+    timeline: list[TimelineEntryView] = Field(description="every event of the case, in log order")
+    appeal_deadline_ms: int = Field(description="once ruled: the end of the appeal window; else 0")
+    final: bool = Field(description="no further event can change it (at the head's time)")
+
+
+class CasePage(BaseModel):
+    items: list[dict[str, Any]] = Field(description="case records, by case id")
+    more: bool
+    next_after: str | None = Field(description="with more: the `after` of the next page")

@@ -8,10 +8,14 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 
+from provledger.node.cases import CaseAnswer
+from provledger.node.cases import CasePage as CasePageAnswer
 from provledger.node.queries import Block, LedgerQueries, ProposalAnswer
 from provledger.node.rest.models import (
     AssetView,
     AuthorView,
+    CaseDetail,
+    CasePage,
     CertificateView,
     CheckpointView,
     EventView,
@@ -25,6 +29,7 @@ from provledger.node.rest.models import (
     ProposalView,
     SignatureView,
     ThresholdView,
+    TimelineEntryView,
 )
 from provledger.protocol import merkle
 from provledger.protocol.access import decode_event
@@ -269,3 +274,52 @@ def proposal_view(answer: ProposalAnswer) -> ProposalView:
         applied_height=record.applied_height if record.applied else None,
         applied_event_id=record.applied_event_id.hex() if record.applied else None,
     )
+
+
+def case_detail(answer: CaseAnswer) -> CaseDetail:
+    """A case with its complaints and timeline (node/cases.py) as REST shows it."""
+    return CaseDetail(
+        case=case_json(answer.record),
+        complaints=[message_json(complaint) for complaint in answer.complaints],
+        timeline=[
+            TimelineEntryView(
+                event_id=entry.event_id.hex(),
+                height=entry.height,
+                log_index=entry.log_index,
+                time_ms=entry.time_ms,
+                kind=entry.kind,
+                author_id=entry.author_id,
+                summary=entry.summary,
+            )
+            for entry in answer.timeline
+        ],
+        appeal_deadline_ms=answer.appeal_deadline_ms,
+        final=answer.final,
+    )
+
+
+def case_page(page: CasePageAnswer) -> CasePage:
+    return CasePage(
+        items=[case_json(case) for case in page.cases],
+        more=page.more,
+        next_after=page.next_after_case_id or None,
+    )
+
+
+def remedies_json(remedies) -> list[dict[str, Any]]:
+    """Remedies as JSON, each as the one thing it does: {"refund": {...}}."""
+    shown = []
+    for remedy in remedies:
+        which = remedy.WhichOneof("remedy")
+        shown.append({which: message_json(getattr(remedy, which))} if which else {})
+    return shown
+
+
+def case_json(case: state_pb2.CaseRecord) -> dict[str, Any]:
+    """A case record as JSON (message_json), with its remedies as `remedies_json` shows them."""
+    document = message_json(case)
+    document["ruling"]["remedies"] = remedies_json(case.ruling.remedies)
+    document["appeal_decision"]["remedies"] = remedies_json(case.appeal_decision.remedies)
+    for vote, shown in zip(case.votes, document["votes"], strict=True):
+        shown["decision"]["remedies"] = remedies_json(vote.decision.remedies)
+    return document

@@ -410,12 +410,14 @@ class ListCasesRequest(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., subject_id: _Optional[str] = ..., status: _Optional[_Union[_state_pb2.CaseStatus, str]] = ..., limit: _Optional[int] = ..., after_case_id: _Optional[str] = ...) -> None: ...
 
 class ListCasesResponse(_message.Message):
-    __slots__ = ("cases", "more")
+    __slots__ = ("cases", "more", "next_after_case_id")
     CASES_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_CASE_ID_FIELD_NUMBER: _ClassVar[int]
     cases: _containers.RepeatedCompositeFieldContainer[_state_pb2.CaseRecord]
     more: bool
-    def __init__(self, cases: _Optional[_Iterable[_Union[_state_pb2.CaseRecord, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+    next_after_case_id: str
+    def __init__(self, cases: _Optional[_Iterable[_Union[_state_pb2.CaseRecord, _Mapping]]] = ..., more: _Optional[bool] = ..., next_after_case_id: _Optional[str] = ...) -> None: ...
 
 class GetAssessmentRequest(_message.Message):
     __slots__ = ("assessment_id",)
