@@ -37,6 +37,10 @@
       "dispute_resolved",
     ],
     governance: ["governance"],
+    supervision: [
+      "complaint_filed", "case_opened", "case_step_recorded", "case_ruled", "ruling_appealed",
+      "appeal_decided",
+    ],
   };
 
   // --- small helpers ------------------------------------------------------------------------
@@ -1241,6 +1245,110 @@
   function routeFromFragment() {
     const assetId = fragmentParameters().get("asset");
     if (assetId && assetId !== currentAssetId) void search(assetId);
+    const caseId = fragmentParameters().get("case");
+    if (caseId && caseId !== currentCaseId) void openCase(caseId);
+  }
+
+  // --- cases (GET /v1/cases, /v1/cases/{case_id}) --------------------------------------------
+
+  let currentCaseId = null;
+  const CASE_LIST_LIMIT = 100;
+
+  function caseHash(caseId) {
+    return `#case=${encodeURIComponent(caseId)}`;
+  }
+
+  function caseStatusName(value) {
+    return enumName(value, {}, "CASE_STATUS_").replace(/ /g, "_") || "unknown";
+  }
+
+  async function loadCaseList() {
+    const list = $("case-list");
+    try {
+      const page = await getJson("/v1/cases", { limit: CASE_LIST_LIMIT });
+      const items = asList(page.items);
+      list.replaceChildren();
+      if (items.length === 0) list.append(element("li", { className: "empty", text: "no cases" }));
+      for (const record of items) {
+        const caseId = pick(record, "case_id") || "";
+        list.append(element("li", { className: "chip", attributes: { "data-case-id": caseId } }, [
+          element("a", { text: `${caseId} (${humanKind(caseStatusName(pick(record, "status")))})`,
+            attributes: { href: caseHash(caseId) } }),
+        ]));
+      }
+    } catch (error) {
+      list.replaceChildren(element("li", { className: "empty", text: "cases not loaded" }));
+      if (!(error instanceof ApiError)) showError(error, "the list of cases");
+    }
+  }
+
+  async function openCase(caseId) {
+    currentCaseId = caseId;
+    try {
+      const body = await getJson(`/v1/cases/${caseId.split("/").map(encodeURIComponent).join("/")}`);
+      if (currentCaseId !== caseId) return; // another case was asked for meanwhile
+      renderCase(body, caseId);
+      clearMessage();
+    } catch (error) {
+      $("case-view").hidden = true;
+      showError(error, `case ${caseId}`);
+    }
+  }
+
+  function renderCase(body, caseId) {
+    const record = pick(body, "case") || {};
+    const status = caseStatusName(pick(record, "status"));
+    const final = Boolean(pick(body, "final"));
+    $("case-heading").textContent = `Case ${caseId}`;
+    const badges = $("case-badges");
+    badges.replaceChildren(badge(humanKind(status), "case", `status: ${status}`));
+    badges.dataset.status = status;
+    if (final) badges.append(badge("final", "final", "nothing can change this case any more"));
+    const ruling = pick(record, "ruling") || {};
+    const deadline = formatTime(pick(body, "appeal_deadline_ms"));
+    $("case-facts").replaceChildren(
+      fact("Parties", chips(pick(record, "parties"))),
+      fact("Opened by", pick(record, "opened_by")),
+      fact("Opened", formatTime(pick(record, "opened_at_ms"))),
+      fact("Steps", pick(record, "steps")),
+      fact("Ruled by", pick(record, "ruled_by")),
+      fact("Outcome", pick(ruling, "outcome") ? humanKind(String(pick(ruling, "outcome"))) : ""),
+      fact("Appeal window closes", deadline),
+      fact("Appealed by", pick(record, "appellant_id")),
+    );
+    const complaints = $("case-complaints");
+    complaints.replaceChildren();
+    for (const item of asList(pick(body, "complaints"))) {
+      const complaint = pick(item, "complaint") || {};
+      const subject = `${humanKind(String(pick(complaint, "subject_kind") || ""))} ${pick(complaint, "subject_id") || ""}`;
+      complaints.append(element("li", {
+        attributes: { "data-complaint-id": pick(complaint, "complaint_id") || "" },
+        text: `${pick(complaint, "complaint_id")}: ${pick(item, "complainant_id")} against ` +
+          `${pick(complaint, "respondent_id")} about ${subject}` +
+          (pick(complaint, "category") ? ` (${pick(complaint, "category")})` : ""),
+      }));
+    }
+    const timeline = $("case-timeline");
+    timeline.replaceChildren();
+    for (const entry of asList(pick(body, "timeline"))) {
+      const kind = pick(entry, "kind") || "unknown";
+      const meta = [
+        `height ${pick(entry, "height")}`,
+        `log index ${pick(entry, "log_index")}`,
+        formatTime(pick(entry, "time_ms")),
+      ].filter(Boolean).join(" · ");
+      timeline.append(element("li", {
+        className: `kind--${kindFamily(kind)}`,
+        attributes: { "data-kind": kind, "data-event-id": pick(entry, "event_id") || "" },
+      }, [
+        element("div", { className: "timeline__head" }, [
+          element("span", { className: "timeline__kind", text: humanKind(kind) }),
+          element("span", { className: "timeline__meta", text: meta }),
+        ]),
+        element("p", { className: "timeline__detail case-summary", text: pick(entry, "summary") }),
+      ]));
+    }
+    $("case-view").hidden = false;
   }
 
   function navigateTo(assetId) {
@@ -1257,6 +1365,8 @@
       saveToken($("token-input").value.trim());
       clearMessage();
       void refreshHealth();
+      void loadCaseList();
+      if (currentCaseId) void openCase(currentCaseId);
       if (currentAssetId) void search(currentAssetId);
       else routeFromFragment();
     });
@@ -1279,6 +1389,19 @@
       }
       navigateTo(assetId);
     });
+    $("case-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const caseId = $("case-input").value.trim();
+      if (!caseId) return;
+      if (!IDENTIFIER_PATTERN.test(caseId)) {
+        showMessage(`"${caseId}" is not a case id.`,
+          "A case id starts with a letter or digit and holds only letters, digits and . _ : / @ + -");
+        return;
+      }
+      if (window.location.hash === caseHash(caseId)) void openCase(caseId);
+      else window.location.hash = caseHash(caseId).slice(1);
+    });
+    void loadCaseList();
     $("download-lineage").addEventListener("click", (event) => {
       if (!currentAssetId) return;
       void downloadEvidence(

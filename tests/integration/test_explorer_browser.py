@@ -66,6 +66,8 @@ GRANT = "grant/clinic-to-transport"
 OFFER = "offer/mobility-health"
 ORDER = "order/1"
 MISSING_ASSET = "nowhere/no-such-asset"
+COMPLAINT = "complaint/misdescribed"
+CASE = "case/2021-001"
 
 
 def _require_browser() -> None:
@@ -205,6 +207,45 @@ def tell_story(addresses: list[str], identities: dict[str, Path]) -> int:
         sender.close()
 
 
+def tell_case(addresses: list[str], identities: dict[str, Path]) -> int:
+    """A case about the story's order: the buyer complains that the data was misdescribed,
+    the regulator opens a case, records a hearing and rules with a warning to the seller.
+    Returns the height of its last commit."""
+    signer = {member: EventSigner(Identity.load(path)) for member, path in identities.items()}
+    sender = RoundRobin(addresses)
+    warning = ledger_pb2.Remedy(
+        warning=ledger_pb2.Warning(member_id="agency-b", text="describe what you sell")
+    )
+    try:
+        sender.commit(
+            signer["agency-a"].event(
+                "complaint_filed", complaint_id=COMPLAINT,
+                subject_kind=ledger_pb2.COMPLAINT_SUBJECT_ORDER, subject_id=ORDER,
+                respondent_id="agency-b", statement_digest=digest("statement"),
+                evidence_digests=[digest("the delivered package")], category="misdescribed",
+            )
+        )  # fmt: skip
+        sender.commit(
+            signer["regulator"].event(
+                "case_opened", case_id=CASE, complaint_ids=[COMPLAINT], summary="misdescription"
+            )
+        )
+        sender.commit(
+            signer["regulator"].event(
+                "case_step_recorded", case_id=CASE, step="hearing", note="both parties heard"
+            )
+        )
+        return sender.commit(
+            signer["regulator"].event(
+                "case_ruled", case_id=CASE, outcome=ledger_pb2.RULING_OUTCOME_PARTLY_UPHELD,
+                findings="the description overstated the coverage",
+                decision_digest=digest("decision"), remedies=[warning],
+            )
+        )  # fmt: skip
+    finally:
+        sender.close()
+
+
 @dataclass(frozen=True)
 class Ledger:
     cluster: NodeCluster
@@ -230,7 +271,8 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
             wait_until(lambda: rest_answers(probe), REST_START_TIMEOUT_S, f"REST on {address}")
         finally:
             probe.close()
-        story_height = tell_story(layout.grpc_addresses, layout.identities)
+        tell_story(layout.grpc_addresses, layout.identities)
+        story_height = tell_case(layout.grpc_addresses, layout.identities)
         token = cli_token(layout.identities["auditor"], "auditor", ttl_s=TOKEN_TTL_S)
         with RestClient(address, token) as rest:
             # node-0 may commit the last block a moment after the node that answered.
@@ -417,6 +459,50 @@ def test_explorer_shows_the_provenance_story(ledger: Ledger, browser, tmp_path: 
     expect(page.locator("#asset-heading")).to_have_text("Asset: Bus trips 2021")
     expect(page.locator("#asset-badges .badge--general")).to_have_text("general")
 
+    assert console.errors == []
+    page.close()
+
+
+def test_explorer_shows_a_case_timeline(ledger: Ledger, browser) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    console = ConsoleWatch(page)
+    page.goto(f"{ledger.rest_url}/#token={ledger.token}")
+    expect(page.locator("#health-chain-id")).to_have_text("provledger-explorer")
+
+    # The cases the token may read are listed; one is opened from the form.
+    expect(page.locator(f'#case-list li[data-case-id="{CASE}"]')).to_contain_text("ruled")
+    page.locator("#case-input").fill(CASE)
+    page.locator("#case-input").press("Enter")
+    expect(page.locator("#case-heading")).to_have_text(f"Case {CASE}")
+    assert page.url.endswith("#case=" + CASE.replace("/", "%2F"))
+    expect(page.locator("#case-badges")).to_have_attribute("data-status", "ruled")
+    facts = page.locator("#case-facts").inner_text()
+    assert "agency-a" in facts and "agency-b" in facts and "partly upheld" in facts
+    expect(page.locator(f'#case-complaints li[data-complaint-id="{COMPLAINT}"]')).to_contain_text(
+        f"agency-a against agency-b about order {ORDER} (misdescribed)"
+    )
+
+    # The timeline: the case's events in log order, each in the words the API gives.
+    answer = ledger.rest.get(f"/v1/cases/{CASE}")
+    entries = page.locator("#case-timeline > li[data-kind]")
+    expect(entries).to_have_count(4)
+    assert [entry.get_attribute("data-kind") for entry in entries.all()] == [
+        "complaint_filed", "case_opened", "case_step_recorded", "case_ruled",
+    ]  # fmt: skip
+    assert [entry.get_attribute("data-event-id") for entry in entries.all()] == [
+        item["event_id"] for item in answer["timeline"]
+    ]
+    summaries = [entry.locator(".case-summary").inner_text() for entry in entries.all()]
+    assert summaries == [item["summary"] for item in answer["timeline"]]
+    assert summaries[3].startswith(
+        "ruled partly upheld by regulator: warning to agency-b: describe what you sell"
+    )
+
+    # The case's events join the history of the asset traded.
+    page.goto(f"{ledger.rest_url}/#asset={FUSED.replace('/', '%2F')}")
+    expect(page.locator('#history-list > li[data-kind="case_ruled"]')).to_have_count(1)
     assert console.errors == []
     page.close()
 
