@@ -833,6 +833,14 @@ class Store:
         prefix = schema.orders_by_asset_prefix(asset_id)
         return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
 
+    def state_records(self, kind: str, after_id: str | None) -> Iterator[tuple[str, Message]]:
+        """The world-state records of `kind` in id order after `after_id` (exclusive), read
+        lazily from the last commit; a record that does not parse is damage."""
+        start, stop = schema.state_records_range(kind, after_id)
+        prefix_size = len(schema.state_key(kind, ""))
+        for key, raw in self._read.iterator(start=start, stop=stop):
+            yield key[prefix_size:].decode(), self._parse(RECORD_TYPES[kind](), raw, key)
+
 
 def _write_entry(write: Write) -> tuple[bytes, bytes]:
     """The key and value of one state write: a used nonce, or a world-state record."""

@@ -18,6 +18,10 @@ The policy (docs/rest-api.md, ADR 007):
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
   name, content digest, holders, origin event and what keeps it in the country left out;
+- the market's catalogue (every offer, listed or delisted, with its asset's id, name and
+  classification, its seller, broker, exchange, price and title) is every member's to read:
+  a listing is the seller's public offer to the consortium (ADR 017). The asset itself, its
+  history and its trades stay under the rules above;
 - whole blocks with their events' bodies (gRPC GetBlock, SubscribeBlocks) are an auditor's
   read only: a block carries every member's events at once. Anyone who reads may see the
   chain's headers, checkpoints and event ids (REST /v1/blocks), which reveal no content.
@@ -100,6 +104,12 @@ def sees_governance(reader: Reader) -> bool:
     """Whether `reader` may read the consortium's governance: its members with their keys and
     revocations, and every proposal with its approvals. Governance concerns every member, as
     every governance event does (protocol/concerns.py)."""
+    return True
+
+
+def sees_catalogue(reader: Reader) -> bool:
+    """Whether `reader` may search the market's catalogue and read its offers: every member,
+    as a listing is the seller's public offer to the consortium (ADR 017)."""
     return True
 
 
