@@ -10,16 +10,18 @@ and an order on an offer its seller delisted (`offer_delisted`).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 from support.processes import NodeCluster, ledger_client, wait_until
-from support.rest_support import RestClient, init_rest_consortium
+from support.rest_support import RestClient, init_rest_consortium, run_cli
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient
 from provledger.cli.consortium import ConsortiumLayout
@@ -301,7 +303,7 @@ def test_the_catalogue_pages_by_offer_id(market: Market):
         assert rest.error("/v1/offers", 400, price_min=5, price_max=4) == "bad_price_range"
 
 
-def test_refusals_come_back_with_their_codes(market: Market):
+def test_refusals_come_back_with_their_codes(market: Market, tmp_path: Path):
     ids = market.ids
     listing = dict(
         asset_id=ids["rota"],
@@ -337,8 +339,27 @@ def test_refusals_come_back_with_their_codes(market: Market):
         BROKER, "offer_listed", offer_id=f"{ids['offer1']}-late", price=1_200, **listing
     )
     assert (code, error) == (grpc.StatusCode.PERMISSION_DENIED, "suspended")
-    # Orders on the broker's live listing still go through (the seller is not suspended).
-    receipt = market.submit(
-        "agency-b", "order_placed", order_id=f"order/{now_ms()}", offer_id=ids["offer1"]
+    # Orders on the broker's live listing still go through (the seller is not suspended); the
+    # exchange the broker named settles, and the trade's evidence bundle verifies offline.
+    order_id = f"order/{now_ms()}"
+    market.submit("agency-b", "order_placed", order_id=order_id, offer_id=ids["offer1"])
+    market.submit(
+        "agency-a",
+        "order_delivered",
+        order_id=order_id,
+        delivery_digest=hashlib.sha256(b"delivered").digest(),
     )
-    assert receipt.height > 0
+    market.submit("exchange", "order_settled", order_id=order_id, settlement_reference="ref-1")
+    with market.rest() as rest:
+        bundle = rest.response("/v1/evidence/trade", order_id=order_id)
+    assert bundle.status_code == 200, bundle.text
+    path = tmp_path / "trade.json"
+    path.write_bytes(bundle.content)
+    result = run_cli("verify", str(path), "--genesis", str(market.layout.genesis_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    claims = json.loads(bundle.content)["claims"]
+    assert (claims["exchange"], claims["seller"], claims["statuses"][-1]) == (
+        "exchange",
+        "agency-a",
+        "settled",
+    )
