@@ -9,10 +9,10 @@ The policy (docs/rest-api.md, ADR 007):
   is auditor or regulator: protocol/tokens.py);
 - a member reads what concerns it: an asset it owns, holds a copy of, made, or holds a grant
   on; a grant it issued or holds, or on an asset it owns; an order where it is the buyer, the
-  seller or the listing exchange, or of an asset it owns; an event it wrote, that names it,
-  that is about something it may read (protocol/concerns.py says what each event is about),
-  and every governance event, proposal and member record (keys and revocations included); a
-  derivation is read through the asset it creates only (it
+  seller, the listing exchange or the broker that listed the offer, or of an asset it owns; an
+  event it wrote, that names it, that is about something it may read (protocol/concerns.py
+  says what each event is about), and every governance event, proposal and member record
+  (keys and revocations included); a derivation is read through the asset it creates only (it
   carries that asset's name and digest), so the owner of a parent sees it in the lineage,
   redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
@@ -133,11 +133,14 @@ def sees_grant(ledger: LedgerReader, reader: Reader, grant: state_pb2.GrantRecor
 
 
 def sees_order(ledger: LedgerReader, reader: Reader, order: state_pb2.OrderRecord) -> bool:
-    """An order concerns its buyer, its seller, the listing exchange and the owner of the
-    asset it trades (who sees every trade of its asset)."""
+    """An order concerns its buyer, its seller, the listing (or settling) exchange, the broker
+    that listed its offer, and the owner of the asset it trades (who sees every trade of its
+    asset)."""
     if reader.auditor or reader.member_id in (order.buyer_id, order.seller_id, order.exchange_id):
         return True
     offer = ledger.load("offer", order.offer_id)
+    if offer is not None and offer.broker_id and offer.broker_id == reader.member_id:
+        return True
     asset = ledger.load("asset", offer.offer.asset_id) if offer is not None else None
     return asset is not None and asset.owner_id == reader.member_id
 

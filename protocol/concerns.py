@@ -88,7 +88,9 @@ def _order_parties(order_id: str, lookup: Lookup) -> list[str]:
     order = lookup("order", order_id) if order_id else None
     if order is None:
         return []
-    return [order.buyer_id, order.seller_id, order.exchange_id]
+    offer = lookup("offer", order.offer_id)
+    broker = [offer.broker_id] if offer is not None and offer.broker_id else []
+    return [order.buyer_id, order.seller_id, order.exchange_id, *broker]
 
 
 def _market_members(kind: str, payload: Any, lookup: Lookup) -> list[str]:

@@ -357,6 +357,16 @@ def test_refusals_come_back_with_their_codes(market: Market, tmp_path: Path):
     path.write_bytes(bundle.content)
     result = run_cli("verify", str(path), "--genesis", str(market.layout.genesis_path))
     assert result.returncode == 0, result.stdout + result.stderr
+    # The broker that listed the offer reads the order, and finds it among its trades.
+    broker_token = issue_token(
+        BROKER_KEY, BROKER, ROLE_MEMBER, market.signers[BROKER].identity.chain_id, now_ms(), HOUR_MS
+    )
+    with RestClient(market.layout.rest_addresses[0], broker_token) as broker_rest:
+        assert broker_rest.get("/v1/trades/one", order_id=order_id)["order"]["exchange_id"] == (
+            "exchange"
+        )
+        trades = broker_rest.get("/v1/trades", member_id=BROKER)["items"]
+        assert order_id in [trade["order"]["order_id"] for trade in trades]
     claims = json.loads(bundle.content)["claims"]
     assert (claims["exchange"], claims["seller"], claims["statuses"][-1]) == (
         "exchange",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from support.memory_state import GENESIS_TIME_MS, MEMBER_ROLES, Consortium, MemoryState, digest
 
-from provledger.protocol import concerns, rules_market
+from provledger.protocol import access, concerns, rules_market
 from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.state import Write
 from provledger.v1 import ledger_pb2, state_pb2
@@ -918,3 +918,12 @@ def test_the_market_events_concern_the_broker_the_seller_and_the_asset(state):
     assert (suspended.assets, suspended.members) == ((), ("agency-b",))
     unknown = _concerns(state, "offer_delisted", offer_id="offer-missing")
     assert (unknown.assets, unknown.members) == ((), ())
+
+
+def test_an_order_on_a_brokered_offer_concerns_the_broker(consortium, state):
+    order(consortium, state)
+    placed = _concerns(state, "order_placed", order_id="order-1", offer_id="offer-brokered")
+    assert placed.members == ("agency-b", "agency-a", "exchange", "broker")
+    record = _load(state, "order", "order-1")
+    assert access.sees_order(state, access.Reader("broker", "member"), record)
+    assert not access.sees_order(state, access.Reader("broker-b", "member"), record)
