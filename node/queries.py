@@ -29,6 +29,7 @@ from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import (
     HISTORY_PAGE_BYTES_MAX,
     HISTORY_PAGE_EVENTS_MAX,
+    IDENTIFIER_LENGTH_CHARS_MAX,
     LINEAGE_NODES_MAX,
     PROPOSAL_OPEN_MS_MAX,
 )
@@ -390,6 +391,10 @@ class LedgerQueries:
             check_filters(filters)
         except FilterError as error:
             raise bad_request(error.code, error.reason) from None
+        if after is not None and len(after) > IDENTIFIER_LENGTH_CHARS_MAX:
+            raise bad_request(
+                "bad_cursor", f"after is an offer id: at most {IDENTIFIER_LENGTH_CHARS_MAX} chars"
+            )
         return market.offers_page(self.store, filters, after, limit)
 
     def require_offer(self, reader: Reader, offer_id: str) -> api_pb2.OfferView:

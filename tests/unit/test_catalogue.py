@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, MEMBER_ROLES, Consortium, digest
 
 from provledger.node.market import offers_page
+from provledger.node.queries import LedgerQueries, QueryError, Reader
 from provledger.node.rest import StoreView, create_app
 from provledger.node.store import Store
 from provledger.protocol import blocks
@@ -432,3 +433,14 @@ def test_the_catalogue_needs_a_token_and_a_known_offer(market):
         "/v1/offers/one", params={"offer_id": "offer/9"}, headers=_headers(consortium, "broker")
     )
     assert (missing.status_code, missing.json()["error"]) == (404, "unknown_offer")
+
+
+def test_a_cursor_longer_than_an_offer_id_is_refused(market):
+    consortium, store, _ = market
+    queries = LedgerQueries(store, consortium.genesis)
+    reader = Reader("agency-b", "member")
+    with pytest.raises(QueryError) as raised:
+        queries.offers(reader, OfferFilters(), "x" * (IDENTIFIER_LENGTH_CHARS_MAX + 1), 10)
+    assert (raised.value.kind, raised.value.code) == ("bad_request", "bad_cursor")
+    page = queries.offers(reader, OfferFilters(), "offer/4", 10)
+    assert [view.record.offer.offer_id for view in page.offers] == ["offer/5"]
