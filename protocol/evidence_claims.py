@@ -122,7 +122,8 @@ def _trade_claims(order_id: str, events: Sequence[tuple[int, DecodedEvent]]) -> 
         "price": offer.price,
         "currency": offer.currency,
         "seller": offer.seller_id,
-        "exchange": events[0][1].author_id,
+        # The settling exchange: the one a broker's listing names (ADR 017), else the lister.
+        "exchange": offer.exchange_id or events[0][1].author_id,
         "buyer": "",
         "statuses": ["listed"],
         "delivery_digest": "",

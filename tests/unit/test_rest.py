@@ -334,6 +334,8 @@ PROTECTED = [
     "/v1/governance/proposals/one?proposal_id=" + "00" * 32,
     "/v1/cases",
     "/v1/cases/case-1",
+    "/v1/offers",
+    "/v1/offers/one?offer_id=offer/1",
 ]
 
 
