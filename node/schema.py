@@ -99,6 +99,11 @@ def state_key(kind: str, record_id: str) -> bytes:
     return STATE_PREFIX + kind.encode() + b"\x00" + record_id.encode()
 
 
+def state_kind_prefix(kind: str) -> bytes:
+    """The prefix of every state record of `kind` (its keys sort by record id)."""
+    return state_key(kind, "")
+
+
 def nonce_key(member_id: str, nonce: int) -> bytes:
     return NONCE_PREFIX + _length_prefixed(member_id) + encode_number(nonce)
 

@@ -332,6 +332,8 @@ PROTECTED = [
     "/v1/members?member_id=agency-a",
     "/v1/governance/proposals",
     "/v1/governance/proposals/one?proposal_id=" + "00" * 32,
+    "/v1/assessments?overdue=true",
+    "/v1/assessments/one?assessment_id=assess-1",
 ]
 
 
