@@ -2,7 +2,8 @@
 regulator's security assessment of important data for one recipient abroad; a move of a
 descendant of the assessed asset abroad under it (important data without one is refused); the
 recipient's first report missed, visible to an auditor over REST (the assessment, and the
-list of assessments with overdue reports) and over gRPC alike; then the report filed.
+list of assessments with overdue reports) and over gRPC alike, each reader answered alike by
+both; then the report filed.
 
 Nothing here waits for a time to pass but the one it needs: the end of the first report
 period, after which one more block is committed so that the head's block time is past it.
@@ -32,6 +33,28 @@ IMPORTANT = ledger_pb2.CLASSIFICATION_IMPORTANT
 
 def digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
+
+
+def same_answer(layout, reader: str, assessment_id: str) -> bool:
+    """Whether REST /v1/assessments/one and gRPC GetAssessment answer `reader` alike: both the
+    same moves (what heartbeat blocks between the two calls cannot change), both forbidden, or
+    both unknown."""
+    token = member_token(layout, reader)
+    with RestClient(layout.rest_addresses[3], token) as rest:
+        answer = rest.response("/v1/assessments/one", assessment_id=assessment_id)
+    with ledger_client(layout.grpc_addresses[3], token=token) as client:
+        try:
+            view = client.stub.GetAssessment(
+                api_pb2.GetAssessmentRequest(assessment_id=assessment_id)
+            )
+        except grpc.RpcError as error:
+            refused = {grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404}
+            return answer.status_code == refused.get(error.code())
+    body = answer.json() if answer.status_code == 200 else {}
+    return (body.get("first_transfer_ms"), body.get("transfer_event_ids")) == (
+        view.record.first_transfer_ms,
+        [identifier.hex() for identifier in view.record.transfer_event_ids],
+    )
 
 
 def test_a_move_abroad_under_an_assessment_a_missed_report_and_a_report_filed(
@@ -134,6 +157,10 @@ def test_a_move_abroad_under_an_assessment_a_missed_report_and_a_report_filed(
         # a member the assessment does not concern reads none of it
         assert exchange.error("/v1/assessments/one", 403, assessment_id="assess-hk") == "forbidden"
         assert exchange.get("/v1/assessments", overdue="true")["items"] == []
+        # one access policy for both APIs: each reader gets the same answer from each
+        for reader in ("auditor", "regulator", "agency-a", "agency-b", "exchange"):
+            for assessment_id in ("assess-hk", "assess-none"):
+                assert same_answer(layout, reader, assessment_id), (reader, assessment_id)
 
         # the recipient files the missed report
         report = commit(
