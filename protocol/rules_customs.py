@@ -127,7 +127,7 @@ def asset_reclassified(state, author, payload, decoded, block_time_ms) -> list[W
     require_role(author, (REGULATOR,), "reclassifying an asset")
     asset = live_asset(state, payload.asset_id)
     if payload.classification <= asset.classification:
-        raise forbidden(
+        raise precondition(
             "not_upward",
             f"asset {asset.asset_id!r} is {customs.level_name(asset.classification)}; a "
             "reclassification only raises it (not to "
