@@ -634,7 +634,9 @@ def test_every_code_of_data_customs_is_covered():
         )
     assert written, "no rejection codes found in the sources"
     checks = Path(rule_checks.__file__).read_text()
-    written |= {code for code in ("assessment_not_abroad", "assessment_required") if code in checks}
+    for code in ("assessment_not_abroad", "assessment_required"):
+        assert f'"{code}"' in checks, code
+        written.add(code)
     written |= {"assessment_exists"}  # rule_checks.new_id's f-string
     covered = {p.values[0].code for p in CASES}
     assert written - covered == set()
