@@ -336,6 +336,8 @@ PROTECTED = [
     "/v1/cases/case-1",
     "/v1/offers",
     "/v1/offers/one?offer_id=offer/1",
+    "/v1/assessments?overdue=true",
+    "/v1/assessments/one?assessment_id=assess-1",
 ]
 
 
