@@ -132,8 +132,6 @@ REPORT_PERIODS_MAX = 1_000
 TRANSFERS_PER_ASSESSMENT_MAX = 1_000
 # Assessments a node reads when listing those with overdue reports (GET /v1/assessments).
 ASSESSMENTS_SCANNED_PER_PAGE_MAX = 10_000
-ASSESSMENTS_PAGE_ITEMS_DEFAULT = 100
-ASSESSMENTS_PAGE_ITEMS_MAX = 500
 
 # X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
 NODE_ID_LENGTH_CHARS_MAX = 64
