@@ -57,6 +57,18 @@ def check_not_suspended(state: StateReader, member_id: str, block_time_ms: int) 
     )
 
 
+def replaces_suspension(
+    current: state_pb2.SuspensionRecord | None, new: state_pb2.SuspensionRecord
+) -> bool:
+    """Whether a member's suspension record becomes `new` (a TradingSuspended's, or a
+    ruling's remedy's) or stays `current`: the one that ends last stands (a lifted one ends
+    nothing); on a tie, one no appeal can lift (not a ruling's) stands, so that lifting a
+    ruling's suspension never frees a member another suspension still holds."""
+    if current is None or current.lifted or new.until_ms > current.until_ms:
+        return True
+    return new.until_ms == current.until_ms and bool(current.case_id) and not new.case_id
+
+
 def broker_member(state: StateReader, broker_id: str) -> state_pb2.MemberRecord:
     """The member `broker_id`, if it is active and has the broker role."""
     member = active_member(state, broker_id, "broker_id")
@@ -232,6 +244,6 @@ def trading_suspended(state, author, payload, decoded: DecodedEvent, block_time_
         regulator_id=author.member_id,
         event_id=decoded.event_id,
     )
-    if current is not None and not current.lifted and current.until_ms > payload.until_ms:  # type: ignore[attr-defined]
+    if not replaces_suspension(current, record):  # type: ignore[arg-type]
         return []  # the suspension in force ends later: it stands (the event stays on record)
     return [put("suspension", payload.member_id, record)]
