@@ -222,12 +222,21 @@ def offer_delisted(state, author, payload, decoded: DecodedEvent, block_time_ms)
         )
     if record.status == state_pb2.OFFER_STATUS_DELISTED:  # type: ignore[attr-defined]
         raise precondition("already_delisted", f"offer {payload.offer_id!r} is delisted")
-    updated = copy_record(record)
-    updated.status = state_pb2.OFFER_STATUS_DELISTED
-    updated.delisted_event_id = decoded.event_id
-    updated.delisted_by = author.member_id
-    updated.delisting_reason = payload.reason
+    updated = delisted_offer(record, decoded.event_id, author.member_id, payload.reason)  # type: ignore[arg-type]
     return [put("offer", payload.offer_id, updated)]
+
+
+def delisted_offer(
+    record: state_pb2.OfferRecord, event_id: bytes, by: str, reason: str
+) -> state_pb2.OfferRecord:
+    """The offer as delisted by the event `event_id` (an OfferDelisted, or a ruling or appeal
+    decision whose remedy delists it) of member `by`."""
+    updated: state_pb2.OfferRecord = copy_record(record)
+    updated.status = state_pb2.OFFER_STATUS_DELISTED
+    updated.delisted_event_id = event_id
+    updated.delisted_by = by
+    updated.delisting_reason = reason
+    return updated
 
 
 def trading_suspended(state, author, payload, decoded: DecodedEvent, block_time_ms) -> list[Write]:
