@@ -945,6 +945,15 @@
       entry.append(head);
       const summary = payloadSummary(pick(item, "payload"), currentAssetId);
       if (summary) entry.append(element("p", { className: "timeline__detail", text: summary }));
+      const payload = pick(item, "payload");
+      const caseId = kindFamily(kind) === "supervision"
+        ? pick(payload, "case_id") || pick(payload, "caseId") : undefined;
+      if (caseId) {
+        entry.append(element("p", { className: "timeline__detail" }, [
+          element("a", { className: "case-link", text: `open case ${caseId}`,
+            attributes: { href: caseHash(caseId) } }),
+        ]));
+      }
       if (eventId) {
         entry.append(element("p", { className: "timeline__detail" }, ["event ", hashElement(eventId)]));
       }
@@ -1436,7 +1445,7 @@
     const assetId = parameters.get("asset");
     if (assetId && assetId !== currentAssetId) void search(assetId);
     const caseId = fragmentParameters().get("case");
-    if (caseId && caseId !== currentCaseId) void openCase(caseId);
+    if (caseId && (caseId !== currentCaseId || $("case-view").hidden)) void openCase(caseId);
   }
 
   // --- cases (GET /v1/cases, /v1/cases/{case_id}) --------------------------------------------
@@ -1479,6 +1488,7 @@
       if (currentCaseId !== caseId) return; // another case was asked for meanwhile
       renderCase(body, caseId);
       clearMessage();
+      $("cases").scrollIntoView();
     } catch (error) {
       $("case-view").hidden = true;
       showError(error, `case ${caseId}`);
