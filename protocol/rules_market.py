@@ -36,6 +36,7 @@ from provledger.protocol.rule_checks import (
     put,
     require_role,
 )
+from provledger.protocol.rules_cases import longest_suspension
 from provledger.protocol.state import StateReader, Write
 from provledger.v1 import ledger_pb2, state_pb2
 
@@ -232,6 +233,8 @@ def trading_suspended(state, author, payload, decoded: DecodedEvent, block_time_
         regulator_id=author.member_id,
         event_id=decoded.event_id,
     )
-    if current is not None and not current.lifted and current.until_ms > payload.until_ms:  # type: ignore[attr-defined]
-        return []  # the suspension in force ends later: it stands (the event stays on record)
+    # The suspension that ends last stands (rules_cases.longest_suspension, which a ruling's
+    # remedy asks too); a shorter one still commits, on record among the member's events.
+    if longest_suspension(current, record) is not record:  # type: ignore[arg-type]
+        return []
     return [put("suspension", payload.member_id, record)]
