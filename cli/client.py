@@ -167,7 +167,12 @@ class EventSigner:
             if isinstance(value, dict):
                 getattr(payload, name).update(value)
             elif isinstance(value, list | tuple):
-                getattr(payload, name).extend(value)
+                items = getattr(payload, name)
+                for item in value:  # a message may be given as a dict of its fields
+                    if isinstance(item, dict):
+                        items.add(**item)
+                    else:
+                        items.extend([item])
             else:
                 setattr(payload, name, value)
         return sign_event(event, self.identity.key)
