@@ -50,7 +50,9 @@ from provledger.v1 import ledger_pb2
 
 BLOCK_INTERVAL_MS = 1_000
 WINDOW_MS = 100_000
-ROLES = MEMBER_ROLES | {"regulator-2": "regulator", "regulator-3": "regulator"}
+ROLES = MEMBER_ROLES | {
+    "regulator-2": "regulator", "regulator-3": "regulator", "broker": "broker",
+}  # fmt: skip
 ORDER = ledger_pb2.COMPLAINT_SUBJECT_ORDER
 ASSET = ledger_pb2.COMPLAINT_SUBJECT_ASSET
 GENERAL = ledger_pb2.CLASSIFICATION_GENERAL
@@ -118,6 +120,8 @@ def _story(c: Consortium) -> list[list[tuple[str, ledger_pb2.SignedEvent]]]:
                                offer_id="offer-1")),
             ("order-2", c.sign("agency-b", "order_placed", order_id="order-2",
                                offer_id="offer-2")),
+            ("order-3", c.sign("agency-b", "order_placed", order_id="order-3",
+                               offer_id="offer-2")),
         ],
         [("delivered", c.sign("agency-a", "order_delivered", order_id="order-1",
                               delivery_digest=digest("delivery")))],
@@ -153,8 +157,19 @@ def _story(c: Consortium) -> list[list[tuple[str, ledger_pb2.SignedEvent]]]:
                                outcome=ledger_pb2.RULING_OUTCOME_DISMISSED,
                                findings="not proven", decision_digest=digest("decision 2"))),
         ],
-        [("appealed", c.sign("agency-a", "ruling_appealed", **APPEAL))],
-        [("decided", c.sign("regulator-2", "appeal_decided", **DECISION))],
+        [
+            ("appealed", c.sign("agency-a", "ruling_appealed", **APPEAL)),
+            ("appealed-2", c.sign("agency-b", "ruling_appealed", case_id="case-2",
+                                  grounds_digest=digest("grounds 2"))),
+        ],
+        [
+            ("decided", c.sign("regulator-2", "appeal_decided", **DECISION)),
+            ("decided-2", c.sign("regulator-2", "appeal_decided", case_id="case-2",
+                                 decision=ledger_pb2.APPEAL_DECISION_VARIED,
+                                 reasons="the order was not delivered",
+                                 remedies=[remedy(refund=dict(order_id="order-2", amount=300,
+                                                              currency="CNY"))])),
+        ],
         [("demoted", c.govern("agency-b", demoted, voters))],
     ]  # fmt: skip
 
@@ -354,19 +369,54 @@ def test_the_trade_bundle_of_a_refunded_order_verifies(chain: Chain) -> None:
     assert "refunded" in "\n".join(summary_lines(shown))
     # An order without a refund has no refund claim, as before.
     plain = verify_bundle(
-        bundles.trade_bundle(chain.store, chain.genesis, "order-2"), chain.genesis
+        bundles.trade_bundle(chain.store, chain.genesis, "order-3"), chain.genesis
     )
     assert "refund" not in plain.claims
+    # One refunded by the decision on an appeal.
+    varied = verify_bundle(
+        bundles.trade_bundle(chain.store, chain.genesis, "order-2"), chain.genesis
+    )
+    assert varied.claims["statuses"] == ["listed", "ordered", "refunded"]
+    assert varied.claims["refund"]["event"] == "appeal_decided"
+    assert varied.claims["refund"]["by"] == "regulator-2"
 
 
-def test_a_second_case_beside_it_and_unknown_cases(chain: Chain) -> None:
+def test_a_ruling_varied_on_appeal_refunds_in_the_case_file(chain: Chain) -> None:
+    """case-2 was dismissed by regulator-3; on agency-b's appeal regulator-2 varied it with a
+    refund of order-2: the decision's remedies took effect, so the trade shows the refund."""
     other = verify_bundle(bundles.case_bundle(chain.store, chain.genesis, "case-2"), chain.genesis)
-    assert other.claims["statuses"] == ["open", "ruled"]
-    assert other.claims["ruling"]["outcome"] == "dismissed"
-    assert other.claims["appeal"] is None and other.claims["appeal_decision"] is None
-    assert [t["order_id"] for t in other.claims["trades"]] == ["order-2"]
+    claims = other.claims
+    assert claims["statuses"] == ["open", "ruled", "appealed", "appeal_decided"]
+    assert claims["ruling"]["outcome"] == "dismissed"
+    assert claims["appeal_decision"]["decision"] == "varied"
+    assert claims["appeal_decision"]["remedies"] == [
+        {"remedy": "refund", "order_id": "order-2", "amount": 300, "currency": "CNY",
+         "reference": ""},
+    ]  # fmt: skip
+    (trade,) = claims["trades"]
+    assert trade["order_id"] == "order-2"
+    assert trade["statuses"] == ["listed", "ordered", "refunded"]
+    assert trade["refund"]["event_id"] == chain.ids["decided-2"].hex()
+    text = "\n".join(summary_lines(other))
+    assert "  remedy added on appeal: refund of 300 CNY (minor units) on order order-2" in text
     with pytest.raises(bundles.BundleNotFound):
         bundles.case_bundle(chain.store, chain.genesis, "case-none")
+
+
+def test_a_brokers_listing_names_the_settling_exchange_and_the_broker(chain: Chain) -> None:
+    c = chain.consortium
+    made = [
+        c.sign("broker", "offer_listed", offer_id="offer-b", asset_id="asset-1",
+               seller_id="agency-a", price=90, currency="CNY", mandate_id="mandate-1",
+               exchange_id="exchange"),
+        c.sign("agency-b", "order_placed", order_id="order-b", offer_id="offer-b"),
+        c.sign("agency-a", "order_delivered", order_id="order-b", delivery_digest=digest("b")),
+        c.sign("exchange", "order_settled", order_id="order-b", settlement_reference="bank-1"),
+    ]  # fmt: skip
+    events = [(index, c.decode(signed)) for index, signed in enumerate(made)]
+    claims = derive_claims("trade", "order-b", events)
+    assert (claims["exchange"], claims["broker"]) == ("exchange", "broker")
+    assert claims["statuses"][-1] == "settled"
 
 
 # --- refusals of the derivation, with hand-built events ------------------------------------
@@ -505,7 +555,7 @@ def test_an_appeal_by_no_party_or_after_the_window_is_refused(chain: Chain, veri
 def test_events_the_case_does_not_need_are_refused(chain: Chain, verified) -> None:
     events, proven = _events(verified), _proven(verified)
     last = max(i for i, _ in events)
-    for label in ("order-2", "complaint-3", "ruled-2", "offer-2"):
+    for label in ("order-2", "complaint-3", "ruled-2", "offer-2", "decided-2", "order-3"):
         stray = chain.store.event(chain.ids[label])
         event = chain.consortium.decode(stray.event)
         added, more = _added(chain, proven, stray.event, stray.log_index, last)
