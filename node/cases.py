@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provledger.node.queries import LedgerQueries, QueryError, forbidden, not_found
+from provledger.node.queries import LedgerQueries, QueryError, bad_request, forbidden, not_found
 from provledger.protocol import access, case_timeline, rules_cases
 from provledger.protocol.access import Reader, decode_event
+from provledger.protocol.errors import Rejected
+from provledger.protocol.events import require_identifier
 from provledger.protocol.limits import CASES_SCANNED_PER_PAGE_MAX
 from provledger.protocol.supervision import supervision_policy
 from provledger.v1 import api_pb2, state_pb2
@@ -91,6 +93,16 @@ def list_cases(
     """Cases `reader` may read, by case id after `after_case_id`: where `member_id` is a
     party, about `subject_id` (an order, offer, asset or grant id), in `status` (0: any). A
     reader who may not read every case and names no member lists its own."""
+    for field, value in (
+        ("member_id", member_id),
+        ("subject_id", subject_id),
+        ("after_case_id", after_case_id),
+    ):
+        if value is not None:
+            try:
+                require_identifier(value, field)
+            except Rejected as error:
+                raise bad_request(error.code, error.reason) from None
     store = queries.store
     if member_id is None and subject_id is None and not _reads_every_case(queries, reader):
         member_id = reader.member_id

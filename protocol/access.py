@@ -12,10 +12,10 @@ The policy (docs/rest-api.md, ADR 007):
   seller or the listing exchange, or of an asset it owns; an event it wrote, that names it,
   that is about something it may read (protocol/concerns.py says what each event is about),
   and every governance event, proposal and member record (keys and revocations included); a
-  case (its complaints and timeline) where it is a party, or any case if it is a regulator; a
-  derivation is read through the asset it creates only (it
-  carries that asset's name and digest), so the owner of a parent sees it in the lineage,
-  redacted, and not in its asset's history;
+  case (its complaints and timeline) where it is a party, or any case if it is a regulator or
+  an auditor; a derivation is read through the asset it creates only (it carries that
+  asset's name and digest), so the owner of a parent sees it in the lineage, redacted, and
+  not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
   name, content digest, holders, origin event and what keeps it in the country left out;
@@ -135,12 +135,17 @@ def sees_order(ledger: LedgerReader, reader: Reader, order: state_pb2.OrderRecor
 
 def sees_case(ledger: LedgerReader, reader: Reader, case: state_pb2.CaseRecord) -> bool:
     """A case (with its complaints and timeline) concerns its parties, the regulators who
-    supervise the market, and auditors; no one else, not even the owner of an asset it is
-    about (who reads the case's events in the asset's history)."""
+    supervise the market, and auditors (by their token or their ledger role); no one else,
+    not even the owner of an asset it is about (who reads the case's events in the asset's
+    history)."""
     if reader.auditor or reader.member_id in case.parties:
         return True
     member = ledger.load("member", reader.member_id)
-    return member is not None and not member.removed and member.role == ledger_pb2.ROLE_REGULATOR
+    return (
+        member is not None
+        and not member.removed
+        and member.role in (ledger_pb2.ROLE_REGULATOR, ledger_pb2.ROLE_AUDITOR)
+    )
 
 
 def sees_event(ledger: LedgerReader, reader: Reader, event: ledger_pb2.Event) -> bool:

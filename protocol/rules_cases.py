@@ -8,7 +8,8 @@ a code that says where the case stands (`case_not_open`, `case_not_ruled`,
 - any member but an auditor complains about an order, offer, asset or grant, against a party
   to it (order: buyer, seller, exchange, the offer's broker; offer: seller, exchange, broker;
   asset: owner, holder; grant: grantor, grantee);
-- a regulator opens a case on complaints no case holds yet, records its steps and rules;
+- a regulator opens a case on complaints no case holds yet, records its steps and rules; a
+  regulator who is a party to it does none of that (`regulator_is_party`);
 - the remedies of a ruling take effect in the same writes, and each must concern the case:
   a refund of an order the complaints are about (or one placed on an offer they are about),
   a delisting of an offer of the case's subjects, a revocation of a grant of its subjects,
@@ -140,6 +141,7 @@ def case_opened(state, author, payload, decoded, block_time_ms) -> list[Write]:
     parties: list[str] = []
     for complaint in complaints:
         parties.extend((complaint.complainant_id, complaint.complaint.respondent_id))
+    _not_a_party(author, parties, "open a case")
     case = state_pb2.CaseRecord(
         case_id=payload.case_id,
         complaint_ids=list(payload.complaint_ids),
@@ -160,6 +162,7 @@ def case_opened(state, author, payload, decoded, block_time_ms) -> list[Write]:
 def case_step_recorded(state, author, payload, decoded, block_time_ms) -> list[Write]:
     require_role(author, (REGULATOR,), "recording a case step")
     case = _case_in(state, payload.case_id, OPEN, block_time_ms)
+    _not_a_party(author, case.parties, "investigate")
     updated = _with_event(case, decoded, room=_ROOM_AFTER_STEPS)
     updated.steps += 1
     return [put("case", case.case_id, updated)]
@@ -168,6 +171,7 @@ def case_step_recorded(state, author, payload, decoded, block_time_ms) -> list[W
 def case_ruled(state, author, payload, decoded, block_time_ms) -> list[Write]:
     require_role(author, (REGULATOR,), "ruling on a case")
     case = _case_in(state, payload.case_id, OPEN, block_time_ms)
+    _not_a_party(author, case.parties, "rule")
     remedy_writes = remedies_writes(state, author, case, payload.remedies, decoded, block_time_ms)
     updated = _with_event(case, decoded, room=0)
     updated.status = RULED
@@ -206,6 +210,7 @@ def appeal_decided(state, author, payload, decoded, block_time_ms) -> list[Write
             f"{author.member_id!r} made the ruling of case {case.case_id!r}; another regulator "
             "decides the appeal",
         )
+    _not_a_party(author, case.parties, "decide the appeal")
     if any(vote.regulator_id == author.member_id for vote in case.votes):
         raise duplicate(
             "already_voted", f"{author.member_id!r} already decided on the appeal of this case"
@@ -274,6 +279,16 @@ def _case_in(
         code, where = _STATE_REFUSALS[(needed, case.status)]
         raise precondition(code, f"case {case_id!r} {where}")
     return case
+
+
+def _not_a_party(author: state_pb2.MemberRecord, parties, action: str) -> None:
+    """No one judges their own case: a regulator who is a party may not open, investigate,
+    rule or decide an appeal of it."""
+    if author.member_id in parties:
+        raise forbidden(
+            "regulator_is_party",
+            f"{author.member_id!r} is a party to the case and may not {action}",
+        )
 
 
 def _with_event(

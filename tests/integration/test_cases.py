@@ -296,6 +296,12 @@ def test_cases_are_listed_by_party_subject_and_status_over_grpc(story: Story):
             client.stub.ListCases(api_pb2.ListCasesRequest(status=77), timeout=RPC_TIMEOUT_S)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as raised:
+            client.stub.ListCases(
+                api_pb2.ListCasesRequest(member_id="x" * 300), timeout=RPC_TIMEOUT_S
+            )
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.details().startswith("bad_identifier:")
+        with pytest.raises(grpc.RpcError) as raised:
             client.stub.GetCase(api_pb2.GetCaseRequest(case_id="nothing"), timeout=RPC_TIMEOUT_S)
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     with ledger_client(story.layout.grpc_addresses[0], token(story, "exchange")) as client:
@@ -378,3 +384,54 @@ def test_the_complaint_and_the_ruling_join_the_assets_history(story: Story):
     kinds = [item["kind"] for item in history["items"]]
     for kind in KINDS:
         assert kind in kinds, kinds
+
+
+def _grpc_case(story: Story, reader_token: str) -> tuple[str, list[str]]:
+    """GetCase's outcome for the reader ("allowed" or the status), and ListCases's ids."""
+    with ledger_client(story.layout.grpc_addresses[0], reader_token) as client:
+        try:
+            client.stub.GetCase(
+                api_pb2.GetCaseRequest(case_id=story.ids["case"]), timeout=RPC_TIMEOUT_S
+            )
+            outcome = "allowed"
+        except grpc.RpcError as error:
+            outcome = error.code().name.lower()
+        listed = client.stub.ListCases(api_pb2.ListCasesRequest(), timeout=RPC_TIMEOUT_S)
+    return outcome, [case.case_id for case in listed.cases]
+
+
+def _rest_case(story: Story, reader_token: str) -> tuple[str, list[str]]:
+    with RestClient(story.layout.rest_addresses[0], reader_token) as client:
+        answer = client.response(f"/v1/cases/{story.ids['case']}")
+        outcome = {200: "allowed", 403: "permission_denied"}.get(
+            answer.status_code, str(answer.status_code)
+        )
+        listed = client.get("/v1/cases")
+    return outcome, [case["case_id"] for case in listed["items"]]
+
+
+def test_grpc_and_rest_let_the_same_readers_read_the_case(story: Story):
+    second = issue_token(
+        SECOND_REGULATOR_KEY, SECOND_REGULATOR, ROLE_MEMBER, story.chain_id, now_ms(), TOKEN_TTL_MS
+    )
+    readers = {
+        **{f"{m}/member": token(story, m) for m in MEMBERS},
+        "auditor/auditor": token(story, "auditor", ROLE_AUDITOR),
+        "regulator/auditor": token(story, "regulator", ROLE_AUDITOR),
+        f"{SECOND_REGULATOR}/member": second,
+    }
+    outcomes = {}
+    for name, reader_token in readers.items():
+        over_grpc, over_rest = _grpc_case(story, reader_token), _rest_case(story, reader_token)
+        assert over_grpc == over_rest, name
+        outcomes[name] = over_grpc[0]
+    assert outcomes == {
+        "agency-a/member": "allowed",  # the respondent
+        "agency-b/member": "allowed",  # the complainant
+        "exchange/member": "permission_denied",  # a party to the order, not to the case
+        "regulator/member": "allowed",
+        "auditor/member": "allowed",  # an auditor's member token still belongs to an auditor
+        "auditor/auditor": "allowed",
+        "regulator/auditor": "allowed",
+        f"{SECOND_REGULATOR}/member": "allowed",
+    }

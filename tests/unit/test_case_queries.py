@@ -171,6 +171,8 @@ def test_members_list_the_cases_they_may_read(queries: LedgerQueries):
     assert listed(queries, exchange, member_id="agency-a")[0] == ["case-2"]
     regulator = Reader("regulator-2", "member")  # a regulator reads every case
     assert listed(queries, regulator)[0] == ["case-1", "case-2", "case-3"]
+    auditor = Reader("auditor", "member")  # so does an auditor, with a member's token too
+    assert listed(queries, auditor)[0] == ["case-1", "case-2", "case-3"]
 
 
 def test_a_case_with_its_complaints_timeline_and_finality(queries: LedgerQueries):
@@ -211,3 +213,10 @@ def test_the_case_indexes_are_named():
     assert schema.describe_key(schema.cases_by_subject_key("o", "c")).startswith(
         "the cases-by-subject index"
     )
+
+
+@pytest.mark.parametrize("field", ["member_id", "subject_id", "after_case_id"])
+def test_a_filter_that_is_no_identifier_is_a_bad_request(queries: LedgerQueries, field: str):
+    with pytest.raises(QueryError) as raised:
+        listed(queries, **{field: "x" * 300})
+    assert (raised.value.kind, raised.value.code) == ("bad_request", "bad_identifier")

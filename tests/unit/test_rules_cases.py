@@ -228,6 +228,20 @@ def then(*setups: Setup) -> Setup:
     return setup
 
 
+def regulator_2_complains(c: Consortium, s: MemoryState) -> None:
+    """regulator-2, a holder of asset-1's copy by sharing, complains about the asset."""
+    do(c, s, "agency-a", "asset_shared", SCENE_MS, asset_id="asset-1", recipient_id="regulator-2")
+    do(c, s, "agency-b", "complaint_filed", SCENE_MS, **complaint(
+        complaint_id="complaint-holder", subject_kind=ASSET, subject_id="asset-1",
+        respondent_id="regulator-2"))  # fmt: skip
+
+
+def opened_with_regulator_2(c: Consortium, s: MemoryState) -> None:
+    """case-1 on complaint-1 and the complaint against regulator-2."""
+    do(c, s, "regulator", "case_opened", OPEN_MS, case_id="case-1",
+       complaint_ids=["complaint-1", "complaint-holder"])  # fmt: skip
+
+
 # --- refusals --------------------------------------------------------------------------------
 
 
@@ -374,6 +388,25 @@ REFUSALS = [
         "complaint 'complaint-1' is already in case 'case-1'",
         setup=opened,
     ),
+    refusal(
+        "open-own-case",
+        "regulator",
+        "case_opened",
+        dict(case_id="case-2", complaint_ids=["complaint-regulator"]),
+        "regulator_is_party",
+        FORBIDDEN,
+        "'regulator' is a party to the case and may not open",
+        setup=lambda c, s: do(
+            c,
+            s,
+            "regulator",
+            "complaint_filed",
+            SCENE_MS,
+            **complaint(
+                complaint_id="complaint-regulator", subject_kind=GRANT, subject_id="grant-1"
+            ),
+        ),
+    ),
     # case_step_recorded
     refusal(
         "step-not-regulator",
@@ -447,7 +480,27 @@ REFUSALS = [
             event_ids=[b"x" * 32] * (CASE_EVENTS_MAX - 2 - APPEAL_VOTES_PER_CASE_MAX - 2)
         ),
     ),
+    refusal(
+        "step-by-a-party",
+        "regulator-2",
+        "case_step_recorded",
+        STEP,
+        "regulator_is_party",
+        FORBIDDEN,
+        "may not investigate",
+        setup=then(regulator_2_complains, opened_with_regulator_2),
+    ),
     # case_ruled
+    refusal(
+        "rule-by-a-party",
+        "regulator-2",
+        "case_ruled",
+        ruling(),
+        "regulator_is_party",
+        FORBIDDEN,
+        "may not rule",
+        setup=then(regulator_2_complains, opened_with_regulator_2),
+    ),
     refusal(
         "rule-not-regulator",
         "agency-b",
@@ -707,6 +760,21 @@ REFUSALS = [
         FORBIDDEN,
         "'regulator' made the ruling",
         setup=appealed,
+    ),
+    refusal(
+        "decide-by-a-party",
+        "regulator-2",
+        "appeal_decided",
+        decision(),
+        "regulator_is_party",
+        FORBIDDEN,
+        "may not decide the appeal",
+        setup=then(
+            regulator_2_complains,
+            opened_with_regulator_2,
+            lambda c, s: do(c, s, "regulator", "case_ruled", RULED_MS, **ruling()),
+            lambda c, s: do(c, s, "agency-a", "ruling_appealed", APPEALED_MS, **APPEAL),
+        ),
     ),
     refusal(
         "decide-twice-on-a-panel",
