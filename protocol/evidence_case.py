@@ -16,11 +16,12 @@ A case file holds:
 
 The refusals, each with its code: an event of the case out of the case's order
 (`case_order`); an opening, step, ruling or vote whose author was not a regulator in the
-membership replayed from the genesis when it signed (`not_regulator`); a vote by the
-regulator who ruled (`same_regulator`) or a regulator's second vote (`already_voted`); an
-appeal by no party (`not_case_party`) or after the window (`appeal_window_closed`); an event
-that nothing in the case needs (`wrong_events`), or a needed one missing (`incomplete`); and
-the trade claims' own (`bad_trade`). The timeline's words are protocol/case_timeline.py's.
+membership replayed from the genesis when it signed (`not_regulator`), or by a party to the
+case (`regulator_is_party`); a vote by the regulator who ruled (`same_regulator`) or a
+regulator's second vote (`already_voted`); an appeal by no party (`not_case_party`) or after
+the window (`appeal_window_closed`); an event that nothing in the case needs
+(`wrong_events`), or a needed one missing (`incomplete`); and the trade claims' own
+(`bad_trade`). The timeline's words are protocol/case_timeline.py's.
 Pure: no I/O, no clock.
 """
 
@@ -149,6 +150,7 @@ class _Case:
             )
 
     def _regulator(self, log_index: int, event: DecodedEvent) -> None:
+        """A regulator's event: by a regulator when it signed, who is no party to the case."""
         if self.proven.roles.get(log_index) != _REGULATOR:
             raise _refused(
                 "not_regulator",
@@ -156,6 +158,13 @@ class _Case:
                 log_index,
                 f"is by {event.author_id!r}, not a regulator in the membership the genesis and "
                 "the bundle's governance events give when it was signed",
+            )
+        if event.author_id in self.parties:
+            raise _refused(
+                "regulator_is_party",
+                event,
+                log_index,
+                f"is by {event.author_id!r}, a party to the case",
             )
 
     def apply(self, log_index: int, event: DecodedEvent) -> None:
@@ -179,7 +188,6 @@ class _Case:
             return
         if event.kind == "case_opened":
             self._needs(log_index, event, "")
-            self._regulator(log_index, event)
             missing = [c for c in self.complaint_ids if c not in self.complaints]
             if missing:
                 raise BundleError(
@@ -190,6 +198,7 @@ class _Case:
                 self.claims["complaints"].append(complaint)
                 self.parties.extend((complaint["complainant"], complaint["respondent"]))
             self.parties = list(dict.fromkeys(self.parties))
+            self._regulator(log_index, event)
             self.claims.update(opened_by=author, opening_event_id=identifier, parties=self.parties)
             self._status("open")
         elif event.kind == "case_step_recorded":

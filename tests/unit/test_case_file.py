@@ -498,6 +498,24 @@ def test_a_ruler_or_decider_who_was_no_regulator_is_refused(verified) -> None:
         assert caught.value.code == "not_regulator", kind
 
 
+def test_a_regulator_who_is_a_party_is_refused(chain: Chain, verified) -> None:
+    """A regulator that complained, or is complained about, neither opens, investigates,
+    rules nor decides (rules_cases' regulator_is_party)."""
+    for kind in ("case_opened", "case_step_recorded", "case_ruled", "appeal_decided"):
+        at = _index(verified, kind)
+        event = dict(verified.events)[at]
+        # The exchange, a party (it filed complaint-2), in the role of a regulator.
+        payload = getattr(event.event, kind)
+        fields = {f.name: v for f, v in payload.ListFields()}
+        forged = chain.consortium.sign("exchange", kind, **fields)
+        added, proven = _added(chain, _proven(verified), forged, at, at)
+        proven = replace(proven, roles={**proven.roles, at: ledger_pb2.ROLE_REGULATOR})
+        rest = [(i, e) for i, e in _events(verified) if i != at]
+        with pytest.raises(BundleError) as caught:
+            _claims([*rest, added], proven)
+        assert caught.value.code == "regulator_is_party", kind
+
+
 def test_an_appeal_decided_by_the_ruler_is_refused(chain: Chain, verified) -> None:
     decided = _index(verified, "appeal_decided")
     events = [(i, e) for i, e in _events(verified) if i != decided]
@@ -602,6 +620,7 @@ def test_every_code_of_the_case_derivation_is_covered() -> None:
     tested = {
         "case_order": test_an_event_out_of_case_order_is_refused,
         "not_regulator": test_a_ruler_or_decider_who_was_no_regulator_is_refused,
+        "regulator_is_party": test_a_regulator_who_is_a_party_is_refused,
         "same_regulator": test_an_appeal_decided_by_the_ruler_is_refused,
         "already_voted": test_a_second_vote_by_one_regulator_is_refused,
         "not_case_party": test_an_appeal_by_no_party_or_after_the_window_is_refused,
