@@ -38,6 +38,8 @@ class RunningCase:
     rest_url: str
     tokens: dict[str, str]  # member -> a member token
     event_ids: dict[str, str]  # story label -> hex event id
+    node: NodeProcess
+    data_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,8 @@ def running_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCa
             rest_url=f"http://{layout.rest_addresses[0]}",
             tokens=tokens,
             event_ids=event_ids,
+            node=node,
+            data_dir=layout.node_configs[0].parent / "data",
         )
     assert not node.running
 
@@ -164,3 +168,23 @@ def test_a_member_who_is_no_party_gets_no_case_file(
     assert result.returncode != 0
     assert "HTTP 403" in result.stderr
     assert not (tmp_path / "refused.json").exists()
+
+
+def test_a_stopped_nodes_data_gives_the_same_case_file(
+    running_case: RunningCase, tmp_path: Path
+) -> None:
+    """Last (it stops the node): the case file from the data folder claims what the one over
+    REST claims, over the same events (the checkpoints may differ: the node may commit an
+    empty block in between)."""
+    over_rest = tmp_path / "rest.json"
+    assert export(running_case, running_case.tokens["agency-b"], over_rest).returncode == 0
+    running_case.node.stop()
+    from_data = tmp_path / "data.json"
+    result = run_cli(
+        "evidence", "export", "--case", "case/1", "--data-dir", str(running_case.data_dir),
+        "--genesis", str(running_case.genesis), "--out", str(from_data),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data, rest = json.loads(from_data.read_bytes()), json.loads(over_rest.read_bytes())
+    assert data["claims"] == rest["claims"]
+    assert [e["event_id"] for e in data["events"]] == [e["event_id"] for e in rest["events"]]
