@@ -686,8 +686,16 @@ def test_tampering_with_any_event_is_caught(chain: Chain, case_bytes: bytes) -> 
         ), index  # fmt: skip
 
 
-def test_a_case_file_is_of_format_3_only(chain: Chain, case_bytes: bytes) -> None:
+def test_the_kind_subject_and_format_are_bound(chain: Chain, case_bytes: bytes) -> None:
     document = json.loads(case_bytes)
+    other = copy.deepcopy(document)
+    other["subject"] = {"case_id": "case-2"}
+    assert rejection(encode_canonical(other), chain.genesis).code in ("incomplete", "case_order")
+    other["kind"] = "trade"
+    assert rejection(encode_canonical(other), chain.genesis).code == "malformed"
+    other["subject"] = {"order_id": "order-1"}  # its events are no trade's
+    assert rejection(encode_canonical(other), chain.genesis).code == "incomplete"
+    # A case file is of format 3 only.
     older = {k: v for k, v in document.items() if k != "blocks"}
     older["format"] = evidence.FORMAT_V2
     error = rejection(encode_canonical(older), chain.genesis)
