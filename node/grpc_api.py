@@ -44,6 +44,7 @@ from provledger.node.settings import (
 from provledger.node.store import StoreDamaged
 from provledger.node.walks import inclusion_proof
 from provledger.protocol.application import Origin
+from provledger.protocol.catalogue import OfferFilters, search_words
 from provledger.protocol.errors import Rejected, RejectionKind, check
 from provledger.protocol.events import event_id
 from provledger.protocol.limits import (
@@ -57,6 +58,8 @@ from provledger.protocol.limits import (
     LINEAGE_NODES_DEFAULT,
     LINEAGE_NODES_MAX,
     LOG_INDEX_MAX,
+    OFFERS_PAGE_ITEMS_DEFAULT,
+    OFFERS_PAGE_ITEMS_MAX,
     PROPOSALS_PAGE_ITEMS_DEFAULT,
     PROPOSALS_PAGE_ITEMS_MAX,
 )
@@ -401,6 +404,29 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
         return api_pb2.ListCasesResponse(
             cases=page.cases, more=page.more, next_after_case_id=page.next_after_case_id
         )
+
+    async def ListOffers(self, request, context):
+        """The catalogue (every member's read): offers matching the filters, by offer id."""
+        filters = OfferFilters(
+            asset_id=request.asset_id,
+            seller_id=request.seller_id,
+            broker_id=request.broker_id,
+            classification=request.classification,
+            status=request.status,
+            price_min=request.price_min if request.HasField("price_min") else None,
+            price_max=request.price_max if request.HasField("price_max") else None,
+            currency=request.currency,
+            title_words=search_words(request.title_words),
+        )
+        limit = _capped(request.limit, OFFERS_PAGE_ITEMS_DEFAULT, OFFERS_PAGE_ITEMS_MAX)
+        after = request.after_offer_id or None
+        page = await self._ask(context, lambda r: self._queries.offers(r, filters, after, limit))
+        return api_pb2.ListOffersResponse(
+            offers=page.offers, more=page.more, next_after_offer_id=page.next_after
+        )
+
+    async def GetOffer(self, request, context):
+        return await self._ask(context, lambda r: self._queries.require_offer(r, request.offer_id))
 
     async def SubscribeBlocks(self, request, context) -> AsyncIterator[ledger_pb2.Block]:
         await self._ask(context, self._queries.require_block_events)

@@ -17,18 +17,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from provledger.node import bundles
+from provledger.node import bundles, market
 from provledger.node.store import Store
 from provledger.node.walks import validator_chain
 from provledger.protocol import access, authorization, rules_governance
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
+from provledger.protocol.catalogue import FilterError, OfferFilters, check_filters
 from provledger.protocol.errors import CodedError
 from provledger.protocol.events import event_id
 from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import (
     HISTORY_PAGE_BYTES_MAX,
     HISTORY_PAGE_EVENTS_MAX,
+    IDENTIFIER_LENGTH_CHARS_MAX,
     LINEAGE_NODES_MAX,
     PROPOSAL_OPEN_MS_MAX,
     PROV_HISTORY_EVENTS_SCANNED_MAX,
@@ -43,7 +45,7 @@ from provledger.protocol.prov import (
     prov_document,
 )
 from provledger.protocol.tokens import TokenError, verify_token
-from provledger.v1 import ledger_pb2, state_pb2
+from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
 
 class QueryError(CodedError):
@@ -421,6 +423,35 @@ class LedgerQueries:
         shown = dataclasses.replace(judgement, deciding=visible)
         withheld = len(judgement.deciding) - len(visible)
         return AuthorizationAnswer(shown, question, checkpoint, withheld)
+
+    # --- the market's catalogue ------------------------------------------------------------
+
+    def offers(
+        self, reader: Reader, filters: OfferFilters, after: str | None, limit: int
+    ) -> market.OfferPage:
+        """A page of the catalogue: offers matching `filters` after the offer id `after`
+        (node/market.py); a search that cannot be asked is a bad request."""
+        self._require_catalogue(reader)
+        try:
+            check_filters(filters)
+        except FilterError as error:
+            raise bad_request(error.code, error.reason) from None
+        if after is not None and len(after) > IDENTIFIER_LENGTH_CHARS_MAX:
+            raise bad_request(
+                "bad_cursor", f"after is an offer id: at most {IDENTIFIER_LENGTH_CHARS_MAX} chars"
+            )
+        return market.offers_page(self.store, filters, after, limit)
+
+    def require_offer(self, reader: Reader, offer_id: str) -> api_pb2.OfferView:
+        self._require_catalogue(reader)
+        view = market.offer(self.store, offer_id)
+        if view is None:
+            raise not_found("unknown_offer", f"no offer {offer_id!r}")
+        return view
+
+    def _require_catalogue(self, reader: Reader) -> None:
+        if not access.sees_catalogue(reader):
+            raise forbidden(f"the market's catalogue does not concern {reader.member_id!r}")
 
     # --- evidence bundles -----------------------------------------------------------------
 

@@ -858,6 +858,14 @@ class Store:
         """Whether the cases-by-subject index lists `case_id` under `subject_id`."""
         return self._read.get(schema.cases_by_subject_key(subject_id, case_id)) is not None
 
+    def state_records(self, kind: str, after_id: str | None) -> Iterator[tuple[str, Message]]:
+        """The world-state records of `kind` in id order after `after_id` (exclusive), read
+        lazily from the last commit; a record that does not parse is damage."""
+        start, stop = schema.state_records_range(kind, after_id)
+        prefix_size = len(schema.state_key(kind, ""))
+        for key, raw in self._read.iterator(start=start, stop=stop):
+            yield key[prefix_size:].decode(), self._parse(RECORD_TYPES[kind](), raw, key)
+
 
 def _write_entry(write: Write) -> tuple[bytes, bytes]:
     """The key and value of one state write: a used nonce, or a world-state record."""

@@ -9,16 +9,20 @@ The policy (docs/rest-api.md, ADR 007):
   is auditor or regulator: protocol/tokens.py);
 - a member reads what concerns it: an asset it owns, holds a copy of, made, or holds a grant
   on; a grant it issued or holds, or on an asset it owns; an order where it is the buyer, the
-  seller or the listing exchange, or of an asset it owns; an event it wrote, that names it,
-  that is about something it may read (protocol/concerns.py says what each event is about),
-  and every governance event, proposal and member record (keys and revocations included); a
-  case (its complaints and timeline) where it is a party, or any case if it is a regulator or
-  an auditor; a derivation is read through the asset it creates only (it carries that
-  asset's name and digest), so the owner of a parent sees it in the lineage, redacted, and
-  not in its asset's history;
+  seller, the listing exchange or the broker that listed the offer, or of an asset it owns; an
+  event it wrote, that names it, that is about something it may read (protocol/concerns.py
+  says what each event is about), and every governance event, proposal and member record
+  (keys and revocations included); a case (its complaints and timeline) where it is a party,
+  or any case if it is a regulator or an auditor; a derivation is read through the asset it
+  creates only (it carries that asset's name and digest), so the owner of a parent sees it in
+  the lineage, redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
   name, content digest, holders, origin event and what keeps it in the country left out;
+- the market's catalogue (every offer, listed or delisted, with its asset's id, name and
+  classification, its seller, broker, exchange, price and title) is every member's to read:
+  a listing is the seller's public offer to the consortium (ADR 017). The asset itself, its
+  history and its trades stay under the rules above;
 - whole blocks with their events' bodies (gRPC GetBlock, SubscribeBlocks) are an auditor's
   read only: a block carries every member's events at once. Anyone who reads may see the
   chain's headers, checkpoints and event ids (REST /v1/blocks), which reveal no content.
@@ -104,6 +108,12 @@ def sees_governance(reader: Reader) -> bool:
     return True
 
 
+def sees_catalogue(reader: Reader) -> bool:
+    """Whether `reader` may search the market's catalogue and read its offers: every member,
+    as a listing is the seller's public offer to the consortium (ADR 017)."""
+    return True
+
+
 def sees_asset(ledger: LedgerReader, reader: Reader, asset: state_pb2.AssetRecord) -> bool:
     """An asset concerns a member that owns it, holds a copy, registered or derived it, or
     holds a grant on it."""
@@ -124,11 +134,14 @@ def sees_grant(ledger: LedgerReader, reader: Reader, grant: state_pb2.GrantRecor
 
 
 def sees_order(ledger: LedgerReader, reader: Reader, order: state_pb2.OrderRecord) -> bool:
-    """An order concerns its buyer, its seller, the listing exchange and the owner of the
-    asset it trades (who sees every trade of its asset)."""
+    """An order concerns its buyer, its seller, the listing (or settling) exchange, the broker
+    that listed its offer, and the owner of the asset it trades (who sees every trade of its
+    asset)."""
     if reader.auditor or reader.member_id in (order.buyer_id, order.seller_id, order.exchange_id):
         return True
     offer = ledger.load("offer", order.offer_id)
+    if offer is not None and offer.broker_id and offer.broker_id == reader.member_id:
+        return True
     asset = ledger.load("asset", offer.offer.asset_id) if offer is not None else None
     return asset is not None and asset.owner_id == reader.member_id
 

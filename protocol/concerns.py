@@ -24,8 +24,16 @@ Lookup = Callable[[str, str], Any]
 
 # Event kinds of governance, which concerns every member.
 GOVERNANCE_KINDS = frozenset(("governance", "governance_proposed", "governance_approved"))
-# Payload fields that name a member other than the author.
-_MEMBER_FIELDS = ("recipient_id", "new_owner_id", "grantee_id", "seller_id")
+# Payload fields that name a member other than the author (a broker's listing names the
+# exchange that settles; a qualification and a mandate name the broker).
+_MEMBER_FIELDS = (
+    "recipient_id",
+    "new_owner_id",
+    "grantee_id",
+    "seller_id",
+    "broker_id",
+    "exchange_id",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ def concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
     assets = _assets(kind, payload, lookup, order_id)
     if order_id or kind == "order_placed":
         members.extend(_order_parties(order_id, lookup))
+    members.extend(_market_members(kind, payload, lookup))
     edges: tuple[tuple[str, str], ...] = ()
     if kind == "asset_derived":
         edges = tuple((parent_id, payload.asset_id) for parent_id in payload.parent_ids)
@@ -83,12 +92,36 @@ def _order_parties(order_id: str, lookup: Lookup) -> list[str]:
     order = lookup("order", order_id) if order_id else None
     if order is None:
         return []
-    return [order.buyer_id, order.seller_id, order.exchange_id]
+    offer = lookup("offer", order.offer_id)
+    broker = [offer.broker_id] if offer is not None and offer.broker_id else []
+    return [order.buyer_id, order.seller_id, order.exchange_id, *broker]
+
+
+def _market_members(kind: str, payload: Any, lookup: Lookup) -> list[str]:
+    """The members a market event names through the records it refers to: a revoked
+    mandate's seller and broker; a delisted offer's seller, broker and settling exchange; the
+    member suspended from trading."""
+    if kind == "mandate_revoked":
+        mandate = lookup("mandate", payload.mandate_id)
+        return [mandate.seller_id, mandate.mandate.broker_id] if mandate is not None else []
+    if kind == "offer_delisted":
+        offer = lookup("offer", payload.offer_id)
+        if offer is None:
+            return []
+        return [m for m in (offer.offer.seller_id, offer.broker_id, offer.exchange_id) if m]
+    if kind == "trading_suspended":
+        return [payload.member_id]
+    return []
 
 
 def _assets(kind: str, payload: Any, lookup: Lookup, order_id: str) -> list[str]:
     if kind == "asset_derived":
         return [payload.asset_id, *payload.parent_ids]
+    if kind == "mandate_granted":  # the assets it names (none: every asset of the seller)
+        return list(payload.asset_ids)
+    if kind == "mandate_revoked":
+        mandate = lookup("mandate", payload.mandate_id)
+        return list(mandate.mandate.asset_ids) if mandate is not None else []
     if hasattr(payload, "asset_id"):
         return [payload.asset_id]
     if kind == "grant_revoked":
@@ -97,7 +130,9 @@ def _assets(kind: str, payload: Any, lookup: Lookup, order_id: str) -> list[str]
     if kind == "certificate_revoked":
         certificate = lookup("certificate", payload.certificate_id)
         return [certificate.certificate.asset_id] if certificate is not None else []
-    offer_id = getattr(payload, "offer_id", "") if kind == "order_placed" else ""
+    offer_id = (
+        getattr(payload, "offer_id", "") if kind in ("order_placed", "offer_delisted") else ""
+    )
     if order_id:
         order = lookup("order", order_id)
         offer_id = order.offer_id if order is not None else ""

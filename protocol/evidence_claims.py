@@ -175,7 +175,7 @@ def trade_claims(order_id: str, events: Sequence[tuple[int, DecodedEvent]]) -> A
         "price": offer.price,
         "currency": offer.currency,
         "seller": offer.seller_id,
-        # A broker lists under a mandate, naming the exchange that settles.
+        # The settling exchange: the one a broker's listing names (ADR 017), else the lister.
         "exchange": offer.exchange_id or events[0][1].author_id,
         "buyer": "",
         "statuses": ["listed"],

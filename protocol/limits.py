@@ -96,6 +96,8 @@ OFFERS_PAGE_ITEMS_MAX = 500
 # Offers read from the store for one catalogue page, matching or not, before the page ends
 # early (its cursor says where to go on): a search that matches little stays bounded.
 OFFERS_SCANNED_PER_PAGE_MAX = 10_000
+# Words a catalogue search may ask the title for (each must occur in it).
+TITLE_WORDS_PER_SEARCH_MAX = 16
 CASES_PAGE_ITEMS_DEFAULT = 100
 CASES_PAGE_ITEMS_MAX = 500
 # Cases read for one ListCases page, matching its filters or not, before the page ends early

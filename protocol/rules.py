@@ -14,7 +14,9 @@ Who may do what (roles are in the genesis document and changed by governance):
 - moving important or core data abroad (a share or transfer with a destination region) needs
   a regulator's cross-border approval for that asset, recipient and region, still valid; a
   grant marked no-cross-border never allows it;
-- exchanges list offers of an asset for its owner; any member but the seller or an auditor
+- exchanges list offers of an asset for its owner, and qualified brokers list them under the
+  owner's mandate (protocol/rules_market.py: brokers, mandates, delistings, suspensions from
+  trading); any member but the seller or an auditor
   orders; trades go listed -> ordered -> delivered (by the seller; the buyer then holds a copy
   of the asset) -> settled (by the listing exchange); only a party to the order opens a
   dispute, and a regulator resolves it;
@@ -36,7 +38,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from provledger.protocol import crypto, rules_assets, rules_cases, rules_governance, rules_trade
+from provledger.protocol import (
+    crypto,
+    rules_assets,
+    rules_cases,
+    rules_governance,
+    rules_market,
+    rules_trade,
+)
 from provledger.protocol.errors import duplicate, forbidden, invalid
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.rule_checks import AUDITOR
@@ -145,6 +154,11 @@ _HANDLERS: dict[str, _Handler] = {
     "case_ruled": rules_cases.case_ruled,
     "ruling_appealed": rules_cases.ruling_appealed,
     "appeal_decided": rules_cases.appeal_decided,
+    "broker_qualified": rules_market.broker_qualified,
+    "mandate_granted": rules_market.mandate_granted,
+    "mandate_revoked": rules_market.mandate_revoked,
+    "offer_delisted": rules_market.offer_delisted,
+    "trading_suspended": rules_market.trading_suspended,
 }
 # Governance also needs the block's height (key revocations are by height).
 _GovernanceHandler = Callable[

@@ -1,6 +1,15 @@
 """The rules of trade: offers, orders, delivery, settlement and disputes, with the order's life
 cycle listed -> ordered -> delivered -> settled, and disputed -> resolved. Dispatched to by
 protocol/rules.py.
+
+An offer is listed by an exchange for the asset's owner (as before brokers existed: the
+seller's consent to an exchange's listing stays off the ledger, in the exchange's membership
+terms, and the seller may delist any offer of its asset), or by a qualified broker under the
+seller's mandate, naming the exchange that settles (rules_market.broker_listing; ADR 017).
+The author of every trade event (listing, ordering, delivering, settling), and the seller of
+a listing or an order, must not be suspended from trading (rules_market.check_not_suspended).
+No order is placed on a delisted offer, nor on a broker's listing whose mandate was revoked
+or has expired.
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from provledger.protocol.errors import forbidden, invalid, precondition
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.rule_checks import (
     AGENCY,
+    BROKER,
     EXCHANGE,
     REGULATOR,
     copy_record,
@@ -17,6 +27,7 @@ from provledger.protocol.rule_checks import (
     put,
     require_role,
 )
+from provledger.protocol.rules_market import broker_listing, check_not_suspended, live_mandate
 from provledger.protocol.state import StateReader, Write
 from provledger.v1 import state_pb2
 
@@ -48,7 +59,20 @@ def advance(
 
 
 def offer_listed(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    require_role(author, (EXCHANGE,), "listing an offer")
+    if author.role == BROKER:
+        check_not_suspended(state, author.member_id, block_time_ms)
+        broker_listing(state, author, payload, block_time_ms)
+        exchange_id, broker_id = payload.exchange_id, author.member_id
+    else:
+        require_role(author, (EXCHANGE,), "listing an offer")
+        if payload.mandate_id:
+            raise forbidden(
+                "not_a_broker",
+                "only a broker lists under a mandate; an exchange lists without one",
+            )
+        check_not_suspended(state, author.member_id, block_time_ms)
+        exchange_id, broker_id = author.member_id, ""
+    check_not_suspended(state, payload.seller_id, block_time_ms)
     asset = live_asset(state, payload.asset_id)
     if asset.owner_id != payload.seller_id:
         raise forbidden(
@@ -57,19 +81,32 @@ def offer_listed(state, author, payload, decoded, block_time_ms) -> list[Write]:
         )
     new_id(state, "offer", payload.offer_id)
     record = state_pb2.OfferRecord(
-        offer=payload, exchange_id=author.member_id, event_id=decoded.event_id
+        offer=payload,
+        exchange_id=exchange_id,
+        event_id=decoded.event_id,
+        broker_id=broker_id,
+        status=state_pb2.OFFER_STATUS_LISTED,
     )
     return [put("offer", payload.offer_id, record)]
 
 
 def order_placed(state, author, payload, decoded, block_time_ms) -> list[Write]:
     require_role(author, (AGENCY, EXCHANGE, REGULATOR), "placing an order")
+    check_not_suspended(state, author.member_id, block_time_ms)
     offer_record = state.load("offer", payload.offer_id)
     if offer_record is None:
         raise precondition("unknown_offer", f"offer {payload.offer_id!r} does not exist")
     offer = offer_record.offer  # type: ignore[attr-defined]
     if offer.seller_id == author.member_id:
         raise invalid("self_order", "a seller cannot order its own offer")
+    if offer_record.status == state_pb2.OFFER_STATUS_DELISTED:  # type: ignore[attr-defined]
+        raise precondition(
+            "offer_delisted",
+            f"offer {payload.offer_id!r} was delisted by {offer_record.delisted_by!r}",  # type: ignore[attr-defined]
+        )
+    if offer.mandate_id:
+        live_mandate(state, offer.mandate_id, block_time_ms)
+    check_not_suspended(state, offer.seller_id, block_time_ms)
     asset = live_asset(state, offer.asset_id)
     if asset.owner_id != offer.seller_id:
         raise precondition(
@@ -93,6 +130,7 @@ def order_delivered(state, author, payload, decoded, block_time_ms) -> list[Writ
     order = existing_order(state, payload.order_id)
     if author.member_id != order.seller_id:
         raise forbidden("not_seller", f"only the seller {order.seller_id!r} delivers")
+    check_not_suspended(state, author.member_id, block_time_ms)
     require_status(order, (state_pb2.ORDER_STATUS_ORDERED,), "deliver")
     updated = advance(order, state_pb2.ORDER_STATUS_DELIVERED, decoded)
     updated.delivery_digest = payload.delivery_digest
@@ -111,6 +149,7 @@ def order_settled(state, author, payload, decoded, block_time_ms) -> list[Write]
     order = existing_order(state, payload.order_id)
     if author.member_id != order.exchange_id:
         raise forbidden("not_exchange", f"only the listing exchange {order.exchange_id!r} settles")
+    check_not_suspended(state, author.member_id, block_time_ms)
     require_status(order, (state_pb2.ORDER_STATUS_DELIVERED,), "settle")
     updated = advance(order, state_pb2.ORDER_STATUS_SETTLED, decoded)
     return [put("order", order.order_id, updated)]

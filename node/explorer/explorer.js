@@ -34,7 +34,8 @@
     authorization: ["grant_issued", "grant_revoked", "cross_border_approved"],
     trade: [
       "offer_listed", "order_placed", "order_delivered", "order_settled", "dispute_opened",
-      "dispute_resolved",
+      "dispute_resolved", "broker_qualified", "mandate_granted", "mandate_revoked",
+      "offer_delisted", "trading_suspended",
     ],
     governance: ["governance"],
     supervision: [
@@ -1153,6 +1154,7 @@
       const details = await tradeDetails(orders);
       if (generation !== searchGeneration) return; // a newer search started meanwhile
       currentAssetId = assetId;
+      $("tab-assets").setAttribute("href", assetHash(assetId));
       clearMessage();
       $("results").hidden = false; // first: the graph measures its frame to centre the asset
       renderAsset(asset, assetId);
@@ -1223,6 +1225,134 @@
     }
   }
 
+  // --- the market: the catalogue of offers (/v1/offers) ---------------------------------------
+
+  const MARKET_LIMIT_DEFAULT = 25;
+  const MARKET_LIMIT_MAX = 500; // the API's cap
+  const MARKET_FILTERS = [
+    "q", "asset_id", "seller_id", "broker_id", "classification", "status", "price_min",
+    "price_max", "currency",
+  ];
+  let marketGeneration = 0;
+  let marketLoaded = false;
+  let marketAfter = null; // the `after` of the page shown (null: the first page)
+  let marketNextAfter = null; // the `after` of the next page (null: none)
+  const marketEarlier = []; // the `after` of each page shown before this one
+
+  function marketFilters() {
+    const form = $("market-form");
+    const filters = {};
+    for (const name of MARKET_FILTERS) {
+      const value = String(form.elements[name].value || "").trim();
+      if (value) filters[name] = value;
+    }
+    return filters;
+  }
+
+  function marketLimit() {
+    const value = Number($("market-limit").value);
+    return Number.isInteger(value) && value >= 1 && value <= MARKET_LIMIT_MAX
+      ? value
+      : MARKET_LIMIT_DEFAULT;
+  }
+
+  function offerStatusBadge(offer) {
+    const status = pick(offer, "status") === "delisted" ? "delisted" : "listed";
+    const by = pick(offer, "delisted_by");
+    const reason = pick(offer, "delisting_reason");
+    const title = status === "delisted"
+      ? `delisted${by ? ` by ${by}` : ""}${reason ? `: ${reason}` : ""}`
+      : "listed: open to orders";
+    return badge(status, status, title);
+  }
+
+  function renderOffers(page) {
+    const body = $("market-body");
+    body.replaceChildren();
+    const offers = asList(pick(page, "items"));
+    if (offers.length === 0) body.append(emptyRow("no offers match", 9));
+    for (const offer of offers) {
+      const offerId = pick(offer, "offer_id") || "";
+      const assetId = pick(offer, "asset_id") || "";
+      const classification = classificationOf(pick(offer, "classification"));
+      const broker = pick(offer, "broker_id");
+      const status = pick(offer, "status") === "delisted" ? "delisted" : "listed";
+      body.append(
+        element(
+          "tr",
+          { attributes: { "data-offer-id": offerId, "data-status": status } },
+          [
+            element("td", { className: "mono", text: offerId }),
+            element("td", { text: pick(offer, "title") || "" }),
+            element("td", {}, [
+              assetLink(assetId),
+              pick(offer, "asset_name") ? element("div", { className: "hint", text: pick(offer, "asset_name") }) : null,
+            ]),
+            element("td", {}, [classificationBadge(classification)]),
+            element("td", { className: "offer-seller", text: pick(offer, "seller_id") || "" }),
+            element("td", { className: "offer-broker" }, [
+              broker || element("span", { className: "empty", text: "none (exchange listing)" }),
+            ]),
+            element("td", { text: pick(offer, "exchange_id") || "" }),
+            element("td", { className: "offer-price", text: formatPrice(offer) }),
+            element("td", {}, [offerStatusBadge(offer)]),
+          ],
+        ),
+      );
+    }
+    const number = marketEarlier.length + 1;
+    $("market-page").textContent = `page ${number}, ${offers.length} offer${offers.length === 1 ? "" : "s"}`;
+    $("market-previous").disabled = marketEarlier.length === 0;
+    $("market-next").disabled = marketNextAfter === null;
+  }
+
+  async function loadOffers(after) {
+    const generation = ++marketGeneration;
+    const status = $("market-status-line");
+    if (!currentToken()) {
+      showMessage(
+        "An access token is needed.",
+        "Paste a token above; issue one with provledger token issue --identity FILE --role member.",
+      );
+      $("token-input").focus();
+      return;
+    }
+    status.textContent = "Loading offers…";
+    $("market").setAttribute("aria-busy", "true");
+    try {
+      const page = await getJson("/v1/offers", { ...marketFilters(), limit: marketLimit(), after });
+      if (generation !== marketGeneration) return; // a newer search started meanwhile
+      clearMessage();
+      marketLoaded = true;
+      marketAfter = after;
+      marketNextAfter = pick(page, "more") ? pick(page, "next_after") || null : null;
+      renderOffers(page);
+      status.textContent = marketNextAfter
+        ? "More offers follow: see the next page."
+        : "These are the last offers that match.";
+    } catch (error) {
+      if (generation !== marketGeneration) return;
+      status.textContent = "";
+      showError(error, "the market's offers");
+    } finally {
+      if (generation === marketGeneration) $("market").setAttribute("aria-busy", "false");
+    }
+  }
+
+  function searchOffers() {
+    marketEarlier.length = 0;
+    void loadOffers(null);
+  }
+
+  function showPage(page) {
+    document.body.dataset.page = page;
+    for (const [id, name] of [["tab-assets", "assets"], ["tab-market", "market"]]) {
+      if (name === page) $(id).setAttribute("aria-current", "page");
+      else $(id).removeAttribute("aria-current");
+    }
+    $("tab-assets").setAttribute("href", currentAssetId ? assetHash(currentAssetId) : "#assets");
+  }
+
   // --- navigation ---------------------------------------------------------------------------
 
   function fragmentParameters() {
@@ -1243,7 +1373,14 @@
   }
 
   function routeFromFragment() {
-    const assetId = fragmentParameters().get("asset");
+    const parameters = fragmentParameters();
+    if (parameters.has("market")) {
+      showPage("market");
+      if (!marketLoaded) searchOffers();
+      return;
+    }
+    showPage("assets");
+    const assetId = parameters.get("asset");
     if (assetId && assetId !== currentAssetId) void search(assetId);
     const caseId = fragmentParameters().get("case");
     if (caseId && caseId !== currentCaseId) void openCase(caseId);
@@ -1367,8 +1504,25 @@
       void refreshHealth();
       void loadCaseList();
       if (currentCaseId) void openCase(currentCaseId);
-      if (currentAssetId) void search(currentAssetId);
+      if (document.body.dataset.page === "market") void loadOffers(marketAfter);
+      else if (currentAssetId) void search(currentAssetId);
       else routeFromFragment();
+    });
+    $("market-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      searchOffers();
+    });
+    $("market-form").addEventListener("reset", () => {
+      setTimeout(searchOffers, 0); // after the browser has cleared the fields
+    });
+    $("market-next").addEventListener("click", () => {
+      if (marketNextAfter === null) return;
+      marketEarlier.push(marketAfter);
+      void loadOffers(marketNextAfter);
+    });
+    $("market-previous").addEventListener("click", () => {
+      if (marketEarlier.length === 0) return;
+      void loadOffers(marketEarlier.pop());
     });
     $("token-clear").addEventListener("click", () => {
       saveToken("");

@@ -17,6 +17,7 @@ from provledger.node.rest.models import (
     AuthorizationView,
     BlockPage,
     BlockView,
+    CatalogueOfferView,
     CheckpointView,
     ConsistencyProofView,
     ConsistencyView,
@@ -36,6 +37,7 @@ from provledger.node.rest.models import (
     LifecycleEntry,
     LineageView,
     MemberView,
+    OfferPage,
     OfferView,
     ProposalPage,
     ProposalView,
@@ -48,6 +50,7 @@ from provledger.node.rest.models import (
 )
 from provledger.node.rest.views import (
     asset_view,
+    catalogue_offer_view,
     certificate_view,
     checkpoint_view,
     enum_text,
@@ -63,6 +66,7 @@ from provledger.node.settings import REST_LINEAGE_NODES_TOTAL_MAX
 from provledger.protocol import access, merkle
 from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
+from provledger.protocol.catalogue import OfferFilters
 from provledger.protocol.events import event_id as compute_event_id
 from provledger.protocol.fork_proof import verify_fork_proof
 from provledger.protocol.genesis import Genesis
@@ -481,6 +485,21 @@ class Answers:
             life_cycle=[event_view(queries, location) for location in self._life_cycle(order)],
             dispute=_dispute_view(dispute) if dispute is not None else None,
         )
+
+    # --- the market's catalogue -----------------------------------------------------------
+
+    def offers(
+        self, reader: Reader, filters: OfferFilters, after: str | None, limit: int
+    ) -> OfferPage:
+        page = self.queries.offers(reader, filters, after, limit)
+        return OfferPage(
+            items=[catalogue_offer_view(view) for view in page.offers],
+            more=page.more,
+            next_after=page.next_after or None,
+        )
+
+    def offer(self, reader: Reader, offer_id: str) -> CatalogueOfferView:
+        return catalogue_offer_view(self.queries.require_offer(reader, offer_id))
 
 
 def _dispute_view(dispute: Any) -> DisputeView:

@@ -47,6 +47,7 @@ from provledger.node.rest.models import (
     BlockView,
     CaseDetail,
     CasePage,
+    CatalogueOfferView,
     CheckpointView,
     ConsistencyView,
     ErrorBody,
@@ -59,6 +60,7 @@ from provledger.node.rest.models import (
     InclusionView,
     LineageView,
     MemberView,
+    OfferPage,
     ProposalPage,
     ProposalView,
     ProvDocument,
@@ -74,6 +76,7 @@ from provledger.node.settings import (
 )
 from provledger.node.store import Store, StoreDamaged
 from provledger.protocol.access import Reader
+from provledger.protocol.catalogue import OfferFilters, search_words
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
     CASES_PAGE_ITEMS_DEFAULT,
@@ -82,6 +85,8 @@ from provledger.protocol.limits import (
     LINEAGE_DEPTH_DEFAULT,
     LINEAGE_DEPTH_MAX,
     LINEAGE_NODES_MAX,
+    OFFERS_PAGE_ITEMS_DEFAULT,
+    OFFERS_PAGE_ITEMS_MAX,
     PROPOSALS_PAGE_ITEMS_DEFAULT,
     PROPOSALS_PAGE_ITEMS_MAX,
     PROV_HISTORY_EVENTS_SCANNED_MAX,
@@ -198,6 +203,10 @@ CaseIdPath = Annotated[
     PathParameter(min_length=1, max_length=IDENTIFIER_LENGTH_CHARS_MAX, pattern=IDENTIFIER_PATTERN),
 ]
 Direction = Annotated[Literal["upstream", "downstream"], Query()]
+OfferLimit = Annotated[int, Query(ge=1, le=OFFERS_PAGE_ITEMS_MAX, description="offers at most")]
+Price = Annotated[int | None, Query(ge=0, le=2**64 - 1, description="minor units, inclusive")]
+CLASSIFICATION_NUMBERS = {"general": 1, "important": 2, "core": 3}
+OFFER_STATUS_NUMBERS = {"listed": 1, "delisted": 2}
 Depth = Annotated[int, Query(ge=1, le=LINEAGE_DEPTH_MAX)]
 
 
@@ -621,6 +630,60 @@ def create_app(view: NodeView) -> FastAPI:
     def case(ledger: Api, caller: Caller, case_id: CaseIdPath) -> CaseDetail:
         """One case: its record, complaints, timeline in words, appeal deadline and finality."""
         return case_detail(cases.require_case(ledger.queries, caller, case_id))
+
+    # --- the market's catalogue ------------------------------------------------------------
+
+    @app.get("/v1/offers", response_model=OfferPage, responses=ERROR_RESPONSES, tags=["market"])
+    def offers(
+        ledger: Api,
+        caller: Caller,
+        asset_id: OptionalIdentifier = None,
+        seller_id: OptionalIdentifier = None,
+        broker_id: OptionalIdentifier = None,
+        classification: Annotated[Literal["general", "important", "core"] | None, Query()] = None,
+        status: Annotated[Literal["listed", "delisted"] | None, Query()] = None,
+        price_min: Price = None,
+        price_max: Price = None,
+        currency: OptionalIdentifier = None,
+        q: Annotated[
+            str | None,
+            Query(max_length=TEXT_LENGTH_CHARS_MAX, description="words the title must hold"),
+        ] = None,
+        after: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=IDENTIFIER_LENGTH_CHARS_MAX,
+                pattern=IDENTIFIER_PATTERN,
+                description="next_after of the previous page",
+            ),
+        ] = None,
+        limit: OfferLimit = OFFERS_PAGE_ITEMS_DEFAULT,
+    ) -> OfferPage:
+        """The market's catalogue (every member's read): offers matching every filter given,
+        by offer id, with their asset's classification and name as they stand now."""
+        filters = OfferFilters(
+            asset_id=asset_id or "",
+            seller_id=seller_id or "",
+            broker_id=broker_id or "",
+            classification=CLASSIFICATION_NUMBERS[classification] if classification else 0,
+            status=OFFER_STATUS_NUMBERS[status] if status else 0,
+            price_min=price_min,
+            price_max=price_max,
+            currency=currency or "",
+            title_words=search_words(q or ""),
+        )
+        return ledger.offers(caller, filters, after, limit)
+
+    @app.get(
+        "/v1/offers/one",
+        response_model=CatalogueOfferView,
+        responses=ERROR_RESPONSES,
+        tags=["market"],
+    )
+    def offer(ledger: Api, caller: Caller, offer_id: Identifier) -> CatalogueOfferView:
+        """One offer of the catalogue."""
+        return ledger.offer(caller, offer_id)
 
     # --- evidence --------------------------------------------------------------------------
 

@@ -448,3 +448,35 @@ class CasePage(BaseModel):
     items: list[dict[str, Any]] = Field(description="case records, by case id")
     more: bool
     next_after: str | None = Field(description="with more: the `after` of the next page")
+
+
+class CatalogueOfferView(BaseModel):
+    """An offer as the market's catalogue shows it (ADR 017)."""
+
+    offer_id: str
+    asset_id: str
+    asset_name: str = Field(description="the asset's name as it stands now")
+    classification: str = Field(description="the asset's classification as it stands now")
+    seller_id: str
+    broker_id: str | None = Field(description="the broker that listed it; null: an exchange did")
+    mandate_id: str | None = Field(description="the seller's mandate a broker listed it under")
+    exchange_id: str = Field(description="the exchange that settles its trades")
+    title: str
+    price: int = Field(description="in minor units of the currency")
+    currency: str
+    terms: str
+    status: Literal["listed", "delisted"]
+    event_id: str = Field(description="the listing event")
+    delisted_by: str | None
+    delisting_reason: str | None
+    delisted_event_id: str | None = Field(
+        description="the OfferDelisted, or the ruling or appeal that delisted it"
+    )
+
+
+class OfferPage(BaseModel):
+    items: list[CatalogueOfferView] = Field(description="by offer id")
+    more: bool = Field(description="offers after next_after may match")
+    next_after: str | None = Field(
+        description="the `after` of the next page (the last offer read); null without more"
+    )

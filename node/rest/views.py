@@ -16,6 +16,7 @@ from provledger.node.rest.models import (
     AuthorView,
     CaseDetail,
     CasePage,
+    CatalogueOfferView,
     CertificateView,
     CheckpointView,
     EventView,
@@ -36,7 +37,7 @@ from provledger.protocol.access import decode_event
 from provledger.protocol.events import event_id as compute_event_id
 from provledger.protocol.events import log_leaf
 from provledger.protocol.genesis import role_name
-from provledger.v1 import ledger_pb2, state_pb2
+from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
 
 def _hex(data: bytes) -> str:
@@ -323,3 +324,28 @@ def case_json(case: state_pb2.CaseRecord) -> dict[str, Any]:
     for vote, shown in zip(case.votes, document["votes"], strict=True):
         shown["decision"]["remedies"] = remedies_json(vote.decision.remedies)
     return document
+
+
+def catalogue_offer_view(view: api_pb2.OfferView) -> CatalogueOfferView:
+    record = view.record
+    offer = record.offer
+    delisted = view.status == state_pb2.OFFER_STATUS_DELISTED
+    return CatalogueOfferView(
+        offer_id=offer.offer_id,
+        asset_id=offer.asset_id,
+        asset_name=view.asset_name,
+        classification=enum_text(ledger_pb2.Classification.DESCRIPTOR, view.classification),
+        seller_id=offer.seller_id,
+        broker_id=record.broker_id or None,
+        mandate_id=offer.mandate_id or None,
+        exchange_id=record.exchange_id,
+        title=offer.title,
+        price=offer.price,
+        currency=offer.currency,
+        terms=offer.terms,
+        status="delisted" if delisted else "listed",
+        event_id=record.event_id.hex(),
+        delisted_by=record.delisted_by if delisted else None,
+        delisting_reason=record.delisting_reason if delisted else None,
+        delisted_event_id=record.delisted_event_id.hex() if delisted else None,
+    )

@@ -13,6 +13,9 @@ revoked; a settled trade and a disputed one resolved by the regulator; an asset 
 issued and revoked; a retired asset; and a governance event that adds a member, which every
 member sees (the added member, concerned by nothing else, is one of the readers).
 
+The market's catalogue (GetOffer, ListOffers paged) is asked the same way: every member reads
+it.
+
 Then each reader (each member with a `member` token, the auditor and the regulator with an
 `auditor` token, no token, and tokens that do not verify) asks every gRPC read about every
 subject of the story (and unknown ones), and the same question over REST. Both answers are
@@ -103,6 +106,7 @@ class Story:
     assets: dict[str, str]  # role in the story -> asset id
     grants: dict[str, str]
     orders: dict[str, str]
+    offers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def grpc_address(self) -> str:
@@ -352,6 +356,7 @@ def tell_the_story(layout: ConsortiumLayout) -> Story:
         assets={name: ids[name] for name in ASSETS},
         grants={name: ids[name] for name in GRANTS},
         orders={name: ids[name] for name in ORDERS},
+        offers={name: ids[name] for name in ("offer", "offer2")},
     )
 
 
@@ -642,6 +647,38 @@ def order_from_grpc(order: state_pb2.OrderRecord) -> dict:
     }
 
 
+def offer_from_rest(view: dict) -> dict:
+    return {
+        key: view[key]
+        for key in (
+            "offer_id", "asset_id", "asset_name", "classification", "seller_id", "broker_id",
+            "mandate_id", "exchange_id", "title", "price", "currency", "terms", "status",
+            "event_id",
+        )
+    }  # fmt: skip
+
+
+def offer_from_grpc(view: api_pb2.OfferView) -> dict:
+    record = view.record
+    offer = record.offer
+    return {
+        "offer_id": offer.offer_id,
+        "asset_id": offer.asset_id,
+        "asset_name": view.asset_name,
+        "classification": enum_word(ledger_pb2.Classification, view.classification),
+        "seller_id": offer.seller_id,
+        "broker_id": record.broker_id or None,
+        "mandate_id": offer.mandate_id or None,
+        "exchange_id": record.exchange_id,
+        "title": offer.title,
+        "price": offer.price,
+        "currency": offer.currency,
+        "terms": offer.terms,
+        "status": enum_word(state_pb2.OfferStatus, view.status),
+        "event_id": record.event_id.hex(),
+    }
+
+
 def block_from_rest(view: dict, with_certificate: bool = True) -> dict:
     shown = {
         "header": view["header_raw"],
@@ -865,6 +902,45 @@ class Asker:
             lambda: self.stub.GetOrder(request, timeout=RPC_TIMEOUT_S), order_from_grpc
         )
 
+    def offer(self, offer_id: str) -> tuple[Answer, Answer]:
+        rest = rest_get(self.rest, "/v1/offers/one", offer_from_rest, offer_id=offer_id)
+        request = api_pb2.GetOfferRequest(offer_id=offer_id)
+        return rest, grpc_get(
+            lambda: self.stub.GetOffer(request, timeout=RPC_TIMEOUT_S), offer_from_grpc
+        )
+
+    def offers(self) -> tuple[Answer, Answer]:
+        """The whole catalogue, PAGE_ITEMS offers a page, through both."""
+        rest_items: list[dict] = []
+        after = None
+        while True:
+            response = self.rest.response("/v1/offers", after=after, limit=PAGE_ITEMS)
+            if response.status_code != 200:
+                rest = rest_refusal(response)
+                break
+            page = response.json()
+            rest_items += [offer_from_rest(item) for item in page["items"]]
+            after = page["next_after"]
+            if not page["more"]:
+                rest = Answer(ALLOWED, "", tuple(o["offer_id"] for o in rest_items))
+                break
+        grpc_items: list[dict] = []
+        cursor = ""
+        while True:
+            request = api_pb2.ListOffersRequest(limit=PAGE_ITEMS, after_offer_id=cursor)
+            answer = grpc_get(
+                lambda r=request: self.stub.ListOffers(r, timeout=RPC_TIMEOUT_S), lambda r: r
+            )
+            if answer.kind != ALLOWED:
+                return rest, answer
+            grpc_items += [offer_from_grpc(view) for view in answer.content.offers]
+            cursor = answer.content.next_after_offer_id
+            if not answer.content.more:
+                break
+        if rest.kind == ALLOWED and rest_items != grpc_items:
+            return rest, Answer(ALLOWED, "", ("differs", tuple(o["offer_id"] for o in grpc_items)))
+        return rest, Answer(ALLOWED, "", tuple(o["offer_id"] for o in grpc_items))
+
     def checkpoint(self, height: int) -> tuple[Answer, Answer]:
         rest = rest_get(self.rest, "/v1/checkpoint", checkpoint_from_rest, height=height)
         request = api_pb2.GetCheckpointRequest(height=height)
@@ -1027,6 +1103,9 @@ def questions(story: Story) -> list[tuple[str, str, Callable[[Asker], tuple[Answ
         asked.append(("GetGrant", name, lambda a, i=grant_id: a.grant(i)))
     for name, order_id in {**story.orders, "unknown": UNKNOWN_ID}.items():
         asked.append(("GetOrder", name, lambda a, i=order_id: a.order(i)))
+    for name, offer_id in {**story.offers, "unknown": UNKNOWN_ID}.items():
+        asked.append(("GetOffer", name, lambda a, i=offer_id: a.offer(i)))
+    asked.append(("ListOffers", "catalogue", lambda a: a.offers()))
     for height in [*range(1, head + 1), BEYOND_HEAD]:
         label = "beyond-head" if height == BEYOND_HEAD else str(height)
         asked.append(("GetCheckpoint", label, lambda a, h=height: a.checkpoint(h)))
@@ -1090,6 +1169,8 @@ RULE_PATHS = [
     ("agency-a/member", WHOLE_DOWNSTREAM, "health", ALLOWED),
     ("exchange/member", "GetCheckpoint", "1", ALLOWED),
     ("lab-c/member", "GetBlock", "1", ALLOWED),  # REST: the header and the event ids
+    ("lab-c/member", "GetOffer", "offer", ALLOWED),  # the catalogue is every member's
+    ("lab-c/member", "ListOffers", "catalogue", ALLOWED),
 ]
 
 
@@ -1165,9 +1246,11 @@ def test_every_grpc_read_answers_each_reader_what_rest_does(story: Story) -> Non
         kinds.setdefault(query, set()).add(rest.kind)
     for query, seen in kinds.items():
         wanted = {ALLOWED, "unauthenticated"}
-        if query != "SubscribeBlocks":  # asked from committed heights only
+        if query not in ("SubscribeBlocks", "ListOffers"):  # asked from committed heights only
             wanted.add("not_found")
-        if query not in ("GetCheckpoint", "GetConsistencyProof", "GetBlock", "SubscribeBlocks"):
+        # The chain's headers and the market's catalogue are every member's to read.
+        chain_reads = ("GetCheckpoint", "GetConsistencyProof", "GetBlock", "SubscribeBlocks")
+        if query not in (*chain_reads, "GetOffer", "ListOffers"):
             wanted.add("forbidden")
         assert wanted <= seen, (query, seen)
     check_rule_paths(story, rest_answers)

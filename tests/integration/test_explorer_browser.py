@@ -9,7 +9,10 @@ the test checks what an auditor sees: the consortium's height, the fused asset's
 lineage graph, classifications, timeline, trade, the grant on a parent reached by clicking it
 in the graph, and evidence bundles downloaded from the page that `provledger verify` accepts
 against the genesis file.
-A second tab with a bad token, then an unknown asset, must show readable messages.
+A second tab with a bad token, then an unknown asset, must show readable messages. A broker
+then joins by governance and lists the bus trips under agency-b's mandate (one listing later
+delisted): the Market page lists the offers with their asset, seller, broker, classification,
+price and status, filters them, pages through them and opens an offer's asset.
 
 The browser is never downloaded: the test uses /usr/bin/chromium and skips (or fails under
 CI=...) when it is missing. A full-page screenshot is kept at tests/artifacts/explorer.png.
@@ -34,7 +37,10 @@ from support.rest_support import RestClient, cli_token, init_rest_consortium, ru
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient
 from provledger.node.config import NodeConfig
+from provledger.protocol import crypto
 from provledger.protocol.blocks import decode_header
+from provledger.protocol.crypto import SigningKey
+from provledger.protocol.rules import governance_sign_bytes
 from provledger.v1 import api_pb2, ledger_pb2
 
 pytestmark = pytest.mark.integration
@@ -68,6 +74,11 @@ ORDER = "order/1"
 MISSING_ASSET = "nowhere/no-such-asset"
 COMPLAINT = "complaint/misdescribed"
 CASE = "case/2021-001"
+BROKER = "broker-x"
+BROKER_KEY = SigningKey.from_seed(hashlib.sha256(b"explorer broker-x").digest())
+MANDATE = "mandate/bus-trips"
+OFFER_BUS = "offer/bus-trips"
+OFFER_BUS_OLD = "offer/bus-trips-first"
 
 
 def _require_browser() -> None:
@@ -198,11 +209,12 @@ def tell_story(addresses: list[str], identities: dict[str, Path]) -> int:
                 "order_delivered", order_id=ORDER, delivery_digest=digest("delivered package")
             )
         )
-        return sender.commit(
+        sender.commit(
             signer["exchange"].event(
                 "order_settled", order_id=ORDER, settlement_reference="bank-transfer-0001"
             )
         )
+        return tell_market_story(sender, signer, now_ms)
     finally:
         sender.close()
 
@@ -244,6 +256,56 @@ def tell_case(addresses: list[str], identities: dict[str, Path]) -> int:
         )  # fmt: skip
     finally:
         sender.close()
+
+
+def tell_market_story(sender: RoundRobin, signer: dict[str, EventSigner], now_ms: int) -> int:
+    """A broker joins by governance, is qualified, and lists the bus trips for agency-b under
+    its mandate, twice; agency-b delists the older listing. Returns the last commit's height."""
+    chain_id = signer["agency-a"].identity.chain_id
+    change = ledger_pb2.GovernanceChange(
+        proposal_nonce=time.time_ns(),
+        member_added=ledger_pb2.MemberAdded(
+            member_id=BROKER, name="Licensed Data Broker", role=ledger_pb2.ROLE_BROKER,
+            public_key=BROKER_KEY.public_key,
+        ),
+    )  # fmt: skip
+    change_bytes = change.SerializeToString(deterministic=True)
+    message = governance_sign_bytes(chain_id, change_bytes)
+    approvals = [
+        ledger_pb2.Approval(
+            approver=ledger_pb2.Author(member_id=member, key_id=each.identity.key.key_id),
+            signature=each.identity.key.sign(crypto.DOMAIN_GOVERNANCE, message),
+        )
+        for member, each in signer.items()
+    ]
+    sender.commit(signer["agency-a"].event("governance", change=change_bytes, approvals=approvals))
+    broker = EventSigner(Identity(BROKER, "broker", chain_id, BROKER_KEY))
+    sender.commit(
+        signer["regulator"].event(
+            "broker_qualified", qualification_id="qualification/broker-x", broker_id=BROKER,
+            scope="transport data", expires_at_ms=now_ms + 30 * DAY_MS,
+        )
+    )  # fmt: skip
+    sender.commit(
+        signer["agency-b"].event(
+            "mandate_granted", mandate_id=MANDATE, broker_id=BROKER, asset_ids=[BUS],
+            expires_at_ms=now_ms + 30 * DAY_MS, price_floor=10_000,
+        )
+    )  # fmt: skip
+    for offer_id, price, title in (
+        (OFFER_BUS, 45_000, "Bus trips 2021, by route"),
+        (OFFER_BUS_OLD, 30_000, "Bus trips 2021, first release"),
+    ):
+        sender.commit(
+            broker.event(
+                "offer_listed", offer_id=offer_id, asset_id=BUS, seller_id="agency-b",
+                price=price, currency="CNY", title=title, mandate_id=MANDATE,
+                exchange_id="exchange",
+            )
+        )  # fmt: skip
+    return sender.commit(
+        signer["agency-b"].event("offer_delisted", offer_id=OFFER_BUS_OLD, reason="superseded")
+    )
 
 
 @dataclass(frozen=True)
@@ -548,4 +610,97 @@ def test_explorer_explains_a_bad_token_and_an_unknown_asset(ledger: Ledger, brow
     ]  # fmt: skip
     assert unexpected == []
     assert any("401" in error for error in console.errors)
+    page.close()
+
+
+def market_rows(page) -> list[str]:
+    return [
+        row.get_attribute("data-offer-id")
+        for row in page.locator("#market-body tr[data-offer-id]").all()
+    ]
+
+
+def test_explorer_market_page_lists_filters_and_pages_offers(ledger: Ledger, browser) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    console = ConsoleWatch(page)
+    page.goto(f"{ledger.rest_url}/#token={ledger.token}&market")
+    expect(page.locator("#market")).to_be_visible()
+    expect(page.locator("#search")).to_be_hidden()
+    assert page.locator("#tab-market").get_attribute("aria-current") == "page"
+
+    # Every offer, by offer id, as the API lists it.
+    rows = page.locator("#market-body tr[data-offer-id]")
+    expect(rows).to_have_count(3)
+    assert market_rows(page) == [OFFER_BUS, OFFER_BUS_OLD, OFFER]
+    listed = ledger.rest.get("/v1/offers")["items"]
+    assert [item["offer_id"] for item in listed] == market_rows(page)
+
+    # Each offer shows its asset, seller, broker, classification, price and status.
+    brokered = page.locator(f'#market-body tr[data-offer-id="{OFFER_BUS}"]')
+    text = brokered.inner_text()
+    for expected in (BUS, "Bus trips 2021, by route", "agency-b", BROKER, "exchange", "450.00 CNY"):
+        assert expected in text, f"{expected!r} not in the row: {text!r}"
+    expect(brokered.locator(".badge--general")).to_have_text("general")
+    expect(brokered.locator(".badge--listed")).to_have_text("listed")
+    direct = page.locator(f'#market-body tr[data-offer-id="{OFFER}"]')
+    expect(direct.locator(".offer-broker")).to_have_text("none (exchange listing)")
+    expect(direct.locator(".badge--core")).to_have_text("core")
+    expect(direct.locator(".offer-price")).to_have_text("12000.00 CNY")
+    withdrawn = page.locator(f'#market-body tr[data-offer-id="{OFFER_BUS_OLD}"]')
+    expect(withdrawn).to_have_attribute("data-status", "delisted")
+    assert "agency-b" in (withdrawn.locator(".badge--delisted").get_attribute("title") or "")
+
+    # Filters: by broker and status, by title words, by classification, by price.
+    page.locator("#market-broker").fill(BROKER)
+    page.locator("#market-status").select_option("listed")
+    page.locator("#market-form button[type=submit]").click()
+    expect(rows).to_have_count(1)
+    assert market_rows(page) == [OFFER_BUS]
+    page.locator("#market-form button[type=reset]").click()
+    expect(rows).to_have_count(3)
+    page.locator("#market-q").fill("BUS release")
+    page.locator("#market-q").press("Enter")
+    expect(rows).to_have_count(1)
+    assert market_rows(page) == [OFFER_BUS_OLD]
+    page.locator("#market-q").fill("")
+    page.locator("#market-classification").select_option("core")
+    page.locator("#market-form button[type=submit]").click()
+    expect(rows.first).to_have_attribute("data-offer-id", OFFER)
+    assert market_rows(page) == [OFFER]
+    page.locator("#market-classification").select_option("")
+    page.locator("#market-price-min").fill("30000")
+    page.locator("#market-price-max").fill("45000")
+    page.locator("#market-form button[type=submit]").click()
+    expect(rows).to_have_count(2)
+    assert market_rows(page) == [OFFER_BUS, OFFER_BUS_OLD]
+    page.locator("#market-form button[type=reset]").click()
+    expect(rows).to_have_count(3)
+
+    # Paging: one offer a page, forward to the end and back.
+    page.locator("#market-limit").fill("1")
+    page.locator("#market-form button[type=submit]").click()
+    seen = []
+    for number in (1, 2, 3):
+        expect(page.locator("#market-page")).to_have_text(f"page {number}, 1 offer")
+        seen += market_rows(page)
+        if number < 3:
+            page.locator("#market-next").click()
+    assert seen == [OFFER_BUS, OFFER_BUS_OLD, OFFER]
+    expect(page.locator("#market-next")).to_be_disabled()
+    page.locator("#market-previous").click()
+    expect(page.locator("#market-page")).to_have_text("page 2, 1 offer")
+    assert market_rows(page) == [OFFER_BUS_OLD]
+
+    # An offer's asset opens the asset page.
+    page.locator(f'#market-body tr[data-offer-id="{OFFER_BUS_OLD}"] a.asset-link').click()
+    expect(page.locator("#asset-heading")).to_have_text("Asset: Bus trips 2021")
+    expect(page.locator("#market")).to_be_hidden()
+    assert page.locator("#tab-assets").get_attribute("aria-current") == "page"
+    page.locator("#tab-market").click()
+    expect(page.locator("#market")).to_be_visible()
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS_DIR / "explorer-market.png"), full_page=True)
+    assert console.errors == []
     page.close()

@@ -335,6 +335,8 @@ PROTECTED = [
     "/v1/cases",
     "/v1/cases/case-1",
     "/v1/evidence/case?case_id=case-1",
+    "/v1/offers",
+    "/v1/offers/one?offer_id=offer/1",
 ]
 
 
