@@ -3,9 +3,10 @@
 `export` saves a bundle built by a node's REST API (--rest, with a bearer token) or from a
 stopped node's LevelDB folder (--data-dir); given the genesis it verifies the bundle first and
 never writes one that does not verify. `verify` checks a bundle offline against the genesis
-alone (protocol/evidence.py) and prints what it proves (`summary_lines`); given a proof of a
-fork (`provledger audit watch`), it checks that instead (protocol/fork_proof.py) and prints
-the two blocks and who signed both (`fork_lines`).
+alone (protocol/evidence.py) and prints what it proves (`summary_lines`; a case file as a
+timeline a judge can read, in protocol/case_timeline.py's words); given a proof of a fork
+(`provledger audit watch`), it checks that instead (protocol/fork_proof.py) and prints the two
+blocks and who signed both (`fork_lines`).
 """
 
 from __future__ import annotations
