@@ -31,7 +31,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 
-from provledger.node import cases
+from provledger.node import assessments, cases
 from provledger.node.grpc_connections import Admitted, ConnectionGuard
 from provledger.node.ledger import LedgerNode, TooManyWaiters
 from provledger.node.queries import LedgerQueries, ProposalAnswer, QueryError, Reader
@@ -286,6 +286,13 @@ class LedgerService(api_pb2_grpc.LedgerServiceServicer):
 
     async def GetOrder(self, request, context):
         return await self._ask(context, lambda r: self._queries.require_order(r, request.order_id))
+
+    async def GetAssessment(self, request, context):
+        answer = await self._ask(
+            context,
+            lambda r: assessments.require_assessment(self._queries, r, request.assessment_id),
+        )
+        return assessments.assessment_message(answer)
 
     async def GetMember(self, request, context):
         return await self._ask(

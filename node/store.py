@@ -790,6 +790,13 @@ class Store:
             records.append(record)
         return records, more
 
+    def records_of_kind(
+        self, kind: str, after_id: str | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        """World-state records of `kind` by record id (in byte order) after a cursor; and
+        whether more exist."""
+        return self._records_page(kind, schema.state_kind_prefix(kind), after_id, limit)
+
     def grants_of_asset(
         self, asset_id: str, after_grant_id: str | None, limit: int
     ) -> tuple[list[state_pb2.GrantRecord], bool]:

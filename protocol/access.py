@@ -23,6 +23,8 @@ The policy (docs/rest-api.md, ADR 007):
   classification, its seller, broker, exchange, price and title) is every member's to read:
   a listing is the seller's public offer to the consortium (ADR 017). The asset itself, its
   history and its trades stay under the rules above;
+- a security assessment concerns the regulator who recorded it, its recipient and the owners
+  of the assets in its scope (`sees_assessment`);
 - whole blocks with their events' bodies (gRPC GetBlock, SubscribeBlocks) are an auditor's
   read only: a block carries every member's events at once. Anyone who reads may see the
   chain's headers, checkpoints and event ids (REST /v1/blocks), which reveal no content.
@@ -198,3 +200,19 @@ def redact_asset(
     for hidden in REDACTED_ASSET_FIELDS:
         redacted.ClearField(hidden)
     return redacted, True
+
+
+def sees_assessment(
+    ledger: LedgerReader, reader: Reader, record: state_pb2.AssessmentRecord
+) -> bool:
+    """A security assessment concerns the regulator who recorded it, its recipient and the
+    owners of the assets in its scope; auditors (and regulators, with an auditor's token) read
+    every one, so a missed report is visible to them (ADR 019)."""
+    member_id = reader.member_id
+    if reader.auditor or member_id in (record.regulator_id, record.assessment.recipient_id):
+        return True
+    for asset_id in record.assessment.asset_ids:
+        asset = ledger.load("asset", asset_id)
+        if asset is not None and asset.owner_id == member_id:
+            return True
+    return False

@@ -67,6 +67,8 @@ def concerns(kind: str, payload: Any, lookup: Lookup) -> Concerns:
     if order_id or kind == "order_placed":
         members.extend(_order_parties(order_id, lookup))
     members.extend(_market_members(kind, payload, lookup))
+    if kind == "transfer_reported":
+        members.extend(_customs_members(payload, lookup))
     edges: tuple[tuple[str, str], ...] = ()
     if kind == "asset_derived":
         edges = tuple((parent_id, payload.asset_id) for parent_id in payload.parent_ids)
@@ -122,6 +124,8 @@ def _assets(kind: str, payload: Any, lookup: Lookup, order_id: str) -> list[str]
     if kind == "mandate_revoked":
         mandate = lookup("mandate", payload.mandate_id)
         return list(mandate.mandate.asset_ids) if mandate is not None else []
+    if kind in _CUSTOMS_KINDS:
+        return _customs_assets(kind, payload, lookup)
     if hasattr(payload, "asset_id"):
         return [payload.asset_id]
     if kind == "grant_revoked":
@@ -211,3 +215,23 @@ def _subject_asset(subject_kind: int, subject_id: str, lookup: Lookup) -> str:
         offer_id = order.offer_id if order is not None else ""
     offer = lookup("offer", offer_id) if offer_id else None
     return offer.offer.asset_id if offer is not None else ""
+
+
+# Data customs and the catalogue: an assessment is about its scope's assets and its recipient;
+# a report about its assessment's; a catalogue entry about its asset, if it names one (a prefix
+# entry joins no history); a reclassification about its asset.
+_CUSTOMS_KINDS = frozenset(("security_assessed", "transfer_reported", "data_catalogued"))
+
+
+def _customs_assets(kind: str, payload: Any, lookup: Lookup) -> list[str]:
+    if kind == "security_assessed":
+        return list(payload.asset_ids)
+    if kind == "transfer_reported":
+        record = lookup("assessment", payload.assessment_id)
+        return list(record.assessment.asset_ids) if record is not None else []
+    return [payload.asset_id] if payload.asset_id else []
+
+
+def _customs_members(payload: Any, lookup: Lookup) -> list[str]:
+    record = lookup("assessment", payload.assessment_id)
+    return [record.assessment.recipient_id] if record is not None else []

@@ -125,7 +125,16 @@ PURPOSES_PER_ASSESSMENT_MAX = 16
 # Ancestors looked at when judging whether an assessment's scope covers an asset: a scope
 # reached only beyond them does not cover it (the move is refused, never allowed wrongly).
 ASSESSMENT_ANCESTORS_MAX = 1_000
-REPORT_INTERVAL_MS_MIN = 3_600_000  # one hour
+# The shortest report interval: periods longer than a few blocks, so that a report can land in
+# the period it is due. What bounds an assessment's record is REPORT_PERIODS_MAX (ADR 019).
+REPORT_INTERVAL_MS_MIN = 5_000
+# Reports an assessment can require: the periods from its signing to its expiry. An assessment
+# owing more is refused (too_many_periods); this bounds its record and its overdue list.
+REPORT_PERIODS_MAX = 1_000
+# Shares and transfers recorded on one assessment; one more is refused (assessment_full).
+TRANSFERS_PER_ASSESSMENT_MAX = 1_000
+# Assessments a node reads when listing those with overdue reports (GET /v1/assessments).
+ASSESSMENTS_SCANNED_PER_PAGE_MAX = 10_000
 
 # X.509's upper bound on a common name (RFC 5280 ub-common-name); the node id is the CN.
 NODE_ID_LENGTH_CHARS_MAX = 64

@@ -2,7 +2,9 @@
 (towards parents) or downstream (towards what was derived from it).
 
 Every interface walks lineage here: the gRPC GetLineage call, the REST /v1/lineage pages, the
-PROV-JSON export and the lineage evidence bundle. Redaction is not done here but by the access
+PROV-JSON export and the lineage evidence bundle. Judging whether an asset descends from
+some others (a security assessment's scope, protocol/customs.py) walks up here too
+(`reaches_any`). Redaction is not done here but by the access
 policy (protocol/access.py) on the records this returns, the same way for each of them.
 
 Order: the root is node 0; then breadth-first, a node's neighbours in id order (the store
@@ -13,7 +15,7 @@ and the edges leading away from them, so the pages together hold the whole graph
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -102,3 +104,27 @@ def lineage_page(reader: LineageReader, query: LineageQuery) -> LineagePage:
         else:
             truncated = True
     return LineagePage(assets=assets, edges=edges, truncated=truncated, next_offset=next_offset)
+
+
+def reaches_any(
+    load: Callable[[str, str], Any], asset_id: str, targets: Collection[str], ancestors_max: int
+) -> bool:
+    """Whether `asset_id`, or one of its ancestors (breadth-first over AssetRecord.parent_ids),
+    is in `targets`, looking at no more than `ancestors_max` ancestors: a target reached only
+    beyond them counts as not reached, so a judgement resting on this errs towards refusing."""
+    if asset_id in targets:
+        return True
+    seen = {asset_id}
+    queue: deque[str] = deque([asset_id])
+    while queue:
+        record = load("asset", queue.popleft())
+        for parent_id in record.parent_ids if record is not None else ():
+            if parent_id in seen:
+                continue
+            if len(seen) - 1 >= ancestors_max:
+                return False
+            if parent_id in targets:
+                return True
+            seen.add(parent_id)
+            queue.append(parent_id)
+    return False

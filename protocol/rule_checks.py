@@ -1,6 +1,7 @@
 """The checks the rules share: roles, members, assets, new ids, covering grants and
-cross-border moves. Each raises `Rejected` with a precise code and reason, or returns what it
-looked up; none writes anything (protocol/rules.py says how the rules fit together).
+cross-border moves (under a security assessment: protocol/customs.py). Each raises `Rejected`
+with a precise code and reason, or returns what it looked up; none writes anything
+(protocol/rules.py says how the rules fit together).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from provledger.protocol import customs
 from provledger.protocol.authorization import grant_failure, operation_name
-from provledger.protocol.errors import duplicate, forbidden, precondition
+from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
 from provledger.protocol.state import StateReader, Write
 from provledger.v1 import ledger_pb2, state_pb2
 
@@ -131,13 +133,25 @@ def check_cross_border(
     state: StateReader,
     asset: state_pb2.AssetRecord,
     recipient_id: str,
-    destination_region: str,
-    approval_id: str,
+    move: Any,
     grant: state_pb2.GrantRecord | None,
     block_time_ms: int,
-) -> None:
-    if not destination_region:
-        return
+) -> state_pb2.AssessmentRecord | None:
+    """Whether the share or transfer `move` (its destination_region, assessment_id, purpose and
+    approval_id) may take `asset` to `recipient_id`. Returns the security assessment it moves
+    under, on which the caller records it (protocol/customs.py `record_move`), or None.
+
+    Important or core data (by its effective classification: the catalogue's minimum counts)
+    needs a covering assessment; a one-shot cross-border approval no longer suffices (ADR 019).
+    An assessment named on any move abroad is checked and records the move."""
+    region = move.destination_region
+    if not region:
+        if move.assessment_id:
+            raise invalid(
+                "assessment_not_abroad",
+                f"assessment {move.assessment_id!r} is named on a move that stays in the country",
+            )
+        return None
     if grant is not None and grant.grant.no_cross_border:
         raise forbidden(
             "cross_border_forbidden",
@@ -149,32 +163,26 @@ def check_cross_border(
             f"asset {asset.asset_id!r} may not leave the country: it derives from data kept in "
             f"it by {asset.no_cross_border_by}",
         )
-    if asset.classification not in SENSITIVE:
-        return
-    level = ledger_pb2.Classification.Name(asset.classification).removeprefix("CLASSIFICATION_")
-    if not approval_id:
-        raise forbidden(
-            "cross_border_unapproved",
-            f"asset {asset.asset_id!r} is {level.lower()} data: moving it to "
-            f"{destination_region!r} needs a regulator's cross-border approval",
+    if move.assessment_id:
+        return customs.covering_assessment(
+            state.load,
+            asset.asset_id,
+            recipient_id,
+            region,
+            move.assessment_id,
+            move.purpose,
+            block_time_ms,
         )
-    record = state.load("approval", approval_id)
-    if record is None:
-        raise precondition("unknown_approval", f"approval {approval_id!r} does not exist")
-    approval = record.approval  # type: ignore[attr-defined]
-    mismatch = [
-        field
-        for field, expected in (
-            ("asset_id", asset.asset_id),
-            ("recipient_id", recipient_id),
-            ("destination_region", destination_region),
-        )
-        if getattr(approval, field) != expected
-    ]
-    if mismatch:
-        raise forbidden(
-            "approval_mismatch",
-            f"approval {approval_id!r} does not match this move's {', '.join(mismatch)}",
-        )
-    if block_time_ms >= approval.expires_at_ms:
-        raise forbidden("approval_expired", f"approval {approval_id!r} has expired")
+    level = customs.effective_classification(state.load, asset)
+    if level not in SENSITIVE:
+        return None
+    approval = (
+        f"; approval {move.approval_id!r} is a one-shot approval, not an assessment"
+        if move.approval_id
+        else ""
+    )
+    raise forbidden(
+        "assessment_required",
+        f"asset {asset.asset_id!r} is {customs.level_name(level)} data: moving it to "
+        f"{region!r} needs a regulator's security assessment covering it{approval}",
+    )

@@ -12,8 +12,12 @@ Who may do what (roles are in the genesis document and changed by governance):
   use's grant must name the asset, purpose and operation and be neither expired nor revoked at
   the block's time;
 - moving important or core data abroad (a share or transfer with a destination region) needs
-  a regulator's cross-border approval for that asset, recipient and region, still valid; a
-  grant marked no-cross-border never allows it;
+  a regulator's security assessment whose scope holds the asset or an ancestor of it, for that
+  recipient, region and purpose, still valid (a one-shot cross-border approval no longer
+  suffices, ADR 019); a grant marked no-cross-border never allows it, nor anything derived
+  under it; the recipient reports once per period the assessment sets; a regulator's
+  important-data catalogue refuses registrations and derivations below its minimum, and a
+  regulator reclassifies an asset upwards only;
 - exchanges list offers of an asset for its owner, and qualified brokers list them under the
   owner's mandate (protocol/rules_market.py: brokers, mandates, delistings, suspensions from
   trading); any member but the seller or an auditor
@@ -29,8 +33,9 @@ Who may do what (roles are in the genesis document and changed by governance):
 Each (author, nonce) commits at most once, which makes a replayed event fail.
 
 This module authenticates the author and dispatches by kind; the rules of each kind are in
-protocol/rules_assets.py (provenance and authorization), rules_trade.py and
-rules_governance.py, over the shared checks of protocol/rule_checks.py.
+protocol/rules_assets.py (provenance and authorization), rules_trade.py,
+rules_governance.py and rules_customs.py (data customs and the catalogue), over the shared
+checks of protocol/rule_checks.py.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from provledger.protocol import (
     crypto,
     rules_assets,
     rules_cases,
+    rules_customs,
     rules_governance,
     rules_market,
     rules_trade,
@@ -159,6 +165,10 @@ _HANDLERS: dict[str, _Handler] = {
     "mandate_revoked": rules_market.mandate_revoked,
     "offer_delisted": rules_market.offer_delisted,
     "trading_suspended": rules_market.trading_suspended,
+    "security_assessed": rules_customs.security_assessed,
+    "transfer_reported": rules_customs.transfer_reported,
+    "data_catalogued": rules_customs.data_catalogued,
+    "asset_reclassified": rules_customs.asset_reclassified,
 }
 # Governance also needs the block's height (key revocations are by height).
 _GovernanceHandler = Callable[

@@ -6,6 +6,7 @@ pure function of (state, author, payload, event, block time) returning its write
 
 from __future__ import annotations
 
+from provledger.protocol import customs
 from provledger.protocol.errors import Rejected, forbidden, invalid, precondition
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.rule_checks import (
@@ -49,6 +50,7 @@ def _new_asset(
 def asset_registered(state, author, payload, decoded, block_time_ms) -> list[Write]:
     require_role(author, (AGENCY, EXCHANGE), "registering an asset")
     new_id(state, "asset", payload.asset_id)
+    customs.require_catalogue(state.load, payload.asset_id, payload.classification)
     return [_new_asset(payload, author, decoded)]
 
 
@@ -62,7 +64,7 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
     kept_by = ""
     for parent_id in payload.parent_ids:
         parent = live_asset(state, parent_id)
-        highest = max(highest, parent.classification)
+        highest = max(highest, customs.effective_classification(state.load, parent))
         kept_by = kept_by or (f"asset {parent_id}" if parent.no_cross_border_by else "")
         if parent.owner_id == author.member_id:
             continue
@@ -82,6 +84,7 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
             "a derived asset is classified at least as high as its most sensitive parent ("
             f"{ledger_pb2.Classification.Name(highest).removeprefix('CLASSIFICATION_').lower()})",
         )
+    customs.require_catalogue(state.load, payload.asset_id, payload.classification)
     return [_new_asset(payload, author, decoded, kept_by)]
 
 
@@ -132,19 +135,13 @@ def asset_shared(state, author, payload, decoded, block_time_ms) -> list[Write]:
             None,
             block_time_ms,
         )
-    check_cross_border(
-        state,
-        asset,
-        payload.recipient_id,
-        payload.destination_region,
-        payload.approval_id,
-        grant,
-        block_time_ms,
+    assessment = check_cross_border(
+        state, asset, payload.recipient_id, payload, grant, block_time_ms
     )
     updated = copy_record(asset)
     if payload.recipient_id not in updated.holder_ids:
         updated.holder_ids.append(payload.recipient_id)
-    return [put("asset", asset.asset_id, updated)]
+    return [put("asset", asset.asset_id, updated), *_moved(assessment, decoded, block_time_ms)]
 
 
 def asset_transferred(state, author, payload, decoded, block_time_ms) -> list[Write]:
@@ -152,18 +149,21 @@ def asset_transferred(state, author, payload, decoded, block_time_ms) -> list[Wr
     new_owner = active_member(state, payload.new_owner_id, "new_owner_id")
     if new_owner.member_id == author.member_id:
         raise invalid("self_transfer", "the asset already belongs to its author")
-    check_cross_border(
-        state,
-        asset,
-        payload.new_owner_id,
-        payload.destination_region,
-        payload.approval_id,
-        None,
-        block_time_ms,
+    assessment = check_cross_border(
+        state, asset, payload.new_owner_id, payload, None, block_time_ms
     )
     updated = copy_record(asset)
     updated.owner_id = payload.new_owner_id
-    return [put("asset", asset.asset_id, updated)]
+    return [put("asset", asset.asset_id, updated), *_moved(assessment, decoded, block_time_ms)]
+
+
+def _moved(
+    assessment: state_pb2.AssessmentRecord | None, decoded: DecodedEvent, block_time_ms: int
+) -> list[Write]:
+    """The assessment a move abroad went under, with the move recorded on it."""
+    if assessment is None:
+        return []
+    return [customs.record_move(assessment, decoded.event_id, block_time_ms)]
 
 
 def asset_used(state, author, payload, decoded, block_time_ms) -> list[Write]:

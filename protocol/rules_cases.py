@@ -38,6 +38,7 @@ from provledger.protocol.rule_checks import (
     require_role,
 )
 from provledger.protocol.rules_assets import grant_revoked
+from provledger.protocol.rules_market import delisted_offer, replaces_suspension
 from provledger.protocol.state import Overlay, StateReader, Write
 from provledger.protocol.supervision import supervision_policy
 from provledger.v1 import ledger_pb2, state_pb2
@@ -438,11 +439,8 @@ def _delist(
         raise _outside(f"offer {delist.offer_id!r}", case)
     if offer.status == state_pb2.OFFER_STATUS_DELISTED:  # type: ignore[attr-defined]
         return []  # it stays as it was delisted first: the ruling records the remedy
-    updated = copy_record(offer)
-    updated.status = state_pb2.OFFER_STATUS_DELISTED
-    updated.delisted_event_id = decoded.event_id
-    updated.delisted_by = author.member_id
-    updated.delisting_reason = f"remedy in case {case.case_id}"
+    reason = f"remedy in case {case.case_id}"
+    updated = delisted_offer(offer, decoded.event_id, author.member_id, reason)  # type: ignore[arg-type]
     return [put("offer", delist.offer_id, updated)]
 
 
@@ -468,18 +466,10 @@ def _suspend(
         event_id=decoded.event_id,
         case_id=case.case_id,
     )
-    kept = longest_suspension(state.load("suspension", suspend.member_id), record)  # type: ignore[arg-type]
-    return [] if kept is not record else [put("suspension", suspend.member_id, record)]
-
-
-def longest_suspension(
-    current: state_pb2.SuspensionRecord | None, new: state_pb2.SuspensionRecord
-) -> state_pb2.SuspensionRecord:
-    """Which suspension a member's record keeps: the one that ends last (a lifted one ends
-    nothing)."""
-    if current is None or current.lifted or new.until_ms > current.until_ms:
-        return new
-    return current
+    current = state.load("suspension", suspend.member_id)
+    if not replaces_suspension(current, record):  # type: ignore[arg-type]
+        return []  # a suspension that ends later stands; the ruling records the remedy
+    return [put("suspension", suspend.member_id, record)]
 
 
 def _lift_suspensions(state: StateReader, case: state_pb2.CaseRecord) -> list[Write]:

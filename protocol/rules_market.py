@@ -57,6 +57,18 @@ def check_not_suspended(state: StateReader, member_id: str, block_time_ms: int) 
     )
 
 
+def replaces_suspension(
+    current: state_pb2.SuspensionRecord | None, new: state_pb2.SuspensionRecord
+) -> bool:
+    """Whether a member's suspension record becomes `new` (a TradingSuspended's, or a
+    ruling's remedy's) or stays `current`: the one that ends last stands (a lifted one ends
+    nothing); on a tie, one no appeal can lift (not a ruling's) stands, so that lifting a
+    ruling's suspension never frees a member another suspension still holds."""
+    if current is None or current.lifted or new.until_ms > current.until_ms:
+        return True
+    return new.until_ms == current.until_ms and bool(current.case_id) and not new.case_id
+
+
 def broker_member(state: StateReader, broker_id: str) -> state_pb2.MemberRecord:
     """The member `broker_id`, if it is active and has the broker role."""
     member = active_member(state, broker_id, "broker_id")
@@ -210,12 +222,21 @@ def offer_delisted(state, author, payload, decoded: DecodedEvent, block_time_ms)
         )
     if record.status == state_pb2.OFFER_STATUS_DELISTED:  # type: ignore[attr-defined]
         raise precondition("already_delisted", f"offer {payload.offer_id!r} is delisted")
-    updated = copy_record(record)
-    updated.status = state_pb2.OFFER_STATUS_DELISTED
-    updated.delisted_event_id = decoded.event_id
-    updated.delisted_by = author.member_id
-    updated.delisting_reason = payload.reason
+    updated = delisted_offer(record, decoded.event_id, author.member_id, payload.reason)  # type: ignore[arg-type]
     return [put("offer", payload.offer_id, updated)]
+
+
+def delisted_offer(
+    record: state_pb2.OfferRecord, event_id: bytes, by: str, reason: str
+) -> state_pb2.OfferRecord:
+    """The offer as delisted by the event `event_id` (an OfferDelisted, or a ruling or appeal
+    decision whose remedy delists it) of member `by`."""
+    updated: state_pb2.OfferRecord = copy_record(record)
+    updated.status = state_pb2.OFFER_STATUS_DELISTED
+    updated.delisted_event_id = event_id
+    updated.delisted_by = by
+    updated.delisting_reason = reason
+    return updated
 
 
 def trading_suspended(state, author, payload, decoded: DecodedEvent, block_time_ms) -> list[Write]:
@@ -232,6 +253,6 @@ def trading_suspended(state, author, payload, decoded: DecodedEvent, block_time_
         regulator_id=author.member_id,
         event_id=decoded.event_id,
     )
-    if current is not None and not current.lifted and current.until_ms > payload.until_ms:  # type: ignore[attr-defined]
+    if not replaces_suspension(current, record):  # type: ignore[arg-type]
         return []  # the suspension in force ends later: it stands (the event stays on record)
     return [put("suspension", payload.member_id, record)]

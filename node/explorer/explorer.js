@@ -945,6 +945,15 @@
       entry.append(head);
       const summary = payloadSummary(pick(item, "payload"), currentAssetId);
       if (summary) entry.append(element("p", { className: "timeline__detail", text: summary }));
+      const payload = pick(item, "payload");
+      const caseId = kindFamily(kind) === "supervision"
+        ? pick(payload, "case_id") || pick(payload, "caseId") : undefined;
+      if (caseId) {
+        entry.append(element("p", { className: "timeline__detail" }, [
+          element("a", { className: "case-link", text: `open case ${caseId}`,
+            attributes: { href: caseHash(caseId) } }),
+        ]));
+      }
       if (eventId) {
         entry.append(element("p", { className: "timeline__detail" }, ["event ", hashElement(eventId)]));
       }
@@ -1353,6 +1362,59 @@
     $("tab-assets").setAttribute("href", currentAssetId ? assetHash(currentAssetId) : "#assets");
   }
 
+  // --- data customs: missed reports ---------------------------------------------------------
+
+  let customsGeneration = 0;
+
+  function setCustomsState(text, modifier) {
+    const pill = $("customs-state");
+    pill.textContent = text;
+    pill.className = `pill${modifier ? ` pill--${modifier}` : ""}`;
+  }
+
+  function renderCustoms(items, truncated) {
+    const body = $("customs-body");
+    body.replaceChildren();
+    for (const item of items) {
+      const scope = element("span");
+      for (const assetId of asList(pick(item, "asset_ids"))) {
+        if (scope.childNodes.length) scope.append(", ");
+        scope.append(assetLink(assetId));
+      }
+      const overdue = asList(pick(item, "overdue_periods")).join(", ");
+      body.append(
+        element("tr", { attributes: { "data-assessment-id": pick(item, "assessment_id") ?? "" } }, [
+          element("td", { text: pick(item, "assessment_id") ?? "" }),
+          element("td", { text: pick(item, "recipient_id") ?? "" }),
+          element("td", { text: pick(item, "destination_region") ?? "" }),
+          element("td", {}, [scope]),
+          element("td", { className: "number", text: overdue }),
+          element("td", { text: formatTime(pick(item, "next_report_due_ms")) || "—" }),
+        ]),
+      );
+    }
+    const count = `${items.length}${truncated ? "+" : ""}`;
+    if (items.length === 0) setCustomsState("no missed reports", "ok");
+    else setCustomsState(`${count} with missed reports`, "warn");
+  }
+
+  async function refreshCustoms() {
+    const generation = ++customsGeneration;
+    if (!currentToken()) {
+      $("customs-body").replaceChildren();
+      setCustomsState("a token is needed", "warn");
+      return;
+    }
+    try {
+      const { items, truncated } = await getAll("/v1/assessments", { overdue: "true" });
+      if (generation === customsGeneration) renderCustoms(items, truncated);
+    } catch (error) {
+      if (generation !== customsGeneration) return;
+      $("customs-body").replaceChildren();
+      setCustomsState(describeError(error, "the assessments").title, "bad");
+    }
+  }
+
   // --- navigation ---------------------------------------------------------------------------
 
   function fragmentParameters() {
@@ -1383,7 +1445,7 @@
     const assetId = parameters.get("asset");
     if (assetId && assetId !== currentAssetId) void search(assetId);
     const caseId = fragmentParameters().get("case");
-    if (caseId && caseId !== currentCaseId) void openCase(caseId);
+    if (caseId && (caseId !== currentCaseId || $("case-view").hidden)) void openCase(caseId);
   }
 
   // --- cases (GET /v1/cases, /v1/cases/{case_id}) --------------------------------------------
@@ -1426,6 +1488,7 @@
       if (currentCaseId !== caseId) return; // another case was asked for meanwhile
       renderCase(body, caseId);
       clearMessage();
+      $("cases").scrollIntoView();
     } catch (error) {
       $("case-view").hidden = true;
       showError(error, `case ${caseId}`);
@@ -1503,6 +1566,7 @@
       clearMessage();
       void refreshHealth();
       void loadCaseList();
+      void refreshCustoms();
       if (currentCaseId) void openCase(currentCaseId);
       if (document.body.dataset.page === "market") void loadOffers(marketAfter);
       else if (currentAssetId) void search(currentAssetId);
@@ -1528,6 +1592,7 @@
       saveToken("");
       clearMessage();
       void refreshHealth();
+      void refreshCustoms();
     });
     $("search-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -1575,6 +1640,7 @@
     window.addEventListener("hashchange", () => {
       const hadToken = absorbFragmentToken();
       if (hadToken) void refreshHealth();
+      if (hadToken) void refreshCustoms();
       routeFromFragment();
     });
     // A safety net: say so if anything still escapes (the test suite also watches for it).
@@ -1586,6 +1652,7 @@
     });
 
     void refreshHealth();
+    void refreshCustoms();
     scheduleHealth();
     routeFromFragment();
   }

@@ -35,11 +35,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provledger.node import cases, explorer
+from provledger.node import assessments, cases, explorer
 from provledger.node.forks import ForkLog
 from provledger.node.queries import LedgerQueries, QueryError
+from provledger.node.rest import cursors
 from provledger.node.rest.answers import Answers
 from provledger.node.rest.cursors import INT64_MAX
+from provledger.node.rest.customs import AssessmentPage, AssessmentView, assessment_view
 from provledger.node.rest.models import (
     AssetView,
     AuthorizationView,
@@ -684,6 +686,46 @@ def create_app(view: NodeView) -> FastAPI:
     def offer(ledger: Api, caller: Caller, offer_id: Identifier) -> CatalogueOfferView:
         """One offer of the catalogue."""
         return ledger.offer(caller, offer_id)
+
+    # --- data customs ----------------------------------------------------------------------
+
+    @app.get(
+        "/v1/assessments",
+        response_model=AssessmentPage,
+        responses=ERROR_RESPONSES,
+        tags=["customs"],
+    )
+    def assessments_list(
+        ledger: Api,
+        caller: Caller,
+        overdue: Annotated[bool, Query(description="only those with overdue reports")] = False,
+        cursor: Cursor = None,
+        limit: Limit = REST_PAGE_ITEMS_DEFAULT,
+    ) -> AssessmentPage:
+        """Security assessments the caller may see, by id; with `overdue=true` only those whose
+        recipient missed a report (judged at the head block's time)."""
+        scope = cursors.scope("assessments", overdue)
+        after = None if cursor is None else cursors.cursor_identifier(cursor, "assessments", scope)
+        answers, next_id = assessments.assessments_page(
+            ledger.queries, caller, overdue, after, limit
+        )
+        items = [assessment_view(answer) for answer in answers]
+        if next_id is None:
+            return AssessmentPage(items=items, next_cursor=None)
+        next_cursor = cursors.encode_cursor("assessments", next_id, scope)
+        return AssessmentPage(items=items, next_cursor=next_cursor)
+
+    @app.get(
+        "/v1/assessments/one",
+        response_model=AssessmentView,
+        responses=ERROR_RESPONSES,
+        tags=["customs"],
+    )
+    def assessment(ledger: Api, caller: Caller, assessment_id: Identifier) -> AssessmentView:
+        """One security assessment: its scope, the moves it allowed, the reports filed under it,
+        its overdue periods and the next report due."""
+        answer = assessments.require_assessment(ledger.queries, caller, assessment_id)
+        return assessment_view(answer)
 
     # --- evidence --------------------------------------------------------------------------
 

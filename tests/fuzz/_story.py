@@ -2,10 +2,11 @@
 blocks, tokens and bundles that are valid on it.
 
 The story (seven blocks, by the deterministic consortium of tests/support/memory_state.py):
-three registrations; a grant, a cross-border approval and a certificate; a derivation under the
-grant and an offer; three orders; deliveries; a settlement; a dispute. After it, `EVENT_SEEDS`
-holds one event of every kind (and governance changes of every kind) that the rules accept on
-the story's state at `SEED_TIME_MS`: each seed applied alone, to the same state.
+three registrations; a grant, a cross-border approval, a security assessment and a
+certificate; a derivation under the grant and an offer; three orders; deliveries; a
+settlement; a dispute. After it, `EVENT_SEEDS` holds one event of every kind (and governance
+changes of every kind) that the rules accept on the story's state at `SEED_TIME_MS`: each
+seed applied alone, to the same state.
 
 `memory_world()` is the story in memory (a `MemoryState` and a `MemoryChainStore`);
 `leveldb_world()` commits it into a real LevelDB `Store` in a temporary folder, removed at exit,
@@ -45,7 +46,7 @@ SHARE = ledger_pb2.OPERATION_SHARE
 # Every identifier the story uses: mutators draw from it so that changed fields often name
 # something that exists.
 VOCABULARY = (
-    "raw-a", "raw-b", "raw-c", "fused", "g-1", "ap-1", "cert-1", "offer-1", "order-1",
+    "raw-a", "raw-b", "raw-c", "fused", "g-1", "ap-1", "as-1", "cert-1", "offer-1", "order-1",
     "order-2", "order-3", "d-1", "agency-a", "agency-b", "exchange", "regulator", "auditor",
     "validator-0", "validator-1", "eu", "analytics", "CNY", "seed/new", "provledger-test",
 )  # fmt: skip
@@ -72,6 +73,10 @@ def _story(c: Consortium) -> list[Labelled]:
             ("ap-1", c.sign("regulator", "cross_border_approved", approval_id="ap-1",
                             asset_id="raw-a", recipient_id="agency-b", destination_region="eu",
                             expires_at_ms=EXPIRY_MS)),
+            ("as-1", c.sign("regulator", "security_assessed", assessment_id="as-1",
+                            asset_ids=["raw-a"], recipient_id="agency-b",
+                            destination_region="eu", purposes=["analytics"],
+                            expires_at_ms=EXPIRY_MS, report_digest=digest("assessment"))),
             ("cert-1", c.sign("regulator", "certificate_issued", certificate_id="cert-1",
                               asset_id="raw-a", scope="quality")),
         ],
@@ -150,7 +155,8 @@ def _event_seeds(c: Consortium) -> Labelled:
                             parent_ids=["raw-a", "raw-c"], activity="cleaning",
                             content_digest=digest("derived"), classification=IMPORTANT)),
         ("asset_shared", s("agency-a", "asset_shared", asset_id="raw-a", recipient_id="agency-b",
-                           destination_region="eu", approval_id="ap-1")),
+                           destination_region="eu", assessment_id="as-1",
+                           purpose="analytics")),
         ("asset_shared/grant", s("agency-b", "asset_shared", asset_id="raw-a",
                                  recipient_id="exchange", grant_id="g-1")),
         ("asset_transferred", s("agency-a", "asset_transferred", asset_id="raw-c",

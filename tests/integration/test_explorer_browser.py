@@ -572,10 +572,19 @@ def test_explorer_shows_a_case_timeline(ledger: Ledger, browser, tmp_path: Path)
     assert result.stdout.startswith(f"VERIFIED case evidence for case_id {CASE}")
     assert summaries[3] in result.stdout
     expect(page.locator("#message")).to_contain_text("Downloaded the case file")
+    assert console.errors == []
+    page.close()
 
-    # The case's events join the history of the asset traded.
-    page.goto(f"{ledger.rest_url}/#asset={FUSED.replace('/', '%2F')}")
-    expect(page.locator('#history-list > li[data-kind="case_ruled"]')).to_have_count(1)
+    # The case's events join the history of the asset traded, and lead back to the case.
+    page = browser.new_page()  # a new tab: its sessionStorage holds no token
+    console = ConsoleWatch(page)
+    page.goto(f"{ledger.rest_url}/#token={ledger.token}&asset={FUSED.replace('/', '%2F')}")
+    ruled = page.locator('#history-list > li[data-kind="case_ruled"]')
+    expect(ruled).to_have_count(1)
+    expect(page.locator("#case-view")).to_be_hidden()
+    ruled.locator("a.case-link").click()
+    expect(page.locator("#case-heading")).to_have_text(f"Case {CASE}")
+    assert page.url.endswith("#case=" + CASE.replace("/", "%2F"))
     assert console.errors == []
     page.close()
 

@@ -155,3 +155,39 @@ def test_mount_refuses_an_install_without_its_files(
     monkeypatch.setattr(explorer, "EXPLORER_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="package-data"):
         explorer.mount(FastAPI())
+
+
+VOID_ELEMENTS = {"meta", "link", "input", "br", "img", "hr", "source", "area", "base", "col"}
+
+
+class Nesting(HTMLParser):
+    """Every element's ancestors (by id), and each end tag checked against the open one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str]] = []
+        self.ancestors: dict[str, list[str]] = {}
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        identifier = dict(attrs).get("id") or ""
+        if identifier:
+            self.ancestors[identifier] = [i for _, i in self.open if i]
+        if tag not in VOID_ELEMENTS:
+            self.open.append((tag, identifier))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1][0] != tag:
+            where = self.getpos()[0]
+            self.problems.append(f"line {where}: </{tag}> closes {self.open[-1:]}")
+            return
+        self.open.pop()
+
+
+def test_every_element_is_closed_where_it_opened_and_the_pages_are_apart() -> None:
+    nesting = Nesting()
+    nesting.feed(read("index.html"))
+    assert nesting.problems == [] and nesting.open == [], (nesting.problems, nesting.open)
+    # The market page and the cases panel are siblings in <main>, not inside each other.
+    for page in ("market", "cases", "search", "results"):
+        assert nesting.ancestors[page] == [], (page, nesting.ancestors[page])

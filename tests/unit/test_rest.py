@@ -337,6 +337,8 @@ PROTECTED = [
     "/v1/evidence/case?case_id=case-1",
     "/v1/offers",
     "/v1/offers/one?offer_id=offer/1",
+    "/v1/assessments?overdue=true",
+    "/v1/assessments/one?assessment_id=assess-1",
 ]
 
 

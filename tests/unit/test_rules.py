@@ -84,7 +84,8 @@ def _do(c: Consortium, s: MemoryState, author: Any, kind: str, **fields: Any) ->
 def build_scene(c: Consortium) -> MemoryState:
     """agency-a owns a general, an important and a core asset; agency-b holds grants on the
     general one (read, share, derive, and a no-cross-border share grant); the regulator has
-    approved moving the important asset to agency-b in region "hk" and certified the general
+    approved moving the important asset to agency-b in region "hk" (a one-shot approval, which
+    no longer moves it: ADR 019) and certified the general
     one; the exchange lists the general asset and agency-b has ordered it (order-1)."""
     s = c.state()
     for asset_id, level in (
@@ -1307,71 +1308,37 @@ RULE_CASES = [
         "cross_border_forbidden",
         "grant 'grant-no-cross-border' forbids moving asset 'asset-general' abroad",
     ),
+    # important or core data abroad needs a security assessment (tests/unit/test_rules_customs.py
+    # has its every refusal); a one-shot approval alone no longer suffices (ADR 019)
     reject(
-        "share-important-abroad-unapproved",
+        "share-important-abroad-unassessed",
         valid("asset_shared", asset_id="asset-important", destination_region="hk"),
         FORBIDDEN,
-        "cross_border_unapproved",
-        "asset 'asset-important' is important data: moving it to 'hk' needs a regulator's",
+        "assessment_required",
+        "asset 'asset-important' is important data: moving it to 'hk' needs a regulator's "
+        "security assessment",
     ),
     reject(
-        "transfer-core-abroad-unapproved",
+        "transfer-core-abroad-unassessed",
         valid("asset_transferred", asset_id="asset-core", destination_region="hk"),
         FORBIDDEN,
-        "cross_border_unapproved",
+        "assessment_required",
         "asset 'asset-core' is core data",
     ),
     reject(
-        "share-abroad-unknown-approval",
+        "share-abroad-under-an-approval-alone",
         valid(
             "asset_shared",
             asset_id="asset-important",
             destination_region="hk",
-            approval_id="approval-missing",
-        ),
-        PRECONDITION,
-        "unknown_approval",
-        "approval 'approval-missing' does not exist",
-    ),
-    reject(
-        "share-abroad-approval-for-other-asset",
-        valid(
-            "asset_shared",
-            asset_id="asset-core",
-            destination_region="hk",
             approval_id="approval-important",
         ),
         FORBIDDEN,
-        "approval_mismatch",
-        "does not match this move's asset_id",
+        "assessment_required",
+        "approval 'approval-important' is a one-shot approval, not an assessment",
     ),
     reject(
-        "share-abroad-approval-for-other-recipient",
-        valid(
-            "asset_shared",
-            asset_id="asset-important",
-            recipient_id="exchange",
-            destination_region="hk",
-            approval_id="approval-important",
-        ),
-        FORBIDDEN,
-        "approval_mismatch",
-        "does not match this move's recipient_id",
-    ),
-    reject(
-        "transfer-abroad-approval-for-other-region",
-        valid(
-            "asset_transferred",
-            asset_id="asset-important",
-            destination_region="sg",
-            approval_id="approval-important",
-        ),
-        FORBIDDEN,
-        "approval_mismatch",
-        "does not match this move's destination_region",
-    ),
-    reject(
-        "transfer-abroad-approval-expired",
+        "transfer-abroad-under-an-approval-alone",
         valid(
             "asset_transferred",
             asset_id="asset-important",
@@ -1379,9 +1346,9 @@ RULE_CASES = [
             approval_id="approval-important",
         ),
         FORBIDDEN,
-        "approval_expired",
-        "approval 'approval-important' has expired",
-        time_ms=EXPIRY_MS,
+        "assessment_required",
+        "approval 'approval-important' is a one-shot approval, not an assessment",
+        time_ms=EXPIRY_MS - 1,
     ),
     # shares, transfers, retirement
     reject(
@@ -2625,25 +2592,18 @@ def test_general_data_goes_abroad_without_approval(kind, consortium, state):
     consortium.apply(state, valid(kind, destination_region="hk")(consortium), BLOCK_TIME_MS)
 
 
-@pytest.mark.parametrize("kind", ["asset_shared", "asset_transferred"])
-def test_important_data_goes_abroad_with_matching_approval(kind, consortium, state):
-    signed = valid(
-        kind,
-        asset_id="asset-important",
-        destination_region="hk",
-        approval_id="approval-important",
-    )(consortium)
-    consortium.apply(state, signed, EXPIRY_MS - 1)  # the approval still holds
-
-
-def test_core_data_goes_abroad_with_its_own_approval(consortium, state):
+def test_an_approval_is_still_recorded_but_moves_nothing_abroad(consortium, state):
+    """A cross_border_approved event is still a valid record (old events decode and apply);
+    moving important or core data abroad needs a security assessment (ADR 019)."""
     consortium.apply(state, valid("cross_border_approved")(consortium), BLOCK_TIME_MS)
     record = _load(state, "approval", "approval-new")
     assert record.regulator_id == "regulator"
     signed = valid(
         "asset_shared", asset_id="asset-core", destination_region="mo", approval_id="approval-new"
     )(consortium)
-    consortium.apply(state, signed, BLOCK_TIME_MS)
+    with pytest.raises(Rejected) as raised:
+        consortium.apply(state, signed, BLOCK_TIME_MS)
+    assert raised.value.code == "assessment_required"
 
 
 def test_sensitive_data_stays_home_without_approval(consortium, state):

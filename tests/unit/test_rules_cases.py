@@ -25,6 +25,7 @@ from provledger.protocol import case_timeline, rules_cases
 from provledger.protocol.concerns import concerns
 from provledger.protocol.errors import Rejected, RejectionKind
 from provledger.protocol.limits import APPEAL_VOTES_PER_CASE_MAX, CASE_EVENTS_MAX
+from provledger.protocol.rules_market import replaces_suspension
 from provledger.v1 import ledger_pb2, state_pb2
 
 INVALID = RejectionKind.INVALID
@@ -1076,10 +1077,57 @@ def test_a_suspension_keeps_the_one_ending_last(c: Consortium, s: MemoryState):
     s.records[("suspension", "agency-a")] = longer
     do(c, s, "regulator", "case_ruled", LATER_MS, **ruling(suspend()))
     assert load(s, "suspension", "agency-a") == longer
-    assert rules_cases.longest_suspension(None, longer) is longer
-    lifted = state_pb2.SuspensionRecord(until_ms=SUSPENDED_UNTIL_MS + 1, lifted=True)
-    shorter = state_pb2.SuspensionRecord(until_ms=LATER_MS + 1)
-    assert rules_cases.longest_suspension(lifted, shorter) is shorter
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "replaced"),
+    [
+        (None, dict(until_ms=5), True),
+        (dict(until_ms=9), dict(until_ms=5), False),
+        (dict(until_ms=9, lifted=True), dict(until_ms=5), True),
+        (dict(until_ms=5), dict(until_ms=9, case_id="case-1"), True),
+        # a tie: the suspension no appeal can lift stands
+        (dict(until_ms=5), dict(until_ms=5, case_id="case-1"), False),
+        (dict(until_ms=5, case_id="case-1"), dict(until_ms=5), True),
+        (dict(until_ms=5, case_id="case-1"), dict(until_ms=5, case_id="case-2"), False),
+    ],
+)
+def test_which_suspension_stands(current, new, replaced):
+    record = state_pb2.SuspensionRecord(**current) if current is not None else None
+    assert replaces_suspension(record, state_pb2.SuspensionRecord(**new)) is replaced
+
+
+def test_an_overturn_does_not_free_a_member_another_suspension_holds(c: Consortium, s: MemoryState):
+    """A TradingSuspended ending with the ruling's suspension stands; lifting the ruling's
+    leaves it in force."""
+    ruled(c, s)
+    do(c, s, "regulator-2", "trading_suspended", RULED_MS, suspension_id="s-2",
+       member_id="agency-a", until_ms=SUSPENDED_UNTIL_MS, reason="late filings")  # fmt: skip
+    assert load(s, "suspension", "agency-a").suspension_id == "s-2"
+    do(c, s, "agency-b", "ruling_appealed", APPEALED_MS, **APPEAL)
+    do(c, s, "regulator-2", "appeal_decided", LATER_MS, **decision(OVERTURNED))
+    record = load(s, "suspension", "agency-a")
+    assert (record.suspension_id, record.lifted) == ("s-2", False)
+
+
+def test_remedies_act_on_the_market(c: Consortium, s: MemoryState):
+    """The ruling's delisting stops orders on the offer; its suspension stops the member's
+    trade events (rules_market.check_not_suspended) until an overturn lifts it."""
+    opened(c, s)
+    do(c, s, "regulator", "case_ruled", RULED_MS, **ruling(delist(), suspend("agency-b")))
+    for buyer, offer_id, code in (
+        ("regulator-3", "offer-1", "offer_delisted"),
+        ("agency-b", "offer-2", "suspended"),
+    ):
+        order = c.sign(buyer, "order_placed", order_id="order-y", offer_id=offer_id)
+        with pytest.raises(Rejected) as raised:
+            c.apply(s, order, APPEALED_MS)
+        assert raised.value.code == code
+    do(c, s, "agency-a", "ruling_appealed", APPEALED_MS, **APPEAL)
+    do(c, s, "regulator-2", "appeal_decided", LATER_MS, **decision(OVERTURNED))
+    do(c, s, "agency-b", "order_placed", LATER_MS, order_id="order-y", offer_id="offer-2")
+    assert load(s, "order", "order-y").buyer_id == "agency-b"
+    assert load(s, "offer", "offer-1").status == state_pb2.OFFER_STATUS_DELISTED  # not undone
 
 
 def test_a_party_appeals_within_the_window(c: Consortium, s: MemoryState):
