@@ -3,9 +3,10 @@
 `export` saves a bundle built by a node's REST API (--rest, with a bearer token) or from a
 stopped node's LevelDB folder (--data-dir); given the genesis it verifies the bundle first and
 never writes one that does not verify. `verify` checks a bundle offline against the genesis
-alone (protocol/evidence.py) and prints what it proves (`summary_lines`); given a proof of a
-fork (`provledger audit watch`), it checks that instead (protocol/fork_proof.py) and prints
-the two blocks and who signed both (`fork_lines`).
+alone (protocol/evidence.py) and prints what it proves (`summary_lines`; a case file as a
+timeline a judge can read, in protocol/case_timeline.py's words); given a proof of a fork
+(`provledger audit watch`), it checks that instead (protocol/fork_proof.py) and prints the two
+blocks and who signed both (`fork_lines`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
+from provledger.protocol.case_timeline import remedy_words
 from provledger.protocol.evidence import SUBJECT_FIELDS, BundleError, VerifiedBundle, verify_bundle
 from provledger.protocol.fork_proof import ForkProofError, VerifiedFork, verify_fork_proof
 from provledger.protocol.genesis import Genesis
@@ -105,8 +107,12 @@ def _bundle_from_data_dir(data_dir: Path, genesis: Genesis, kind: str, subject: 
             if len(identifier) != 32:
                 raise CommandError("an event id is 32 bytes (64 hex digits)")
             return bundles.event_bundle(store, genesis, identifier)
-        builder = bundles.lineage_bundle if kind == "lineage" else bundles.trade_bundle
-        return builder(store, genesis, subject)
+        builders = {
+            "lineage": bundles.lineage_bundle,
+            "trade": bundles.trade_bundle,
+            "case": bundles.case_bundle,
+        }
+        return builders[kind](store, genesis, subject)
     except bundles.BundleBuildError as error:
         raise CommandError(error.reason) from None
     finally:
@@ -184,12 +190,22 @@ def summary_lines(verified: VerifiedBundle) -> list[str]:
         lines.append(f"  {claims['kind']}: {_describe(getattr(event.event, event.kind))}")
     elif verified.kind == "lineage":
         lines += _lineage_lines(claims)
+    elif verified.kind == "case":
+        lines += _case_lines(verified)
     else:
         lines += _trade_lines(verified)
     lines.append(
         "a bundle proves that its events are in the ledger; it cannot prove that no other "
         "events exist"
     )
+    if verified.kind == "case":
+        lines.append(
+            f"verified against the genesis {verified.genesis.genesis_hash.hex()} of chain "
+            f"{verified.genesis.chain_id}: each of the {len(verified.events)} events above is "
+            "signed by its author, a member with that key and role when it signed, and is in "
+            f"the ledger log under block {header.height}, which {len(verified.signers)} of "
+            f"{len(validators.validators)} validators signed"
+        )
     return lines
 
 
@@ -295,7 +311,78 @@ def _trade_lines(verified: VerifiedBundle) -> list[str]:
         if event.kind in ("dispute_opened", "dispute_resolved"):
             payload = getattr(event.event, event.kind)
             lines.append(f"  {event.kind} by {event.author_id}: {_describe(payload)}")
+    refund = claims.get("refund")
+    if refund is not None:
+        reference = f", reference {refund['reference']}" if refund["reference"] else ""
+        lines.append(
+            f"  refunded {refund['amount']} {refund['currency']} (minor units){reference} by "
+            f"{refund['by']}'s {refund['event']} in case {refund['case_id']} (event "
+            f"{refund['event_id']})"
+        )
     return lines
+
+
+def _case_lines(verified: VerifiedBundle) -> list[str]:
+    """A case file for a judge: the case, its timeline, the ruling with its remedies, and the
+    appeal with its decision (the words are protocol/case_timeline.py's)."""
+    claims = verified.claims
+    payloads = {e.event_id.hex(): getattr(e.event, e.kind) for _, e in verified.events}
+    complaints = ", ".join(c["complaint_id"] for c in claims["complaints"])
+    lines = [
+        f"  case {claims['case_id']}, opened by {claims['opened_by']} on complaint"
+        f"{'s' if len(claims['complaints']) > 1 else ''} {complaints}; parties "
+        f"{', '.join(claims['parties'])}; status {claims['statuses'][-1]}",
+        "  timeline (block time UTC, height, author, what happened):",
+    ]
+    for entry in claims["timeline"]:
+        lines.append(
+            f"    {_time(entry['time_ms'])}  height {entry['height']}  {entry['author']}  "
+            f"{entry['summary']}"
+        )
+    for complaint in claims["complaints"]:
+        lines.append(
+            f"  complaint {complaint['complaint_id']}: statement sha256 "
+            f"{complaint['statement_digest']}"
+            + "".join(f", evidence sha256 {d}" for d in complaint["evidence_digests"])
+        )
+    ruling = claims["ruling"]
+    if ruling is None:
+        lines.append("  ruling: none yet")
+        return lines
+    lines.append(
+        f"  ruling: {ruling['outcome']} by {ruling['regulator']} at "
+        f"{_time(_entry_time(claims, ruling['event_id']))}; decision sha256 "
+        f"{ruling['decision_digest']}; findings: {ruling['findings']}"
+    )
+    for remedy in payloads[ruling["event_id"]].remedies:
+        lines.append(f"  remedy: {remedy_words(remedy)}")
+    appeal = claims["appeal"]
+    if appeal is None:
+        lines.append(
+            f"  appeal: none shown; the window to appeal closes at "
+            f"{_time(claims['appeal_deadline_ms'])}"
+        )
+        return lines
+    grounds = f": {appeal['grounds']}" if appeal["grounds"] else ""
+    lines.append(
+        f"  appeal by {appeal['appellant']} (grounds sha256 {appeal['grounds_digest']}){grounds}"
+    )
+    for vote in claims["appeal_votes"]:
+        lines.append(f"  appeal vote by {vote['regulator']}: {vote['decision']}")
+    decision = claims["appeal_decision"]
+    if decision is None:
+        lines.append("  appeal decided: not yet")
+        return lines
+    lines.append(
+        f"  appeal decided: ruling {decision['decision']}, by {', '.join(decision['regulators'])}"
+    )
+    for remedy in payloads[decision["event_id"]].remedies:
+        lines.append(f"  remedy added on appeal: {remedy_words(remedy)}")
+    return lines
+
+
+def _entry_time(claims: dict[str, Any], event_id: str) -> int:
+    return next(e["time_ms"] for e in claims["timeline"] if e["event_id"] == event_id)  # type: ignore[no-any-return]
 
 
 def _time(ms: int) -> str:

@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     subject.add_argument("--event", metavar="EVENT_ID", help="one event (hex id)")
     subject.add_argument("--lineage", metavar="ASSET_ID", help="an asset's upstream lineage")
     subject.add_argument("--trade", metavar="ORDER_ID", help="an order, its life cycle, dispute")
+    subject.add_argument(
+        "--case", metavar="CASE_ID", help="a case file: the case, what it is about, its remedies"
+    )
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument("--rest", metavar="URL", help="a node's REST API, http://HOST:PORT")
     source.add_argument("--data-dir", metavar="DIR", help="a stopped node's data folder")

@@ -27,6 +27,7 @@ from provledger.node.walks import validator_chain
 from provledger.protocol.errors import InvariantViolation, Rejected, check
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence import BundleError, EventEntry, encode_bundle, verify_bundle
+from provledger.protocol.evidence_case import remedy_targets
 from provledger.protocol.evidence_governance import (
     GOVERNANCE_KIND,
     GOVERNANCE_KINDS,
@@ -119,6 +120,39 @@ def trade_bundle(store: Store, genesis: Genesis, order_id: str) -> bytes:
     if order is None:
         raise BundleNotFound(f"no order has id {order_id!r}")
     return _build(store, genesis, "trade", order_id, list(order.event_ids))  # type: ignore[attr-defined]
+
+
+def case_bundle(store: Store, genesis: Genesis, case_id: str) -> bytes:
+    """The case file of a case: every event of the case (`CaseRecord.event_ids`), and the
+    events that made what its complaints are about and what its remedies act on (an order's
+    life cycle with its offer's listing, an offer's listing, an asset's registering or deriving
+    event, a grant's issue; protocol/evidence_case.py says which)."""
+    case = store.load("case", case_id)
+    if case is None:
+        raise BundleNotFound(f"no case has id {case_id!r}")
+    wanted: dict[str, list[str]] = {"order": [], "offer": [], "asset": [], "grant": []}
+    for complaint_id in case.complaint_ids:  # type: ignore[attr-defined]
+        complaint = store.load("complaint", complaint_id)
+        check(complaint is not None, f"case {case_id!r} names no stored complaint {complaint_id!r}")
+        filed = complaint.complaint  # type: ignore[union-attr]
+        kind = ledger_pb2.ComplaintSubject.Name(filed.subject_kind)
+        wanted[kind.removeprefix("COMPLAINT_SUBJECT_").lower()].append(filed.subject_id)
+    remedies = [*case.ruling.remedies]  # type: ignore[attr-defined]
+    for vote in case.votes:  # type: ignore[attr-defined]
+        remedies.extend(vote.decision.remedies)
+    for kind, ids in remedy_targets(remedies).items():
+        wanted[kind].extend(ids)
+    event_ids = list(case.event_ids)  # type: ignore[attr-defined]
+    for kind, ids in wanted.items():
+        for record_id in dict.fromkeys(ids):
+            record = store.load(kind, record_id)
+            check(record is not None, f"case {case_id!r} is about no stored {kind} {record_id!r}")
+            if kind == "order":
+                event_ids.extend(record.event_ids)  # type: ignore[union-attr]
+            else:
+                origin = "origin_event_id" if kind == "asset" else "event_id"
+                event_ids.append(getattr(record, origin))
+    return _build(store, genesis, "case", case_id, list(dict.fromkeys(event_ids)))
 
 
 def _build(

@@ -25,6 +25,7 @@ from provledger.protocol.access import Reader, decode_event
 from provledger.protocol.authorization import UseQuestion
 from provledger.protocol.catalogue import FilterError, OfferFilters, check_filters
 from provledger.protocol.errors import CodedError
+from provledger.protocol.events import event_id
 from provledger.protocol.genesis import Genesis, role_name
 from provledger.protocol.limits import (
     HISTORY_PAGE_BYTES_MAX,
@@ -32,9 +33,17 @@ from provledger.protocol.limits import (
     IDENTIFIER_LENGTH_CHARS_MAX,
     LINEAGE_NODES_MAX,
     PROPOSAL_OPEN_MS_MAX,
+    PROV_HISTORY_EVENTS_SCANNED_MAX,
 )
 from provledger.protocol.lineage import LineagePage, LineageQuery, lineage_page
-from provledger.protocol.prov import Agent, Origin, prov_document
+from provledger.protocol.prov import (
+    CASE_ACTIVITY_TYPES,
+    Agent,
+    CaseActivity,
+    Origin,
+    case_activity,
+    prov_document,
+)
 from provledger.protocol.tokens import TokenError, verify_token
 from provledger.v1 import api_pb2, ledger_pb2, state_pb2
 
@@ -269,10 +278,46 @@ class LedgerQueries:
         """The lineage (at most LINEAGE_NODES_MAX nodes) as PROV-JSON; and whether it was cut."""
         query = LineageQuery(asset_id, upstream, depth, LINEAGE_NODES_MAX, LINEAGE_NODES_MAX)
         graph = self.lineage(reader, query).page
+        cases, scanned = self._case_activities(reader, [a.asset_id for a in graph.assets])
         document = prov_document(
-            self.genesis.chain_id, graph.assets, graph.edges, self._origin, self._agent
+            self.genesis.chain_id, graph.assets, graph.edges, self._origin, self._agent, cases
         )
-        return document, not graph.complete
+        return document, not graph.complete or not scanned
+
+    def _case_activities(
+        self, reader: Reader, asset_ids: list[str]
+    ) -> tuple[list[CaseActivity], bool]:
+        """The complaints, rulings and appeal decisions about the assets that `reader` may see,
+        found in the assets' histories (the events concerning each, protocol/concerns.py); and
+        whether every history was read (at most PROV_HISTORY_EVENTS_SCANNED_MAX events)."""
+        found: dict[bytes, tuple[state_pb2.EventLocation, list[str]]] = {}
+        scanned = 0
+        for asset_id in asset_ids:
+            for location in self.history_locations(asset_id):
+                scanned += 1
+                if scanned > PROV_HISTORY_EVENTS_SCANNED_MAX:
+                    return self._activities(found), False
+                event = decode_event(location.event)
+                if event.WhichOneof("payload") not in CASE_ACTIVITY_TYPES:
+                    continue
+                identifier = event_id(location.event.body)
+                if identifier not in found:
+                    if not access.sees_event(self.store, reader, event):
+                        continue
+                    found[identifier] = (location, [])
+                found[identifier][1].append(asset_id)
+        return self._activities(found), True
+
+    def _activities(
+        self, found: dict[bytes, tuple[state_pb2.EventLocation, list[str]]]
+    ) -> list[CaseActivity]:
+        activities = []
+        for identifier, (location, asset_ids) in found.items():
+            where = (self.block_time_ms(location.height), location.height, location.log_index)
+            activity = case_activity(decode_event(location.event), identifier, where, asset_ids)
+            if activity is not None:
+                activities.append(activity)
+        return activities
 
     def _origin(self, asset: state_pb2.AssetRecord) -> Origin | None:
         origin = self.store.event(asset.origin_event_id) if asset.origin_event_id else None
@@ -435,6 +480,20 @@ class LedgerQueries:
                     "from a bundle; ask an auditor for it"
                 )
         return self._bundle(bundles.lineage_bundle, asset_id)
+
+    def case_bundle(self, reader: Reader, case_id: str) -> bytes:
+        """A case file: the case's own events and what it is about, for its parties, regulators
+        and auditors (access.sees_case). Its trade and record events come with it whole: a case
+        is read whole or not at all, like the case itself."""
+        case = self.store.load("case", case_id)
+        if case is None:
+            raise not_found("unknown_case", f"no case {case_id!r}")
+        if not access.sees_case(self.store, reader, case):
+            raise forbidden(
+                f"case {case_id!r} is read by its parties, regulators and auditors, not "
+                f"{reader.member_id!r}"
+            )
+        return self._bundle(bundles.case_bundle, case_id)
 
     def _bundle(self, build: Any, subject: Any) -> bytes:
         try:

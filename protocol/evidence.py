@@ -20,8 +20,8 @@ Format "provledger-evidence/3" (docs/evidence.md explains each field for other l
   canonical: re-encoding the decoded bytes gives the same text. Integers are non-negative.
 
     {"format": "provledger-evidence/3",
-     "kind": "event" | "lineage" | "trade",
-     "subject": {"event_id": hex} | {"asset_id": str} | {"order_id": str},
+     "kind": "event" | "lineage" | "trade" | "case",
+     "subject": {"event_id": hex} | {"asset_id": str} | {"order_id": str} | {"case_id": str},
      "chain_id": str, "genesis_hash": hex,
      "validators": [{"validator_id": str, "public_key": hex}],      # the genesis set, in order
      "checkpoint": {"header": b64 (a serialized BlockHeader),
@@ -56,7 +56,13 @@ Verification, in order; the first failure raises `BundleError` with a code and a
 5. `governance` is exactly the governance events that `events` need
    (evidence_governance.needed_governance);
 6. the claims re-derived from the events (derive_claims) equal `claims`, and the events are
-   exactly those the kind needs: no event is missing and none is extra.
+   exactly those the kind needs: no event is missing and none is extra. A case file's claims
+   (kind "case", format 3 only; protocol/evidence_case.py) also read what steps 3 and 4
+   proved of each event: its block's height and time, and its author's role when it signed.
+
+The kind "case" was added to format 3 without a new version: every bundle that verified before
+verifies alike, and a verifier that predates it refuses a case file as `malformed` (an unknown
+kind), never reading it as something else.
 
 Format "provledger-evidence/2", which the builder no longer makes, still verifies: it has no
 `blocks`, so its replay knows no heights (no revocation, no proposal is judged).
@@ -85,7 +91,7 @@ from provledger.protocol import merkle
 from provledger.protocol.blocks import block_id, decode_header, verify_certificate
 from provledger.protocol.errors import Rejected, invalid
 from provledger.protocol.events import DecodedEvent, decode
-from provledger.protocol.evidence_claims import BundleError, derive_claims
+from provledger.protocol.evidence_claims import BundleError, Proven, derive_claims
 from provledger.protocol.evidence_governance import (
     GOVERNANCE_KINDS,
     Block,
@@ -114,7 +120,11 @@ FORMAT = "provledger-evidence/3"
 FORMAT_V2 = "provledger-evidence/2"  # still verified; no longer made
 FORMAT_V1 = "provledger-evidence/1"  # still verified; no longer made
 _FORMAT_FAMILY = "provledger-evidence/"
-SUBJECT_FIELDS = {"event": "event_id", "lineage": "asset_id", "trade": "order_id"}
+SUBJECT_FIELDS = {
+    "event": "event_id", "lineage": "asset_id", "trade": "order_id", "case": "case_id",
+}  # fmt: skip
+# Kinds whose claims read what the bundle proves of its events (`Proven`): format 3 only.
+_PROVEN_KINDS = ("case",)
 _TOP_FIELDS = (
     "blocks", "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash",
     "governance", "kind", "subject", "validator_chain", "validators",
@@ -236,8 +246,7 @@ def encode_bundle(
     if kind not in SUBJECT_FIELDS:
         raise BundleError("malformed", f"kind must be one of {sorted(SUBJECT_FIELDS)}")
     entries = sorted(entries, key=lambda e: e.log_index)
-    decoded = [(e.log_index, decode(e.signed, genesis.chain_id)) for e in entries]
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT,
         "kind": kind,
         "subject": {SUBJECT_FIELDS[kind]: subject_id},
@@ -252,8 +261,15 @@ def encode_bundle(
             checkpoint_json(b)
             for b in sorted(blocks, key=lambda b: (b.certificate.height, b.header))
         ],
-        "claims": derive_claims(kind, subject_id, decoded),
+        "claims": None,
     }
+    if kind in _PROVEN_KINDS:
+        # Its claims read what the bundle proves of each event: verified as a verifier does.
+        events, proven = _replayed(document, genesis).own
+        document["claims"] = derive_claims(kind, subject_id, events, proven)
+    else:
+        decoded = [(e.log_index, decode(e.signed, genesis.chain_id)) for e in entries]
+        document["claims"] = derive_claims(kind, subject_id, decoded)
     return encode_canonical(document)
 
 
@@ -464,6 +480,7 @@ def _verify_event(
     replay: MembershipReplay,
     legacy: bool,
     block: Block | None,
+    roles: dict[int, int],
 ) -> DecodedEvent:
     """The entry's event, if its id, body, author, signature and proof hold; a governance
     event is judged and applied by the replay once its proof holds."""
@@ -484,7 +501,7 @@ def _verify_event(
         )
     # The author, key and signature, against the membership in force at this log index, in
     # its block (format 3).
-    replay.authenticate(entry.log_index, event, block)
+    roles[entry.log_index] = replay.authenticate(entry.log_index, event, block).role
     try:
         merkle.verify_inclusion(
             merkle.hash_leaf(event.leaf),
@@ -569,14 +586,82 @@ def _places(
     return places
 
 
+@dataclass(frozen=True)
+class _Replayed:
+    """A bundle checked up to its claims (steps 1 to 5 of the module's docstring)."""
+
+    bundle: dict[str, Any]
+    kind: str
+    subject_id: str
+    header: ledger_pb2.BlockHeader
+    checkpoint_id: bytes
+    signers: tuple[str, ...]
+    validators: ValidatorSet
+    events: list[tuple[int, DecodedEvent]]
+    governance: list[tuple[int, DecodedEvent]]
+    places: dict[int, Block]
+    roles: dict[int, int]  # the role of each event's author when it signed, by log index
+    replay: MembershipReplay
+
+    @property
+    def own(self) -> tuple[list[tuple[int, DecodedEvent]], Proven | None]:
+        """The bundle's own events, and what it proves of them (format 3)."""
+        if not self.places:
+            return self.events, None
+        policy = self.replay.supervision()
+        indexes = [i for i, _ in self.events]
+        proven = Proven(
+            heights={i: self.places[i].height for i in indexes},
+            times_ms={i: self.places[i].time_ms for i in indexes},
+            roles={i: self.roles[i] for i in indexes},
+            appeal_window_ms=policy.appeal_window_ms,
+            appeal_panel_size=policy.appeal_panel_size,
+        )
+        return self.events, proven
+
+
 def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
     """Check a bundle's bytes against `genesis` alone; what it proves, or `BundleError`."""
-    document = parse_canonical(data)
+    replayed = _replayed(parse_canonical(data), genesis)
+    bundle, kind, subject_id = replayed.bundle, replayed.kind, replayed.subject_id
+    events, proven = replayed.own
+    claims = derive_claims(kind, subject_id, events, proven)
+    difference = _first_difference(bundle["claims"], claims, "claims")
+    if difference is not None:
+        path, stated, derived = difference
+        raise BundleError(
+            "claims_mismatch",
+            f"{path} says {_show(stated)} but the events show {_show(derived)}",
+        )
+    replay = replayed.replay
+    return VerifiedBundle(
+        format=bundle["format"],
+        kind=kind,
+        subject_id=subject_id,
+        claims=claims,
+        genesis=genesis,
+        validators=replayed.validators,
+        header=replayed.header,
+        block_id=replayed.checkpoint_id,
+        signers=replayed.signers,
+        events=tuple(events),
+        governance=tuple(replayed.governance),
+        facts=dict(replay.facts),
+        heights={i: b.height for i, b in replayed.places.items()},
+        authors={a: replay.member(a) for a in sorted({e.author_id for _, e in events})},  # type: ignore[misc]
+        times_ms={i: b.time_ms for i, b in replayed.places.items()},
+    )
+
+
+def _replayed(document: Any, genesis: Genesis) -> _Replayed:
+    """The bundle `document` checked against `genesis` up to its claims; else `BundleError`."""
     bundle = _object(document, "the bundle", _top_fields(document))
     legacy = bundle["format"] == FORMAT_V1
     kind = _string(bundle["kind"], "kind")
     if kind not in SUBJECT_FIELDS:
         raise _malformed(f"kind must be one of {sorted(SUBJECT_FIELDS)}")
+    if kind in _PROVEN_KINDS and bundle["format"] != FORMAT:
+        raise _malformed(f"a bundle of kind {kind!r} is of format {FORMAT!r} only")
     subject = _object(bundle["subject"], "subject", (SUBJECT_FIELDS[kind],))
     subject_id = _string(subject[SUBJECT_FIELDS[kind]], "subject")
     if len(subject_id) > IDENTIFIER_LENGTH_CHARS_MAX:
@@ -618,9 +703,10 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
     )
     replay = MembershipReplay(genesis)
     verified: dict[str, list[tuple[int, DecodedEvent]]] = {"events": [], "governance": []}
+    roles: dict[int, int] = {}
     for entry in sorted([*own, *supporting], key=lambda e: e.log_index):
         block = places.get(entry.log_index)
-        event = _verify_event(entry, genesis, header, replay, legacy, block)
+        event = _verify_event(entry, genesis, header, replay, legacy, block, roles)
         verified[entry.listed].append((entry.log_index, event))
     events, governance = verified["events"], verified["governance"]
     for log_index, event in events if places else ():
@@ -642,29 +728,19 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
             "wrong_events",
             f"the governance event at log index {extra[0]} is not one the bundle's events need",
         )
-    claims = derive_claims(kind, subject_id, events)
-    difference = _first_difference(bundle["claims"], claims, "claims")
-    if difference is not None:
-        path, stated, derived = difference
-        raise BundleError(
-            "claims_mismatch",
-            f"{path} says {_show(stated)} but the events show {_show(derived)}",
-        )
-    return VerifiedBundle(
-        format=bundle["format"],
+    return _Replayed(
+        bundle=bundle,
         kind=kind,
         subject_id=subject_id,
-        claims=claims,
-        genesis=genesis,
-        validators=validators,
         header=header,
-        block_id=checkpoint_id,
+        checkpoint_id=checkpoint_id,
         signers=signers,
-        events=tuple(events),
-        governance=tuple(governance),
-        facts=dict(replay.facts),
-        heights={i: b.height for i, b in places.items()},
-        authors={a: replay.member(a) for a in sorted({e.author_id for _, e in events})},  # type: ignore[misc]
+        validators=validators,
+        events=events,
+        governance=governance,
+        places=places,
+        roles=roles,
+        replay=replay,
     )
 
 
@@ -721,6 +797,7 @@ class VerifiedBundle:
     # block proves it (format 3; empty before).
     facts: dict[int, GovernanceFact] = field(repr=False, default_factory=dict)
     heights: dict[int, int] = field(repr=False, default_factory=dict)
+    times_ms: dict[int, int] = field(repr=False, default_factory=dict)  # each block's time
 
     def governance_json(self) -> list[dict[str, Any]]:
         """Each governance event replayed: the change, the member it is about, who approved."""

@@ -57,6 +57,7 @@ from provledger.protocol.events import DecodedEvent
 from provledger.protocol.evidence_claims import BundleError
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.state import Overlay
+from provledger.protocol.supervision import supervision_policy
 from provledger.v1 import ledger_pb2, state_pb2
 
 GOVERNANCE_KIND = "governance"
@@ -332,3 +333,8 @@ class MembershipReplay:
     def member(self, member_id: str) -> state_pb2.MemberRecord | None:
         """The member's record as the replay stands."""
         return self._state.load("member", member_id)  # type: ignore[return-value]
+
+    def supervision(self) -> state_pb2.SupervisionPolicy:
+        """The genesis's rules of supervision (the appeal window and panel), as the rules read
+        them (protocol/supervision.py)."""
+        return supervision_policy(self._state)

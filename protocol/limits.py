@@ -86,6 +86,9 @@ LINEAGE_DEPTH_DEFAULT = 16
 LINEAGE_DEPTH_MAX = 64
 LINEAGE_NODES_DEFAULT = 500
 LINEAGE_NODES_MAX = 1_000
+# Events of the assets' histories a PROV export reads for complaints, rulings and appeal
+# decisions about them; past it the export is marked truncated.
+PROV_HISTORY_EVENTS_SCANNED_MAX = 20_000
 PROPOSALS_PAGE_ITEMS_DEFAULT = 100
 PROPOSALS_PAGE_ITEMS_MAX = 500
 OFFERS_PAGE_ITEMS_DEFAULT = 100

@@ -1621,6 +1621,14 @@
       else window.location.hash = caseHash(caseId).slice(1);
     });
     void loadCaseList();
+    $("download-case").addEventListener("click", (event) => {
+      if (!currentCaseId) return;
+      void downloadEvidence(
+        "/v1/evidence/case", { case_id: currentCaseId },
+        `evidence-case-${safeName(currentCaseId)}.json`, event.currentTarget,
+        `the case file of ${currentCaseId}`,
+      );
+    });
     $("download-lineage").addEventListener("click", (event) => {
       if (!currentAssetId) return;
       void downloadEvidence(

@@ -91,6 +91,7 @@ from provledger.protocol.limits import (
     OFFERS_PAGE_ITEMS_MAX,
     PROPOSALS_PAGE_ITEMS_DEFAULT,
     PROPOSALS_PAGE_ITEMS_MAX,
+    PROV_HISTORY_EVENTS_SCANNED_MAX,
     TEXT_LENGTH_CHARS_MAX,
 )
 from provledger.v1 import state_pb2
@@ -480,7 +481,8 @@ def create_app(view: NodeView) -> FastAPI:
             **ERROR_RESPONSES,
             200: {
                 "description": f"PROV-JSON; the header {TRUNCATED_HEADER}: true says the graph "
-                f"was cut by depth or at {LINEAGE_NODES_MAX} nodes",
+                f"was cut by depth or at {LINEAGE_NODES_MAX} nodes, or its complaints and "
+                f"rulings after {PROV_HISTORY_EVENTS_SCANNED_MAX} history events",
             },
         },
         tags=["assets"],
@@ -778,6 +780,18 @@ def create_app(view: NodeView) -> FastAPI:
         """The evidence bundle for a trade and its dispute."""
         bundle = ledger.queries.trade_bundle(caller, order_id)
         return download(bundle, f"evidence-trade-{_file_name(order_id)}.json")
+
+    @app.get(
+        "/v1/evidence/case",
+        response_class=Response,
+        responses=bundle_response,
+        tags=["evidence"],
+    )
+    def evidence_case(ledger: Api, caller: Caller, case_id: Identifier) -> Response:
+        """The case file of a case: its complaints, steps, ruling, remedies and appeal, with the
+        trades and records they are about (its parties, regulators and auditors)."""
+        bundle = ledger.queries.case_bundle(caller, case_id)
+        return download(bundle, f"evidence-case-{_file_name(case_id)}.json")
 
     return app
 

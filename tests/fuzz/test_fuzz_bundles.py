@@ -54,7 +54,8 @@ BUNDLE_ERRORS = frozenset(
         "unknown_key", "unsupported_author", "bad_signature", "bad_proof", "bad_governance",
         "bad_validator_chain", "wrong_blocks", "missing_proposal", "key_revoked",
         "wrong_members", "wrong_events", "incomplete", "bad_lineage", "bad_trade",
-        "claims_mismatch",
+        "claims_mismatch", "case_order", "not_regulator", "regulator_is_party",
+        "same_regulator", "already_voted", "not_case_party", "appeal_window_closed",
     )
 )  # fmt: skip
 

@@ -525,7 +525,7 @@ def test_explorer_shows_the_provenance_story(ledger: Ledger, browser, tmp_path: 
     page.close()
 
 
-def test_explorer_shows_a_case_timeline(ledger: Ledger, browser) -> None:
+def test_explorer_shows_a_case_timeline(ledger: Ledger, browser, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     page = browser.new_page()
@@ -562,6 +562,16 @@ def test_explorer_shows_a_case_timeline(ledger: Ledger, browser) -> None:
         "ruled partly upheld by regulator: warning to agency-b: describe what you sell"
     )
 
+    # The case file, downloaded from the case view, verifies offline and tells the timeline.
+    with page.expect_download() as download_info:
+        page.locator("#download-case").click()
+    path = tmp_path / "case.json"
+    download_info.value.save_as(path)
+    result = verify_bundle_file(path, ledger.genesis_path)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert result.stdout.startswith(f"VERIFIED case evidence for case_id {CASE}")
+    assert summaries[3] in result.stdout
+    expect(page.locator("#message")).to_contain_text("Downloaded the case file")
     assert console.errors == []
     page.close()
 

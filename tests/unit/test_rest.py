@@ -334,6 +334,7 @@ PROTECTED = [
     "/v1/governance/proposals/one?proposal_id=" + "00" * 32,
     "/v1/cases",
     "/v1/cases/case-1",
+    "/v1/evidence/case?case_id=case-1",
     "/v1/offers",
     "/v1/offers/one?offer_id=offer/1",
     "/v1/assessments?overdue=true",
@@ -1223,6 +1224,7 @@ BUNDLES_AVAILABLE = importlib.util.find_spec("provledger.node.bundles") is not N
         ("/v1/evidence/event", {"event_id": "ab" * 32}, "unknown_event"),
         ("/v1/evidence/lineage", {"asset_id": "no/such"}, "unknown_asset"),
         ("/v1/evidence/trade", {"order_id": "order/none"}, "unknown_order"),
+        ("/v1/evidence/case", {"case_id": "case/none"}, "unknown_case"),
     ],
 )
 def test_evidence_of_unknown_ids_is_a_404(story, path, params, code):
