@@ -22,11 +22,14 @@ import grpc
 
 from provledger.cli.client import EventSigner, Identity, LedgerClient, describe_rpc_error
 from provledger.cli.consortium import (
+    DEFAULT_MEMBERS,
+    MARKET_MEMBERS,
     REST_PORT_OFFSET,
     ConsortiumLayout,
     consortium_ports,
     init_consortium,
 )
+from provledger.cli.demo_dispute import CASE_ID, tell_dispute
 from provledger.cli.output import CommandError
 from provledger.cli.proofs import fetch_verified_consistency, fetch_verified_inclusion
 from provledger.cli.query import render_lineage_tree
@@ -48,6 +51,7 @@ NODE_CATCH_UP_TIMEOUT_S = 10
 CLI_TIMEOUT_S = 60
 DEMO_TOKEN_TTL_MS = 24 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
+OFFER_PRICE = 1_200_000  # CNY minor units: 12,000.00
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -166,7 +170,12 @@ def _story(workdir: Path, nodes: int, serve: bool) -> None:
     rng = random.Random()
     for attempt in range(PORT_RETRIES_MAX + 1):
         directory = workdir / ("consortium" if attempt == 0 else f"consortium-{attempt}")
-        layout = init_consortium(directory, nodes=nodes, base_port=free_base_port(nodes, rng))
+        layout = init_consortium(
+            directory,
+            nodes=nodes,
+            base_port=free_base_port(nodes, rng),
+            members=DEFAULT_MEMBERS + MARKET_MEMBERS,
+        )
         genesis = parse_genesis(layout.genesis_path.read_bytes())
         signer = {m: EventSigner(Identity.load(p)) for m, p in layout.identities.items()}
         print(
@@ -196,8 +205,20 @@ def _story(workdir: Path, nodes: int, serve: bool) -> None:
                 except PortTaken as taken:
                     print(f"{taken}; starting again on other ports")
                     continue
-                _tell(RoundRobin(clients), signer, genesis)
-                _export_and_verify(layout, token, workdir)
+                sender = RoundRobin(clients)
+                _tell(sender, signer, genesis)
+                _export_and_verify(layout, token, workdir, 14, "--trade", "order/1")
+                after_dispute = tell_dispute(
+                    sender,
+                    signer,
+                    order_id="order/1",
+                    offer_id="offer/mobility-health",
+                    price=OFFER_PRICE,
+                    first_step=15,
+                    step=step,
+                    commit=_commit,
+                )
+                _export_and_verify(layout, token, workdir, after_dispute, "--case", CASE_ID)
                 if serve:
                     _serve(layout, token)
             finally:
@@ -211,17 +232,21 @@ def _story(workdir: Path, nodes: int, serve: bool) -> None:
     print("demo finished: every step behaved as the story says")
 
 
-def _export_and_verify(layout: ConsortiumLayout, token: str, workdir: Path) -> None:
-    """The auditor's part: download the settled trade's evidence bundle from a node's REST
-    API, then check it offline with `provledger verify`, trusting only genesis.json."""
-    bundle = workdir / "trade-order-1.evidence.json"
+def _export_and_verify(
+    layout: ConsortiumLayout, token: str, workdir: Path, number: int, kind: str, subject: str
+) -> None:
+    """The auditor's part: download an evidence bundle (`kind` is `--trade` or `--case`) from a
+    node's REST API, then check it offline with `provledger verify`, trusting only
+    genesis.json."""
+    what = {"--trade": "the trade's evidence bundle", "--case": "the case file"}[kind]
+    bundle = workdir / f"{kind.removeprefix('--')}-{subject.replace('/', '-')}.evidence.json"
     rest = f"http://{layout.rest_addresses[-1]}"
-    step(14, f"an auditor exports the trade's evidence bundle from {rest} and verifies it offline")
+    step(number, f"an auditor exports {what} from {rest} and verifies it offline")
     _run_cli(
         "evidence",
         "export",
-        "--trade",
-        "order/1",
+        kind,
+        subject,
         "--rest",
         rest,
         "--token",
@@ -427,9 +452,10 @@ def _tell(client: RoundRobin, signer: dict[str, EventSigner], genesis: Genesis) 
             offer_id="offer/mobility-health",
             asset_id=fused,
             seller_id="agency-b",
-            price=1_200_000,
+            price=OFFER_PRICE,
             currency="CNY",
             terms="research licence, 1 year",
+            title="Mobility and health 2021, research licence",
         ),
     )
 
