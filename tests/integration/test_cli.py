@@ -381,5 +381,16 @@ def test_unreachable_node_and_missing_config_fail(tmp_path: Path) -> None:
 def test_demo_runs_its_story() -> None:
     result = run_cli("demo", timeout=DEMO_TIMEOUT_S)
     assert result.returncode == 0, f"{result.stderr}\n{result.stdout}"
-    assert result.stdout.count("VERIFIED") == 3, result.stdout
+    # two proofs, the trade's evidence and the case file
+    assert result.stdout.count("VERIFIED") == 4, result.stdout
     assert "rejected as expected" in result.stdout
+    # the dispute: a refund and a delisting take effect, a new order on the offer is refused,
+    # a second regulator decides the appeal, and the case file verifies with its timeline
+    assert "order/1 is now ORDER_STATUS_REFUNDED" in result.stdout, result.stdout
+    assert "offer/mobility-health is OFFER_STATUS_DELISTED" in result.stdout
+    assert "a new order on it is rejected as expected: FAILED_PRECONDITION: offer_delisted" in (
+        result.stdout
+    )
+    assert "case/2026-001 is CASE_STATUS_APPEAL_DECIDED" in result.stdout
+    assert "VERIFIED case evidence for case_id case/2026-001" in result.stdout
+    assert "appeal decided by market-regulator" in result.stdout
