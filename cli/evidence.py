@@ -4,7 +4,8 @@
 stopped node's LevelDB folder (--data-dir); given the genesis it verifies the bundle first and
 never writes one that does not verify. `verify` checks a bundle offline against the genesis
 alone (protocol/evidence.py) and prints what it proves (`summary_lines`; a case file as a
-timeline a judge can read, in protocol/case_timeline.py's words); given a proof of a fork
+timeline a judge can read, rendered from the verified events in protocol/case_timeline.py's
+words, which are presentation: `--json` prints the structured claims); given a proof of a fork
 (`provledger audit watch`), it checks that instead (protocol/fork_proof.py) and prints the two
 blocks and who signed both (`fork_lines`).
 """
@@ -23,6 +24,7 @@ from typing import Any
 from provledger.cli.output import CommandError, emit, load_genesis, parse_hex
 from provledger.protocol.case_timeline import remedy_words
 from provledger.protocol.evidence import SUBJECT_FIELDS, BundleError, VerifiedBundle, verify_bundle
+from provledger.protocol.evidence_case import case_timeline
 from provledger.protocol.fork_proof import ForkProofError, VerifiedFork, verify_fork_proof
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import BUNDLE_SIZE_BYTES_MAX
@@ -324,7 +326,8 @@ def _trade_lines(verified: VerifiedBundle) -> list[str]:
 
 def _case_lines(verified: VerifiedBundle) -> list[str]:
     """A case file for a judge: the case, its timeline, the ruling with its remedies, and the
-    appeal with its decision (the words are protocol/case_timeline.py's)."""
+    appeal with its decision. The words are protocol/case_timeline.py's, rendered here from
+    the verified events (the claims hold structured data only)."""
     claims = verified.claims
     payloads = {e.event_id.hex(): getattr(e.event, e.kind) for _, e in verified.events}
     complaints = ", ".join(c["complaint_id"] for c in claims["complaints"])
@@ -334,10 +337,11 @@ def _case_lines(verified: VerifiedBundle) -> list[str]:
         f"{', '.join(claims['parties'])}; status {claims['statuses'][-1]}",
         "  timeline (block time UTC, height, author, what happened):",
     ]
-    for entry in claims["timeline"]:
+    if verified.proven is None:  # a case file is of format 3 only; verify_bundle says so
+        raise CommandError("a case file is a bundle of format 3 only")
+    for entry in case_timeline(list(verified.events), verified.proven):
         lines.append(
-            f"    {_time(entry['time_ms'])}  height {entry['height']}  {entry['author']}  "
-            f"{entry['summary']}"
+            f"    {_time(entry.time_ms)}  height {entry.height}  {entry.author_id}  {entry.summary}"
         )
     for complaint in claims["complaints"]:
         lines.append(

@@ -650,6 +650,7 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
         heights={i: b.height for i, b in replayed.places.items()},
         authors={a: replay.member(a) for a in sorted({e.author_id for _, e in events})},  # type: ignore[misc]
         times_ms={i: b.time_ms for i, b in replayed.places.items()},
+        proven=proven,
     )
 
 
@@ -798,6 +799,9 @@ class VerifiedBundle:
     facts: dict[int, GovernanceFact] = field(repr=False, default_factory=dict)
     heights: dict[int, int] = field(repr=False, default_factory=dict)
     times_ms: dict[int, int] = field(repr=False, default_factory=dict)  # each block's time
+    # What the bundle proves of its own events (format 3; None before): a case file's
+    # timeline is rendered from it and the events (evidence_case.case_timeline).
+    proven: Proven | None = field(repr=False, default=None)
 
     def governance_json(self) -> list[dict[str, Any]]:
         """Each governance event replayed: the change, the member it is about, who approved."""

@@ -21,7 +21,10 @@ case (`regulator_is_party`); a vote by the regulator who ruled (`same_regulator`
 regulator's second vote (`already_voted`); an appeal by no party (`not_case_party`) or after
 the window (`appeal_window_closed`); an event that nothing in the case needs
 (`wrong_events`), or a needed one missing (`incomplete`); and the trade claims' own
-(`bad_trade`). The timeline's words are protocol/case_timeline.py's.
+(`bad_trade`). The claims are structured data only: kinds, ids, authors, log indexes,
+heights, block times, enumeration names, remedies as objects, digests, and the free text the
+signers wrote. The timeline's words (protocol/case_timeline.py) are presentation, rendered
+from the verified events (`case_timeline`), never claimed.
 Pure: no I/O, no clock.
 """
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from provledger.protocol.case_timeline import CaseEvent, timeline
+from provledger.protocol.case_timeline import CaseEvent, TimelineEntry, timeline
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.evidence_claims import (
     REFUNDING_KINDS,
@@ -343,23 +346,31 @@ def case_claims(
             "time_ms": entry.time_ms,
             "kind": entry.kind,
             "author": entry.author_id,
-            "summary": entry.summary,
         }
-        for entry in timeline(
-            (
-                CaseEvent(
-                    event_id=event.event_id,
-                    height=proven.heights[log_index],
-                    log_index=log_index,
-                    time_ms=proven.times_ms[log_index],
-                    event=event.event,
-                )
-                for log_index, event in events
-            ),
-            proven.appeal_panel_size,
-        )
+        for entry in case_timeline(events, proven)
     ]
     return claims
+
+
+def case_timeline(
+    events: Sequence[tuple[int, DecodedEvent]], proven: Proven
+) -> list[TimelineEntry]:
+    """The timeline of a case file's `events` (in log order) where the bundle `proven` them:
+    the claims keep each entry's structured fields; `provledger verify` prints its summaries,
+    the words of protocol/case_timeline.py, which are presentation and no part of the claims."""
+    return timeline(
+        (
+            CaseEvent(
+                event_id=event.event_id,
+                height=proven.heights[log_index],
+                log_index=log_index,
+                time_ms=proven.times_ms[log_index],
+                event=event.event,
+            )
+            for log_index, event in events
+        ),
+        proven.appeal_panel_size,
+    )
 
 
 def _trade(

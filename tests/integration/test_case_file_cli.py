@@ -2,8 +2,9 @@
 trade and a whole case (two complaints, the opening, a step, a ruling with a refund and a
 delisting, an appeal, a decision by a second regulator); `provledger evidence export --case`
 fetches the case file over REST with a party's token and checks it; `provledger verify` (a
-separate process, no network) prints the case as a timeline and exits 0. A changed claim makes
-it fail with a non-zero exit and the reason.
+separate process, no network) prints the case as a timeline and exits 0, its words rendered
+from the verified events, while `--json` prints the structured claims (no words of ours). A
+changed claim makes it fail with a non-zero exit and the reason.
 """
 
 from __future__ import annotations
@@ -143,6 +144,20 @@ def test_a_case_file_is_exported_over_rest_and_verified_offline(
     assert claims["statuses"] == ["open", "ruled", "appealed", "appeal_decided"]
     assert claims["trades"][0]["statuses"] == ["listed", "ordered", "delivered", "refunded"]
     assert claims["appeal_decision"]["event_id"] == running_case.event_ids["decided"]
+    # The claims are structured: the timeline's entries carry no words; the words printed
+    # above are rendered from the verified events, one line per entry, in the same order.
+    entries = claims["timeline"]
+    assert [set(entry) for entry in entries] == [
+        {"event_id", "log_index", "height", "time_ms", "kind", "author"}
+    ] * len(timeline)
+    assert [e["event_id"] for e in entries] == [e["event_id"] for e in document["events"]]
+    for line, entry in zip(timeline, entries, strict=True):
+        assert f"  height {entry['height']}  {entry['author']}  " in line
+    assert entries[-1]["kind"] == "appeal_decided"
+    assert timeline[-1].endswith(
+        "  market-regulator  appeal decided by market-regulator: ruling upheld; reasons: "
+        "the ruling is sound"
+    )
 
     # A changed claim, re-encoded canonically so that only the claims are wrong.
     tampered = json.loads(out.read_bytes())

@@ -10,12 +10,13 @@ case (a complaint a third regulator rules on) run beside it, with a derivation f
 asset and a complaint about it; then the regulator is made an agency by governance, after its
 ruling.
 
-The case file verifies and says what the events say (the timeline in the words of
-protocol/case_timeline.py); each refusal of the derivation has its code; tampering with any
-event or claim is caught; the trade bundle of the refunded order verifies; the REST API hands
-the case file to those who may read the case; the PROV export shows the complaints, rulings
-and appeal decisions about its assets that the reader may see, and parses with the W3C `prov`
-package.
+The case file verifies and says what the events say, as structured data (its timeline holds
+no words: `provledger verify` renders them from the verified events with
+protocol/case_timeline.py, and other words change no claim); each refusal of the derivation
+has its code; tampering with any event or claim is caught; the trade bundle of the refunded
+order verifies; the REST API hands the case file to those who may read the case; the PROV
+export shows the complaints, rulings and appeal decisions about its assets that the reader may
+see, and parses with the W3C `prov` package.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from provledger.node import bundles
 from provledger.node.queries import LedgerQueries
 from provledger.node.rest import StoreView, create_app
 from provledger.node.store import Store
-from provledger.protocol import blocks, evidence, evidence_case
+from provledger.protocol import blocks, case_timeline, evidence, evidence_case
 from provledger.protocol.access import Reader
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.evidence import BundleError, encode_canonical, verify_bundle
@@ -332,17 +333,42 @@ def test_the_claims_say_what_the_events_say(chain: Chain, verified: evidence.Ver
 def test_the_timeline_is_every_event_in_log_order(chain: Chain, verified: evidence.VerifiedBundle):
     timeline = verified.claims["timeline"]
     assert [entry["log_index"] for entry in timeline] == [i for i, _ in verified.events]
+    assert [entry["event_id"] for entry in timeline] == [
+        e.event_id.hex() for _, e in verified.events
+    ]
     ruled = next(entry for entry in timeline if entry["kind"] == "case_ruled")
-    assert ruled["height"] == chain.heights["ruled"]
-    assert ruled["time_ms"] == GENESIS_TIME_MS + chain.heights["ruled"] * BLOCK_INTERVAL_MS
-    assert ruled["author"] == "regulator"
-    assert ruled["summary"].startswith(
-        "ruled upheld by regulator: refund of 500 CNY (minor units) on order order-1"
+    assert ruled == {
+        "event_id": chain.ids["ruled"].hex(),
+        "log_index": _index(verified, "case_ruled"),
+        "height": chain.heights["ruled"],
+        "time_ms": GENESIS_TIME_MS + chain.heights["ruled"] * BLOCK_INTERVAL_MS,
+        "kind": "case_ruled",
+        "author": "regulator",
+    }
+    # Structured data only: no entry carries words of ours.
+    assert all(
+        set(entry) == {"event_id", "log_index", "height", "time_ms", "kind", "author"}
+        for entry in timeline
     )
-    decided = timeline[-1]
-    assert decided["summary"] == (
-        "appeal decided by regulator-2: ruling upheld; reasons: the ruling is sound"
-    )
+
+
+def test_the_claims_hold_no_words_of_ours(
+    chain: Chain, case_bytes: bytes, verified: evidence.VerifiedBundle, monkeypatch
+) -> None:
+    """The timeline's wording is presentation: with other words, the same case file verifies
+    with the same claims, and only what `provledger verify` prints changes."""
+    before = "\n".join(summary_lines(verified))
+    monkeypatch.setattr(case_timeline, "summarize", lambda kind, author, payload: f"<{kind}>")
+    monkeypatch.setattr(case_timeline, "_appeal_decided", lambda *args: "<vote>")
+    monkeypatch.setattr(case_timeline, "remedy_words", lambda remedy: "<remedy>")
+    again = verify_bundle(case_bytes, chain.genesis)
+    assert again.claims == verified.claims
+    rebuilt = bundles.case_bundle(chain.store, chain.genesis, "case-1")
+    assert json.loads(rebuilt)["claims"] == json.loads(case_bytes)["claims"]
+    after = "\n".join(summary_lines(again))
+    assert after != before
+    assert re.search(r"Z  height \d+  regulator  <case_ruled>$", after, re.MULTILINE), after
+    assert re.search(r"Z  height \d+  regulator-2  <vote>$", after, re.MULTILINE), after
 
 
 def test_verify_prints_the_case_as_a_timeline(verified: evidence.VerifiedBundle) -> None:
@@ -359,6 +385,33 @@ def test_verify_prints_the_case_as_a_timeline(verified: evidence.VerifiedBundle)
     assert "appeal by agency-a" in text
     assert "appeal decided: ruling upheld, by regulator-2" in text
     assert text.splitlines()[-1].startswith("verified against the genesis")
+
+
+def test_verify_renders_every_events_summary_from_the_verified_events(
+    chain: Chain, verified: evidence.VerifiedBundle
+) -> None:
+    """The readable timeline is rendered from the verified events by protocol/case_timeline.py
+    (the claims hold none of its words): one line per event, in log order."""
+    lines = summary_lines(verified)
+    shown = [line for line in lines if re.match(r"    \d{4}-\d\d-\d\dT[\d:.]+Z  height ", line)]
+    assert len(shown) == len(verified.events) == len(verified.claims["timeline"])
+    labels = {identifier: label for label, identifier in chain.ids.items()}
+    assert verified.proven is not None
+    rendered = evidence_case.case_timeline(list(verified.events), verified.proven)
+    for line, entry, claimed in zip(shown, rendered, verified.claims["timeline"], strict=True):
+        assert entry.event_id.hex() == claimed["event_id"], labels[entry.event_id]
+        assert line.endswith(f"  height {claimed['height']}  {claimed['author']}  {entry.summary}")
+    by_label = {labels[e.event_id]: e.summary for e in rendered}
+    assert by_label["complaint-1"] == (
+        "complaint complaint-1 filed by agency-b against agency-a about order order-1 "
+        "(non_delivery), with 2 pieces of evidence"
+    )
+    assert by_label["ruled"].startswith(
+        "ruled upheld by regulator: refund of 500 CNY (minor units) on order order-1"
+    )
+    assert by_label["decided"] == (
+        "appeal decided by regulator-2: ruling upheld; reasons: the ruling is sound"
+    )
 
 
 def test_the_trade_bundle_of_a_refunded_order_verifies(chain: Chain) -> None:
@@ -550,7 +603,8 @@ def test_a_panel_of_two_decides_on_the_second_alike_vote(chain: Chain, verified)
     claims = _claims([*_events(verified), added], proven)
     assert claims["statuses"][-1] == "appeal_decided"
     assert claims["appeal_decision"]["regulators"] == ["regulator-2", "regulator-3"]
-    assert "(2 of 2 alike; the appeal is decided)" in claims["timeline"][-1]["summary"]
+    rendered = evidence_case.case_timeline([*_events(verified), added], proven)
+    assert "(2 of 2 alike; the appeal is decided)" in rendered[-1].summary
 
 
 def test_an_appeal_by_no_party_or_after_the_window_is_refused(chain: Chain, verified) -> None:
