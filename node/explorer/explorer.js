@@ -1244,9 +1244,9 @@
   ];
   let marketGeneration = 0;
   let marketLoaded = false;
-  let marketAfter = null; // the `after` of the page shown (null: the first page)
-  let marketNextAfter = null; // the `after` of the next page (null: none)
-  const marketEarlier = []; // the `after` of each page shown before this one
+  let marketCursor = null; // the `cursor` of the page shown (null: the first page)
+  let marketNextCursor = null; // the `cursor` of the next page (null: none)
+  const marketEarlier = []; // the `cursor` of each page shown before this one
 
   function marketFilters() {
     const form = $("market-form");
@@ -1312,10 +1312,10 @@
     const number = marketEarlier.length + 1;
     $("market-page").textContent = `page ${number}, ${offers.length} offer${offers.length === 1 ? "" : "s"}`;
     $("market-previous").disabled = marketEarlier.length === 0;
-    $("market-next").disabled = marketNextAfter === null;
+    $("market-next").disabled = marketNextCursor === null;
   }
 
-  async function loadOffers(after) {
+  async function loadOffers(cursor) {
     const generation = ++marketGeneration;
     const status = $("market-status-line");
     if (!currentToken()) {
@@ -1329,14 +1329,14 @@
     status.textContent = "Loading offers…";
     $("market").setAttribute("aria-busy", "true");
     try {
-      const page = await getJson("/v1/offers", { ...marketFilters(), limit: marketLimit(), after });
+      const page = await getJson("/v1/offers", { ...marketFilters(), limit: marketLimit(), cursor });
       if (generation !== marketGeneration) return; // a newer search started meanwhile
       clearMessage();
       marketLoaded = true;
-      marketAfter = after;
-      marketNextAfter = pick(page, "more") ? pick(page, "next_after") || null : null;
+      marketCursor = cursor;
+      marketNextCursor = pick(page, "next_cursor") || null;
       renderOffers(page);
-      status.textContent = marketNextAfter
+      status.textContent = marketNextCursor
         ? "More offers follow: see the next page."
         : "These are the last offers that match.";
     } catch (error) {
@@ -1448,10 +1448,9 @@
     if (caseId && (caseId !== currentCaseId || $("case-view").hidden)) void openCase(caseId);
   }
 
-  // --- cases (GET /v1/cases, /v1/cases/{case_id}) --------------------------------------------
+  // --- cases (GET /v1/cases, /v1/cases/one?case_id=) -----------------------------------------
 
   let currentCaseId = null;
-  const CASE_LIST_LIMIT = 100;
 
   function caseHash(caseId) {
     return `#case=${encodeURIComponent(caseId)}`;
@@ -1464,8 +1463,7 @@
   async function loadCaseList() {
     const list = $("case-list");
     try {
-      const page = await getJson("/v1/cases", { limit: CASE_LIST_LIMIT });
-      const items = asList(page.items);
+      const { items, truncated } = await getAll("/v1/cases");
       list.replaceChildren();
       if (items.length === 0) list.append(element("li", { className: "empty", text: "no cases" }));
       for (const record of items) {
@@ -1474,6 +1472,9 @@
           element("a", { text: `${caseId} (${humanKind(caseStatusName(pick(record, "status")))})`,
             attributes: { href: caseHash(caseId) } }),
         ]));
+      }
+      if (truncated) {
+        list.append(element("li", { className: "empty", text: "more cases than shown: open one by its id" }));
       }
     } catch (error) {
       list.replaceChildren(element("li", { className: "empty", text: "cases not loaded" }));
@@ -1484,7 +1485,7 @@
   async function openCase(caseId) {
     currentCaseId = caseId;
     try {
-      const body = await getJson(`/v1/cases/${caseId.split("/").map(encodeURIComponent).join("/")}`);
+      const body = await getJson("/v1/cases/one", { case_id: caseId });
       if (currentCaseId !== caseId) return; // another case was asked for meanwhile
       renderCase(body, caseId);
       clearMessage();
@@ -1568,7 +1569,7 @@
       void loadCaseList();
       void refreshCustoms();
       if (currentCaseId) void openCase(currentCaseId);
-      if (document.body.dataset.page === "market") void loadOffers(marketAfter);
+      if (document.body.dataset.page === "market") void loadOffers(marketCursor);
       else if (currentAssetId) void search(currentAssetId);
       else routeFromFragment();
     });
@@ -1580,9 +1581,9 @@
       setTimeout(searchOffers, 0); // after the browser has cleared the fields
     });
     $("market-next").addEventListener("click", () => {
-      if (marketNextAfter === null) return;
-      marketEarlier.push(marketAfter);
-      void loadOffers(marketNextAfter);
+      if (marketNextCursor === null) return;
+      marketEarlier.push(marketCursor);
+      void loadOffers(marketNextCursor);
     });
     $("market-previous").addEventListener("click", () => {
       if (marketEarlier.length === 0) return;

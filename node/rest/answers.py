@@ -489,13 +489,15 @@ class Answers:
     # --- the market's catalogue -----------------------------------------------------------
 
     def offers(
-        self, reader: Reader, filters: OfferFilters, after: str | None, limit: int
+        self, reader: Reader, filters: OfferFilters, cursor: str | None, limit: int
     ) -> OfferPage:
+        """A page of the catalogue; its cursor is bound to every filter of the search."""
+        scope = cursors.scope("offers", filters)
+        after = None if cursor is None else cursors.cursor_identifier(cursor, "offers", scope)
         page = self.queries.offers(reader, filters, after, limit)
+        next_cursor = cursors.encode_cursor("offers", page.next_after, scope) if page.more else None
         return OfferPage(
-            items=[catalogue_offer_view(view) for view in page.offers],
-            more=page.more,
-            next_after=page.next_after or None,
+            items=[catalogue_offer_view(view) for view in page.offers], next_cursor=next_cursor
         )
 
     def offer(self, reader: Reader, offer_id: str) -> CatalogueOfferView:

@@ -200,10 +200,6 @@ CASE_STATUSES = {
 }
 CaseStatusQuery = Annotated[Literal["open", "ruled", "appealed", "appeal_decided"] | None, Query()]
 CaseLimit = Annotated[int, Query(ge=1, le=CASES_PAGE_ITEMS_MAX, description="cases at most")]
-CaseIdPath = Annotated[
-    str,
-    PathParameter(min_length=1, max_length=IDENTIFIER_LENGTH_CHARS_MAX, pattern=IDENTIFIER_PATTERN),
-]
 Direction = Annotated[Literal["upstream", "downstream"], Query()]
 OfferLimit = Annotated[int, Query(ge=1, le=OFFERS_PAGE_ITEMS_MAX, description="offers at most")]
 Price = Annotated[int | None, Query(ge=0, le=2**64 - 1, description="minor units, inclusive")]
@@ -606,12 +602,14 @@ def create_app(view: NodeView) -> FastAPI:
         member_id: OptionalIdentifier = None,
         subject_id: OptionalIdentifier = None,
         status: CaseStatusQuery = None,
+        cursor: Cursor = None,
         limit: CaseLimit = CASES_PAGE_ITEMS_DEFAULT,
-        after: OptionalIdentifier = None,
     ) -> CasePage:
-        """Cases the caller may read, by case id after `after`: where `member_id` is a party,
-        about `subject_id` (an order, offer, asset or grant), in `status`. Without member_id
-        and subject_id, a member that is not a regulator or auditor lists its own."""
+        """Cases the caller may read, by case id: where `member_id` is a party, about
+        `subject_id` (an order, offer, asset or grant), in `status`. Without member_id and
+        subject_id, a member that is not a regulator or auditor lists its own."""
+        scope = cursors.scope("cases", member_id, subject_id, status)
+        after = None if cursor is None else cursors.cursor_identifier(cursor, "cases", scope)
         page = cases.list_cases(
             ledger.queries,
             caller,
@@ -621,15 +619,13 @@ def create_app(view: NodeView) -> FastAPI:
             limit=limit,
             after_case_id=after,
         )
-        return case_page(page)
+        next_cursor = (
+            cursors.encode_cursor("cases", page.next_after_case_id, scope) if page.more else None
+        )
+        return case_page(page, next_cursor)
 
-    @app.get(
-        "/v1/cases/{case_id:path}",
-        response_model=CaseDetail,
-        responses=ERROR_RESPONSES,
-        tags=["cases"],
-    )
-    def case(ledger: Api, caller: Caller, case_id: CaseIdPath) -> CaseDetail:
+    @app.get("/v1/cases/one", response_model=CaseDetail, responses=ERROR_RESPONSES, tags=["cases"])
+    def case(ledger: Api, caller: Caller, case_id: Identifier) -> CaseDetail:
         """One case: its record, complaints, timeline in words, appeal deadline and finality."""
         return case_detail(cases.require_case(ledger.queries, caller, case_id))
 
@@ -651,15 +647,7 @@ def create_app(view: NodeView) -> FastAPI:
             str | None,
             Query(max_length=TEXT_LENGTH_CHARS_MAX, description="words the title must hold"),
         ] = None,
-        after: Annotated[
-            str | None,
-            Query(
-                min_length=1,
-                max_length=IDENTIFIER_LENGTH_CHARS_MAX,
-                pattern=IDENTIFIER_PATTERN,
-                description="next_after of the previous page",
-            ),
-        ] = None,
+        cursor: Cursor = None,
         limit: OfferLimit = OFFERS_PAGE_ITEMS_DEFAULT,
     ) -> OfferPage:
         """The market's catalogue (every member's read): offers matching every filter given,
@@ -675,7 +663,7 @@ def create_app(view: NodeView) -> FastAPI:
             currency=currency or "",
             title_words=search_words(q or ""),
         )
-        return ledger.offers(caller, filters, after, limit)
+        return ledger.offers(caller, filters, cursor, limit)
 
     @app.get(
         "/v1/offers/one",

@@ -446,8 +446,7 @@ class CaseDetail(BaseModel):
 
 class CasePage(BaseModel):
     items: list[dict[str, Any]] = Field(description="case records, by case id")
-    more: bool
-    next_after: str | None = Field(description="with more: the `after` of the next page")
+    next_cursor: str | None = Field(description="the `cursor` of the next page; null at the end")
 
 
 class CatalogueOfferView(BaseModel):
@@ -476,7 +475,7 @@ class CatalogueOfferView(BaseModel):
 
 class OfferPage(BaseModel):
     items: list[CatalogueOfferView] = Field(description="by offer id")
-    more: bool = Field(description="offers after next_after may match")
-    next_after: str | None = Field(
-        description="the `after` of the next page (the last offer read); null without more"
+    next_cursor: str | None = Field(
+        description="the `cursor` of the next page (it goes on after the last offer read, "
+        "so a page may hold fewer than `limit` and still have one); null at the end"
     )

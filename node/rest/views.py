@@ -299,12 +299,8 @@ def case_detail(answer: CaseAnswer) -> CaseDetail:
     )
 
 
-def case_page(page: CasePageAnswer) -> CasePage:
-    return CasePage(
-        items=[case_json(case) for case in page.cases],
-        more=page.more,
-        next_after=page.next_after_case_id or None,
-    )
+def case_page(page: CasePageAnswer, next_cursor: str | None) -> CasePage:
+    return CasePage(items=[case_json(case) for case in page.cases], next_cursor=next_cursor)
 
 
 def remedies_json(remedies) -> list[dict[str, Any]]:

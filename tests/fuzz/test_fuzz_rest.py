@@ -131,6 +131,11 @@ def seeds() -> tuple[Request, ...]:
         get("/v1/evidence/event", event_id=ids["g-1"]),
         get("/v1/evidence/lineage", asset_id="fused"),
         get("/v1/evidence/trade", order_id="order-1"),
+        get("/v1/offers", limit=1),
+        get("/v1/offers", seller_id="agency-a", status="listed", q="raw", limit=1),
+        get("/v1/offers/one", offer_id="offer-1"),
+        get("/v1/cases", limit=1),
+        get("/v1/cases", member_id="agency-b", status="open", limit=1),
         Request("GET", "/"),
         Request("GET", "/openapi.json"),
     ]
@@ -259,6 +264,7 @@ def _value(name: str, old: str, choices: Choices) -> str:
 _PARAMETERS = (
     "asset_id", "member_id", "grant_id", "order_id", "event_id", "cursor", "limit", "height",
     "first", "second", "depth", "direction", "purpose", "operation", "time_ms", "unknown",
+    "offer_id", "case_id", "seller_id", "status", "q",
 )  # fmt: skip
 
 

@@ -912,29 +912,29 @@ class Asker:
     def offers(self) -> tuple[Answer, Answer]:
         """The whole catalogue, PAGE_ITEMS offers a page, through both."""
         rest_items: list[dict] = []
-        after = None
+        cursor = None
         while True:
-            response = self.rest.response("/v1/offers", after=after, limit=PAGE_ITEMS)
+            response = self.rest.response("/v1/offers", cursor=cursor, limit=PAGE_ITEMS)
             if response.status_code != 200:
                 rest = rest_refusal(response)
                 break
             page = response.json()
             rest_items += [offer_from_rest(item) for item in page["items"]]
-            after = page["next_after"]
-            if not page["more"]:
+            cursor = page["next_cursor"]
+            if cursor is None:
                 rest = Answer(ALLOWED, "", tuple(o["offer_id"] for o in rest_items))
                 break
         grpc_items: list[dict] = []
-        cursor = ""
+        after = ""
         while True:
-            request = api_pb2.ListOffersRequest(limit=PAGE_ITEMS, after_offer_id=cursor)
+            request = api_pb2.ListOffersRequest(limit=PAGE_ITEMS, after_offer_id=after)
             answer = grpc_get(
                 lambda r=request: self.stub.ListOffers(r, timeout=RPC_TIMEOUT_S), lambda r: r
             )
             if answer.kind != ALLOWED:
                 return rest, answer
             grpc_items += [offer_from_grpc(view) for view in answer.content.offers]
-            cursor = answer.content.next_after_offer_id
+            after = answer.content.next_after_offer_id
             if not answer.content.more:
                 break
         if rest.kind == ALLOWED and rest_items != grpc_items:

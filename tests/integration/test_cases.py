@@ -327,7 +327,7 @@ def test_the_case_over_rest_tells_the_same_timeline(story: Story):
         ("auditor", ROLE_AUDITOR),
     ):
         with rest(story, member_id, role) as client:
-            answer = client.get(f"/v1/cases/{case_id}")
+            answer = client.get("/v1/cases/one", case_id=case_id)
         rest_timeline = [
             (
                 e["event_id"],
@@ -365,17 +365,18 @@ def test_the_case_over_rest_tells_the_same_timeline(story: Story):
         assert case_id in [case["case_id"] for case in page["items"]]
         page = client.get("/v1/cases", subject_id=story.ids["offer"], limit=1)
         assert [case["case_id"] for case in page["items"]] == [case_id]
+        assert set(page) == {"items", "next_cursor"}
         assert client.get("/v1/cases", status="open")["items"] == []
         bad = client.http.get("/v1/cases", params={"status": "closed"})
         assert (bad.status_code, bad.json()["error"]) == (422, "bad_parameter")
-        assert client.error("/v1/cases/nothing", 404) == "unknown_case"
+        assert client.error("/v1/cases/one", 404, case_id="nothing") == "unknown_case"
         trade = client.get("/v1/trades/one", order_id=story.ids["order"])
         assert trade["order"]["status"] == "refunded"
     with rest(story, "exchange") as client:
-        assert client.error(f"/v1/cases/{case_id}", 403) == "forbidden"
+        assert client.error("/v1/cases/one", 403, case_id=case_id) == "forbidden"
         assert client.get("/v1/cases")["items"] == []
     with rest(story, None) as client:
-        assert client.error(f"/v1/cases/{case_id}", 401) == "missing_token"
+        assert client.error("/v1/cases/one", 401, case_id=case_id) == "missing_token"
 
 
 def test_the_complaint_and_the_ruling_join_the_assets_history(story: Story):
@@ -402,7 +403,7 @@ def _grpc_case(story: Story, reader_token: str) -> tuple[str, list[str]]:
 
 def _rest_case(story: Story, reader_token: str) -> tuple[str, list[str]]:
     with RestClient(story.layout.rest_addresses[0], reader_token) as client:
-        answer = client.response(f"/v1/cases/{story.ids['case']}")
+        answer = client.response("/v1/cases/one", case_id=story.ids["case"])
         outcome = {200: "allowed", 403: "permission_denied"}.get(
             answer.status_code, str(answer.status_code)
         )

@@ -547,7 +547,7 @@ def test_explorer_shows_a_case_timeline(ledger: Ledger, browser, tmp_path: Path)
     )
 
     # The timeline: the case's events in log order, each in the words the API gives.
-    answer = ledger.rest.get(f"/v1/cases/{CASE}")
+    answer = ledger.rest.get("/v1/cases/one", case_id=CASE)
     entries = page.locator("#case-timeline > li[data-kind]")
     expect(entries).to_have_count(4)
     assert [entry.get_attribute("data-kind") for entry in entries.all()] == [

@@ -286,12 +286,18 @@ def test_the_catalogue_pages_by_offer_id(market: Market):
     assert ours(market, seen) == ["offer1", "offer2"]
     # REST: the same pages.
     first = rest_page(market, broker_id=BROKER, limit=1)
-    assert first["more"] and first["next_after"] == first["items"][0]["offer_id"]
-    second = rest_page(market, broker_id=BROKER, limit=1, after=first["next_after"])
+    assert set(first) == {"items", "next_cursor"} and first["next_cursor"]
+    second = rest_page(market, broker_id=BROKER, limit=1, cursor=first["next_cursor"])
     assert ours(market, [first["items"][0]["offer_id"], second["items"][0]["offer_id"]]) == [
         "offer1",
         "offer2",
     ]
+    # the cursor belongs to its search: with another filter it is refused
+    with market.rest() as client:
+        refused = client.error(
+            "/v1/offers", 400, broker_id=BROKER, currency="CNY", cursor=first["next_cursor"]
+        )
+    assert refused == "bad_cursor"
     # A bad search is refused alike.
     with market.grpc() as client, pytest.raises(grpc.RpcError) as raised:
         client.stub.ListOffers(

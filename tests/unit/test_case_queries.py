@@ -6,17 +6,21 @@ finality, and who may read a case (protocol/access.py `sees_case`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, MEMBER_ROLES, Consortium, digest
 
 from provledger.node import cases, schema
 from provledger.node.queries import LedgerQueries, QueryError
+from provledger.node.rest import StoreView, create_app
 from provledger.node.store import Store
 from provledger.protocol import blocks
 from provledger.protocol.access import Reader
+from provledger.protocol.tokens import issue_token
 from provledger.v1 import ledger_pb2, state_pb2
 
 T = GENESIS_TIME_MS
@@ -67,7 +71,7 @@ def complaint(complaint_id: str, kind: int, subject_id: str, respondent_id: str)
 
 
 @pytest.fixture(scope="module")
-def queries(tmp_path_factory: pytest.TempPathFactory) -> LedgerQueries:
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     """case-1 (agency-b against agency-a about order-1) is ruled; case-2 (the exchange
     against agency-a about offer-1) is open; case-3 (agency-a against agency-b about order-1)
     is open."""
@@ -126,7 +130,19 @@ def queries(tmp_path_factory: pytest.TempPathFactory) -> LedgerQueries:
             ),
         ),
     )
-    return LedgerQueries(chain.store, c.genesis)
+    return chain
+
+
+@pytest.fixture(scope="module")
+def queries(chain: Chain) -> LedgerQueries:
+    return LedgerQueries(chain.store, chain.consortium.genesis)
+
+
+@pytest.fixture(scope="module")
+def client(chain: Chain) -> Iterator[TestClient]:
+    view = StoreView(chain.store, chain.consortium.genesis, "validator-0", clock_ms=lambda: T)
+    with TestClient(create_app(view)) as client:
+        yield client
 
 
 def listed(queries: LedgerQueries, reader: Reader = AUDITOR, **filters: Any) -> tuple:
@@ -220,3 +236,81 @@ def test_a_filter_that_is_no_identifier_is_a_bad_request(queries: LedgerQueries,
     with pytest.raises(QueryError) as raised:
         listed(queries, **{field: "x" * 300})
     assert (raised.value.kind, raised.value.code) == ("bad_request", "bad_identifier")
+
+
+# --- over REST: /v1/cases (an opaque cursor bound to the filters) and /v1/cases/one ----------
+
+
+def rest(chain: Chain, client: TestClient, who: str, path: str, **params: Any):
+    key = chain.consortium[who].key
+    token = issue_token(key, who, "member", chain.consortium.chain_id, T, 3_600_000)
+    return client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+def rest_pages(chain: Chain, client: TestClient, **params: Any) -> list[list[str]]:
+    """The case ids of every page of a listing (the auditor's), following next_cursor."""
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        answer = rest(
+            chain,
+            client,
+            "auditor",
+            "/v1/cases",
+            **params,
+            **({"cursor": cursor} if cursor else {}),
+        )
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()) == {"items", "next_cursor"}
+        pages.append([case["case_id"] for case in answer.json()["items"]])
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) <= 3, "the pages never end"
+
+
+def test_rest_pages_cases_with_a_cursor(chain: Chain, client: TestClient):
+    assert rest_pages(chain, client) == [["case-1", "case-2", "case-3"]]
+    assert rest_pages(chain, client, limit=2) == [["case-1", "case-2"], ["case-3"]]
+    assert rest_pages(chain, client, status="open", limit=1) == [["case-2"], ["case-3"]]
+
+
+def test_a_rest_page_ends_after_its_scanning_budget_and_goes_on(chain, client, monkeypatch):
+    monkeypatch.setattr(cases, "CASES_SCANNED_PER_PAGE_MAX", 1)
+    assert rest_pages(chain, client, status="open") == [[], ["case-2"], ["case-3"]]
+
+
+def test_a_rest_cursor_belongs_to_its_filters(chain: Chain, client: TestClient):
+    cursor = rest(chain, client, "auditor", "/v1/cases", status="open", limit=1).json()
+    assert cursor["next_cursor"] is not None
+    for other in (
+        {},
+        {"status": "ruled"},
+        {"status": "open", "member_id": "agency-a"},
+        {"status": "open", "subject_id": "order-1"},
+    ):
+        answer = rest(chain, client, "auditor", "/v1/cases", cursor=cursor["next_cursor"], **other)
+        assert (answer.status_code, answer.json()["error"]) == (400, "bad_cursor"), other
+    answer = rest(chain, client, "auditor", "/v1/cases", cursor="case-2")
+    assert (answer.status_code, answer.json()["error"]) == (400, "bad_cursor")
+
+
+def test_rest_reads_one_case_by_its_id_as_a_query_parameter(chain: Chain, client: TestClient):
+    answer = rest(chain, client, "agency-b", "/v1/cases/one", case_id="case-1")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["case"]["case_id"] == "case-1"
+    assert [e["kind"] for e in answer.json()["timeline"]] == [
+        "complaint_filed",
+        "case_opened",
+        "case_ruled",
+    ]
+    for who, case_id, status, code in (
+        ("agency-b", "case-2", 403, "forbidden"),
+        ("auditor", "case-x", 404, "unknown_case"),
+        ("auditor", "has space", 422, "bad_parameter"),
+    ):
+        answer = rest(chain, client, who, "/v1/cases/one", case_id=case_id)
+        assert (answer.status_code, answer.json()["error"]) == (status, code), case_id
+    # the path form is gone: the id is a query parameter, as for every id that may hold "/"
+    answer = rest(chain, client, "auditor", "/v1/cases/case-1")
+    assert (answer.status_code, answer.json()["error"]) == (404, "not_found")

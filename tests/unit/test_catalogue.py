@@ -5,6 +5,7 @@ LevelDB store (node/market.py: id order, paging, the scan bound) through the RES
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from support.memory_state import GENESIS_TIME_MS, MEMBER_ROLES, Consortium, digest
 
+from provledger.node import market as market_module
 from provledger.node.market import offers_page
 from provledger.node.queries import LedgerQueries, QueryError, Reader
 from provledger.node.rest import StoreView, create_app
+from provledger.node.rest.cursors import encode_cursor
+from provledger.node.settings import REST_CURSOR_LENGTH_CHARS_MAX
 from provledger.node.store import Store
 from provledger.protocol import blocks
 from provledger.protocol.catalogue import (
@@ -317,7 +321,7 @@ def _ids(page: dict[str, Any]) -> list[str]:
 def test_every_member_reads_the_whole_catalogue_in_id_order(market):
     for who in ("agency-b", "exchange", "broker", "auditor"):
         page = _offers(market, who)
-        assert _ids(page) == sorted(OFFERS) and not page["more"] and page["next_after"] is None
+        assert _ids(page) == sorted(OFFERS) and page["next_cursor"] is None
     first = _offers(market)["items"][0]
     assert first == {
         "offer_id": "offer/1",
@@ -377,17 +381,57 @@ def test_a_delisted_offer_shows_who_delisted_it(market):
     assert len(offer["delisted_event_id"]) == 64
 
 
-def test_pages_follow_next_after_to_the_end(market):
-    seen: list[str] = []
-    after = None
+def _follow(market, **params: Any) -> list[list[str]]:
+    """The offer ids of every page of a search, following next_cursor to the end."""
+    pages: list[list[str]] = []
+    cursor = None
     while True:
-        page = _offers(market, limit=2, broker_id="broker", **({"after": after} if after else {}))
-        seen += _ids(page)
-        if not page["more"]:
-            break
-        after = page["next_after"]
-        assert after == seen[-1]
-    assert seen == ["offer/1", "offer/3", "offer/5"]
+        page = _offers(market, **params, **({"cursor": cursor} if cursor else {}))
+        pages.append(_ids(page))
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) <= len(OFFERS), "the pages never end"
+
+
+def test_pages_follow_next_cursor_to_the_end(market):
+    assert _follow(market, limit=2, broker_id="broker") == [["offer/1", "offer/3"], ["offer/5"]]
+
+
+def test_a_page_over_rest_ends_early_at_the_scan_bound_and_its_cursor_goes_on(market, monkeypatch):
+    monkeypatch.setattr(market_module, "offers_page", partial(offers_page, scanned_max=2))
+    # offer/3 is the only match; each page reads two offers, matching or not, so the first
+    # page is empty and still has a cursor, which goes on after the last offer it read
+    assert _follow(market, status="delisted") == [[], ["offer/3"], []]
+    assert _follow(market, status="delisted", limit=1) == [[], ["offer/3"], []]
+
+
+def test_a_cursor_belongs_to_its_search(market):
+    consortium, _, client = market
+    cursor = _offers(market, limit=1, broker_id="broker")["next_cursor"]
+    assert _offers(market, limit=1, broker_id="broker", cursor=cursor)["items"][0]["offer_id"] == (
+        "offer/3"
+    )
+    for other in (
+        {"broker_id": "exchange"},
+        {},
+        {"broker_id": "broker", "status": "listed"},
+        {"broker_id": "broker", "q": "clinic"},
+        {"broker_id": "broker", "price_min": 0},
+        {"broker_id": "broker", "currency": "CNY"},
+        {"broker_id": "broker", "classification": "important"},
+    ):
+        response = client.get(
+            "/v1/offers",
+            params={**other, "limit": 1, "cursor": cursor},
+            headers=_headers(consortium, "agency-b"),
+        )
+        assert (response.status_code, response.json()["error"]) == (400, "bad_cursor"), other
+    for forged in ("not-a-cursor", encode_cursor("offers", "offer/1", "0" * 16)):
+        response = client.get(
+            "/v1/offers", params={"cursor": forged}, headers=_headers(consortium, "agency-b")
+        )
+        assert (response.status_code, response.json()["error"]) == (400, "bad_cursor")
 
 
 def test_a_page_reads_at_most_its_scan_bound(market):
@@ -412,7 +456,8 @@ def test_a_page_reads_at_most_its_scan_bound(market):
         ({"price_min": -1}, 422, "bad_parameter"),
         ({"limit": 0}, 422, "bad_parameter"),
         ({"limit": OFFERS_PAGE_ITEMS_MAX + 1}, 422, "bad_parameter"),
-        ({"after": "has space"}, 422, "bad_parameter"),
+        ({"cursor": "x" * (REST_CURSOR_LENGTH_CHARS_MAX + 1)}, 422, "bad_parameter"),
+        ({"cursor": "has space"}, 400, "bad_cursor"),
         (
             {"q": " ".join(f"w{i}" for i in range(TITLE_WORDS_PER_SEARCH_MAX + 1))},
             400,
