@@ -242,6 +242,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     repair.add_argument("--config", required=True)
     repair.set_defaults(handler=node.cmd_node_repair)
+    backup = with_output(
+        node_group.add_parser("backup", help="back up a running node's ledger to a file")
+    )
+    backup.add_argument("--config", required=True)
+    backup.add_argument("--out", required=True, metavar="FILE", help="the backup file to write")
+    backup.set_defaults(handler=node.cmd_node_backup)
+    restore = with_output(
+        node_group.add_parser("restore", help="restore a backup into a node's empty data folder")
+    )
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--config", required=True)
+    restore.add_argument(
+        "--force", action="store_true", help="move a non-empty data folder aside first"
+    )
+    restore.set_defaults(handler=node.cmd_node_restore)
+    verify_backup = with_output(
+        node_group.add_parser("verify-backup", help="verify a backup file, restoring nothing")
+    )
+    verify_backup.add_argument("file", metavar="FILE")
+    verify_backup.add_argument("--config", required=True)
+    verify_backup.set_defaults(handler=node.cmd_node_verify_backup)
 
     submit_command = with_node(
         commands.add_parser("submit", help="sign and submit an event"), reads=False

@@ -18,16 +18,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from provledger.cli.output import CommandError, emit, load_genesis
+from provledger.cli.progress import ProgressReporter
 from provledger.node.config import ConfigError, NodeConfig
-from provledger.node.settings import CHECK_PROGRESS_INTERVAL_BLOCKS, DAMAGE_MARKER_POLL_INTERVAL_MS
+from provledger.node.settings import DAMAGE_MARKER_POLL_INTERVAL_MS
 
 if TYPE_CHECKING:
+    from provledger.node.backup import BackupHeader
     from provledger.node.integrity_check import CheckReport
 
 
@@ -64,7 +66,7 @@ def cmd_node_check(args: argparse.Namespace) -> None:
     genesis = load_genesis(str(config.genesis_path))
     _require_ledger(config.data_dir)
     try:
-        report, _ = check_store(config.data_dir, genesis, _progress)
+        report, _ = check_store(config.data_dir, genesis, _entry_progress("checked block"))
     except StoreError as error:
         raise CommandError(str(error)) from None
     emit(args, report.to_json(), "\n".join(_report_lines(config.data_dir, report)))
@@ -86,7 +88,7 @@ def cmd_node_repair(args: argparse.Namespace) -> None:
     _require_ledger(config.data_dir)
     peers = PeerSource(config.node_id, config.peers, config.tls_dir)
     try:
-        report = repair_store(config.data_dir, genesis, peers, _progress)
+        report = repair_store(config.data_dir, genesis, peers, _entry_progress("checked block"))
     except StoreError as error:
         raise CommandError(str(error)) from None
     check = report.check
@@ -108,6 +110,128 @@ def cmd_node_repair(args: argparse.Namespace) -> None:
     )
     if not report.repaired and not check.sound:
         raise CommandError(f"the ledger in {config.data_dir} was not repaired")
+
+
+def cmd_node_backup(args: argparse.Namespace) -> None:
+    """Ask the running node for a backup over its admin socket (node/admin.py); verify it as
+    it arrives (node/backup.py) and keep it only whole and verified."""
+    from provledger.node.admin import AdminError, request
+    from provledger.node.backup import BackupError, BackupReader, verify_header
+
+    config = _load_config(args.config)
+    genesis = load_genesis(str(config.genesis_path))
+    if config.admin_socket is None:
+        raise CommandError(f"{args.config} serves no admin socket")
+    out = Path(args.out)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with request(config.admin_socket, "backup") as stream, partial.open("wb") as file:
+            reader = BackupReader(_Tee(stream, file))
+            header = reader.header()
+            verify_header(header, genesis)
+            progress = ProgressReporter("backed up entry", header.entries)
+            done = 0
+            for chunk in reader.chunks():
+                done += len(chunk)
+                progress.update(done)
+            progress.finish()
+            file.flush()
+            os.fsync(file.fileno())
+    except (AdminError, BackupError, OSError) as error:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"no backup written: {error}") from None
+    partial.replace(out)
+    emit(args, _backup_json(header, out), f"{out}: {_backup_line(header)}")
+
+
+def cmd_node_restore(args: argparse.Namespace) -> None:
+    from provledger.node.backup import BackupError, restore_backup
+
+    config = _load_config(args.config)
+    genesis = load_genesis(str(config.genesis_path))
+    try:
+        with open(args.file, "rb") as source:
+            report = restore_backup(
+                source,
+                config.data_dir,
+                genesis,
+                _entry_progress("restored entry"),
+                force=args.force,
+            )
+    except (BackupError, OSError) as error:
+        raise CommandError(f"{args.file} not restored: {error}") from None
+    header = report.header
+    lines = [f"restored {args.file} into {config.data_dir}: {_backup_line(header)}"]
+    if report.moved_aside is not None:
+        lines.append(f"the folder that was there is now {report.moved_aside}")
+    if header.node_id != config.node_id:
+        lines.append(
+            f"note: the backup was taken by {header.node_id}, this node is {config.node_id}"
+        )
+    lines.append(f"check it with: provledger node check --config {args.config}")
+    document = _backup_json(header, Path(args.file))
+    document["data_dir"] = str(config.data_dir)
+    document["moved_aside"] = str(report.moved_aside) if report.moved_aside else None
+    emit(args, document, "\n".join(lines))
+
+
+def cmd_node_verify_backup(args: argparse.Namespace) -> None:
+    from provledger.node.backup import BackupError, verify_backup
+
+    config = _load_config(args.config)
+    genesis = load_genesis(str(config.genesis_path))
+    try:
+        with open(args.file, "rb") as source:
+            header = verify_backup(source, genesis, _entry_progress("verified entry"))
+    except (BackupError, OSError) as error:
+        raise CommandError(f"{args.file} does not verify: {error}") from None
+    emit(args, _backup_json(header, Path(args.file)), f"{args.file}: {_backup_line(header)}")
+
+
+class _Tee:
+    """A stream that copies what is read from `source` into `copy`."""
+
+    def __init__(self, source: BinaryIO, copy: BinaryIO) -> None:
+        self._source = source
+        self._copy = copy
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._copy.write(data)
+        return data
+
+
+def _entry_progress(what: str) -> Callable[[int, int], None]:
+    """A progress callback (done, total) for node/ code: a reporter (cli/progress.py) per
+    stretch of work, a new one whenever the total changes."""
+    reporters: dict[int, ProgressReporter] = {}
+
+    def report(done: int, total: int) -> None:
+        reporter = reporters.setdefault(total, ProgressReporter(what, total))
+        reporter.update(done)
+        if done >= total:
+            reporter.finish()
+
+    return report
+
+
+def _backup_line(header: BackupHeader) -> str:
+    return (
+        f"chain {header.chain_id}, height {header.height} (block {header.block_id.hex()}), "
+        f"{header.entries} entries, taken by {header.node_id}; checksums and the checkpoint "
+        "verify"
+    )
+
+
+def _backup_json(header: BackupHeader, path: Path) -> dict[str, Any]:
+    return {
+        "file": str(path),
+        "chain_id": header.chain_id,
+        "height": header.height,
+        "block_id": header.block_id.hex(),
+        "entries": header.entries,
+        "node_id": header.node_id,
+    }
 
 
 def _load_config(path: str) -> NodeConfig:
@@ -145,14 +269,6 @@ def _report_lines(data_dir: Path, report: CheckReport) -> list[str]:
     if report.marked and report.sound:
         lines.append("the check does not find what the node met; `node repair` lets it serve")
     return lines
-
-
-def _progress(height: int, of: int) -> None:
-    """A line on stderr every CHECK_PROGRESS_INTERVAL_BLOCKS blocks (at least every tenth of
-    the chain), and at the end."""
-    every = min(CHECK_PROGRESS_INTERVAL_BLOCKS, max(1, of // 10))
-    if height % every == 0 or height == of:
-        print(f"checked block {height} of {of} ({100 * height // of}%)", file=sys.stderr)
 
 
 class _DamageWatcher:

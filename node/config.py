@@ -26,6 +26,9 @@ propose_timeout_ms = 3000
 
 [rest]                        # optional; without it the auditor REST API is not served
 listen = "127.0.0.1:7250"
+
+[admin]                       # optional
+socket = "admin.sock"         # the admin Unix socket `node backup` asks (node/admin.py), 0600
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class NodeConfig:
     grpc_tls_dir: Path | None = None  # the client API's certificate; None: plaintext
     grpc_plaintext: bool = False  # development only, on a loopback address (checked at load)
     grpc_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    admin_socket: Path | None = None  # the admin Unix socket; None: not served
 
     @classmethod
     def load(cls, path: Path | str) -> NodeConfig:
@@ -107,6 +111,7 @@ class NodeConfig:
                 grpc_tls_dir=grpc_tls_dir,
                 grpc_plaintext=grpc_plaintext,
                 grpc_limits=grpc_limits,
+                admin_socket=base / str(document.get("admin", {}).get("socket", "admin.sock")),
             )
         except KeyError as error:
             raise ConfigError(f"{path}: missing setting {error}") from None

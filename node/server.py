@@ -24,6 +24,8 @@ import grpc
 import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from provledger.node.admin import AdminServer
+from provledger.node.backup import backup_to_socket
 from provledger.node.config import NodeConfig, is_loopback, split_host_port
 from provledger.node.consensus_driver import ConsensusDriver
 from provledger.node.grpc_api import LedgerService, add_to_server
@@ -178,6 +180,7 @@ async def _run(
     if network is not None:
         await network.start()
     driver.start()
+    admin = _admin_server(config, genesis, node)
 
     # Run until a signal, or until a consensus task fails.
     stop = asyncio.Event()
@@ -193,6 +196,8 @@ async def _run(
         stopping.cancel()
         failing.cancel()
         log.info("node %s stopping", config.node_id)
+        if admin is not None:
+            admin.stop()  # a backup in progress stops between chunks, before the store closes
         await health_servicer.enter_graceful_shutdown()
         if rest is not None:
             await stop_rest(*rest)
@@ -221,6 +226,22 @@ def _peer_network(config: NodeConfig, node: LedgerNode) -> PeerNetwork:
         history.validator_ids_from(height),
         trust=peer_trust(material, history.tls_cas_from(height), every_root=history.every_tls_ca()),
     )
+
+
+def _admin_server(config: NodeConfig, genesis: Genesis, node: LedgerNode) -> AdminServer | None:
+    """The admin socket (node/admin.py), serving backups of this node's store (ADR 021)."""
+    if config.admin_socket is None:
+        return None
+    admin = AdminServer(
+        config.admin_socket,
+        {
+            "backup": lambda out, stopping: backup_to_socket(
+                node.store, genesis, config, out, stopping
+            )
+        },
+    )
+    admin.start()
+    return admin
 
 
 def _grpc_server(

@@ -73,7 +73,6 @@ LEVELDB_BLOOM_FILTER_BITS = 10
 # this many of their events were checked (the head block is always checked whole).
 OPEN_CHECK_BLOCKS_MAX = 64
 OPEN_CHECK_EVENTS_MAX = 20_000
-CHECK_PROGRESS_INTERVAL_BLOCKS = 1_000  # `node check` reports at least every this many blocks
 CHECK_FINDINGS_MAX = 50  # what `node check` reports at most (it stops looking after these)
 DAMAGE_MARKER_POLL_INTERVAL_MS = 500  # `node run` stops a node whose store found damage
 REPAIR_PEER_ATTEMPTS_MAX = 3  # `node repair` asks each peer at most this often for a batch
@@ -98,3 +97,11 @@ REST_REQUEST_HEAD_SIZE_BYTES_MAX = 16 * 1024  # a head still incomplete at this 
 # At start the node raises its soft RLIMIT_NOFILE to at least this (within the hard limit): REST
 # connections, LevelDB's open files (1,000 by default), gRPC clients and peers all need one.
 FILE_DESCRIPTORS_MIN = 8_192
+
+# Backups (node/backup.py, node/admin.py; docs/operations-backup.md)
+BACKUP_CHUNK_BYTES_TARGET = 1024 * 1024  # a chunk is closed once its entries reach this size
+BACKUP_CHUNK_BYTES_MAX = 64 * 1024 * 1024  # a chunk larger is refused (one entry never is)
+BACKUP_HEADER_BYTES_MAX = 16 * 1024 * 1024  # the header holds the walk of the validator sets
+ADMIN_REQUEST_BYTES_MAX = 1_024  # one request line on the admin socket
+ADMIN_ACCEPT_POLL_S = 0.2  # how often the admin socket's thread looks whether the node stops
+ADMIN_CLIENT_TIMEOUT_S = 600  # a backup client waits this long for the node's next bytes

@@ -616,6 +616,12 @@ class Store:
         """The value stored under `key` at the last commit (checksums verified)."""
         return self._read.get(key)
 
+    def snapshot_reads(self) -> _CheckedReads:
+        """Checked reads of the LevelDB snapshot of the last commit, kept for as long as the
+        caller holds them (a backup streams one, node/backup.py)."""
+        with self._lock:
+            return self._read
+
     def entries(self, **options: Any) -> Iterator[Any]:
         """plyvel's iterator over the last commit (checksums verified); the same options."""
         return self._read.iterator(**options)
