@@ -74,7 +74,9 @@ class AdminServer:
         self._stopping = threading.Event()
         self._busy = threading.Lock()
         self._listener: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
+        self._acceptor: threading.Thread | None = None
+        self._workers: dict[threading.Thread, socket.socket] = {}
+        self._workers_lock = threading.Lock()
 
     def start(self) -> None:
         if self.path.exists() or self.path.is_symlink():
@@ -92,15 +94,22 @@ class AdminServer:
             listener.close()
             raise AdminError(f"cannot serve the admin socket {self.path}: {error}") from None
         self._listener = listener
-        thread = threading.Thread(target=self._accept, name="provledger-admin", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._acceptor = threading.Thread(target=self._accept, name="provledger-admin", daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
-        """Stop accepting and wait for a command in progress (it stops between chunks)."""
+        """Stop accepting, end the connections in progress (a backup stops at its next entry,
+        or at once if it waits for a slow client) and wait for their threads."""
         self._stopping.set()
-        for thread in self._threads:
-            thread.join()
+        if self._acceptor is not None:
+            self._acceptor.join()
+        with self._workers_lock:
+            workers = dict(self._workers)
+        for connection in workers.values():
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        for worker in workers:
+            worker.join()
         if self._listener is not None:
             self._listener.close()
             with contextlib.suppress(OSError):
@@ -119,7 +128,8 @@ class AdminServer:
             worker = threading.Thread(
                 target=self._serve, args=(connection,), name="provledger-admin-command"
             )
-            self._threads = [t for t in self._threads if t.is_alive()] + [worker]
+            with self._workers_lock:
+                self._workers[worker] = connection
             worker.start()
 
     def _serve(self, connection: socket.socket) -> None:
@@ -129,6 +139,8 @@ class AdminServer:
                 self._answer(connection)
             except OSError as error:
                 log.warning("an admin request ended early: %s", error)
+        with self._workers_lock:
+            self._workers.pop(threading.current_thread(), None)
 
     def _answer(self, connection: socket.socket) -> None:
         _, uid, _ = _PEER_CREDENTIALS.unpack(

@@ -461,3 +461,22 @@ def test_no_progress_for_no_work():
     reporter.update(0)
     reporter.finish()
     assert stream.getvalue() == ""
+
+
+def test_stopping_ends_a_backup_that_waits_for_a_slow_client(tmp_path):
+    """A client that stops reading does not hold the node's stop: the connection is ended."""
+    path = tmp_path / "admin.sock"
+    ended: list[BaseException] = []
+
+    def command(connection: socket.socket, stopping: threading.Event) -> None:
+        try:
+            while True:
+                connection.sendall(b"x" * 65_536)  # blocks once the client's buffer is full
+        except OSError as error:
+            ended.append(error)
+
+    server = admin.AdminServer(path, {"backup": command})
+    server.start()
+    with admin.request(path, "backup"):
+        server.stop()
+    assert ended, "the command must have been ended by the stop"
