@@ -68,9 +68,14 @@ def unix_address(path: Path) -> Iterator[str]:
 class AdminServer:
     """Serves `commands` on the Unix socket at `path` from a thread, until `stop`."""
 
-    def __init__(self, path: Path, commands: dict[str, Command]) -> None:
+    def __init__(
+        self, path: Path, commands: dict[str, Command], users: frozenset[int] | None = None
+    ) -> None:
+        """`users`: the user ids whose connections are answered (default: the node's own
+        user and root)."""
         self.path = path
         self._commands = commands
+        self._users = users if users is not None else frozenset({os.geteuid(), 0})
         self._stopping = threading.Event()
         self._busy = threading.Lock()
         self._listener: socket.socket | None = None
@@ -146,7 +151,7 @@ class AdminServer:
         _, uid, _ = _PEER_CREDENTIALS.unpack(
             connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size)
         )
-        if uid not in (os.geteuid(), 0):
+        if uid not in self._users:
             log.warning("admin request from uid %d refused: not the node's user", uid)
             _reply(connection, {"ok": False, "code": "forbidden", "error": "not the node's user"})
             return
@@ -195,10 +200,15 @@ def request(path: Path, command: str) -> BinaryIO:
         connection.sendall(json.dumps({"command": command}).encode() + b"\n")
         line = stream.readline(ADMIN_REQUEST_BYTES_MAX)
         answer = json.loads(line)
-    except FileNotFoundError:
+    except (FileNotFoundError, ConnectionRefusedError):
         stream.close()
         raise AdminError(
             f"no node is serving the admin socket {path}: is the node running?", "not_running"
+        ) from None
+    except PermissionError:
+        stream.close()
+        raise AdminError(
+            f"the admin socket {path} is not yours: run this as the node's user", "forbidden"
         ) from None
     except (OSError, ValueError) as error:
         stream.close()

@@ -480,3 +480,21 @@ def test_stopping_ends_a_backup_that_waits_for_a_slow_client(tmp_path):
     with admin.request(path, "backup"):
         server.stop()
     assert ended, "the command must have been ended by the stop"
+
+
+def test_a_connection_from_another_user_is_refused(tmp_path):
+    """The peer's uid (SO_PEERCRED) is checked on every connection: a server that answers
+    only another user refuses this process, whatever the socket file's mode."""
+    path = tmp_path / "admin.sock"
+    served: list[bool] = []
+    server = admin.AdminServer(
+        path, {"backup": lambda c, s: served.append(True)}, users=frozenset({os.geteuid() + 1})
+    )
+    server.start()
+    try:
+        with pytest.raises(admin.AdminError) as refused_user:
+            admin.request(path, "backup")
+        assert refused_user.value.code == "forbidden"
+    finally:
+        server.stop()
+    assert not served
