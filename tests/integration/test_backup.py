@@ -4,14 +4,16 @@ Node 0 is backed up online, through its admin socket, while events are being sub
 node 3 is stopped and its data folder replaced by the backup (`--force` moves the old one
 aside); `node check` finds the restored ledger sound; its checkpoint at the backup's height is
 the source's; the restored node starts and catches up with the consortium. A truncated backup
-and one with a flipped byte are refused by the CLI, with the data folder left as it was; and a
-backup asked of a node that is not running says so.
+and one with a flipped byte are refused by `node restore` (the data folder left as it was) and
+by `node verify-backup`, which passes the whole file; a backup asked of a node that is not
+running says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import stat
 import subprocess
@@ -161,6 +163,13 @@ def test_backup_under_load_restores_a_node_that_checks_and_catches_up(tmp_path):
             assert words in answer.stderr and "not restored" in answer.stderr, answer.stderr
             assert "Traceback" not in answer.stderr
             assert files_of(target_data) == before
+            verified = run_cli("node", "verify-backup", str(bad), "--config", configs[3])
+            assert verified.returncode == 1 and words in verified.stderr, verified.stderr
+        verified = run_cli(
+            "node", "verify-backup", str(backup_file), "--config", configs[3], "--json"
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert json.loads(verified.stdout)["height"] == height
         not_empty = run_cli("node", "restore", str(backup_file), "--config", configs[3])
         assert not_empty.returncode == 1 and "folder_not_empty" in not_empty.stderr
 
