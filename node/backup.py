@@ -281,7 +281,10 @@ def take_backup(
     if raw_block is None:
         raise BackupError("nothing_committed", f"block {height} is not stored")
     stored = state_pb2.StoredBlock()
-    stored.ParseFromString(raw_block)
+    try:
+        stored.ParseFromString(raw_block)
+    except DecodeError:
+        raise store.found_damage(f"block {height} does not parse", height) from None
     # The walk's blocks are at or below `height`: committed, never rewritten.
     header = BackupHeader(
         chain_id=genesis.chain_id,
