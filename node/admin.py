@@ -87,7 +87,12 @@ class AdminServer:
         if self.path.exists() or self.path.is_symlink():
             if not stat.S_ISSOCK(self.path.lstat().st_mode):
                 raise AdminError(f"{self.path} exists and is not a socket: not replaced")
-            self.path.unlink()  # a stopped node's; a running one holds the LevelDB lock
+            if _answers(self.path):
+                raise AdminError(
+                    f"another process serves the admin socket {self.path} (two nodes with one "
+                    "config folder? give each its own [admin] socket)"
+                )
+            self.path.unlink()  # a stopped node's
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with unix_address(self.path) as address:
@@ -171,6 +176,19 @@ class AdminServer:
             log.error("admin command failed: %s", error)
         finally:
             self._busy.release()
+
+
+def _answers(path: Path) -> bool:
+    """Whether a process listens on the Unix socket at `path`."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with unix_address(path) as address:
+            probe.connect(address)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _reply(connection: socket.socket, answer: dict[str, Any]) -> None:

@@ -498,3 +498,20 @@ def test_a_connection_from_another_user_is_refused(tmp_path):
     finally:
         server.stop()
     assert not served
+
+
+def test_a_socket_another_node_serves_is_not_taken_over_but_a_stale_one_is(tmp_path):
+    path = tmp_path / "admin.sock"
+    first = admin.AdminServer(path, {})
+    first.start()
+    try:
+        with pytest.raises(admin.AdminError, match="another process serves"):
+            admin.AdminServer(path, {}).start()
+    finally:
+        first.stop()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))  # left by a node killed with -9: a socket file nobody listens on
+    stale.close()
+    second = admin.AdminServer(path, {})
+    second.start()
+    second.stop()
