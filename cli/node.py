@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 def cmd_node_run(args: argparse.Namespace) -> None:
     # Imported here: the node's server and its dependencies (fastapi, uvicorn, LevelDB) are
     # needed by this command only.
+    from provledger.node.admin import AdminError
     from provledger.node.server import run
     from provledger.node.store import StoreDamaged, StoreError
 
@@ -46,7 +47,7 @@ def cmd_node_run(args: argparse.Namespace) -> None:
         run(config)
     except StoreDamaged as damage:
         raise CommandError(_refusal(config, args.config, str(damage))) from None
-    except StoreError as error:
+    except (StoreError, AdminError) as error:
         raise CommandError(str(error)) from None
     except SystemExit:  # the node stopped itself; damage found while serving says why
         if watcher.marked() is None:

@@ -156,6 +156,7 @@ async def _run(
     if network is not None:
         peer_server = create_peer_server()
         network.add_to_server(peer_server, config.peer_listen)
+    admin = _admin_server(config, genesis, node)  # the socket too: a refusal fails the start
 
     # Start: serve peers and clients, then dial the peers and start consensus. Health says
     # NOT_SERVING (its library starts at SERVING) until the REST API is up too.
@@ -180,7 +181,6 @@ async def _run(
     if network is not None:
         await network.start()
     driver.start()
-    admin = _admin_server(config, genesis, node)
 
     # Run until a signal, or until a consensus task fails.
     stop = asyncio.Event()

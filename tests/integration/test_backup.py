@@ -6,7 +6,7 @@ aside); `node check` finds the restored ledger sound; its checkpoint at the back
 the source's; the restored node starts and catches up with the consortium. A truncated backup
 and one with a flipped byte are refused by `node restore` (the data folder left as it was) and
 by `node verify-backup`, which passes the whole file; a backup asked of a node that is not
-running says so.
+running says so. A node configured with the admin socket another node serves refuses to start.
 """
 
 from __future__ import annotations
@@ -150,6 +150,14 @@ def test_backup_under_load_restores_a_node_that_checks_and_catches_up(tmp_path):
 
         # Refusals leave node 3's folder as it was (it is stopped, so it does not change).
         cluster[3].stop()
+        # A node never takes over the admin socket another node serves.
+        shared = Path(configs[3]).with_name("shared-socket.toml")
+        socket_path = source_config.admin_socket
+        shared.write_text(Path(configs[3]).read_text() + f'\n[admin]\nsocket = "{socket_path}"\n')
+        taken = run_cli("node", "run", "--config", str(shared))
+        assert taken.returncode == 1, taken.stdout + taken.stderr
+        assert "another process serves the admin socket" in taken.stderr, taken.stderr
+        assert "Traceback" not in taken.stderr
         before = files_of(target_data)
         whole = backup_file.read_bytes()
         truncated = tmp_path / "truncated.backup"
