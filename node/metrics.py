@@ -3,8 +3,8 @@ lists them).
 
 One `NodeMetrics` per node, on a registry of its own (never prometheus_client's global one),
 so that several nodes in one process keep theirs apart; the process metrics (CPU, memory,
-open files, Python) are on that registry too. Served at `/metrics` on the operations
-listener (node/operations.py).
+open files, Python and its garbage collector) are on that registry too. Served at `/metrics`
+on the operations listener (node/operations.py).
 
 Two kinds:
 - what happens, counted where it happens, by the seams that see it (`LedgerNode.admit`
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -106,6 +107,7 @@ class NodeMetrics:
         self._clock_s = clock_s
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.events_admitted = Counter(
             f"{PREFIX}_events_admitted_total",
             "events admitted into the mempool, by where they came from",
