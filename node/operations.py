@@ -70,7 +70,7 @@ class NodeProbe:
     def snapshot(self) -> NodeSnapshot:
         node = self._node
         head = node.store.head_height
-        validators = node.app.validator_set(head + 1)
+        validators = self._driver.state.validators  # no store read: a damaged store refuses
         ids = {validator.validator_id for validator in validators.validators}
         connected = self._network.connected_peers() if self._network is not None else set()
         validators_connected = len(connected & ids) + (1 if node.node_id in ids else 0)
@@ -195,4 +195,7 @@ class ReadinessFollower:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
-            await self.update()
+            try:
+                await self.update()
+            except Exception:  # a bug here must not leave health stuck: log, judge again
+                log.exception("judging readiness failed")
