@@ -2,7 +2,8 @@
 
 DIR/genesis.json               the chain: members, roles, keys, validators
 DIR/node-K/config.toml         node K's settings (ports on 127.0.0.1: gRPC base+K, peers
-                               base+100+K, REST base+200+K)
+                               base+100+K, REST base+200+K, operations (/metrics,
+                               /live, /ready) base+300+K)
 DIR/node-K/validator-key.json  node K's validator key (owner-readable only)
 DIR/node-K/tls/                node K's certificate under the consortium CA, with its key:
                                its client API (TLS) and its peers (mutual TLS) use it
@@ -35,6 +36,7 @@ from provledger.protocol.privacy import DEFAULT_PATTERNS
 
 PEER_PORT_OFFSET = 100
 REST_PORT_OFFSET = 200
+OPERATIONS_PORT_OFFSET = 300
 
 DEFAULT_MEMBERS = (
     ("agency-a", "Provincial Health Commission", "agency"),
@@ -106,7 +108,8 @@ def parse_hosts(values: Iterable[str], nodes: int) -> dict[str, list[str]]:
 def consortium_ports(base_port: int, nodes: int) -> list[int]:
     """Every 127.0.0.1 port `init_consortium(..., nodes, base_port=base_port)` writes into
     the node configs: client API, REST API and, with more than one node, PeerService."""
-    offsets = [0, REST_PORT_OFFSET] + ([PEER_PORT_OFFSET] if nodes > 1 else [])
+    offsets = [0, REST_PORT_OFFSET, OPERATIONS_PORT_OFFSET]
+    offsets += [PEER_PORT_OFFSET] if nodes > 1 else []
     return [base_port + offset + index for offset in offsets for index in range(nodes)]
 
 
@@ -119,6 +122,7 @@ class ConsortiumLayout:
     grpc_addresses: list[str]
     rest_addresses: list[str] = field(default_factory=list)
     ca_certificate: Path = Path()  # the consortium CA's certificate, which clients trust
+    operations_addresses: list[str] = field(default_factory=list)  # /metrics, /live, /ready
 
 
 def init_consortium(
@@ -144,6 +148,7 @@ def init_consortium(
     configs = []
     addresses = []
     rest_addresses = []
+    operations_addresses = []
     node_ids = [f"node-{index}" for index in range(nodes)]
     peer_addresses = {
         node_id: f"127.0.0.1:{base_port + PEER_PORT_OFFSET + index}"
@@ -165,6 +170,7 @@ def init_consortium(
         address = f"127.0.0.1:{base_port + index}"
         addresses.append(address)
         rest_addresses.append(f"127.0.0.1:{base_port + REST_PORT_OFFSET + index}")
+        operations_addresses.append(f"127.0.0.1:{base_port + OPERATIONS_PORT_OFFSET + index}")
         certificate, certificate_key = tls.issue_node_certificate(
             ca_certificate, ca_key, node_id, extra_hosts=(hosts or {}).get(node_id, ())
         )
@@ -180,6 +186,7 @@ def init_consortium(
                 peer_listen=peer_addresses[node_id],
                 peers=peers,
                 rest_listen=rest_addresses[-1],
+                operations_listen=operations_addresses[-1],
             )
         )
         configs.append(config_path)
@@ -211,5 +218,12 @@ def init_consortium(
     genesis_path = directory / "genesis.json"
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
     return ConsortiumLayout(
-        directory, genesis_path, configs, identities, addresses, rest_addresses, ca_path
+        directory,
+        genesis_path,
+        configs,
+        identities,
+        addresses,
+        rest_addresses,
+        ca_path,
+        operations_addresses,
     )

@@ -24,7 +24,7 @@ from provledger.cli.client import EventSigner, Identity, LedgerClient, describe_
 from provledger.cli.consortium import (
     DEFAULT_MEMBERS,
     MARKET_MEMBERS,
-    REST_PORT_OFFSET,
+    OPERATIONS_PORT_OFFSET,
     ConsortiumLayout,
     consortium_ports,
     init_consortium,
@@ -73,7 +73,7 @@ def free_base_port(nodes: int, rng: random.Random) -> int:
     """A base port where every port the consortium needs on 127.0.0.1 is free. Bases are drawn
     below the kernel's ephemeral range, so an outgoing connection cannot take a node's port
     between this check and the node's bind."""
-    highest = BASE_PORT_MAX - REST_PORT_OFFSET - nodes
+    highest = BASE_PORT_MAX - OPERATIONS_PORT_OFFSET - nodes
     for _ in range(BASE_PORT_ATTEMPTS_MAX):
         base = rng.randrange(BASE_PORT_MIN, highest)
         if all(_port_free(port) for port in consortium_ports(base, nodes)):

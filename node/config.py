@@ -27,6 +27,12 @@ propose_timeout_ms = 3000
 [rest]                        # optional; without it the auditor REST API is not served
 listen = "127.0.0.1:7250"
 
+[operations]                  # optional; without listen, /metrics, /live, /ready are not served
+listen = "127.0.0.1:7350"     # plain HTTP, no token: loopback or a monitoring network only
+ready_lag_blocks_max = 10     # not ready when more blocks behind the highest peer than this
+ready_quorum_silence_s_max = 30.0  # not ready after this long with no commit and no quorum
+                              # connected (node/readiness.py; docs/operations-monitoring.md)
+
 [admin]                       # optional
 socket = "admin.sock"         # the admin Unix socket `node backup` asks (node/admin.py), 0600
 """
@@ -40,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provledger.node.grpc_connections import ConnectionLimits
+from provledger.node.readiness import ReadinessSettings
 from provledger.protocol.consensus import Params
 
 # [grpc] settings that bound each client connection, and the ConnectionLimits field each sets.
@@ -70,6 +77,8 @@ class NodeConfig:
     grpc_tls_dir: Path | None = None  # the client API's certificate; None: plaintext
     grpc_plaintext: bool = False  # development only, on a loopback address (checked at load)
     grpc_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    operations_listen: str | None = None  # host:port of /metrics, /live, /ready; None: none
+    readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
     admin_socket: Path | None = None  # the admin Unix socket; None: not served
 
     @classmethod
@@ -94,6 +103,7 @@ class NodeConfig:
             if unknown:
                 raise ConfigError(f"{path}: unknown [consensus] settings {unknown}")
             grpc_settings = document.get("grpc", {})
+            operations_listen, readiness = _operations(path, document.get("operations", {}))
             grpc_listen, grpc_tls_dir, grpc_plaintext, grpc_limits = _grpc(
                 path, base, grpc_settings
             )
@@ -111,6 +121,8 @@ class NodeConfig:
                 grpc_tls_dir=grpc_tls_dir,
                 grpc_plaintext=grpc_plaintext,
                 grpc_limits=grpc_limits,
+                operations_listen=operations_listen,
+                readiness=readiness,
                 admin_socket=base / str(document.get("admin", {}).get("socket", "admin.sock")),
             )
         except KeyError as error:
@@ -184,17 +196,41 @@ def _grpc(path: Path, base: Path, grpc: object) -> tuple[str, Path | None, bool,
     return listen, tls_dir, plaintext, limits
 
 
-def _rest_listen(path: Path, rest: object) -> str | None:
+def _rest_listen(path: Path, rest: object, table: str = "rest") -> str | None:
     if not isinstance(rest, dict):
-        raise ConfigError(f"{path}: [rest] must be a table")
+        raise ConfigError(f"{path}: [{table}] must be a table")
     if "listen" not in rest:
         return None
     address = str(rest["listen"])
     try:
         split_host_port(address)
     except ValueError as error:
-        raise ConfigError(f"{path}: [rest] listen: {error}") from None
+        raise ConfigError(f"{path}: [{table}] listen: {error}") from None
     return address
+
+
+_OPERATIONS_SETTINGS = {"listen", "ready_lag_blocks_max", "ready_quorum_silence_s_max"}
+
+
+def _operations(path: Path, operations: object) -> tuple[str | None, ReadinessSettings]:
+    """The [operations] settings, as NodeConfig fields."""
+    if not isinstance(operations, dict):
+        raise ConfigError(f"{path}: [operations] must be a table")
+    unknown = sorted(set(operations) - _OPERATIONS_SETTINGS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown [operations] settings {unknown}")
+    listen = _rest_listen(path, operations, "operations")
+    lag = operations.get("ready_lag_blocks_max", ReadinessSettings.lag_blocks_max)
+    silence = operations.get("ready_quorum_silence_s_max", ReadinessSettings.quorum_silence_s_max)
+    if not isinstance(lag, int) or isinstance(lag, bool):
+        raise ConfigError(f"{path}: [operations] ready_lag_blocks_max must be an integer")
+    if not isinstance(silence, int | float) or isinstance(silence, bool):
+        raise ConfigError(f"{path}: [operations] ready_quorum_silence_s_max must be a number")
+    try:
+        readiness = ReadinessSettings(lag, float(silence))
+    except ValueError as error:
+        raise ConfigError(f"{path}: [operations] {error}") from None
+    return listen, readiness
 
 
 def render(
@@ -206,6 +242,7 @@ def render(
     peers: dict[str, str] | None = None,
     rest_listen: str | None = None,
     tls_dir: str = "tls",
+    operations_listen: str | None = None,
 ) -> str:
     """A config file's text (TOML), as `consortium init` writes it: the client API over TLS
     with the node's certificate in `tls_dir`, which also serves its peers."""
@@ -224,4 +261,6 @@ def render(
         text += "".join(f'{peer_id} = "{address}"\n' for peer_id, address in peers.items())
     if rest_listen is not None:
         text += f'\n[rest]\nlisten = "{rest_listen}"\n'
+    if operations_listen is not None:
+        text += f'\n[operations]\nlisten = "{operations_listen}"\n'
     return text

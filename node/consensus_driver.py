@@ -111,6 +111,9 @@ class ConsensusDriver:
         self._gossip_flush: asyncio.TimerHandle | None = None
         self._syncing = False
         self._stopped = False
+        # The highest head each peer reported (statuses; a vote or proposal for height h says
+        # h - 1): the sync lag of the metrics and readiness (node/operations.py).
+        self.peer_heights: dict[str, int] = {}
         self.failed = asyncio.Event()  # a consensus task crashed: the node must stop
         node.admission_listeners.append(self._on_admitted)
 
@@ -263,6 +266,7 @@ class ConsensusDriver:
                 self._feed(consensus.EventsAvailable(now))
         elif kind == "status":
             self._node.forks.observe(sender_id, message.status.checkpoint)
+            self._peer_at(sender_id, message.status.height, reported=True)
             self._catch_up_if_behind(sender_id, message.status.height + 1)
 
     def status(self) -> peer_pb2.StatusResponse:
@@ -386,7 +390,18 @@ class ConsensusDriver:
 
     # --- catching up -------------------------------------------------------------------------
 
+    @property
+    def syncing(self) -> bool:
+        """Whether block sync is fetching blocks from a peer."""
+        return self._syncing
+
+    def _peer_at(self, peer_id: str, height: int, *, reported: bool = False) -> None:
+        """Note that `peer_id` is at `height` (its status `reported` it: it may be lower)."""
+        if reported or height > self.peer_heights.get(peer_id, 0):
+            self.peer_heights[peer_id] = height
+
     def _catch_up_if_behind(self, peer_id: str, height: int) -> None:
+        self._peer_at(peer_id, height - 1)
         if height > self._node.store.head_height + 1 and not self._syncing:
             source = self._sync_source(peer_id)
             if source is not None:
@@ -413,6 +428,7 @@ class ConsensusDriver:
         for peer_id in sorted(network.connected_peers()):
             status = await network.peer_status(peer_id)
             if status is not None:
+                self._peer_at(peer_id, status.height, reported=True)
                 self._node.forks.observe(peer_id, status.checkpoint)
             if status is not None and status.height > self._node.store.head_height:
                 self._syncing = True

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from provledger.node.forks import ForkLog
+from provledger.node.metrics import NodeMetrics
 from provledger.node.settings import SUBMIT_WAITERS_MAX
 from provledger.node.store import Store
 from provledger.node.verifier import SignatureVerifier
@@ -84,6 +85,7 @@ class LedgerNode:
         # Peers' conflicting blocks; their equivocations go to the evidence pool.
         self.forks = ForkLog(store, genesis, node_id, clock_ms, self.app.add_evidence)
         self.admission_listeners: list[AdmissionListener] = []
+        self.metrics = NodeMetrics()  # a registry of this node's own (node/metrics.py)
         self._commit_lock = asyncio.Lock()
         self._waiters: dict[bytes, list[asyncio.Future[Committed]]] = {}
         self._waiter_count = 0
@@ -105,6 +107,7 @@ class LedgerNode:
                 event for (event, _), ok in zip(checks, results, strict=True) if ok
             )
         outcomes = self.app.admit(decoded, self.clock_ms(), origin)
+        self.metrics.admitted(outcomes, origin)
         admitted = [outcome for outcome in outcomes if isinstance(outcome, DecodedEvent)]
         if admitted:
             for listener in self.admission_listeners:
@@ -129,6 +132,7 @@ class LedgerNode:
             height = executed.header.height
             for decoded in executed.events:
                 self._resolve(decoded.event_id, Committed(height))
+            self.metrics.committed(executed, block.ByteSize(), certificate.round, synced=synced)
         async with self._head_changed:
             self._head_changed.notify_all()
         return executed

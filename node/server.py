@@ -32,6 +32,7 @@ from provledger.node.grpc_api import LedgerService, add_to_server
 from provledger.node.grpc_connections import ConnectionGuard
 from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
+from provledger.node.operations import NodeProbe, ReadinessFollower, create_operations_app
 from provledger.node.peers import PeerNetwork, create_peer_server
 from provledger.node.private_files import make_private_directory
 from provledger.node.reflection import enable_reflection
@@ -75,7 +76,7 @@ class RestServer(uvicorn.Server):
         pass
 
 
-def bind_rest_socket(address: str) -> socket.socket:
+def bind_rest_socket(address: str, what: str = "REST") -> socket.socket:
     """The REST API's listening socket, bound now so that a taken port fails the start
     cleanly (uvicorn would exit the process)."""
     host, port = split_host_port(address)
@@ -86,7 +87,7 @@ def bind_rest_socket(address: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise OSError(f"cannot listen on {address} (REST): {error.strerror}") from None
+        raise OSError(f"cannot listen on {address} ({what}): {error.strerror}") from None
     sock.set_inheritable(True)
     return sock
 
@@ -148,10 +149,15 @@ async def _run(
     driver = ConsensusDriver(node, validator_key, network, config.consensus)
     if network is not None:
         network.attach(driver)
+    # What monitoring reads: metrics and readiness (node/operations.py, node/readiness.py).
+    probe = NodeProbe(node, driver, network, config.readiness)
+    node.metrics.watch(probe.gauges)
 
     # The servers. Every port is taken now, so a port in use fails the start cleanly.
     server, health_servicer = _grpc_server(node, config)
     rest_socket = bind_rest_socket(config.rest_listen) if config.rest_listen else None
+    operations_listen = config.operations_listen
+    ops_socket = bind_rest_socket(operations_listen, "operations") if operations_listen else None
     peer_server = None
     if network is not None:
         peer_server = create_peer_server()
@@ -159,28 +165,43 @@ async def _run(
     admin = _admin_server(config, genesis, node)  # the socket too: a refusal fails the start
 
     # Start: serve peers and clients, then dial the peers and start consensus. Health says
-    # NOT_SERVING (its library starts at SERVING) until the REST API is up too.
+    # NOT_SERVING (its library starts at SERVING) until the node has started: then
+    # LedgerService says SERVING (live) and "" follows readiness (node/operations.py).
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     if peer_server is not None:
         await peer_server.start()
     await server.start()
-    rest = await start_rest(create_app(node), rest_socket) if rest_socket is not None else None
+    rest = (
+        await start_rest(create_app(node, probe.readiness), rest_socket)
+        if rest_socket is not None
+        else None
+    )
+    ops = (
+        await start_rest(create_operations_app(node, probe), ops_socket)
+        if ops_socket is not None
+        else None
+    )
     log.info(
-        "node %s serving gRPC on %s (%s)%s; chain %s at height %d",
+        "node %s serving gRPC on %s (%s)%s%s; chain %s at height %d",
         config.node_id,
         config.grpc_listen,
         "TLS" if config.grpc_tls_dir is not None else "PLAINTEXT, for development only",
         f", REST on {config.rest_listen}" if rest is not None else "",
+        f", operations on {operations_listen}" if ops is not None else "",
         genesis.chain_id,
         store.head_height,
     )
-    # SERVING once the line above is written: whoever waits for SERVING may read it.
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if network is not None:
         await network.start()
     driver.start()
+    probe.mark_started()
+    # SERVING once the line above is written: whoever waits for SERVING may read it. The
+    # readiness of "" is judged first, so that a started node's "" already says it.
+    follower = ReadinessFollower(probe, health_servicer, ("",))
+    await follower.update()
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    following = asyncio.create_task(follower.run())
 
     # Run until a signal, or until a consensus task fails.
     stop = asyncio.Event()
@@ -195,12 +216,15 @@ async def _run(
         # Stop: clients first, then consensus (a commit in progress finishes), then peers.
         stopping.cancel()
         failing.cancel()
+        following.cancel()
         log.info("node %s stopping", config.node_id)
         if admin is not None:
             admin.stop()  # a backup in progress stops between chunks, before the store closes
         await health_servicer.enter_graceful_shutdown()
         if rest is not None:
             await stop_rest(*rest)
+        if ops is not None:
+            await stop_rest(*ops)
         await driver.stop()
         if network is not None:
             await network.stop()

@@ -21,12 +21,18 @@ class Mempool:
     def __init__(self, events_max: int = MEMPOOL_EVENTS_MAX) -> None:
         self._events: OrderedDict[bytes, DecodedEvent] = OrderedDict()
         self._events_max = events_max
+        self._bytes = 0  # of the signed events held (for the metrics)
 
     def __len__(self) -> int:
         return len(self._events)
 
     def __contains__(self, event_id: bytes) -> bool:
         return event_id in self._events
+
+    @property
+    def bytes_held(self) -> int:
+        """The bytes of the signed events held."""
+        return self._bytes
 
     def get(self, event_id: bytes) -> DecodedEvent | None:
         return self._events.get(event_id)
@@ -38,6 +44,7 @@ class Mempool:
         if len(self._events) >= self._events_max:
             raise MempoolFull(f"the mempool holds its limit of {self._events_max} events")
         self._events[decoded.event_id] = decoded
+        self._bytes += decoded.signed.ByteSize()
         return True
 
     def peek(self, count_max: int) -> list[DecodedEvent]:
@@ -51,4 +58,6 @@ class Mempool:
 
     def remove(self, event_ids: list[bytes]) -> None:
         for event_id in event_ids:
-            self._events.pop(event_id, None)
+            removed = self._events.pop(event_id, None)
+            if removed is not None:
+                self._bytes -= removed.signed.ByteSize()

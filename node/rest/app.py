@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from provledger.node import assessments, cases, explorer
 from provledger.node.forks import ForkLog
 from provledger.node.queries import LedgerQueries, QueryError
+from provledger.node.readiness import Readiness
 from provledger.node.rest import cursors
 from provledger.node.rest.answers import Answers
 from provledger.node.rest.cursors import INT64_MAX
@@ -268,8 +269,9 @@ DOCS_HEADERS = {
 }
 
 
-def create_app(view: NodeView) -> FastAPI:
-    """The auditor API over `view`; see docs/rest-api.md."""
+def create_app(view: NodeView, readiness: Callable[[], Readiness] | None = None) -> FastAPI:
+    """The auditor API over `view`; see docs/rest-api.md. With `readiness` (a running node's
+    `NodeProbe.readiness`, node/operations.py), also /v1/health/live and /v1/health/ready."""
     app = FastAPI(
         docs_url=None,  # see DOCS_PAGE
         redoc_url=None,
@@ -339,6 +341,26 @@ def create_app(view: NodeView) -> FastAPI:
     def health(ledger: Api) -> Health:
         """Whether the node answers, and whether it saw a fork (no token needed)."""
         return ledger.health()
+
+    if readiness is not None:
+        judge_readiness = readiness
+
+        # async: on the node's loop, where the probe reads the peer network.
+        @app.get("/v1/health/live", tags=["node"])
+        async def health_live() -> JSONResponse:
+            """The node's process serves (liveness; no token needed)."""
+            return JSONResponse({"live": True})
+
+        @app.get(
+            "/v1/health/ready",
+            tags=["node"],
+            responses={503: {"description": "not ready; `reasons` says why"}},
+        )
+        async def health_ready() -> JSONResponse:
+            """200 `{"ready": true, "reasons": []}` when ready, else 503 with every reason
+            (node/readiness.py; no token needed)."""
+            answer = judge_readiness()
+            return JSONResponse(answer.as_json(), 200 if answer.ready else 503)
 
     @app.get("/v1/forks", response_model=ForkList, responses=ERROR_RESPONSES, tags=["node"])
     def forks(ledger: Api, caller: Caller) -> ForkList:

@@ -670,8 +670,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(sto
     url = f"http://{story.layout.rest_addresses[0]}"
     headers = {"Authorization": f"Bearer {story.auditor_token}"}
     random_operations = run_schemathesis(url, headers, {}, RANDOM_EXAMPLES)
-    # every GET route: governance, forks, cases, offers, customs, case files
-    assert random_operations == 32
+    # every GET route: governance, forks, cases, offers, customs, case files, health live/ready
+    assert random_operations == 34
     assets, ids = story.assets, story.ids
     fixed = {
         "/v1/assets": {"query": {"asset_id": assets["health"]}},

@@ -20,7 +20,8 @@ Invariants:
 - a node runs in a session and process group of its own, whose id is its PID; whatever the
   node leaves behind in that group (worker processes orphaned by a `kill -9`) is SIGKILLed
   before the node is reaped, while that id cannot yet belong to any other process;
-- a start is not done until the node's gRPC health check says SERVING; a start that fails
+- a start is not done until the node's gRPC health check of its LedgerService says SERVING
+  (it has started: liveness; the overall service "" is readiness); a start that fails
   raises `NodeStartError` with the tail of the node's log;
 - nodes only ever listen on 127.0.0.1;
 - clients speak TLS to a node's client API, trusting its consortium's CA, and read as the
@@ -152,7 +153,7 @@ def free_base_port(nodes: int, rng: random.Random | None = None) -> int:
     free a moment ago. Another process may still take one before a node binds it (an
     accepted, rare race: that node then fails to start, loudly)."""
     rng = rng or random.Random()
-    highest = BASE_PORT_MAX - consortium.PEER_PORT_OFFSET - nodes
+    highest = BASE_PORT_MAX - consortium.OPERATIONS_PORT_OFFSET - nodes
     for _ in range(BASE_PORT_ATTEMPTS_MAX):
         base_port = rng.randrange(BASE_PORT_MIN, highest)
         if ports_free(consortium_ports(base_port, nodes)):
@@ -270,6 +271,9 @@ def provledger_command() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-m", "provledger.cli.main"]
+
+
+LEDGER_SERVICE = api_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 def health_status(address: str, service: str = "", timeout_s: float = 1.0) -> int | None:
@@ -425,7 +429,10 @@ class NodeProcess:
                 raise NodeStartError(
                     f"{self.name} exited with code {code} while starting\n{self.log_tail()}"
                 )
-            if health_status(self.address) == health_pb2.HealthCheckResponse.SERVING:
+            if (
+                health_status(self.address, LEDGER_SERVICE)
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
                 return
             if time.monotonic() > deadline:
                 raise NodeStartError(

@@ -40,7 +40,7 @@ POLL_INTERVAL_S = 0.1
 
 def consortium_ports(base_port: int, nodes: int) -> list[int]:
     """Every port `consortium init --base-port base_port` writes for `nodes` nodes."""
-    offsets = [0, consortium.REST_PORT_OFFSET]
+    offsets = [0, consortium.REST_PORT_OFFSET, consortium.OPERATIONS_PORT_OFFSET]
     if nodes > 1:
         offsets.append(consortium.PEER_PORT_OFFSET)
     return [base_port + offset + index for offset in offsets for index in range(nodes)]
@@ -63,7 +63,7 @@ def ports_free(ports: list[int]) -> bool:
 
 def free_base_port(nodes: int, rng: random.Random | None = None) -> int:
     rng = rng or random.Random()
-    highest = BASE_PORT_MAX - consortium.REST_PORT_OFFSET - nodes
+    highest = BASE_PORT_MAX - consortium.OPERATIONS_PORT_OFFSET - nodes
     for _ in range(BASE_PORT_ATTEMPTS_MAX):
         base_port = rng.randrange(BASE_PORT_MIN, highest)
         if ports_free(consortium_ports(base_port, nodes)):
