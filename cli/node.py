@@ -41,7 +41,7 @@ def cmd_node_run(args: argparse.Namespace) -> None:
     load_genesis(str(config.genesis_path))  # a refused genesis is named before anything starts
     watcher = _DamageWatcher(config.data_dir)
     try:
-        run(config)
+        run(config, args.log_format)
     except StoreDamaged as damage:
         raise CommandError(_refusal(config, args.config, str(damage))) from None
     except StoreError as error:
