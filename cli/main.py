@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--no-identities", action="store_true", help="do not create the sample member identities"
     )
+    init.add_argument(
+        "--listen-all",
+        action="store_true",
+        help="listen on 0.0.0.0 and have peers dial each node at its --host node-K=NAME "
+        "(containers on one network: docker/compose.yaml)",
+    )
     init.set_defaults(handler=consortium.cmd_consortium_init)
 
     org_group = commands.add_parser(
