@@ -16,6 +16,7 @@ consensus tolerates.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from provledger.cli.output import CommandError, emit, load_genesis
 from provledger.node.config import ConfigError, NodeConfig
+from provledger.node.logs import configure_logging
 from provledger.node.settings import CHECK_PROGRESS_INTERVAL_BLOCKS, DAMAGE_MARKER_POLL_INTERVAL_MS
 
 if TYPE_CHECKING:
@@ -32,6 +34,23 @@ if TYPE_CHECKING:
 
 
 def cmd_node_run(args: argparse.Namespace) -> None:
+    """Run the node; with `--log-format json`, its refusal or failure too is a JSON log line
+    (logger provledger.node, level CRITICAL; exit status 1), so that every line is JSON."""
+    configure_logging(args.log_format)
+    if args.log_format != "json":
+        _node_run(args)
+        return
+    try:
+        _node_run(args)
+    except CommandError as refusal:
+        logging.getLogger("provledger.node").critical("%s", refusal)
+        raise SystemExit(1) from None
+    except Exception:
+        logging.getLogger("provledger.node").critical("the node failed", exc_info=True)
+        raise SystemExit(1) from None
+
+
+def _node_run(args: argparse.Namespace) -> None:
     # Imported here: the node's server and its dependencies (fastapi, uvicorn, LevelDB) are
     # needed by this command only.
     from provledger.node.server import run

@@ -74,7 +74,8 @@ def configure_logging(
 ) -> logging.Handler:
     """Send every log record at `level` or above to `stream` (stderr) in `log_format`,
     replacing the root logger's handlers; return the handler. ValueError for an unknown
-    format. uvicorn's own loggers are routed here too, so its errors are written alike."""
+    format. uvicorn's own loggers and Python's warnings are routed here too, so they are
+    written alike."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"unknown log format {log_format!r}: one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -84,6 +85,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # Python's warnings too, on the logger py.warnings
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,6 +44,7 @@ EVENT_TIMEOUT_MS = 30_000
 ROUND_CHANGE_EVENTS_MAX = 8  # node-3 proposes at least once in any 4 heights
 LOG_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 10.0
+CLI_TIMEOUT_S = 60.0
 
 
 def log_lines(node: NodeProcess) -> list[str]:
@@ -171,3 +174,18 @@ def test_the_json_logs_carry_the_fields_and_the_access_log_names_the_member(
         text = node.log_text()
         assert token not in text and token.split(".")[1] not in text
         assert "not-logged" not in text
+
+
+def test_a_refused_start_is_a_json_line_too(tmp_path: Path) -> None:
+    missing = tmp_path / "no-config.toml"
+    finished = subprocess.run(
+        [*node_command(missing), "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+    assert finished.returncode == 1
+    lines = [json.loads(line) for line in (finished.stdout + finished.stderr).splitlines()]
+    assert [(d["level"], d["logger"]) for d in lines] == [("CRITICAL", "provledger.node")]
+    assert f"no config file at {missing}" in lines[0]["message"]
