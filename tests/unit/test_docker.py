@@ -118,6 +118,8 @@ def test_the_data_folder_is_made_and_owned_by_the_node_user_before_the_switch_to
     workdirs = [i for i, (k, a) in enumerate(instructions) if (k, a) == ("WORKDIR", "/consortium")]
     assert workdirs and all(i < user_at for i in workdirs)
     assert ("ENTRYPOINT", '["provledger"]') in instructions
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["provledger"] == "provledger.cli.main:main"  # what pip install . puts on PATH
 
 
 def test_the_image_installs_the_pinned_versions() -> None:
@@ -192,6 +194,7 @@ def written_consortium(tmp_path: Path) -> tuple[argparse.Namespace, list[NodeCon
     assert arguments[at] == "/consortium"
     args = build_parser().parse_args([*arguments[:at], str(tmp_path), *arguments[at + 1 :]])
     args.handler(args)
+    assert (tmp_path / "genesis.json").is_file()  # what the init service's `test -f` looks for
     configs = [NodeConfig.load(tmp_path / name / "config.toml") for name in node_services()]
     return args, configs
 
