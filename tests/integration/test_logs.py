@@ -136,13 +136,12 @@ def test_the_json_logs_carry_the_fields_and_the_access_log_names_the_member(
         refused = http.get("/v1/status", headers={"Authorization": "Bearer not.valid"})
         assert refused.status_code == 401
 
-    access = wait_until(
-        lambda: (
-            (found := having(node_0, logger="provledger.rest.access")) and len(found) >= 3 and found
-        ),
+    wait_until(
+        lambda: len(having(node_0, logger="provledger.rest.access")) >= 3,
         LOG_TIMEOUT_S,
         "node-0 logs three REST requests",
     )
+    access = having(node_0, logger="provledger.rest.access")
     by_path = {record["path"]: record for record in access}
     assert by_path["/v1/assets"]["member"] == "auditor"
     assert by_path["/v1/assets"]["status"] == 200

@@ -129,7 +129,7 @@ def test_the_image_installs_the_pinned_versions() -> None:
 
 
 def pins() -> dict[str, str]:
-    pinned = {}
+    pinned: dict[str, str] = {}
     for line in CONSTRAINTS.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, separator, version = line.partition("==")

@@ -31,10 +31,10 @@ def _string(node: ast.AST) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
-def sections_read() -> dict[str, str]:
+def sections_read(source: str = SOURCE) -> dict[str, str]:
     """{variable name: section} for `X = document["S"]` / `X = document.get("S", ...)`."""
     found = {}
-    for node in ast.walk(ast.parse(SOURCE)):
+    for node in ast.walk(ast.parse(source)):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
         target, value = node.targets[0], node.value
@@ -60,37 +60,92 @@ def _is_document(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id == "document"
 
 
-def accepted_settings() -> set[tuple[str, str]]:
+def _section_of(node: ast.AST, tables: dict[str, str]) -> str | None:
+    """The section a table expression is: a variable holding one, or `document["S"]` /
+    `document.get("S", ...)` itself."""
+    if isinstance(node, ast.Name):
+        return tables.get(node.id)
+    if isinstance(node, ast.Subscript) and _is_document(node.value):
+        return _string(node.slice)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and _is_document(node.func.value)
+        and node.args
+    ):
+        return _string(node.args[0])
+    return None
+
+
+def declared_settings(source: str = SOURCE) -> set[tuple[str, str]]:
+    """(section, key) for every key in a module-level `_<SECTION>_SETTINGS = {...}` set."""
+    assigned = {
+        node.targets[0].id: node.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    }
+
+    def strings(value: ast.AST) -> set[str]:  # a set or dict literal's, `*NAME` followed
+        if isinstance(value, ast.Name) and value.id in assigned:
+            return strings(assigned[value.id])
+        elements: list[ast.expr | None] = []
+        if isinstance(value, ast.Set):
+            elements = list(value.elts)
+        elif isinstance(value, ast.Dict):
+            elements = list(value.keys)
+        found = set()
+        for element in elements:
+            if isinstance(element, ast.Starred):
+                found |= strings(element.value)
+            elif element is not None and _string(element) is not None:
+                found.add(str(_string(element)))
+        return found
+
+    sections = {
+        _section_of(node, {})
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Subscript | ast.Call)
+    }
+    declared = set()
+    for name, value in assigned.items():
+        match = re.fullmatch(r"_([A-Z]+)_SETTINGS", name)
+        if match and match.group(1).lower() in sections:  # not _CONNECTION_SETTINGS
+            declared |= {(match.group(1).lower(), key) for key in strings(value)}
+    return declared
+
+
+def accepted_settings(source: str = SOURCE) -> set[tuple[str, str]]:
     """Every (section, key) node/config.py reads."""
-    tables = sections_read()
+    tables = sections_read(source)
     tables.update({name: name for name in ("grpc", "rest", "peer", "node", "operations")})
-    tables.pop("settings", None)  # [consensus]: the fields of Params, below
-    tables.pop("peers", None)  # [peers]: one key per peer, documented as <node id>
+    tables = {v: s for v, s in tables.items() if s not in ("consensus", "peers")}
     settings = set()
-    for node in ast.walk(ast.parse(SOURCE)):
-        table, key = None, None
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            table, key = node.value.id, _string(node.slice)
+    for node in ast.walk(ast.parse(source)):
+        section, key = None, None
+        if isinstance(node, ast.Subscript):
+            section, key = _section_of(node.value, tables), _string(node.slice)
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and node.func.attr == "get"
-            and isinstance(node.func.value, ast.Name)
             and node.args
         ):
-            table, key = node.func.value.id, _string(node.args[0])
+            section, key = _section_of(node.func.value, tables), _string(node.args[0])
         elif (
             isinstance(node, ast.Compare)
             and len(node.ops) == 1
             and isinstance(node.ops[0], ast.In | ast.NotIn)
-            and isinstance(node.comparators[0], ast.Name)
         ):
-            table, key = node.comparators[0].id, _string(node.left)
-        if table in tables and key is not None:
-            settings.add((tables[table], key))
-    settings |= {("grpc", key) for key in config._GRPC_SETTINGS}
-    settings |= {("consensus", f.name) for f in dataclasses.fields(Params)}
-    settings.add(("peers", "<node id>"))
+            section, key = _section_of(node.comparators[0], tables), _string(node.left)
+        if section is not None and key is not None:
+            settings.add((section, key))
+    settings |= declared_settings(source)
+    settings -= {(s, k) for s, k in settings if s in ("consensus", "peers")}
+    settings |= {("consensus", f.name) for f in dataclasses.fields(Params)}  # [consensus]
+    settings.add(("peers", "<node id>"))  # [peers]: one key per other validator
     return settings
 
 
