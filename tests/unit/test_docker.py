@@ -112,7 +112,7 @@ def test_the_data_folder_is_made_and_owned_by_the_node_user_before_the_switch_to
     user_at = keywords.index("USER")
     assert keywords.count("USER") == 1 and instructions[user_at][1].split(":")[0] == "10001"
     runs = " ".join(arguments for keyword, arguments in instructions[:user_at] if keyword == "RUN")
-    assert "--uid 10001" in runs
+    assert "groupadd --gid 10001 provledger" in runs and "--uid 10001 --gid 10001" in runs
     assert "mkdir -p /consortium" in runs
     assert re.search(r"chown provledger(:provledger)? /consortium", runs)
     workdirs = [i for i, (k, a) in enumerate(instructions) if (k, a) == ("WORKDIR", "/consortium")]
