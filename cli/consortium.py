@@ -15,6 +15,10 @@ Node certificates name localhost and 127.0.0.1, and the names given with `--host
 NAME` for every node, `--host node-K=NAME` for node K only (repeatable), so that clients and
 peers dialling a node by that name can check they reached it.
 
+With `--listen-all` (containers: docker/compose.yaml) every listener binds 0.0.0.0 and each
+node's peers dial it at its own `--host node-K=NAME`, which its certificate names; clients on
+the host still dial 127.0.0.1 through the published ports.
+
 Every key file is written 0600 and every folder made here 0700 (node/private_files.py).
 """
 
@@ -37,6 +41,7 @@ from provledger.protocol.privacy import DEFAULT_PATTERNS
 PEER_PORT_OFFSET = 100
 REST_PORT_OFFSET = 200
 OPERATIONS_PORT_OFFSET = 300
+ALL_INTERFACES = "0.0.0.0"  # what `--listen-all` binds (in a container: its own network)
 
 DEFAULT_MEMBERS = (
     ("agency-a", "Provincial Health Commission", "agency"),
@@ -63,6 +68,7 @@ def cmd_consortium_init(args: argparse.Namespace) -> None:
             with_identities=not args.no_identities,
             hosts=parse_hosts(args.host or (), args.nodes),
             members=DEFAULT_MEMBERS + (MARKET_MEMBERS if args.market else ()),
+            listen_all=args.listen_all,
         )
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
@@ -105,6 +111,25 @@ def parse_hosts(values: Iterable[str], nodes: int) -> dict[str, list[str]]:
     return hosts
 
 
+def peer_hosts(hosts: Mapping[str, Sequence[str]], node_ids: Sequence[str]) -> dict[str, str]:
+    """{node id: the name its peers dial} for `consortium init --listen-all`: the first of a
+    node's `--host` names that no other node has (so given as node-K=NAME; it is in the
+    node's certificate, which its peers check). ValueError if a node has none."""
+    names = {}
+    for node_id in node_ids:
+        own = [
+            name
+            for name in hosts.get(node_id, ())
+            if not any(name in hosts.get(other, ()) for other in node_ids if other != node_id)
+        ]
+        if not own:
+            raise ValueError(
+                f"--listen-all: give --host {node_id}=NAME, the name its peers dial it at"
+            )
+        names[node_id] = own[0]
+    return names
+
+
 def consortium_ports(base_port: int, nodes: int) -> list[int]:
     """Every 127.0.0.1 port `init_consortium(..., nodes, base_port=base_port)` writes into
     the node configs: client API, REST API and, with more than one node, PeerService."""
@@ -134,11 +159,15 @@ def init_consortium(
     hosts: Mapping[str, Sequence[str]] | None = None,
     members: Sequence[tuple[str, str, str]] = DEFAULT_MEMBERS,
     supervision: Mapping[str, int] | None = None,
+    listen_all: bool = False,
 ) -> ConsortiumLayout:
     """Write a consortium of `nodes` validators into `directory` (see the module's notes).
     `hosts` are further names per node id for its certificate (`parse_hosts`); `members` are
     (member id, name, role); `supervision` is the genesis's rules of supervision
-    ({"appeal_window_ms": N, "appeal_panel_size": k}; None: the defaults)."""
+    ({"appeal_window_ms": N, "appeal_panel_size": k}; None: the defaults). `listen_all`:
+    every listener binds all interfaces and peers dial each other by name (`peer_hosts`), as
+    in containers on one network (docker/compose.yaml); the addresses returned stay the
+    127.0.0.1 ones a client on the same host dials (through published ports)."""
     if nodes < 1:
         raise ValueError("a consortium needs at least one node")
     make_private_directory(directory)
@@ -154,6 +183,14 @@ def init_consortium(
         node_id: f"127.0.0.1:{base_port + PEER_PORT_OFFSET + index}"
         for index, node_id in enumerate(node_ids)
     }
+    listen_host = "127.0.0.1"
+    if listen_all:
+        listen_host = ALL_INTERFACES
+        names = peer_hosts(hosts or {}, node_ids)
+        peer_addresses = {
+            node_id: f"{names[node_id]}:{base_port + PEER_PORT_OFFSET + index}"
+            for index, node_id in enumerate(node_ids)
+        }
     ca_certificate, ca_key = tls.create_ca(chain_id)
     make_private_directory(directory / "ca")
     ca_path = directory / "ca" / "ca.pem"
@@ -182,11 +219,11 @@ def init_consortium(
                 node_id,
                 "../genesis.json",
                 "validator-key.json",
-                address,
-                peer_listen=peer_addresses[node_id],
+                f"{listen_host}:{base_port + index}",
+                peer_listen=f"{listen_host}:{base_port + PEER_PORT_OFFSET + index}",
                 peers=peers,
-                rest_listen=rest_addresses[-1],
-                operations_listen=operations_addresses[-1],
+                rest_listen=f"{listen_host}:{base_port + REST_PORT_OFFSET + index}",
+                operations_listen=f"{listen_host}:{base_port + OPERATIONS_PORT_OFFSET + index}",
             )
         )
         configs.append(config_path)

@@ -36,6 +36,7 @@ from provledger.cli import (
 )
 from provledger.cli.client import describe_rpc_error
 from provledger.cli.output import CommandError
+from provledger.node.logs import LOG_FORMATS
 from provledger.protocol.genesis import ROLE_NAMES
 from provledger.protocol.limits import TOKEN_TTL_MS_DEFAULT
 
@@ -154,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--no-identities", action="store_true", help="do not create the sample member identities"
     )
+    init.add_argument(
+        "--listen-all",
+        action="store_true",
+        help="listen on 0.0.0.0 and have peers dial each node at its --host node-K=NAME "
+        "(containers on one network: docker/compose.yaml)",
+    )
     init.set_defaults(handler=consortium.cmd_consortium_init)
 
     org_group = commands.add_parser(
@@ -227,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = node_group.add_parser("run", help="run a node until Ctrl-C")
     run.add_argument("--config", required=True)
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line for a log shipper (node/logs.py)",
+    )
     run.set_defaults(handler=node.cmd_node_run)
     check = with_output(
         node_group.add_parser(

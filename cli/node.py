@@ -16,6 +16,7 @@ consensus tolerates.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import threading
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from provledger.cli.output import CommandError, emit, load_genesis
 from provledger.cli.progress import ProgressReporter
 from provledger.node.config import ConfigError, NodeConfig
+from provledger.node.logs import configure_logging
 from provledger.node.settings import DAMAGE_MARKER_POLL_INTERVAL_MS
 
 if TYPE_CHECKING:
@@ -34,6 +36,23 @@ if TYPE_CHECKING:
 
 
 def cmd_node_run(args: argparse.Namespace) -> None:
+    """Run the node; with `--log-format json`, its refusal or failure too is a JSON log line
+    (logger provledger.node, level CRITICAL; exit status 1), so that every line is JSON."""
+    configure_logging(args.log_format)
+    if args.log_format != "json":
+        _node_run(args)
+        return
+    try:
+        _node_run(args)
+    except CommandError as refusal:
+        logging.getLogger("provledger.node").critical("%s", refusal)
+        raise SystemExit(1) from None
+    except Exception:
+        logging.getLogger("provledger.node").critical("the node failed", exc_info=True)
+        raise SystemExit(1) from None
+
+
+def _node_run(args: argparse.Namespace) -> None:
     # Imported here: the node's server and its dependencies (fastapi, uvicorn, LevelDB) are
     # needed by this command only.
     from provledger.node.admin import AdminError
@@ -44,7 +63,7 @@ def cmd_node_run(args: argparse.Namespace) -> None:
     load_genesis(str(config.genesis_path))  # a refused genesis is named before anything starts
     watcher = _DamageWatcher(config.data_dir)
     try:
-        run(config)
+        run(config, args.log_format)
     except StoreDamaged as damage:
         raise CommandError(_refusal(config, args.config, str(damage))) from None
     except (StoreError, AdminError) as error:

@@ -186,7 +186,15 @@ class ConsensusDriver:
     def _feed(self, event: consensus.Input) -> None:
         if self._stopped:
             return
+        before = (self.state.height, self.state.round)
         self.state, outputs = consensus.step(self.state, event, self._node.app)
+        if self.state.height == before[0] and self.state.round > before[1]:
+            log.info(
+                "height %d moves to round %d",
+                self.state.height,
+                self.state.round,
+                extra={"height": self.state.height, "round": self.state.round},
+            )
         self._node.handle_reports()
         for output in outputs:
             if isinstance(output, consensus.Persist):
@@ -346,11 +354,18 @@ class ConsensusDriver:
         except Rejected as rejection:
             # A quorum decided a block this node finds invalid: its state has diverged.
             height = self._node.store.head_height + 1
-            log.critical("decided block %d is invalid here: %s", height, rejection)
+            log.critical(
+                "decided block %d is invalid here: %s", height, rejection, extra={"height": height}
+            )
             raise
         if executed is None:
             return  # block sync got there first
-        log.debug("committed block %d with %d events", executed.header.height, len(executed.events))
+        log.info(
+            "committed block %d with %d events",
+            executed.header.height,
+            len(executed.events),
+            extra={"height": executed.header.height, "round": self.state.round},
+        )
         await asyncio.sleep(COMMIT_PAUSE_MS / 1000)
         self._start_next_height()
 
@@ -456,7 +471,9 @@ class ConsensusDriver:
                 try:
                     synced = await fetching
                 except PeerRequestError as error:
-                    log.info("block sync from %s failed: %s", peer_id, error)
+                    log.info(
+                        "block sync from %s failed: %s", peer_id, error, extra={"peer": peer_id}
+                    )
                     return
                 if not synced:
                     return
@@ -478,10 +495,15 @@ class ConsensusDriver:
         try:
             executed = await self._node.commit(item.block, item.certificate, synced=True)
         except Rejected as rejection:
-            log.warning("peer %s sent a bad block: %s", peer_id, rejection)
+            log.warning("peer %s sent a bad block: %s", peer_id, rejection, extra={"peer": peer_id})
             return False
         if executed is not None:  # else consensus got there first
-            log.info("caught up block %d from %s", executed.header.height, peer_id)
+            log.info(
+                "caught up block %d from %s",
+                executed.header.height,
+                peer_id,
+                extra={"height": executed.header.height, "peer": peer_id},
+            )
         return True
 
 

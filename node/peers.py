@@ -349,6 +349,7 @@ class PeerNetwork:
             sender_id,
             reason,
             refusals,
+            extra={"peer": sender_id},
         )
 
     def _count_received(self, sender_id: str) -> None:
@@ -505,6 +506,7 @@ class PeerNetwork:
                     "peer %s queue full: %d messages dropped so far (oldest first)",
                     peer.peer_id,
                     peer.dropped_messages,
+                    extra={"peer": peer.peer_id},
                 )
         peer.wakeup.set()
 
@@ -523,7 +525,12 @@ class PeerNetwork:
             if peer.connected:
                 peer.connected = False
                 backoff_ms = PEER_RECONNECT_BACKOFF_MS_MIN
-                log.warning("gossip stream to peer %s closed: %s", peer.peer_id, _describe(error))
+                log.warning(
+                    "gossip stream to peer %s closed: %s",
+                    peer.peer_id,
+                    _describe(error),
+                    extra={"peer": peer.peer_id},
+                )
             else:  # a peer that stays down or keeps refusing us stays visible, not flooding
                 peer.consecutive_failures += 1
                 failures = peer.consecutive_failures
@@ -534,6 +541,7 @@ class PeerNetwork:
                     peer.address,
                     failures,
                     _describe(error),
+                    extra={"peer": peer.peer_id},
                 )
             delay_ms = self._rng.uniform(backoff_ms / 2, backoff_ms)
             await asyncio.sleep(delay_ms / 1000)
@@ -567,6 +575,7 @@ class PeerNetwork:
                 peer.peer_id,
                 peer.address,
                 peer.consecutive_failures,
+                extra={"peer": peer.peer_id},
             )
             peer.consecutive_failures = 0
             await self._write_queue(peer, call)
@@ -666,7 +675,7 @@ class _PeerServicer(peer_pb2_grpc.PeerServiceServicer):
         try:
             # Accepting the stream: the caller counts itself connected once it sees this.
             await context.send_initial_metadata(((NODE_ID_METADATA_KEY, self._network.node_id),))
-            log.debug("gossip stream from peer %s opened", sender_id)
+            log.debug("gossip stream from peer %s opened", sender_id, extra={"peer": sender_id})
             async for message in request_iterator:
                 if self._network._stopped:
                     break

@@ -32,6 +32,7 @@ from provledger.node.grpc_api import LedgerService, add_to_server
 from provledger.node.grpc_connections import ConnectionGuard
 from provledger.node.keyfile import load_key
 from provledger.node.ledger import LedgerNode
+from provledger.node.logs import configure_logging
 from provledger.node.operations import NodeProbe, ReadinessFollower, create_operations_app
 from provledger.node.peers import PeerNetwork, create_peer_server
 from provledger.node.private_files import make_private_directory
@@ -316,10 +317,8 @@ def raise_file_descriptor_limit(minimum: int = FILE_DESCRIPTORS_MIN) -> int:
     return max(soft, wanted)
 
 
-def run(config: NodeConfig) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def run(config: NodeConfig, log_format: str = "text") -> None:
+    configure_logging(log_format)  # node/logs.py: text, or JSON lines
     raise_file_descriptor_limit()
     verifier = SignatureVerifier()  # worker processes first: before gRPC starts threads
     try:

@@ -40,6 +40,7 @@ from provledger.node.forks import ForkLog
 from provledger.node.queries import LedgerQueries, QueryError
 from provledger.node.readiness import Readiness
 from provledger.node.rest import cursors
+from provledger.node.rest.access_log import AccessLog, note_member
 from provledger.node.rest.answers import Answers
 from provledger.node.rest.cursors import INT64_MAX
 from provledger.node.rest.customs import AssessmentPage, AssessmentView, assessment_view
@@ -222,7 +223,9 @@ def _caller(
     """Who is asking, from the bearer token; a 401 without a valid one."""
     queries: LedgerQueries = request.app.state.queries
     token = credentials.credentials if credentials is not None else None
-    return queries.authenticate(token, request.app.state.clock_ms())
+    reader = queries.authenticate(token, request.app.state.clock_ms())
+    note_member(request, reader.member_id)  # the access log names the member, not the token
+    return reader
 
 
 Caller = Annotated[Reader, Depends(_caller)]
@@ -287,6 +290,7 @@ def create_app(view: NodeView, readiness: Callable[[], Readiness] | None = None)
     app.state.queries = queries
     app.state.answers = Answers(queries, view.node_id, view.forks)
     app.state.clock_ms = view.clock_ms
+    app.add_middleware(AccessLog)  # one line per request (node/rest/access_log.py)
 
     # --- errors ----------------------------------------------------------------------------
 

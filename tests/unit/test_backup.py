@@ -55,6 +55,9 @@ class Source:
         return self.consortium.genesis
 
 
+COMMAND_START_TIMEOUT_S = 60  # a bound for a busy machine, never a measure of speed
+
+
 def commit_blocks(consortium: Consortium, store: Store, count: int) -> None:
     last_commit = None
     for number in range(count):
@@ -467,8 +470,10 @@ def test_stopping_ends_a_backup_that_waits_for_a_slow_client(tmp_path):
     """A client that stops reading does not hold the node's stop: the connection is ended."""
     path = tmp_path / "admin.sock"
     ended: list[BaseException] = []
+    sending = threading.Event()
 
     def command(connection: socket.socket, stopping: threading.Event) -> None:
+        sending.set()
         try:
             while True:
                 connection.sendall(b"x" * 65_536)  # blocks once the client's buffer is full
@@ -478,6 +483,8 @@ def test_stopping_ends_a_backup_that_waits_for_a_slow_client(tmp_path):
     server = admin.AdminServer(path, {"backup": command})
     server.start()
     with admin.request(path, "backup"):
+        # stop only once the command runs: stopping before it started proves nothing
+        assert sending.wait(COMMAND_START_TIMEOUT_S), "the command never started"
         server.stop()
     assert ended, "the command must have been ended by the stop"
 
