@@ -414,7 +414,7 @@ class LedgerQueries:
             )
             for location in self.history_locations(question.asset_id)
         )
-        judgement = authorization.judge_use(history, question)
+        judgement = authorization.judge_use(history, question, asset.bound_purposes)
         visible = [
             (role, location)
             for role, location in judgement.deciding

@@ -18,7 +18,8 @@ The policy (docs/rest-api.md, ADR 007):
   the lineage, redacted, and not in its asset's history;
 - in a lineage, an asset the reader may not read still shows its place in the graph (id,
   owner, classification, parents, activity, retired) so provenance stays traceable, with its
-  name, content digest, holders, origin event and what keeps it in the country left out;
+  name, content digest, holders, origin event, what keeps it in the country and the
+  purposes it is bound to (they are the purposes of grants the reader may not see) left out;
 - the market's catalogue (every offer, listed or delisted, with its asset's id, name and
   classification, its seller, broker, exchange, price and title) is every member's to read:
   a listing is the seller's public offer to the consortium (ADR 017). The asset itself, its
@@ -48,6 +49,8 @@ REDACTED_ASSET_FIELDS = (
     "holder_ids",
     "origin_event_id",
     "no_cross_border_by",  # names the grant it was derived under
+    "bound_purposes",  # the purposes of the grants it was derived under
+    "bound_by",  # names those grants
 )
 
 

@@ -12,11 +12,19 @@ to the most specific reason it can fail (holder, asset, purpose, operation; then
 yet issued, revoked, expired), and the first failure is its answer. Among several grants the
 one that failed latest explains a refusal best: a grant for the asked purpose and operation
 that was revoked says more than one for another purpose.
+
+Purpose binding follows derivation (ADR 022): an asset derived under grants is bound to the
+purposes common to those grants and to its parents' own bindings (`bind_purposes`), recorded
+on it (AssetRecord.bound_purposes) and inherited by everything derived from it. Before any
+owner or grant is asked, a use for a purpose outside the binding fails `purpose_not_bound`
+(`binding_failure`), whoever uses it; a grant on a bound asset may grant bound purposes only.
+The binding is fixed when the asset is derived and never changes, so the current record's
+binding is the binding at any time since.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +107,32 @@ def grant_failure(
     return None
 
 
+def bind_purposes(bindings: Sequence[Sequence[str]]) -> list[str]:
+    """The purposes common to every binding (each a grant's purposes or a parent's binding),
+    in the order of the first, without repeats; [] if there are no bindings (unbound) or
+    they share no purpose (the caller refuses that: such an asset could never be used)."""
+    if not bindings:
+        return []
+    common: list[str] = []
+    for purpose in bindings[0]:
+        if purpose not in common and all(purpose in other for other in bindings[1:]):
+            common.append(purpose)
+    return common
+
+
+def binding_failure(asset_id: str, bound_purposes: Sequence[str], purpose: str) -> Failure | None:
+    """None if `purpose` may be pursued with asset `asset_id` bound to `bound_purposes`
+    ([]: unbound, any purpose); else why not. Asked before the owner or a grant is."""
+    if not bound_purposes or purpose in bound_purposes:
+        return None
+    return Failure(
+        "purpose_not_bound",
+        f"asset {asset_id!r} is bound by its derivation to {', '.join(bound_purposes)}; "
+        f"{purpose!r} is not among them",
+        0,
+    )
+
+
 # --- the question over history -------------------------------------------------------------
 
 
@@ -146,9 +180,12 @@ class _Grant:
     revoked: HistoryEntry | None = None
 
 
-def judge_use(history: Iterable[HistoryEntry], question: UseQuestion) -> Judgement:
+def judge_use(
+    history: Iterable[HistoryEntry], question: UseQuestion, bound_purposes: Sequence[str] = ()
+) -> Judgement:
     """The answer to `question`, judged from the asset's history (every event that concerns
-    it, in log order)."""
+    it, in log order) and the purposes the asset is bound to (AssetRecord.bound_purposes: fixed
+    at its derivation, so the current record's)."""
     if question.at_ms is None:
         raise InvariantViolation("a use is judged at a time; resolve at_ms first")
     member_id, asset_id, at_ms = question.member_id, question.asset_id, question.at_ms
@@ -188,6 +225,8 @@ def judge_use(history: Iterable[HistoryEntry], question: UseQuestion) -> Judgeme
         deciding.append(("retired", retired))
         code = "asset_retired"
         reason = f"asset {asset_id!r} was retired at {retired.block_time_ms} ms"
+    elif (unbound := binding_failure(asset_id, bound_purposes, question.purpose)) is not None:
+        code, reason = unbound.code, unbound.reason
     elif owner_at == member_id:
         code, reason = OWNER, f"{member_id!r} owned asset {asset_id!r} at {at_ms} ms"
     else:

@@ -11,7 +11,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from provledger.protocol import customs
-from provledger.protocol.authorization import grant_failure, operation_name
+from provledger.protocol.authorization import binding_failure, grant_failure, operation_name
 from provledger.protocol.errors import duplicate, forbidden, invalid, precondition
 from provledger.protocol.state import StateReader, Write
 from provledger.v1 import ledger_pb2, state_pb2
@@ -127,6 +127,14 @@ def covering_grant(
     if failure is not None:
         raise forbidden(failure.code, failure.reason)
     return record  # type: ignore[return-value]
+
+
+def require_bound_purpose(asset: state_pb2.AssetRecord, purpose: str) -> None:
+    """Refuses `purpose` on an asset bound by its derivation to other purposes (the judgement
+    is protocol/authorization.py's `binding_failure`; ADR 022)."""
+    failure = binding_failure(asset.asset_id, asset.bound_purposes, purpose)
+    if failure is not None:
+        raise forbidden(failure.code, failure.reason)
 
 
 def check_cross_border(

@@ -2,11 +2,29 @@
 retired) and of authorization (grants issued and revoked, cross-border approvals). Each is a
 pure function of (state, author, payload, event, block time) returning its writes or raising
 `Rejected`; protocol/rules.py dispatches to them.
+
+Restrictions follow derivation. A grant's no_cross_border keeps everything derived under it in
+the country (AssetRecord.no_cross_border_by). A grant's purposes bind everything derived under
+it (ADR 022): the derived asset records the purposes common to every grant it was derived
+under and to every parent's own binding (AssetRecord.bound_purposes, with what binds it in
+bound_by); a parent its author owns and that carries no binding adds none, and a derivation
+whose bindings share no purpose is refused purposes_disjoint (nothing could ever use it). On
+a bound asset:
+- a use (AssetUsed), by its owner or a grantee, must name a bound purpose, else
+  purpose_not_bound (asked before the owner or the grant);
+- a grant may grant bound purposes only, else purpose_not_bound;
+- a share or transfer is allowed and the binding travels with it (it is on the asset record:
+  a new owner is bound as the old one was); a purpose named on the move (for data customs)
+  must be bound, else purpose_not_bound;
+- an asset derived from it inherits the binding, narrowed by any further grants.
+The grant's expiry does not bind the derived asset: the grant covered deriving until then,
+and the derivation, once lawful, stays so (ADR 022 says why).
 """
 
 from __future__ import annotations
 
 from provledger.protocol import customs
+from provledger.protocol.authorization import bind_purposes
 from provledger.protocol.errors import Rejected, forbidden, invalid, precondition
 from provledger.protocol.events import DecodedEvent
 from provledger.protocol.rule_checks import (
@@ -21,6 +39,7 @@ from provledger.protocol.rule_checks import (
     new_id,
     owned_asset,
     put,
+    require_bound_purpose,
     require_role,
 )
 from provledger.protocol.state import StateReader, Write
@@ -30,7 +49,12 @@ from provledger.v1 import ledger_pb2, state_pb2
 
 
 def _new_asset(
-    payload, author: state_pb2.MemberRecord, decoded: DecodedEvent, no_cross_border_by: str = ""
+    payload,
+    author: state_pb2.MemberRecord,
+    decoded: DecodedEvent,
+    no_cross_border_by: str = "",
+    bound_purposes: list[str] | None = None,
+    bound_by: list[str] | None = None,
 ) -> Write:
     """The record of an asset a registration or derivation creates, owned by its author."""
     asset = state_pb2.AssetRecord(
@@ -43,6 +67,8 @@ def _new_asset(
         activity=getattr(payload, "activity", ""),
         origin_event_id=decoded.event_id,
         no_cross_border_by=no_cross_border_by,
+        bound_purposes=bound_purposes or [],
+        bound_by=bound_by or [],
     )
     return put("asset", payload.asset_id, asset)
 
@@ -62,10 +88,17 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
     # A parent's "no cross-border" binds what is derived from it: the condition of a grant it
     # was derived under, or one its parent already carries.
     kept_by = ""
+    # A parent's purposes bind what is derived from it: the purposes of the grant it was
+    # derived under, and the binding it already carries.
+    bindings: list[list[str]] = []
+    bound_by: list[str] = []
     for parent_id in payload.parent_ids:
         parent = live_asset(state, parent_id)
         highest = max(highest, customs.effective_classification(state.load, parent))
         kept_by = kept_by or (f"asset {parent_id}" if parent.no_cross_border_by else "")
+        if parent.bound_purposes:
+            bindings.append(list(parent.bound_purposes))
+            bound_by.append(f"asset {parent_id}")
         if parent.owner_id == author.member_id:
             continue
         covering = [g for g in grants if grant_covers(state, g, author.member_id, parent_id)]
@@ -78,6 +111,15 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
         grant = first_valid_grant(state, covering, author.member_id, parent_id, block_time_ms)
         if grant.grant.no_cross_border:
             kept_by = kept_by or f"grant {grant.grant.grant_id}"
+        bindings.append(list(grant.grant.purposes))
+        bound_by.append(f"grant {grant.grant.grant_id}")
+    bound_purposes = bind_purposes(bindings)
+    if bindings and not bound_purposes:
+        raise forbidden(
+            "purposes_disjoint",
+            f"the purposes binding asset {payload.asset_id!r} ({'; '.join(bound_by)}) have none "
+            "in common: nothing could ever use it",
+        )
     if payload.classification < highest:
         raise forbidden(
             "classification_too_low",
@@ -85,7 +127,7 @@ def asset_derived(state, author, payload, decoded, block_time_ms) -> list[Write]
             f"{ledger_pb2.Classification.Name(highest).removeprefix('CLASSIFICATION_').lower()})",
         )
     customs.require_catalogue(state.load, payload.asset_id, payload.classification)
-    return [_new_asset(payload, author, decoded, kept_by)]
+    return [_new_asset(payload, author, decoded, kept_by, bound_purposes, bound_by)]
 
 
 def first_valid_grant(
@@ -124,6 +166,8 @@ def asset_shared(state, author, payload, decoded, block_time_ms) -> list[Write]:
     active_member(state, payload.recipient_id, "recipient_id")
     if payload.recipient_id == author.member_id:
         raise invalid("self_share", "an asset cannot be shared with its own author")
+    if payload.purpose:
+        require_bound_purpose(asset, payload.purpose)
     grant = None
     if asset.owner_id != author.member_id:
         grant = covering_grant(
@@ -149,6 +193,8 @@ def asset_transferred(state, author, payload, decoded, block_time_ms) -> list[Wr
     new_owner = active_member(state, payload.new_owner_id, "new_owner_id")
     if new_owner.member_id == author.member_id:
         raise invalid("self_transfer", "the asset already belongs to its author")
+    if payload.purpose:
+        require_bound_purpose(asset, payload.purpose)
     assessment = check_cross_border(
         state, asset, payload.new_owner_id, payload, None, block_time_ms
     )
@@ -168,6 +214,7 @@ def _moved(
 
 def asset_used(state, author, payload, decoded, block_time_ms) -> list[Write]:
     asset = live_asset(state, payload.asset_id)
+    require_bound_purpose(asset, payload.purpose)
     if asset.owner_id != author.member_id:
         covering_grant(
             state,
@@ -223,7 +270,9 @@ def asset_retired(state, author, payload, decoded, block_time_ms) -> list[Write]
 
 
 def grant_issued(state, author, payload, decoded, block_time_ms) -> list[Write]:
-    owned_asset(state, payload.asset_id, author, "grant use of")
+    asset = owned_asset(state, payload.asset_id, author, "grant use of")
+    for purpose in payload.purposes:
+        require_bound_purpose(asset, purpose)
     active_member(state, payload.grantee_id, "grantee_id")
     if payload.grantee_id == author.member_id:
         raise invalid("self_grant", "an owner needs no grant on its own asset")

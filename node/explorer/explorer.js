@@ -797,6 +797,7 @@
       fact("Owner", pick(asset, "owner_id")),
       fact("Classification", classificationBadge(classification)),
       fact("Holders (shared with)", chips(pick(asset, "holder_ids"))),
+      fact("Bound to purposes", asList(pick(asset, "bound_purposes")).length ? chips(pick(asset, "bound_purposes")) : "unbound: any purpose"),
       fact("Retired", retired ? "yes — destroyed" : "no"),
       fact("Activity", pick(asset, "activity") || (parents.length ? "" : "registration")),
       fact("Parents", parentList),

@@ -202,11 +202,21 @@ class AssetView(BaseModel):
         description='what keeps it in the country ("grant <id>" or "asset <id>", inherited by '
         'derivation), "" if nothing; a move abroad is refused cross_border_forbidden',
     )
+    bound_purposes: list[str] = Field(
+        default_factory=list,
+        description="the purposes it may be used for, [] if unbound: those common to the grants "
+        "it was derived under and its parents' bindings, inherited by derivation (ADR 022); a "
+        "use or a grant for another purpose is refused purpose_not_bound",
+    )
+    bound_by: list[str] = Field(
+        default_factory=list,
+        description='what binds it: "grant <id>" or "asset <id>" per binding parent, [] if unbound',
+    )
     redacted: bool = Field(
         default=False,
         description="true when the reader may see this asset's place in a lineage but not its "
-        "details: name, content digest, holders, origin event and no_cross_border_by are "
-        "then left empty",
+        "details: name, content digest, holders, origin event, no_cross_border_by, "
+        "bound_purposes and bound_by are then left empty",
     )
 
 

@@ -111,6 +111,8 @@ def asset_view(asset: state_pb2.AssetRecord, redacted: bool = False) -> AssetVie
         retired=asset.retired,
         holder_ids=list(asset.holder_ids),
         no_cross_border_by=asset.no_cross_border_by,
+        bound_purposes=list(asset.bound_purposes),
+        bound_by=list(asset.bound_by),
     )
 
 

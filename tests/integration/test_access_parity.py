@@ -558,6 +558,8 @@ def asset_from_rest(view: dict) -> dict:
         "retired": view["retired"],
         "holder_ids": tuple(view["holder_ids"]),
         "no_cross_border_by": view["no_cross_border_by"],
+        "bound_purposes": tuple(view["bound_purposes"]),
+        "bound_by": tuple(view["bound_by"]),
         "redacted": view["redacted"],
     }
 
@@ -575,6 +577,8 @@ def asset_from_grpc(asset: state_pb2.AssetRecord, redacted: bool = False) -> dic
         "retired": asset.retired,
         "holder_ids": tuple(asset.holder_ids),
         "no_cross_border_by": asset.no_cross_border_by,
+        "bound_purposes": tuple(asset.bound_purposes),
+        "bound_by": tuple(asset.bound_by),
         "redacted": redacted,
     }
 

@@ -599,6 +599,43 @@ def test_one_lineage_with_one_redaction_through_grpc_rest_prov_and_the_bundle(st
         assert digest("health").hex() not in bundle.text
 
 
+def test_a_derived_asset_shows_its_binding_and_the_authorization_answer_applies_it(story):
+    """ADR 022: agency-b derived the fused asset under agency-a's grant for analytics, so it
+    is bound to analytics; the asset view shows it (REST and gRPC), and its owner is not
+    authorised to use it for anything else."""
+    fused, grant = story.assets["fused"], story.assets["grant"]
+    with story.rest(0) as client:
+        asset = client.get("/v1/assets", asset_id=fused)
+        health = client.get("/v1/assets", asset_id=story.assets["health"])
+        answers = {
+            purpose: client.get(
+                "/v1/authorization",
+                member_id="agency-b",
+                asset_id=fused,
+                purpose=purpose,
+                operation="compute",
+            )
+            for purpose in ("analytics", "marketing")
+        }
+    assert (asset["bound_purposes"], asset["bound_by"]) == (["analytics"], [f"grant {grant}"])
+    assert (health["bound_purposes"], health["bound_by"]) == ([], [])
+    assert (answers["analytics"]["authorised"], answers["analytics"]["code"]) == (True, "owner")
+    assert (answers["marketing"]["authorised"], answers["marketing"]["code"]) == (
+        False,
+        "purpose_not_bound",
+    )
+    assert "bound by its derivation to analytics" in answers["marketing"]["reason"]
+    client_grpc = ledger_client(story.layout.grpc_addresses[1], story.auditor_token)
+    try:
+        record = client_grpc.stub.GetAsset(api_pb2.GetAssetRequest(asset_id=fused), timeout=10)
+    finally:
+        client_grpc.close()
+    assert (list(record.bound_purposes), list(record.bound_by)) == (
+        ["analytics"],
+        [f"grant {grant}"],
+    )
+
+
 def test_the_authorization_question_discloses_nothing_lineage_redacts(story):
     """The regulator (as a member) may ask whether it could use agency-a's data; the answer
     must not hand it agency-a's registration event, which /v1/lineage redacts for it."""

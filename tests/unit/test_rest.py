@@ -597,6 +597,8 @@ def test_an_asset_record(story):
         "retired": False,
         "holder_ids": ["regulator"],  # it bought the asset and got it delivered
         "no_cross_border_by": "",
+        "bound_purposes": ["analytics"],  # derived under g/analytics (ADR 022)
+        "bound_by": ["grant g/analytics"],
         "redacted": False,
     }
     assert story.get("/v1/assets", asset_id=TEMPORARY)["retired"] is True

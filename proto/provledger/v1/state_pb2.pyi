@@ -122,7 +122,7 @@ class SubjectVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ...) -> None: ...
 
 class AssetRecord(_message.Message):
-    __slots__ = ("asset_id", "owner_id", "classification", "content_digest", "name", "parent_ids", "activity", "origin_event_id", "retired", "holder_ids", "no_cross_border_by")
+    __slots__ = ("asset_id", "owner_id", "classification", "content_digest", "name", "parent_ids", "activity", "origin_event_id", "retired", "holder_ids", "no_cross_border_by", "bound_purposes", "bound_by")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,8 @@ class AssetRecord(_message.Message):
     RETIRED_FIELD_NUMBER: _ClassVar[int]
     HOLDER_IDS_FIELD_NUMBER: _ClassVar[int]
     NO_CROSS_BORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    BOUND_PURPOSES_FIELD_NUMBER: _ClassVar[int]
+    BOUND_BY_FIELD_NUMBER: _ClassVar[int]
     asset_id: str
     owner_id: str
     classification: _ledger_pb2.Classification
@@ -145,7 +147,9 @@ class AssetRecord(_message.Message):
     retired: bool
     holder_ids: _containers.RepeatedScalarFieldContainer[str]
     no_cross_border_by: str
-    def __init__(self, asset_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., classification: _Optional[_Union[_ledger_pb2.Classification, str]] = ..., content_digest: _Optional[bytes] = ..., name: _Optional[str] = ..., parent_ids: _Optional[_Iterable[str]] = ..., activity: _Optional[str] = ..., origin_event_id: _Optional[bytes] = ..., retired: _Optional[bool] = ..., holder_ids: _Optional[_Iterable[str]] = ..., no_cross_border_by: _Optional[str] = ...) -> None: ...
+    bound_purposes: _containers.RepeatedScalarFieldContainer[str]
+    bound_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, asset_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., classification: _Optional[_Union[_ledger_pb2.Classification, str]] = ..., content_digest: _Optional[bytes] = ..., name: _Optional[str] = ..., parent_ids: _Optional[_Iterable[str]] = ..., activity: _Optional[str] = ..., origin_event_id: _Optional[bytes] = ..., retired: _Optional[bool] = ..., holder_ids: _Optional[_Iterable[str]] = ..., no_cross_border_by: _Optional[str] = ..., bound_purposes: _Optional[_Iterable[str]] = ..., bound_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GrantRecord(_message.Message):
     __slots__ = ("grant", "grantor_id", "event_id", "revoked", "revoked_at_ms")
