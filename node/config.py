@@ -31,7 +31,7 @@ listen = "127.0.0.1:7250"
 listen = "127.0.0.1:7350"     # plain HTTP, no token: loopback or a monitoring network only
 ready_lag_blocks_max = 10     # not ready when more blocks behind the highest peer than this
 ready_quorum_silence_s_max = 30.0  # not ready after this long with no commit and no quorum
-                              # connected (node/readiness.py; docs/operations-monitoring.md)
+                              # connected (node/readiness.py; docs/operations.md, Monitoring)
 
 [admin]                       # optional
 socket = "admin.sock"         # the admin Unix socket `node backup` asks (node/admin.py), 0600

@@ -1,4 +1,4 @@
-"""The node's Prometheus metrics: every definition lives here (docs/operations-monitoring.md
+"""The node's Prometheus metrics: every definition lives here (docs/operations.md, Monitoring
 lists them).
 
 One `NodeMetrics` per node, on a registry of its own (never prometheus_client's global one),

@@ -98,7 +98,7 @@ REST_REQUEST_HEAD_SIZE_BYTES_MAX = 16 * 1024  # a head still incomplete at this 
 # connections, LevelDB's open files (1,000 by default), gRPC clients and peers all need one.
 FILE_DESCRIPTORS_MIN = 8_192
 
-# Backups (node/backup.py, node/admin.py; docs/operations-backup.md)
+# Backups (node/backup.py, node/admin.py; docs/operations.md, Backups and restore)
 BACKUP_CHUNK_BYTES_TARGET = 1024 * 1024  # a chunk is closed once its entries reach this size
 BACKUP_CHUNK_BYTES_MAX = 64 * 1024 * 1024  # a chunk larger is refused (one entry never is)
 BACKUP_HEADER_BYTES_MAX = 16 * 1024 * 1024  # the header holds the walk of the validator sets
