@@ -28,30 +28,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi import Path as PathParameter
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provledger.node import assessments, cases, explorer
+from provledger.node import explorer
 from provledger.node.forks import ForkLog
 from provledger.node.queries import LedgerQueries, QueryError
 from provledger.node.readiness import Readiness
-from provledger.node.rest import cursors
-from provledger.node.rest.access_log import AccessLog, note_member
+from provledger.node.rest import supervision
+from provledger.node.rest.access_log import AccessLog
 from provledger.node.rest.answers import Answers
 from provledger.node.rest.cursors import INT64_MAX
-from provledger.node.rest.customs import AssessmentPage, AssessmentView, assessment_view
 from provledger.node.rest.models import (
     AssetView,
     AuthorizationView,
     BlockPage,
     BlockView,
-    CaseDetail,
-    CasePage,
-    CatalogueOfferView,
     CheckpointView,
     ConsistencyView,
     ErrorBody,
@@ -64,7 +58,6 @@ from provledger.node.rest.models import (
     InclusionView,
     LineageView,
     MemberView,
-    OfferPage,
     ProposalPage,
     ProposalView,
     ProvDocument,
@@ -72,36 +65,38 @@ from provledger.node.rest.models import (
     TradeDetail,
     TradePage,
 )
-from provledger.node.rest.views import case_detail, case_page
+from provledger.node.rest.parameters import (
+    ERROR_RESPONSES,
+    Api,
+    Caller,
+    Cursor,
+    Depth,
+    Direction,
+    EventId,
+    EventIdQuery,
+    Height,
+    Identifier,
+    Limit,
+    OptionalHeight,
+    OptionalIdentifier,
+    ProposalId,
+    ProposalLimit,
+)
 from provledger.node.settings import (
-    REST_CURSOR_LENGTH_CHARS_MAX,
     REST_PAGE_ITEMS_DEFAULT,
-    REST_PAGE_ITEMS_MAX,
 )
 from provledger.node.store import Store, StoreDamaged
-from provledger.protocol.access import Reader
-from provledger.protocol.catalogue import OfferFilters, search_words
 from provledger.protocol.genesis import Genesis
 from provledger.protocol.limits import (
-    CASES_PAGE_ITEMS_DEFAULT,
-    CASES_PAGE_ITEMS_MAX,
-    IDENTIFIER_LENGTH_CHARS_MAX,
     LINEAGE_DEPTH_DEFAULT,
-    LINEAGE_DEPTH_MAX,
     LINEAGE_NODES_MAX,
-    OFFERS_PAGE_ITEMS_DEFAULT,
-    OFFERS_PAGE_ITEMS_MAX,
     PROPOSALS_PAGE_ITEMS_DEFAULT,
-    PROPOSALS_PAGE_ITEMS_MAX,
     PROV_HISTORY_EVENTS_SCANNED_MAX,
     TEXT_LENGTH_CHARS_MAX,
 )
-from provledger.v1 import state_pb2
 
 log = logging.getLogger("provledger.rest")
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
-EVENT_ID_PATTERN = r"^[0-9a-f]{64}$"
 TRUNCATED_HEADER = "X-Provledger-Truncated"
 # What each kind of QueryError answers.
 STATUS = {
@@ -146,98 +141,6 @@ class StoreView:
     node_id: str
     clock_ms: Callable[[], int] = wall_clock_ms
     forks: ForkLog | None = None
-
-
-_ERRORS = {
-    400: "bad request (a parameter combination or a cursor this API did not issue)",
-    401: "no bearer token, or a token that is not valid",
-    403: "the token's member may not see this",
-    404: "unknown id or height",
-    422: "a parameter is missing or malformed",
-}
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text} for status, text in _ERRORS.items()
-}
-PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorBody, "description": _ERRORS[422]}
-}
-
-Identifier = Annotated[
-    str,
-    Query(
-        min_length=1,
-        max_length=IDENTIFIER_LENGTH_CHARS_MAX,
-        pattern=IDENTIFIER_PATTERN,
-        description="an asset, member, grant or order id",
-    ),
-]
-OptionalIdentifier = Annotated[
-    str | None,
-    Query(min_length=1, max_length=IDENTIFIER_LENGTH_CHARS_MAX, pattern=IDENTIFIER_PATTERN),
-]
-Cursor = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=REST_CURSOR_LENGTH_CHARS_MAX,
-        description="next_cursor of the previous page",
-    ),
-]
-Limit = Annotated[int, Query(ge=1, le=REST_PAGE_ITEMS_MAX, description="items per page")]
-Height = Annotated[int, PathParameter(ge=1, le=INT64_MAX)]
-OptionalHeight = Annotated[int | None, Query(ge=1, le=INT64_MAX)]
-EventId = Annotated[
-    str, PathParameter(pattern=EVENT_ID_PATTERN, description="64 lower-case hex digits")
-]
-EventIdQuery = Annotated[str, Query(pattern=EVENT_ID_PATTERN)]
-ProposalId = Annotated[str, Query(pattern=EVENT_ID_PATTERN, description="64 lower-case hex digits")]
-ProposalLimit = Annotated[
-    int, Query(ge=1, le=PROPOSALS_PAGE_ITEMS_MAX, description="proposals at most")
-]
-CASE_STATUSES = {
-    "open": state_pb2.CASE_STATUS_OPEN,
-    "ruled": state_pb2.CASE_STATUS_RULED,
-    "appealed": state_pb2.CASE_STATUS_APPEALED,
-    "appeal_decided": state_pb2.CASE_STATUS_APPEAL_DECIDED,
-}
-CaseStatusQuery = Annotated[Literal["open", "ruled", "appealed", "appeal_decided"] | None, Query()]
-CaseLimit = Annotated[int, Query(ge=1, le=CASES_PAGE_ITEMS_MAX, description="cases at most")]
-Direction = Annotated[Literal["upstream", "downstream"], Query()]
-OfferLimit = Annotated[int, Query(ge=1, le=OFFERS_PAGE_ITEMS_MAX, description="offers at most")]
-Price = Annotated[int | None, Query(ge=0, le=2**64 - 1, description="minor units, inclusive")]
-CLASSIFICATION_NUMBERS = {"general": 1, "important": 2, "core": 3}
-OFFER_STATUS_NUMBERS = {"listed": 1, "delisted": 2}
-Depth = Annotated[int, Query(ge=1, le=LINEAGE_DEPTH_MAX)]
-
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="a token from `provledger token issue --identity FILE --role ROLE`",
-)
-
-
-def _caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Reader:
-    """Who is asking, from the bearer token; a 401 without a valid one."""
-    queries: LedgerQueries = request.app.state.queries
-    token = credentials.credentials if credentials is not None else None
-    reader = queries.authenticate(token, request.app.state.clock_ms())
-    note_member(request, reader.member_id)  # the access log names the member, not the token
-    return reader
-
-
-Caller = Annotated[Reader, Depends(_caller)]
-
-
-def _answers(request: Request) -> Answers:
-    # Routes reach the ledger through the app, never through a closure: FastAPI caches
-    # endpoint functions module-wide, and a closure would keep the store alive with them.
-    return request.app.state.answers  # type: ignore[no-any-return]
-
-
-Api = Annotated[Answers, Depends(_answers)]
 
 
 # /docs. FastAPI's Swagger UI and ReDoc pages load their code from a public CDN, so on a
@@ -619,127 +522,7 @@ def create_app(view: NodeView, readiness: Callable[[], Readiness] | None = None)
         """One order, its offer, its life cycle and its dispute."""
         return ledger.trade(caller, order_id)
 
-    # --- supervision: cases (node/cases.py) -------------------------------------------------
-
-    @app.get("/v1/cases", response_model=CasePage, responses=ERROR_RESPONSES, tags=["cases"])
-    def list_cases(
-        ledger: Api,
-        caller: Caller,
-        member_id: OptionalIdentifier = None,
-        subject_id: OptionalIdentifier = None,
-        status: CaseStatusQuery = None,
-        cursor: Cursor = None,
-        limit: CaseLimit = CASES_PAGE_ITEMS_DEFAULT,
-    ) -> CasePage:
-        """Cases the caller may read, by case id: where `member_id` is a party, about
-        `subject_id` (an order, offer, asset or grant), in `status`. Without member_id and
-        subject_id, a member that is not a regulator or auditor lists its own."""
-        scope = cursors.scope("cases", member_id, subject_id, status)
-        after = None if cursor is None else cursors.cursor_identifier(cursor, "cases", scope)
-        page = cases.list_cases(
-            ledger.queries,
-            caller,
-            member_id=member_id,
-            subject_id=subject_id,
-            status=CASE_STATUSES[status] if status is not None else 0,
-            limit=limit,
-            after_case_id=after,
-        )
-        next_cursor = (
-            cursors.encode_cursor("cases", page.next_after_case_id, scope) if page.more else None
-        )
-        return case_page(page, next_cursor)
-
-    @app.get("/v1/cases/one", response_model=CaseDetail, responses=ERROR_RESPONSES, tags=["cases"])
-    def case(ledger: Api, caller: Caller, case_id: Identifier) -> CaseDetail:
-        """One case: its record, complaints, timeline in words, appeal deadline and finality."""
-        return case_detail(cases.require_case(ledger.queries, caller, case_id))
-
-    # --- the market's catalogue ------------------------------------------------------------
-
-    @app.get("/v1/offers", response_model=OfferPage, responses=ERROR_RESPONSES, tags=["market"])
-    def offers(
-        ledger: Api,
-        caller: Caller,
-        asset_id: OptionalIdentifier = None,
-        seller_id: OptionalIdentifier = None,
-        broker_id: OptionalIdentifier = None,
-        classification: Annotated[Literal["general", "important", "core"] | None, Query()] = None,
-        status: Annotated[Literal["listed", "delisted"] | None, Query()] = None,
-        price_min: Price = None,
-        price_max: Price = None,
-        currency: OptionalIdentifier = None,
-        q: Annotated[
-            str | None,
-            Query(max_length=TEXT_LENGTH_CHARS_MAX, description="words the title must hold"),
-        ] = None,
-        cursor: Cursor = None,
-        limit: OfferLimit = OFFERS_PAGE_ITEMS_DEFAULT,
-    ) -> OfferPage:
-        """The market's catalogue (every member's read): offers matching every filter given,
-        by offer id, with their asset's classification and name as they stand now."""
-        filters = OfferFilters(
-            asset_id=asset_id or "",
-            seller_id=seller_id or "",
-            broker_id=broker_id or "",
-            classification=CLASSIFICATION_NUMBERS[classification] if classification else 0,
-            status=OFFER_STATUS_NUMBERS[status] if status else 0,
-            price_min=price_min,
-            price_max=price_max,
-            currency=currency or "",
-            title_words=search_words(q or ""),
-        )
-        return ledger.offers(caller, filters, cursor, limit)
-
-    @app.get(
-        "/v1/offers/one",
-        response_model=CatalogueOfferView,
-        responses=ERROR_RESPONSES,
-        tags=["market"],
-    )
-    def offer(ledger: Api, caller: Caller, offer_id: Identifier) -> CatalogueOfferView:
-        """One offer of the catalogue."""
-        return ledger.offer(caller, offer_id)
-
-    # --- data customs ----------------------------------------------------------------------
-
-    @app.get(
-        "/v1/assessments",
-        response_model=AssessmentPage,
-        responses=ERROR_RESPONSES,
-        tags=["customs"],
-    )
-    def assessments_list(
-        ledger: Api,
-        caller: Caller,
-        overdue: Annotated[bool, Query(description="only those with overdue reports")] = False,
-        cursor: Cursor = None,
-        limit: Limit = REST_PAGE_ITEMS_DEFAULT,
-    ) -> AssessmentPage:
-        """Security assessments the caller may see, by id; with `overdue=true` only those whose
-        recipient missed a report (judged at the head block's time)."""
-        scope = cursors.scope("assessments", overdue)
-        after = None if cursor is None else cursors.cursor_identifier(cursor, "assessments", scope)
-        answers, next_id = assessments.assessments_page(
-            ledger.queries, caller, overdue, after, limit
-        )
-        items = [assessment_view(answer) for answer in answers]
-        if next_id is None:
-            return AssessmentPage(items=items, next_cursor=None)
-        next_cursor = cursors.encode_cursor("assessments", next_id, scope)
-        return AssessmentPage(items=items, next_cursor=next_cursor)
-
-    @app.get(
-        "/v1/assessments/one",
-        response_model=AssessmentView,
-        responses=ERROR_RESPONSES,
-        tags=["customs"],
-    )
-    def assessment(ledger: Api, caller: Caller, assessment_id: Identifier) -> AssessmentView:
-        """One security assessment: its scope, the moves it allowed, the reports filed under it,
-        its overdue periods and the next report due."""
-        answer = assessments.require_assessment(ledger.queries, caller, assessment_id)
-        return assessment_view(answer)
+    app.include_router(supervision.router)
 
     # --- evidence --------------------------------------------------------------------------
 
