@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provledger.node import schema
 from provledger.node.store import Store
 from provledger.protocol.catalogue import OfferFilters, offer_matches, offer_view
 from provledger.protocol.limits import OFFERS_SCANNED_PER_PAGE_MAX
@@ -45,7 +46,8 @@ def offers_page(
     """Up to `limit` offers after the offer id `after` that match `filters`, in id order."""
     found: list[api_pb2.OfferView] = []
     last = ""
-    for scanned, (offer_id, record) in enumerate(store.state_records("offer", after)):
+    offers = store.records_after("offer", schema.state_kind_prefix("offer"), after)
+    for scanned, (offer_id, record) in enumerate(offers):
         if len(found) == limit or scanned == scanned_max:
             return OfferPage(found, True, last)
         last = offer_id

@@ -99,15 +99,6 @@ def state_key(kind: str, record_id: str) -> bytes:
     return STATE_PREFIX + kind.encode() + b"\x00" + record_id.encode()
 
 
-def state_records_range(kind: str, after_id: str | None) -> tuple[bytes, bytes]:
-    """The key range (start inclusive, stop exclusive) of the world-state records of `kind`
-    in id order, after `after_id` (exclusive) if given. Ids hold no 0x00, so the first key
-    after an id's is its key + 0x00, and the kind's last key is below its prefix + 0x01."""
-    prefix = STATE_PREFIX + kind.encode()
-    start = state_key(kind, after_id) + b"\x00" if after_id is not None else prefix + b"\x00"
-    return start, prefix + b"\x01"
-
-
 def nonce_key(member_id: str, nonce: int) -> bytes:
     return NONCE_PREFIX + _length_prefixed(member_id) + encode_number(nonce)
 

@@ -20,6 +20,12 @@ Invariants:
 - Every key comes from `schema`; every Merkle proof is answered from stored perfect-subtree
   hashes in O(log n) reads.
 
+Its parts: node/leveldb.py opens the LevelDB, says why a folder cannot serve (`StoreError`,
+`StoreDamaged`, `StoreInUse`, re-exported here) and makes the checked reads; node/store_indexes.py
+builds a block's index entries and pages through the indexes (`IndexReads`, which `Store`
+extends); this module opens the ledger, commits blocks, keeps the vote log and reads blocks,
+events, proofs and world state.
+
 One writer (the block committer, in a worker thread) and readers on the event loop; plyvel
 reads are consistent per key, and readers only ever look at heights at or below the head they
 read first. World-state records are cached parsed; a commit updates the cache under a lock and
@@ -39,6 +45,16 @@ import plyvel
 from google.protobuf.message import DecodeError, Message
 
 from provledger.node import schema
+from provledger.node.leveldb import (
+    CheckedReads,
+    StoreDamaged,
+    StoreError,
+    StoreInUse,
+    holds_leveldb,
+    leveldb_message,
+    open_leveldb,
+    read_head_witness,
+)
 from provledger.node.private_files import PRIVATE_FILE_MODE, write_private_file
 from provledger.node.settings import (
     HEADERS_CACHED_MAX,
@@ -47,6 +63,7 @@ from provledger.node.settings import (
     LEVELDB_WRITE_BUFFER_BYTES,
     STATE_CACHE_RECORDS_MAX,
 )
+from provledger.node.store_indexes import IndexReads, index_entries
 from provledger.protocol import merkle
 from provledger.protocol.blocks import (
     ExecutedBlock,
@@ -56,154 +73,29 @@ from provledger.protocol.blocks import (
     genesis_tip,
     genesis_writes,
 )
-from provledger.protocol.concerns import concerns
 from provledger.protocol.errors import Rejected, check
-from provledger.protocol.events import DecodedEvent
 from provledger.protocol.genesis import Genesis
-from provledger.protocol.rules_cases import CaseSubjects
-from provledger.protocol.rules_governance import proposal_id
 from provledger.protocol.state import RECORD_TYPES, Write
 from provledger.v1 import ledger_pb2, peer_pb2, state_pb2
+
+__all__ = [
+    "Store",
+    "StoreDamaged",
+    "StoreError",
+    "StoreInUse",
+    "holds_leveldb",
+    "leveldb_message",
+    "open_leveldb",
+    "read_head_witness",
+]
 
 log = logging.getLogger("provledger.store")
 
 _NOT_CACHED = object()
 _Parsed = TypeVar("_Parsed", bound=Message)
-# Files LevelDB writes into its folder: if any is there, the folder holds a database.
-_LEVELDB_FILE_SUFFIXES = (".ldb", ".sst", ".log")
-_LEVELDB_FILE_PREFIXES = ("MANIFEST-",)
 
 
-class StoreError(Exception):
-    """The folder does not hold a usable ledger for this genesis (another chain's, none at
-    all, or one in use); `StoreDamaged` when what it holds is damaged."""
-
-
-class StoreDamaged(StoreError):
-    """What the store holds is damaged: LevelDB found a checksum or file error, or the chain it
-    holds does not check. `what` says what is wrong; `height` is the first height known to be
-    affected (None when no height is known)."""
-
-    def __init__(self, what: str, height: int | None = None) -> None:
-        super().__init__(f"height {height}: {what}" if height is not None else what)
-        self.what = what
-        self.height = height
-
-
-class StoreInUse(StoreError):
-    """Another process (a running node) holds the folder's LevelDB lock."""
-
-
-def leveldb_message(error: plyvel.Error) -> str:
-    """LevelDB's own words for an error ("Corruption: block checksum mismatch")."""
-    text = error.args[0] if error.args else ""
-    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-
-
-def holds_leveldb(path: Path) -> bool:
-    """Whether the folder holds LevelDB files (whatever state they are in)."""
-    if not path.is_dir():
-        return False
-    return any(
-        name.endswith(_LEVELDB_FILE_SUFFIXES) or name.startswith(_LEVELDB_FILE_PREFIXES)
-        for name in os.listdir(path)
-    )
-
-
-def open_leveldb(path: Path, *, create: bool, **options: Any) -> plyvel.DB:
-    """Open the LevelDB at `path` with paranoid checks; a damaged or missing CURRENT, MANIFEST
-    or .log is a `StoreDamaged` naming the file, a held lock `StoreInUse`.
-
-    LevelDB would take a folder of tables without a CURRENT file for an empty one and, told to
-    create it, start a new database there and delete the tables: refused here."""
-    if holds_leveldb(path) and not (path / "CURRENT").exists():
-        raise StoreDamaged(
-            f"LevelDB's CURRENT file is missing from {path}, which holds LevelDB files: "
-            "LevelDB cannot find its MANIFEST (the list of its files)"
-        )
-    try:
-        return plyvel.DB(str(path), create_if_missing=create, paranoid_checks=True, **options)
-    except plyvel.Error as error:
-        text = leveldb_message(error)
-        # "lock DIR/LOCK: Resource temporarily unavailable" from another process (a running
-        # node), "...: already held by process" from this one.
-        if isinstance(error, plyvel.IOError) and "LOCK" in text:
-            raise StoreInUse(
-                f"the ledger database in {path} is in use by another process (is its node "
-                "running? stop it first)"
-            ) from None
-        if isinstance(error, plyvel.IOError) and "does not exist" in text:
-            raise StoreError(f"{path} holds no ledger database") from None
-        raise StoreDamaged(
-            f"LevelDB cannot open {path}: {text} ({_damaged_file(path, text)})"
-        ) from None
-
-
-def read_head_witness(path: Path) -> tuple[int, bytes] | None:
-    """(height, block id) of the last block committed in the ledger folder `path`, as its head
-    witness says; None if there is none or it is not intact."""
-    try:
-        raw = (path / schema.HEAD_WITNESS_FILE).read_bytes()
-    except OSError:
-        return None
-    return schema.decode_head_witness(raw)
-
-
-def _damaged_file(path: Path, text: str) -> str:
-    """Which of LevelDB's files an open failed on, from its message or its LOG file (LevelDB
-    writes there which .log it was dropping bytes from)."""
-    if "CURRENT" in text:
-        return "the CURRENT file is damaged"
-    try:
-        lines = (path / "LOG").read_text(errors="replace").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:  # LevelDB starts a new LOG at each open: these lines are this one's
-        if ".log: dropping" in line:
-            before, dropping = line.split(".log: ", 1)
-            name = before.rsplit("/", 1)[-1].split()[-1]
-            return f"the write-ahead log {name}.log is damaged, LevelDB reports: {dropping}"
-    if "missing files" in text or "No such file" in text:
-        return "a table file the MANIFEST lists is missing"
-    return "the MANIFEST, LevelDB's list of its files, is damaged"
-
-
-class _CheckedReads:
-    """Reads of one LevelDB snapshot (or the database) that verify every block's checksum; a
-    LevelDB error, or a read after the store found damage, raises `StoreDamaged`."""
-
-    __slots__ = ("_source", "_store")
-
-    def __init__(self, source: Any, store: Store) -> None:
-        self._source = source
-        self._store = store
-
-    def get(self, key: bytes) -> bytes | None:
-        self._store.refuse_if_damaged()
-        try:
-            return self._source.get(key, verify_checksums=True)  # type: ignore[no-any-return]
-        except plyvel.Error as error:
-            raise self._store.found_damage(
-                f"LevelDB cannot read {schema.describe_key(key)}: {leveldb_message(error)}"
-            ) from None
-
-    def iterator(self, **options: Any) -> Iterator[Any]:
-        self._store.refuse_if_damaged()
-        if options.get("prefix"):
-            where = schema.describe_key(options["prefix"])
-        elif options.get("start"):
-            where = f"{schema.describe_key(options['start'])} or what follows it"
-        else:
-            where = "the database"
-        try:
-            yield from self._source.iterator(verify_checksums=True, **options)
-        except plyvel.Error as error:
-            raise self._store.found_damage(
-                f"LevelDB cannot read {where}: {leveldb_message(error)}"
-            ) from None
-
-
-class Store:
+class Store(IndexReads):
     def __init__(
         self, path: Path | str, genesis: Genesis, *, create: bool = True, examine: bool = False
     ) -> None:
@@ -238,7 +130,7 @@ class Store:
         self._records: dict[tuple[str, str], Message | None] = {}
         self._generation = 0
         self._headers: dict[int, ledger_pb2.BlockHeader] = {}
-        self._read = _CheckedReads(self._db, self)
+        self._read = CheckedReads(self._db, self)
         self._log = merkle.CompactRange()
         self._tip = genesis_tip(genesis)
         self._head_height = 0
@@ -251,7 +143,7 @@ class Store:
     # --- lifecycle ------------------------------------------------------------------------
 
     def _open_ledger(self, create: bool) -> None:
-        reads = _CheckedReads(self._db, self)
+        reads = CheckedReads(self._db, self)
         stored_hash = reads.get(schema.META_GENESIS_HASH)
         if stored_hash is None:
             if next(reads.iterator(include_value=False), None) is not None:
@@ -273,7 +165,7 @@ class Store:
         # Every read goes through a snapshot of the last committed block, replaced when the
         # next one is written: a reader (validating a proposal, answering a query) never sees
         # a block half-applied while a commit is being written in another thread.
-        self._read = _CheckedReads(self._db.snapshot(), self)
+        self._read = CheckedReads(self._db.snapshot(), self)
         if self._examine:
             return
         # node/integrity.py imports this module (it examines and rebuilds stores), so its
@@ -455,7 +347,7 @@ class Store:
                     batch.delete(key)
         except plyvel.Error as error:
             raise self._failed_write(f"block {height}", error) from None
-        snapshot = _CheckedReads(self._db.snapshot(), self)
+        snapshot = CheckedReads(self._db.snapshot(), self)
         with self._lock:
             self._read = snapshot
             self._generation += 1
@@ -499,7 +391,7 @@ class Store:
             # write and to read a block back); the id maps to the index.
             entries.append((schema.log_key(log_index), location.SerializeToString()))
             entries.append((schema.event_key(decoded.event_id), schema.encode_number(log_index)))
-            self._index_entries(entries, decoded, log_index, block_writes)
+            index_entries(entries, decoded, log_index, block_writes, self.load)
         for level, index, node_hash in executed.merkle_nodes:
             entries.append((schema.tree_key(level, index), node_hash))
         for write in executed.writes:
@@ -509,54 +401,9 @@ class Store:
     def _put_write(self, batch, write: Write) -> None:
         batch.put(*_write_entry(write))
 
-    def _index_entries(
-        self,
-        entries: list[tuple[bytes, bytes]],
-        decoded: DecodedEvent,
-        log_index: int,
-        block_writes: dict[tuple[str, str], Message | None],
-    ) -> None:
-        def lookup(kind: str, record_id: str):
-            record = block_writes.get((kind, record_id))
-            return record if record is not None else self.load(kind, record_id)
-
-        payload = getattr(decoded.event, decoded.kind)
-        about = concerns(decoded.kind, payload, lookup)
-        for asset_id in about.assets:
-            entries.append((schema.asset_history_key(asset_id, log_index), decoded.event_id))
-        for parent_id, child_id in about.lineage_edges:
-            entries.append((schema.upstream_key(child_id, parent_id), b""))
-            entries.append((schema.downstream_key(parent_id, child_id), b""))
-        if decoded.kind == "grant_issued":
-            entries.append((schema.grants_by_asset_key(payload.asset_id, payload.grant_id), b""))
-            entries.append(
-                (schema.grants_by_grantee_key(payload.grantee_id, payload.grant_id), b"")
-            )
-            entries.append((schema.grants_by_grantor_key(decoded.author_id, payload.grant_id), b""))
-        elif decoded.kind == "governance_proposed":
-            identifier = proposal_id(payload.change)
-            record = block_writes.get(("proposal", identifier.hex()))
-            check(record is not None, f"proposal {identifier.hex()} was proposed without a record")
-            time_ms = record.proposed_at_ms  # type: ignore[union-attr]
-            entries.append((schema.proposal_by_time_key(time_ms, identifier), b""))
-        elif decoded.kind == "order_placed":
-            check(
-                len(about.assets) == 1, f"order {payload.order_id!r} was placed without its offer"
-            )
-            for member_id in about.members:
-                entries.append((schema.orders_by_member_key(member_id, payload.order_id), b""))
-            entries.append((schema.orders_by_asset_key(about.assets[0], payload.order_id), b""))
-        elif decoded.kind == "case_opened":
-            case = block_writes.get(("case", payload.case_id))
-            check(case is not None, f"case {payload.case_id!r} was opened without a record")
-            for member_id in case.parties:  # type: ignore[union-attr]
-                entries.append((schema.cases_by_member_key(member_id, payload.case_id), b""))
-            for subject_id in CaseSubjects(lookup, payload.complaint_ids).ids():
-                entries.append((schema.cases_by_subject_key(subject_id, payload.case_id), b""))
-
-    def _read_database(self) -> _CheckedReads:
+    def _read_database(self) -> CheckedReads:
         """Checked reads of the database itself, not of the last commit's snapshot."""
-        return _CheckedReads(self._db, self)
+        return CheckedReads(self._db, self)
 
     def _failed_write(self, what: str, error: plyvel.Error) -> StoreError:
         """A write LevelDB refused: damage if it found corruption (a compaction that met a
@@ -616,7 +463,7 @@ class Store:
         """The value stored under `key` at the last commit (checksums verified)."""
         return self._read.get(key)
 
-    def snapshot_reads(self) -> _CheckedReads:
+    def snapshot_reads(self) -> CheckedReads:
         """Checked reads of the LevelDB snapshot of the last commit, kept for as long as the
         caller holds them (a backup streams one, node/backup.py)."""
         with self._lock:
@@ -735,149 +582,11 @@ class Store:
     def log_root_at(self, tree_size: int) -> bytes:
         return merkle.root_at(tree_size, self.merkle_node)
 
-    # --- indexes ----------------------------------------------------------------------------
-
-    def asset_history(
-        self, asset_id: str, after_log_index: int | None, limit: int
-    ) -> tuple[list[state_pb2.EventLocation], bool]:
-        """Events concerning `asset_id` in log order, after a cursor; and whether more exist."""
-        prefix = schema.asset_history_prefix(asset_id)
-        start = (
-            schema.asset_history_key(asset_id, after_log_index + 1)
-            if after_log_index is not None
-            else prefix
-        )
-        entries: list[state_pb2.EventLocation] = []
-        for key, event_identifier in self._read.iterator(start=start):
-            if not key.startswith(prefix):
-                break
-            if len(entries) == limit:
-                return entries, True
-            location = self.event(event_identifier)
-            check(location is not None, "the asset history names an event that is not stored")
-            entries.append(location)  # type: ignore[arg-type]
-        return entries, False
-
-    def lineage_neighbours(self, asset_id: str, upstream: bool) -> Iterator[str]:
-        """The parents (`upstream`) or children of an asset, in id order (protocol/lineage.py
-        walks the graph)."""
-        prefix = (
-            schema.upstream_prefix(asset_id) if upstream else schema.downstream_prefix(asset_id)
-        )
-        for key in self._read.iterator(prefix=prefix, include_value=False):
-            yield key[len(prefix) :].decode()
-
     # --- queries for the auditor API (node/rest.py) -----------------------------------------
 
     def stored_block(self, height: int) -> state_pb2.StoredBlock | None:
         """The block at `height` as stored: header bytes, certificates and event ids."""
         return self._stored_block(height) if 1 <= height <= self._head_height else None
-
-    def _index_page(self, prefix: bytes, after: str | None, limit: int) -> tuple[list[str], bool]:
-        """The ids under an index `prefix` (in byte order) after `after`, and whether more."""
-        start = prefix + after.encode() + b"\x00" if after is not None else prefix
-        identifiers: list[str] = []
-        for key in self._read.iterator(start=start, include_value=False):
-            if not key.startswith(prefix):
-                break
-            if len(identifiers) == limit:
-                return identifiers, True
-            identifiers.append(key[len(prefix) :].decode())
-        return identifiers, False
-
-    def _records_page(
-        self, kind: str, prefix: bytes, after: str | None, limit: int
-    ) -> tuple[list[Message], bool]:
-        identifiers, more = self._index_page(prefix, after, limit)
-        records = []
-        for identifier in identifiers:
-            record = self.load(kind, identifier)
-            check(record is not None, f"an index names {kind} {identifier!r}, which is not stored")
-            records.append(record)
-        return records, more
-
-    def records_of_kind(
-        self, kind: str, after_id: str | None, limit: int
-    ) -> tuple[list[Message], bool]:
-        """World-state records of `kind` by record id (in byte order) after a cursor; and
-        whether more exist."""
-        return self._records_page(kind, schema.state_kind_prefix(kind), after_id, limit)
-
-    def grants_of_asset(
-        self, asset_id: str, after_grant_id: str | None, limit: int
-    ) -> tuple[list[state_pb2.GrantRecord], bool]:
-        """Grants on `asset_id` by grant id, after a cursor; and whether more exist."""
-        prefix = schema.grants_by_asset_prefix(asset_id)
-        return self._records_page("grant", prefix, after_grant_id, limit)  # type: ignore[return-value]
-
-    def grants_held_by(
-        self, grantee_id: str, after_grant_id: str | None, limit: int
-    ) -> tuple[list[state_pb2.GrantRecord], bool]:
-        prefix = schema.grants_by_grantee_prefix(grantee_id)
-        return self._records_page("grant", prefix, after_grant_id, limit)  # type: ignore[return-value]
-
-    def grants_issued_by(
-        self, grantor_id: str, after_grant_id: str | None, limit: int
-    ) -> tuple[list[state_pb2.GrantRecord], bool]:
-        prefix = schema.grants_by_grantor_prefix(grantor_id)
-        return self._records_page("grant", prefix, after_grant_id, limit)  # type: ignore[return-value]
-
-    def orders_of_member(
-        self, member_id: str, after_order_id: str | None, limit: int
-    ) -> tuple[list[state_pb2.OrderRecord], bool]:
-        """Orders where `member_id` is the buyer, the seller or the listing exchange."""
-        prefix = schema.orders_by_member_prefix(member_id)
-        return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
-
-    def proposals_since(
-        self, time_ms: int, limit: int
-    ) -> tuple[list[state_pb2.ProposalRecord], bool]:
-        """Up to `limit` governance proposals recorded at block time `time_ms` or later, oldest
-        first; and whether more follow."""
-        self.refuse_if_damaged()
-        records: list[state_pb2.ProposalRecord] = []
-        for key in self._read.iterator(
-            start=schema.proposals_from(time_ms),
-            stop=schema.PROPOSALS_END,
-            include_value=False,
-        ):
-            if len(records) == limit:
-                return records, True
-            record = self.load("proposal", schema.proposal_id_of_key(key).hex())
-            check(record is not None, f"{schema.describe_key(key)} names no proposal")
-            records.append(record)  # type: ignore[arg-type]
-        return records, False
-
-    def orders_of_asset(
-        self, asset_id: str, after_order_id: str | None, limit: int
-    ) -> tuple[list[state_pb2.OrderRecord], bool]:
-        prefix = schema.orders_by_asset_prefix(asset_id)
-        return self._records_page("order", prefix, after_order_id, limit)  # type: ignore[return-value]
-
-    def cases_page(
-        self, member_id: str | None, subject_id: str | None, after_case_id: str | None, limit: int
-    ) -> tuple[list[state_pb2.CaseRecord], bool]:
-        """Cases by case id after a cursor, where `member_id` is a party (if given), else about
-        `subject_id` (if given), else all; and whether more exist."""
-        if member_id is not None:
-            prefix = schema.cases_by_member_prefix(member_id)
-        elif subject_id is not None:
-            prefix = schema.cases_by_subject_prefix(subject_id)
-        else:
-            prefix = schema.state_kind_prefix("case")
-        return self._records_page("case", prefix, after_case_id, limit)  # type: ignore[return-value]
-
-    def case_is_about(self, subject_id: str, case_id: str) -> bool:
-        """Whether the cases-by-subject index lists `case_id` under `subject_id`."""
-        return self._read.get(schema.cases_by_subject_key(subject_id, case_id)) is not None
-
-    def state_records(self, kind: str, after_id: str | None) -> Iterator[tuple[str, Message]]:
-        """The world-state records of `kind` in id order after `after_id` (exclusive), read
-        lazily from the last commit; a record that does not parse is damage."""
-        start, stop = schema.state_records_range(kind, after_id)
-        prefix_size = len(schema.state_key(kind, ""))
-        for key, raw in self._read.iterator(start=start, stop=stop):
-            yield key[prefix_size:].decode(), self._parse(RECORD_TYPES[kind](), raw, key)
 
 
 def _write_entry(write: Write) -> tuple[bytes, bytes]:
