@@ -105,21 +105,10 @@ from provledger.protocol.validators import ValidatorHistory
 from provledger.v1 import ledger_pb2, state_pb2
 
 __all__ = [
-    "FORMAT",
-    "FORMAT_V1",
-    "FORMAT_V2",
-    "SUBJECT_FIELDS",
-    "BundleError",
-    "EventEntry",
-    "VerifiedBundle",
-    "checkpoint_json",
-    "encode_bundle",
-    "encode_canonical",
-    "parse_canonical",
-    "read_checkpoint",
-    "signing_validators",
-    "verify_bundle",
-]
+    "FORMAT", "FORMAT_V1", "FORMAT_V2", "SUBJECT_FIELDS", "BundleError", "EventEntry",
+    "VerifiedBundle", "checkpoint_json", "encode_bundle", "encode_canonical", "parse_canonical",
+    "read_checkpoint", "signing_validators", "verify_bundle",
+]  # fmt: skip
 
 
 def signing_validators(history: ValidatorHistory, height: int) -> ValidatorSet:
