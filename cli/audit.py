@@ -55,13 +55,9 @@ from provledger.cli.connection import client_for
 from provledger.cli.output import CommandError, emit, load_genesis
 from provledger.protocol.blocks import block_id, decode_header, verify_checkpoint
 from provledger.protocol.errors import Rejected
-from provledger.protocol.evidence import (
-    checkpoint_json,
-    encode_canonical,
-    parse_canonical,
-    read_checkpoint,
-)
+from provledger.protocol.evidence import read_checkpoint
 from provledger.protocol.evidence_claims import BundleError
+from provledger.protocol.evidence_format import checkpoint_json, encode_canonical, parse_canonical
 from provledger.protocol.fork_proof import (
     ForkProof,
     ForkProofError,

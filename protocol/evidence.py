@@ -9,34 +9,14 @@ bundle that verifies says nothing its signed events do not say. This module is p
 no clock); `node/bundles.py` builds bundles from the store, `provledger verify` checks them and
 prints what they prove (cli/evidence.py).
 
-Format "provledger-evidence/3" (docs/evidence.md explains each field for other languages):
-- The file is exactly `json.dumps(bundle, sort_keys=True, separators=(",", ":"),
-  ensure_ascii=True)` followed by one "\\n": ASCII, keys sorted by code point, no spaces,
-  no duplicate keys, no floats. Any other spelling of the same JSON is refused, and every
-  object must have exactly the fields listed here, so that every byte of the file is bound.
-- Bytes are lower-case hex where people compare them with other tools (event ids, key ids,
-  public keys, block ids, digests, the genesis hash) and RFC 4648 base64 with padding where
-  only programs read them (event bodies, signatures, the header, proof hashes). Both must be
-  canonical: re-encoding the decoded bytes gives the same text. Integers are non-negative.
-
-    {"format": "provledger-evidence/3",
-     "kind": "event" | "lineage" | "trade" | "case",
-     "subject": {"event_id": hex} | {"asset_id": str} | {"order_id": str} | {"case_id": str},
-     "chain_id": str, "genesis_hash": hex,
-     "validators": [{"validator_id": str, "public_key": hex}],      # the genesis set, in order
-     "checkpoint": {"header": b64 (a serialized BlockHeader),
-                    "certificate": {"height": int, "round": int, "block_id": hex,
-                                    "signatures": [{"validator_id": str, "signature": b64}]}},
-     "events": [{"event_id": hex, "body": b64 (a serialized Event, as signed),
-                 "signature": b64, "log_index": int, "proof": [b64, ...]}],  # by log index
-     "governance": [...],            # the governance events it needs, as events, by log index
-     "validator_chain": {"steps": [...]},  # the walk of the validator sets (validator_chain.py)
-     "blocks": [checkpoint, ...],    # the block of each event, by height: its height and time
-     "claims": {...}}                                                # see derive_claims
+The format (the fields, the canonical encoding, the encoding of bytes, versions 1 to 3, and
+what formats 1 and 2 lack) is described, built and read by protocol/evidence_format.py; its
+public names are importable from here too.
 
 Verification, in order; the first failure raises `BundleError` with a code and a reason:
-1. the bytes are canonical JSON of the shape above (at most BUNDLE_SIZE_BYTES_MAX bytes,
-   BUNDLE_EVENTS_MAX events and BUNDLE_GOVERNANCE_EVENTS_MAX governance events);
+1. the bytes are canonical JSON of the shape protocol/evidence_format.py describes (at most
+   BUNDLE_SIZE_BYTES_MAX bytes, BUNDLE_EVENTS_MAX events and BUNDLE_GOVERNANCE_EVENTS_MAX
+   governance events);
 2. chain id, genesis hash and validators equal the genesis document's;
 3. the walk of the validator sets verifies from the genesis (protocol/validator_chain.py) and
    ends at or before the checkpoint's height; the checkpoint verifies: certificate signatures
@@ -60,29 +40,15 @@ Verification, in order; the first failure raises `BundleError` with a code and a
    (kind "case", format 3 only; protocol/evidence_case.py) also read what steps 3 and 4
    proved of each event: its block's height and time, and its author's role when it signed.
 
-The kind "case" was added to format 3 without a new version: every bundle that verified before
-verifies alike, and a verifier that predates it refuses a case file as `malformed` (an unknown
-kind), never reading it as something else.
-
-Format "provledger-evidence/2", which the builder no longer makes, still verifies: it has no
-`blocks`, so its replay knows no heights (no revocation, no proposal is judged).
-Format "provledger-evidence/1", which the builder no longer makes, still verifies: it has
-`members` (the authors' genesis records, by member id) instead of `governance`, and proves
-only authors' genesis keys (others are refused as `unsupported_author`). Any other
-provledger-evidence version is refused as `bundle_version`.
-
 What a bundle cannot show: that no OTHER events exist. It proves presence, not absence (the
 state root is a hash chain, not a tree: docs/adr/003).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +58,30 @@ from provledger.protocol.blocks import block_id, decode_header, verify_certifica
 from provledger.protocol.errors import Rejected, invalid
 from provledger.protocol.events import DecodedEvent, decode
 from provledger.protocol.evidence_claims import BundleError, Proven, derive_claims
+from provledger.protocol.evidence_format import (
+    FORMAT,
+    FORMAT_V1,
+    FORMAT_V2,
+    PROVEN_KINDS,
+    SUBJECT_FIELDS,
+    EventEntry,
+    ListedEntry,
+    bundle_document,
+    checkpoint_json,
+    encode_canonical,
+    malformed,
+    member_json,
+    parse_canonical,
+    read_array,
+    read_base64,
+    read_entries,
+    read_hex,
+    read_integer,
+    read_object,
+    read_string,
+    top_fields,
+    validators_json,
+)
 from provledger.protocol.evidence_governance import (
     GOVERNANCE_KINDS,
     Block,
@@ -103,50 +93,22 @@ from provledger.protocol.genesis import Genesis, ValidatorSet, role_name
 from provledger.protocol.limits import (
     BUNDLE_EVENTS_MAX,
     BUNDLE_GOVERNANCE_EVENTS_MAX,
-    BUNDLE_SIZE_BYTES_MAX,
     IDENTIFIER_LENGTH_CHARS_MAX,
     VALIDATORS_MAX,
 )
 from provledger.protocol.validator_chain import (
     ValidatorChainError,
     chain_from_json,
-    chain_to_json,
     verify_validator_chain,
 )
 from provledger.protocol.validators import ValidatorHistory
 from provledger.v1 import ledger_pb2, state_pb2
 
-FORMAT = "provledger-evidence/3"
-FORMAT_V2 = "provledger-evidence/2"  # still verified; no longer made
-FORMAT_V1 = "provledger-evidence/1"  # still verified; no longer made
-_FORMAT_FAMILY = "provledger-evidence/"
-SUBJECT_FIELDS = {
-    "event": "event_id", "lineage": "asset_id", "trade": "order_id", "case": "case_id",
-}  # fmt: skip
-# Kinds whose claims read what the bundle proves of its events (`Proven`): format 3 only.
-_PROVEN_KINDS = ("case",)
-_TOP_FIELDS = (
-    "blocks", "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash",
-    "governance", "kind", "subject", "validator_chain", "validators",
-)  # fmt: skip
-_TOP_FIELDS_V2 = tuple(f for f in _TOP_FIELDS if f != "blocks")
-_TOP_FIELDS_V1 = (
-    "chain_id", "checkpoint", "claims", "events", "format", "genesis_hash", "kind", "members",
-    "subject", "validators",
-)  # fmt: skip
-_ENTRY_FIELDS = ("body", "event_id", "log_index", "proof", "signature")
-_HEX = re.compile(r"(?:[0-9a-f]{2})*")
-_UINT64_MAX = 2**64 - 1
-
-
-@dataclass(frozen=True)
-class EventEntry:
-    """A committed event as the builder hands it in: the event, its log index and its
-    inclusion proof at the checkpoint's log size."""
-
-    signed: ledger_pb2.SignedEvent
-    log_index: int
-    proof: Sequence[bytes]
+__all__ = [
+    "FORMAT", "FORMAT_V1", "FORMAT_V2", "SUBJECT_FIELDS", "BundleError", "EventEntry",
+    "VerifiedBundle", "checkpoint_json", "encode_bundle", "encode_canonical", "parse_canonical",
+    "read_checkpoint", "signing_validators", "verify_bundle",
+]  # fmt: skip
 
 
 def signing_validators(history: ValidatorHistory, height: int) -> ValidatorSet:
@@ -166,66 +128,6 @@ def _walk(value: Any, genesis: Genesis) -> ValidatorHistory:
         ) from None
 
 
-# --- encoding ----------------------------------------------------------------------------
-
-
-def encode_canonical(document: Any) -> bytes:
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return text.encode("ascii") + b"\n"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _validators_json(genesis: Genesis) -> list[dict[str, str]]:
-    return [
-        {"validator_id": v.validator_id, "public_key": v.public_key.hex()}
-        for v in genesis.validator_set.validators
-    ]
-
-
-def _member_json(member: state_pb2.MemberRecord) -> dict[str, Any]:
-    keys = [{"key_id": k.key_id.hex(), "public_key": k.public_key.hex()} for k in member.keys]
-    return {
-        "member_id": member.member_id,
-        "name": member.name,
-        "role": role_name(member.role),
-        "keys": keys,
-    }
-
-
-def checkpoint_json(checkpoint: ledger_pb2.Checkpoint) -> dict[str, Any]:
-    """A checkpoint as bundles (and fork proofs, protocol/fork_proof.py) write it: the header
-    as transmitted, the certificate's signatures sorted by validator id."""
-    certificate = checkpoint.certificate
-    return {
-        "header": _b64(checkpoint.header),
-        "certificate": {
-            "height": certificate.height,
-            "round": certificate.round,
-            "block_id": certificate.block_id.hex(),
-            "signatures": [
-                {"validator_id": s.validator_id, "signature": _b64(s.signature)}
-                for s in sorted(certificate.signatures, key=lambda s: s.validator_id)
-            ],
-        },
-    }
-
-
-def _entries_json(entries: Sequence[EventEntry]) -> list[dict[str, Any]]:
-    return [
-        {
-            "event_id": hashlib.sha256(entry.signed.body).hexdigest(),
-            "body": _b64(entry.signed.body),
-            "signature": _b64(entry.signed.signature),
-            "log_index": entry.log_index,
-            "proof": [_b64(h) for h in entry.proof],
-        }
-        for entry in sorted(entries, key=lambda e: e.log_index)
-    ]
-
-
 def encode_bundle(
     kind: str,
     subject_id: str,
@@ -243,27 +145,11 @@ def encode_bundle(
     block, which prove each event's height and time. Raises
     `BundleError` if the events are not what such a bundle needs; the builder verifies the
     bytes it gets (`verify_bundle`) before it hands them out."""
-    if kind not in SUBJECT_FIELDS:
-        raise BundleError("malformed", f"kind must be one of {sorted(SUBJECT_FIELDS)}")
+    document = bundle_document(
+        kind, subject_id, genesis, checkpoint, entries, governance, validator_chain, blocks
+    )
     entries = sorted(entries, key=lambda e: e.log_index)
-    document: dict[str, Any] = {
-        "format": FORMAT,
-        "kind": kind,
-        "subject": {SUBJECT_FIELDS[kind]: subject_id},
-        "chain_id": genesis.chain_id,
-        "genesis_hash": genesis.genesis_hash.hex(),
-        "validators": _validators_json(genesis),
-        "checkpoint": checkpoint_json(checkpoint),
-        "events": _entries_json(entries),
-        "governance": _entries_json(governance),
-        "validator_chain": chain_to_json(validator_chain or ledger_pb2.ValidatorChain()),
-        "blocks": [
-            checkpoint_json(b)
-            for b in sorted(blocks, key=lambda b: (b.certificate.height, b.header))
-        ],
-        "claims": None,
-    }
-    if kind in _PROVEN_KINDS:
+    if kind in PROVEN_KINDS:
         # Its claims read what the bundle proves of each event: verified as a verifier does.
         events, proven = _replayed(document, genesis).own
         document["claims"] = derive_claims(kind, subject_id, events, proven)
@@ -271,116 +157,6 @@ def encode_bundle(
         decoded = [(e.log_index, decode(e.signed, genesis.chain_id)) for e in entries]
         document["claims"] = derive_claims(kind, subject_id, decoded)
     return encode_canonical(document)
-
-
-# --- strict reading ----------------------------------------------------------------------
-
-
-def _malformed(reason: str) -> BundleError:
-    return BundleError("malformed", reason)
-
-
-def _object(value: Any, where: str, fields: Sequence[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _malformed(f"{where} must be an object")
-    for name in sorted(fields):
-        if name not in value:
-            raise _malformed(f"{where} lacks the field {name!r}")
-    for name in sorted(value):
-        if name not in fields:
-            raise _malformed(f"{where} has an unknown field {name!r}")
-    return value
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _malformed(f"{where} must be a string")
-    return value
-
-
-def _integer(value: Any, where: str, maximum: int = _UINT64_MAX) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
-        raise _malformed(f"{where} must be an integer in [0, {maximum}]")
-    return value
-
-
-def _array(value: Any, where: str, maximum: int) -> list[Any]:
-    if not isinstance(value, list) or len(value) > maximum:
-        raise _malformed(f"{where} must be an array of at most {maximum} entries")
-    return value
-
-
-def _hex_bytes(value: Any, where: str, size: int) -> bytes:
-    if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
-        raise _malformed(f"{where} must be {size} bytes in lower-case hex")
-    return bytes.fromhex(value)
-
-
-def _base64_bytes(value: Any, where: str) -> bytes:
-    try:
-        data = base64.b64decode(_string(value, where), validate=True)
-    except (binascii.Error, ValueError):
-        raise _malformed(f"{where} is not base64") from None
-    if _b64(data) != value:
-        raise _malformed(f"{where} is not canonical base64")
-    return data
-
-
-def _reject_number(text: str) -> Any:
-    raise _malformed(f"the bundle holds the number {text[:20]}; only integers are allowed")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise _malformed("an object in the bundle repeats a key")
-    return document
-
-
-def parse_canonical(data: bytes, size_bytes_max: int = BUNDLE_SIZE_BYTES_MAX) -> Any:
-    """The JSON document `data` holds, if `data` is its canonical spelling (`encode_canonical`)
-    and at most `size_bytes_max` bytes; else `BundleError`."""
-    if len(data) > size_bytes_max:
-        raise BundleError("too_large", f"the file exceeds {size_bytes_max} bytes")
-    try:
-        document = json.loads(
-            data.decode("ascii"),
-            object_pairs_hook=_unique_keys,
-            parse_float=_reject_number,
-            parse_constant=_reject_number,
-        )
-    except UnicodeDecodeError:
-        raise BundleError("not_canonical", "bundle is not in canonical form: not ASCII") from None
-    except (ValueError, RecursionError) as error:
-        raise _malformed(f"the bundle is not JSON: {error}") from None
-    if encode_canonical(document) != data:
-        raise BundleError(
-            "not_canonical",
-            "bundle is not in canonical form (sorted keys, no spaces, ASCII escapes, one "
-            "final newline)",
-        )
-    return document
-
-
-def _top_fields(document: Any) -> tuple[str, ...]:
-    """The fields of the bundle's format version, once its `format` is one this verifier
-    reads."""
-    if not isinstance(document, dict) or "format" not in document:
-        return _TOP_FIELDS  # `_object` says what is wrong
-    stated = _string(document["format"], "format")
-    if stated == FORMAT:
-        return _TOP_FIELDS
-    if stated == FORMAT_V2:
-        return _TOP_FIELDS_V2
-    if stated == FORMAT_V1:
-        return _TOP_FIELDS_V1
-    if stated.startswith(_FORMAT_FAMILY):
-        raise BundleError(
-            "bundle_version",
-            f"format {stated[:40]!r} is a version this verifier does not read (it reads "
-            f"{FORMAT!r}, {FORMAT_V2!r} and {FORMAT_V1!r})",
-        )
-    raise BundleError("unsupported_format", f"format is not {FORMAT!r}")
 
 
 # --- verification ------------------------------------------------------------------------
@@ -396,17 +172,17 @@ def read_checkpoint(
     quorum of the validators that sign its height (`signing_validators`: by the walk
     `history`, or the genesis set) committed it; else `BundleError` (malformed,
     bad_checkpoint)."""
-    checkpoint = _object(value, where, ("certificate", "header"))
+    checkpoint = read_object(value, where, ("certificate", "header"))
     place = where
     where = f"{place}.certificate"
-    fields = _object(
+    fields = read_object(
         checkpoint["certificate"], where, ("block_id", "height", "round", "signatures")
     )
-    header_bytes = _base64_bytes(checkpoint["header"], f"{place}.header")
+    header_bytes = read_base64(checkpoint["header"], f"{place}.header")
     certificate = ledger_pb2.CommitCertificate(
-        height=_integer(fields["height"], f"{where}.height"),
-        round=_integer(fields["round"], f"{where}.round", 2**32 - 1),
-        block_id=_hex_bytes(fields["block_id"], f"{where}.block_id", 32),
+        height=read_integer(fields["height"], f"{where}.height"),
+        round=read_integer(fields["round"], f"{where}.round", 2**32 - 1),
+        block_id=read_hex(fields["block_id"], f"{where}.block_id", 32),
     )
     try:
         header = decode_header(header_bytes)
@@ -414,17 +190,17 @@ def read_checkpoint(
         raise BundleError("bad_checkpoint", f"the {place} does not verify: {error}") from None
     walked = ValidatorHistory.of_genesis(genesis.validator_set) if history is None else history
     validators = signing_validators(walked, header.height)
-    entries = _array(fields["signatures"], f"{where}.signatures", VALIDATORS_MAX)
+    entries = read_array(fields["signatures"], f"{where}.signatures", VALIDATORS_MAX)
     signers: list[str] = []
     for index, entry in enumerate(entries):
         item = f"{where}.signatures[{index}]"
-        entry = _object(entry, item, ("signature", "validator_id"))
-        signer = _string(entry["validator_id"], f"{item}.validator_id")
+        entry = read_object(entry, item, ("signature", "validator_id"))
+        signer = read_string(entry["validator_id"], f"{item}.validator_id")
         if signers and signer <= signers[-1]:
-            raise _malformed(f"{where}.signatures must be sorted by validator_id, each once")
+            raise malformed(f"{where}.signatures must be sorted by validator_id, each once")
         signers.append(signer)
         certificate.signatures.add(
-            validator_id=signer, signature=_base64_bytes(entry["signature"], f"{item}.signature")
+            validator_id=signer, signature=read_base64(entry["signature"], f"{item}.signature")
         )
     message = ledger_pb2.Checkpoint(header=header_bytes, certificate=certificate)
     try:
@@ -436,45 +212,8 @@ def read_checkpoint(
     return message, header, block_id(header_bytes), tuple(signers)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """An event entry of the bundle, read but not yet judged."""
-
-    listed: str  # "events" or "governance"
-    where: str
-    event_id: bytes
-    signed: ledger_pb2.SignedEvent
-    log_index: int
-    proof: list[bytes]
-
-
-def _read_entries(value: Any, where: str, maximum: int) -> list[_Entry]:
-    """The entries of one list, in strictly increasing log order."""
-    entries: list[_Entry] = []
-    for index, item in enumerate(_array(value, where, maximum)):
-        place = f"{where}[{index}]"
-        fields = _object(item, place, _ENTRY_FIELDS)
-        signed = ledger_pb2.SignedEvent(
-            body=_base64_bytes(fields["body"], f"{place}.body"),
-            signature=_base64_bytes(fields["signature"], f"{place}.signature"),
-        )
-        items = _array(fields["proof"], f"{place}.proof", merkle.PROOF_HASHES_MAX)
-        entry = _Entry(
-            listed=where,
-            where=place,
-            event_id=_hex_bytes(fields["event_id"], f"{place}.event_id", 32),
-            signed=signed,
-            log_index=_integer(fields["log_index"], f"{place}.log_index"),
-            proof=[_base64_bytes(h, f"{place}.proof[{i}]") for i, h in enumerate(items)],
-        )
-        if entries and entry.log_index <= entries[-1].log_index:
-            raise _malformed(f"{where} must be in strictly increasing log_index order")
-        entries.append(entry)
-    return entries
-
-
 def _verify_event(
-    entry: _Entry,
+    entry: ListedEntry,
     genesis: Genesis,
     header: ledger_pb2.BlockHeader,
     replay: MembershipReplay,
@@ -539,7 +278,7 @@ def _places(
     history: ValidatorHistory,
     header: ledger_pb2.BlockHeader,
     checkpoint_id: bytes,
-    entries: Sequence[_Entry],
+    entries: Sequence[ListedEntry],
 ) -> dict[int, Block]:
     """The block of each entry, by log index, from `blocks` (format 3): the checkpoints of the
     blocks that committed the bundle's events, in height order, each signed by a quorum of
@@ -547,7 +286,7 @@ def _places(
     events; a block's header names the log indexes it committed (`log_size - event_count` up
     to `log_size`), its height and time. `BundleError` malformed, bad_checkpoint or
     wrong_blocks."""
-    items = _array(value, "blocks", BUNDLE_EVENTS_MAX + BUNDLE_GOVERNANCE_EVENTS_MAX)
+    items = read_array(value, "blocks", BUNDLE_EVENTS_MAX + BUNDLE_GOVERNANCE_EVENTS_MAX)
     starts: list[int] = []
     ends: list[int] = []
     found: list[Block] = []
@@ -556,7 +295,7 @@ def _places(
         _, block_header, identifier, _ = read_checkpoint(item, genesis, where, history)
         height, first = block_header.height, block_header.log_size - block_header.event_count
         if found and height <= found[-1].height:
-            raise _malformed("blocks must be in strictly increasing height order")
+            raise malformed("blocks must be in strictly increasing height order")
         if height > header.height or (height == header.height and identifier != checkpoint_id):
             raise BundleError(
                 "wrong_blocks", f"{where} (height {height}) is not a block under the checkpoint"
@@ -656,22 +395,22 @@ def verify_bundle(data: bytes, genesis: Genesis) -> VerifiedBundle:
 
 def _replayed(document: Any, genesis: Genesis) -> _Replayed:
     """The bundle `document` checked against `genesis` up to its claims; else `BundleError`."""
-    bundle = _object(document, "the bundle", _top_fields(document))
+    bundle = read_object(document, "the bundle", top_fields(document))
     legacy = bundle["format"] == FORMAT_V1
-    kind = _string(bundle["kind"], "kind")
+    kind = read_string(bundle["kind"], "kind")
     if kind not in SUBJECT_FIELDS:
-        raise _malformed(f"kind must be one of {sorted(SUBJECT_FIELDS)}")
-    if kind in _PROVEN_KINDS and bundle["format"] != FORMAT:
-        raise _malformed(f"a bundle of kind {kind!r} is of format {FORMAT!r} only")
-    subject = _object(bundle["subject"], "subject", (SUBJECT_FIELDS[kind],))
-    subject_id = _string(subject[SUBJECT_FIELDS[kind]], "subject")
+        raise malformed(f"kind must be one of {sorted(SUBJECT_FIELDS)}")
+    if kind in PROVEN_KINDS and bundle["format"] != FORMAT:
+        raise malformed(f"a bundle of kind {kind!r} is of format {FORMAT!r} only")
+    subject = read_object(bundle["subject"], "subject", (SUBJECT_FIELDS[kind],))
+    subject_id = read_string(subject[SUBJECT_FIELDS[kind]], "subject")
     if len(subject_id) > IDENTIFIER_LENGTH_CHARS_MAX:
-        raise _malformed(f"the subject is longer than {IDENTIFIER_LENGTH_CHARS_MAX} characters")
+        raise malformed(f"the subject is longer than {IDENTIFIER_LENGTH_CHARS_MAX} characters")
     if bundle["chain_id"] != genesis.chain_id:
         raise BundleError("wrong_genesis", f"the bundle is not for chain {genesis.chain_id!r}")
-    if _hex_bytes(bundle["genesis_hash"], "genesis_hash", 32) != genesis.genesis_hash:
+    if read_hex(bundle["genesis_hash"], "genesis_hash", 32) != genesis.genesis_hash:
         raise BundleError("wrong_genesis", "the bundle is for another genesis document")
-    if bundle["validators"] != _validators_json(genesis):
+    if bundle["validators"] != validators_json(genesis):
         raise BundleError("wrong_genesis", "the validators differ from the genesis document's")
     history = (
         ValidatorHistory.of_genesis(genesis.validator_set)
@@ -688,15 +427,15 @@ def _replayed(document: Any, genesis: Genesis) -> _Replayed:
         )
     validators = signing_validators(history, header.height)
 
-    own = _read_entries(bundle["events"], "events", BUNDLE_EVENTS_MAX)
+    own = read_entries(bundle["events"], "events", BUNDLE_EVENTS_MAX)
     supporting = (
         []
         if legacy
-        else _read_entries(bundle["governance"], "governance", BUNDLE_GOVERNANCE_EVENTS_MAX)
+        else read_entries(bundle["governance"], "governance", BUNDLE_GOVERNANCE_EVENTS_MAX)
     )
     shared = {e.log_index for e in own} & {e.log_index for e in supporting}
     if shared:
-        raise _malformed(f"log index {min(shared)} is in both events and governance")
+        raise malformed(f"log index {min(shared)} is in both events and governance")
     places = (
         _places(bundle["blocks"], genesis, history, header, checkpoint_id, [*own, *supporting])
         if bundle["format"] == FORMAT
@@ -716,7 +455,7 @@ def _replayed(document: Any, genesis: Genesis) -> _Replayed:
 
     if legacy:
         authors = sorted({event.author_id for _, event in events})
-        expected = [_member_json(genesis.member(a)) for a in authors]  # type: ignore[arg-type]
+        expected = [member_json(genesis.member(a)) for a in authors]  # type: ignore[arg-type]
         if bundle["members"] != expected:
             raise BundleError(
                 "wrong_members",

@@ -29,8 +29,8 @@ inconsistent_logs  the second is at a greater height, and its log cannot extend 
                    that prefix's root out, so only the cases above can show the conflict.)
 
 Format "provledger-fork/2": canonical JSON exactly as evidence bundles are written
-(protocol/evidence.py: sorted keys, no spaces, ASCII, one final newline; checkpoints as
-`evidence.checkpoint_json` writes them, walks as `validator_chain.chain_to_json` does):
+(protocol/evidence_format.py: sorted keys, no spaces, ASCII, one final newline; checkpoints
+as `evidence_format.checkpoint_json` writes them, walks as `validator_chain.chain_to_json` does):
 
     {"format": "provledger-fork/2", "kind": "same_height" | "inconsistent_logs",
      "chain_id": str, "genesis_hash": hex,
@@ -72,13 +72,9 @@ from typing import Any
 from provledger.protocol import merkle
 from provledger.protocol.blocks import block_id, verify_checkpoint
 from provledger.protocol.errors import CodedError, Rejected
-from provledger.protocol.evidence import (
-    checkpoint_json,
-    encode_canonical,
-    parse_canonical,
-    read_checkpoint,
-)
+from provledger.protocol.evidence import read_checkpoint
 from provledger.protocol.evidence_claims import BundleError
+from provledger.protocol.evidence_format import checkpoint_json, encode_canonical, parse_canonical
 from provledger.protocol.genesis import Genesis, ValidatorSet
 from provledger.protocol.limits import FORK_PROOF_SIZE_BYTES_MAX
 from provledger.protocol.validator_chain import (

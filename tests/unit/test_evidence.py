@@ -38,7 +38,13 @@ from support.validator_changes import add, remove
 from provledger.cli.evidence import summary_lines
 from provledger.node import bundles, walks
 from provledger.node.store import Store
-from provledger.protocol import blocks, evidence, evidence_governance, rules_governance
+from provledger.protocol import (
+    blocks,
+    evidence,
+    evidence_format,
+    evidence_governance,
+    rules_governance,
+)
 from provledger.protocol.events import decode, sign_event
 from provledger.protocol.evidence import BundleError, encode_canonical, verify_bundle
 from provledger.v1 import ledger_pb2
@@ -604,10 +610,10 @@ def _entry(chain: Chain, label: str, tree_size: int) -> dict[str, Any]:
     proof = chain.store.inclusion_proof(location.log_index, tree_size)
     return {
         "event_id": chain.ids[label].hex(),
-        "body": evidence._b64(location.event.body),
-        "signature": evidence._b64(location.event.signature),
+        "body": evidence_format.b64(location.event.body),
+        "signature": evidence_format.b64(location.event.signature),
         "log_index": location.log_index,
-        "proof": [evidence._b64(h) for h in proof],
+        "proof": [evidence_format.b64(h) for h in proof],
     }
 
 
@@ -718,7 +724,7 @@ def test_a_forged_signature_fails_even_with_a_valid_proof_shape(
 ) -> None:
     document = json.loads(event_bytes)
     other = chain.store.event(chain.ids["raw-c"]).event.signature
-    document["events"][0]["signature"] = evidence._b64(other)
+    document["events"][0]["signature"] = evidence_format.b64(other)
     error = rejection(encode_canonical(document), chain.genesis)
     assert error.code == "bad_signature"
 
@@ -859,8 +865,8 @@ def test_a_governance_event_outside_the_ledger_is_refused(chain: Chain) -> None:
     assert entry["event_id"] == chain.ids["governance"].hex()
     entry.update(
         event_id=c.decode(forged).event_id.hex(),
-        body=evidence._b64(forged.body),
-        signature=evidence._b64(forged.signature),
+        body=evidence_format.b64(forged.body),
+        signature=evidence_format.b64(forged.signature),
     )
     error = rejection(encode_canonical(document), chain.genesis)
     assert error.code == "bad_proof"
@@ -953,7 +959,7 @@ def _as_version_1(data: bytes, genesis) -> bytes:
         }
     )
     document["members"] = [
-        evidence._member_json(genesis.member(a)) for a in authors if genesis.member(a)
+        evidence_format.member_json(genesis.member(a)) for a in authors if genesis.member(a)
     ]
     return encode_canonical(document)
 
@@ -1342,8 +1348,8 @@ def test_missing_or_forged_proposal_events_are_refused(proposals: Chain) -> None
     )
     entry.update(
         event_id=c.decode(forged).event_id.hex(),
-        body=evidence._b64(forged.body),
-        signature=evidence._b64(forged.signature),
+        body=evidence_format.b64(forged.body),
+        signature=evidence_format.b64(forged.signature),
     )
     assert rejection(encode_canonical(document), genesis).code == "bad_proof"
     # A proposal and an approval that applied nothing, which nothing in the bundle needs.
