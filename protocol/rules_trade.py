@@ -62,6 +62,8 @@ def offer_listed(state, author, payload, decoded, block_time_ms) -> list[Write]:
     if author.role == BROKER:
         check_not_suspended(state, author.member_id, block_time_ms)
         broker_listing(state, author, payload, block_time_ms)
+        # the exchange it names settles the trades: it must be free to trade as well
+        check_not_suspended(state, payload.exchange_id, block_time_ms)
         exchange_id, broker_id = payload.exchange_id, author.member_id
     else:
         require_role(author, (EXCHANGE,), "listing an offer")

@@ -452,6 +452,14 @@ REFUSALS = [
         setup=suspend("agency-a"),
     ),
     reject(
+        "broker-lists-naming-a-suspended-exchange",
+        valid("offer_listed"),
+        FORBIDDEN,
+        "suspended",
+        "member 'exchange' is suspended",
+        setup=suspend("exchange"),
+    ),
+    reject(
         "broker-lists-without-a-mandate",
         valid("offer_listed", mandate_id="", exchange_id=""),
         FORBIDDEN,
