@@ -165,7 +165,8 @@ def cmd_node_backup(args: argparse.Namespace) -> None:
 
 
 def cmd_node_restore(args: argparse.Namespace) -> None:
-    from provledger.node.backup import BackupError, restore_backup
+    from provledger.node.backup import BackupError
+    from provledger.node.restore import restore_backup
 
     config = _load_config(args.config)
     genesis = load_genesis(str(config.genesis_path))
