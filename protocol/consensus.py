@@ -49,10 +49,8 @@ different votes of the same type for the same height and round.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-
 from provledger.protocol import blocks, crypto
+from provledger.protocol.consensus_state import ConsensusState, restore_signed
 from provledger.protocol.consensus_types import (
     NIL,
     Application,
@@ -76,7 +74,6 @@ from provledger.protocol.consensus_types import (
     proposer,
 )
 from provledger.protocol.errors import check
-from provledger.protocol.genesis import ValidatorSet
 from provledger.protocol.limits import (
     FUTURE_MESSAGES_MAX,
     FUTURE_ROUNDS_MAX,
@@ -92,63 +89,15 @@ from provledger.protocol.votes import (
 )
 from provledger.v1 import ledger_pb2, peer_pb2
 
-# --- state -------------------------------------------------------------------------------
-
-
-@dataclass
-class ConsensusState:
-    chain_id: str
-    validators: ValidatorSet  # the set of the current height (replaced as each height starts)
-    key: crypto.SigningKey | None  # None for a node that follows without ever voting
-    validator_id: str | None
-    params: Params = field(default_factory=Params)
-
-    height: int = 0
-    round: int = 0
-    step: Step = Step.COMMITTED
-    locked_round: int = -1
-    locked_block: ledger_pb2.Block | None = None
-    valid_round: int = -1
-    valid_block: ledger_pb2.Block | None = None
-    awaiting_events: bool = False
-
-    proposals: dict[int, tuple[peer_pb2.Proposal, bytes]] = field(default_factory=dict)
-    votes: dict[tuple[int, int], dict[str, list[ledger_pb2.Vote]]] = field(default_factory=dict)
-    validity: dict[bytes, bool] = field(default_factory=dict)
-    fired: set[tuple[str, int]] = field(default_factory=set)
-    # (height, round, type) -> what this validator signed; type 0 is the proposal.
-    signed: dict[tuple[int, int, int], ledger_pb2.Vote | peer_pb2.Proposal] = field(
-        default_factory=dict
-    )
-    signed_blocks: dict[bytes, ledger_pb2.Block] = field(default_factory=dict)
-    # (height, round) of restored proposals in `signed` that are never sent (over the budget).
-    withheld: set[tuple[int, int]] = field(default_factory=set)
-    future: list[Input] = field(default_factory=list)
-    evidence_seen: set[tuple[str, int, int, int]] = field(default_factory=set)
-    decided_block_id: bytes | None = None
-
-
-def restore_signed(
-    state: ConsensusState,
-    persisted: Iterable[tuple[ledger_pb2.Vote | peer_pb2.Proposal, ledger_pb2.Block | None]],
-) -> list[tuple[int, int]]:
-    """Load what this validator signed before a restart, so it never signs a conflict.
-
-    Returns the (height, round) of every restored proposal that will be withheld, never sent,
-    because its block is over the byte budget (see the module docstring), for the shell to log.
-    """
-    withheld: list[tuple[int, int]] = []
-    for message, block in persisted:
-        if isinstance(message, peer_pb2.Proposal):
-            state.signed[(message.height, message.round, 0)] = message
-            if not blocks.within_size_budget(message.block):
-                state.withheld.add((message.height, message.round))
-                withheld.append((message.height, message.round))
-        else:
-            state.signed[(message.height, message.round, message.type)] = message
-            if block is not None and message.block_id:
-                state.signed_blocks[message.block_id] = block
-    return withheld
+# The state and restoring what was signed before a restart: protocol/consensus_state.py.
+# The machine's vocabulary (consensus_types.py) is read through this module by the shell and
+# the tests, as one interface.
+__all__ = [
+    "NIL", "Application", "Broadcast", "ConsensusState", "Decide", "EventsAvailable",
+    "EvidenceFound", "Input", "Output", "Params", "Persist", "ProposalReceived", "Rebroadcast",
+    "ScheduleTimeout", "StartHeight", "Step", "Timeout", "TimeoutFired", "VoteReceived",
+    "proposal_sign_bytes", "proposer", "restore_signed", "step",
+]  # fmt: skip
 
 
 def step(
