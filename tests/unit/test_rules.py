@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,13 @@ from support.memory_state import (
     MemoryState,
     digest,
     signing_key,
+)
+from support.rule_cases import (
+    BLOCK_TIME_MS,
+    Case,
+    Setup,
+    SignedMaker,
+    reject,
 )
 
 from provledger.protocol import crypto, events, rules, rules_governance, validators
@@ -62,10 +68,8 @@ DERIVE = ledger_pb2.OPERATION_DERIVE
 SHARE = ledger_pb2.OPERATION_SHARE
 
 SETUP_TIME_MS = GENESIS_TIME_MS + 1_000  # block time of the scene and of per-case setups
-BLOCK_TIME_MS = GENESIS_TIME_MS + 10_000  # block time of the event under test
 EXPIRY_MS = BLOCK_TIME_MS + 50_000  # when the scene's grants and approvals expire
 SETUP_HEIGHT = 1  # the block height of the scene and of per-case setups
-BLOCK_HEIGHT = 2  # the block height of the event under test
 
 STRANGER = Member("stranger", "agency", signing_key("stranger"))
 QUORUM = ("agency-a", "agency-b", "exchange", "regulator")  # 4 of the 5 members
@@ -252,9 +256,6 @@ VALID: dict[str, tuple[str, dict[str, Any]]] = {
 
 VALID_REGISTRATION = VALID["asset_registered"][1]
 
-SignedMaker = Callable[[Consortium], ledger_pb2.SignedEvent]
-Setup = Callable[[Consortium, MemoryState], Any]
-
 
 def valid(kind: str, author: Any = None, nonce: int | None = None, **overrides: Any) -> SignedMaker:
     """A maker of the VALID event of `kind`, with some fields (or the author) replaced."""
@@ -347,33 +348,6 @@ ROLE_CHANGE = change(role_changed={"member_id": "agency-b", "role": ledger_pb2.R
 
 
 # --- the rejection table -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    make: SignedMaker
-    kind: RejectionKind
-    code: str
-    fragment: str
-    setup: Setup | None = None
-    time_ms: int = BLOCK_TIME_MS
-    height: int = BLOCK_HEIGHT
-
-
-def reject(
-    case_id: str,
-    make: SignedMaker,
-    kind: RejectionKind,
-    code: str,
-    fragment: str,
-    setup: Setup | None = None,
-    time_ms: int = BLOCK_TIME_MS,
-    marks: Any = (),
-    height: int = BLOCK_HEIGHT,
-) -> Any:
-    return pytest.param(
-        Case(make, kind, code, fragment, setup, time_ms, height), id=case_id, marks=marks
-    )
 
 
 REQUIRED_IDENTIFIERS = {

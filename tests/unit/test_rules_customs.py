@@ -8,13 +8,12 @@ and derivations below its minimum, upward-only reclassification, and overdue rep
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.memory_state import GENESIS_TIME_MS, Consortium, MemoryState, digest
+from support.rule_cases import BLOCK_TIME_MS, Case, Setup, SignedMaker, reject
 
 from provledger.protocol import concerns, customs, events, lineage, rule_checks, rules_customs
 from provledger.protocol.errors import Rejected, RejectionKind
@@ -37,11 +36,7 @@ CORE = ledger_pb2.CLASSIFICATION_CORE
 HOUR_MS = 3_600_000
 SETUP_MS = GENESIS_TIME_MS + 1_000  # the scene's block time
 MOVE_MS = GENESIS_TIME_MS + 2_000  # the block time of a move a case sets up
-BLOCK_MS = GENESIS_TIME_MS + 10_000  # the block time of the event under test
 EXPIRY_MS = SETUP_MS + 10 * HOUR_MS  # when the scene's assessments expire
-
-SignedMaker = Callable[[Consortium], ledger_pb2.SignedEvent]
-Setup = Callable[[Consortium, MemoryState], None]
 
 
 # --- the scene -------------------------------------------------------------------------------
@@ -206,20 +201,6 @@ def state(consortium: Consortium) -> MemoryState:
 # --- refusals --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Case:
-    make: SignedMaker
-    kind: RejectionKind
-    code: str
-    fragment: str
-    setup: Setup | None = None
-    time_ms: int = BLOCK_MS
-
-
-def reject(case_id: str, make: SignedMaker, kind, code, fragment, setup=None, time_ms=BLOCK_MS):
-    return pytest.param(Case(make, kind, code, fragment, setup, time_ms), id=case_id)
-
-
 CASES = [
     # security_assessed
     reject(
@@ -252,7 +233,7 @@ CASES = [
     ),
     reject(
         "assessment-already-expired",
-        event("regulator", "security_assessed", **assessment(expires_at_ms=BLOCK_MS)),
+        event("regulator", "security_assessed", **assessment(expires_at_ms=BLOCK_TIME_MS)),
         PRECONDITION,
         "already_expired",
         "the assessment's expiry is not after the block time",
@@ -262,7 +243,7 @@ CASES = [
         event(
             "regulator",
             "security_assessed",
-            **assessment(expires_at_ms=BLOCK_MS + (REPORT_PERIODS_MAX + 1) * HOUR_MS),
+            **assessment(expires_at_ms=BLOCK_TIME_MS + (REPORT_PERIODS_MAX + 1) * HOUR_MS),
         ),
         INVALID,
         "too_many_periods",
@@ -323,7 +304,7 @@ CASES = [
         DUPLICATE,
         "already_reported",
         "period 1 was reported by 'report-1'",
-        setup=then(moved(), reported(1, BLOCK_MS - 1)),
+        setup=then(moved(), reported(1, BLOCK_TIME_MS - 1)),
     ),
     reject(
         "report-id-twice",
@@ -331,7 +312,7 @@ CASES = [
         DUPLICATE,
         "report_exists",
         "report 'report-1' already reported period 1",
-        setup=then(moved(), reported(1, BLOCK_MS - 1)),
+        setup=then(moved(), reported(1, BLOCK_TIME_MS - 1)),
         time_ms=MOVE_MS + HOUR_MS,
     ),
     # moves abroad under an assessment
@@ -647,7 +628,7 @@ def test_every_code_of_data_customs_is_covered():
 
 def test_an_assessment_is_recorded(consortium: Consortium, state: MemoryState):
     signed = consortium.sign("regulator", "security_assessed", **assessment())
-    writes = consortium.apply(state, signed, BLOCK_MS)
+    writes = consortium.apply(state, signed, BLOCK_TIME_MS)
     assert [w.kind for w in writes] == ["assessment", "nonce"]
     record = state.load("assessment", "assess-new")
     assert record.regulator_id == "regulator"
@@ -683,7 +664,7 @@ def test_every_move_is_recorded_and_the_first_starts_the_periods(
         assessment_id="assess-1",
         purpose="research",
     )
-    consortium.apply(state, second, BLOCK_MS)
+    consortium.apply(state, second, BLOCK_TIME_MS)
     assert state.load("asset", "derived/child").owner_id == "agency-b"
     record = state.load("assessment", "assess-1")
     assert record.first_transfer_ms == MOVE_MS
@@ -704,7 +685,7 @@ def test_general_data_abroad_under_a_named_assessment_is_recorded_on_it(
         consortium.sign(
             "agency-a", "asset_shared", **share("raw/general", assessment_id="assess-new")
         ),
-        BLOCK_MS,
+        BLOCK_TIME_MS,
     )
     assert len(state.load("assessment", "assess-new").transfer_event_ids) == 1
     # and without one, general data still goes abroad, recorded nowhere
@@ -715,7 +696,7 @@ def test_general_data_abroad_under_a_named_assessment_is_recorded_on_it(
             "asset_shared",
             **share("raw/general", recipient_id="exchange", assessment_id="", purpose=""),
         ),
-        BLOCK_MS,
+        BLOCK_TIME_MS,
     )
 
 
@@ -772,7 +753,7 @@ def test_a_no_cross_border_condition_still_wins_over_an_assessment(
     )
     before = state.snapshot()
     with pytest.raises(Rejected) as raised:
-        consortium.apply(state, signed, BLOCK_MS)
+        consortium.apply(state, signed, BLOCK_TIME_MS)
     assert raised.value.code == "cross_border_forbidden"
     assert state.snapshot() == before
 
@@ -805,7 +786,7 @@ def test_a_catalogue_entry_is_recorded_and_only_raised(consortium: Consortium, s
         minimum=CORE,
         reason="raised",
     )
-    consortium.apply(state, signed, BLOCK_MS)
+    consortium.apply(state, signed, BLOCK_TIME_MS)
     record = state.load("catalogue", "prefix:health/")
     assert record.entry.minimum == CORE
     assert record.event_id == consortium.decode(signed).event_id
@@ -862,7 +843,7 @@ def test_an_entry_on_an_existing_asset_changes_no_record_but_binds_it(
         classification=IMPORTANT,
         reason="catalogued",
     )
-    writes = consortium.apply(state, signed, BLOCK_MS)
+    writes = consortium.apply(state, signed, BLOCK_TIME_MS)
     assert [w.kind for w in writes] == ["asset", "nonce"]
     assert state.load("asset", "late/general").classification == IMPORTANT
 
@@ -875,7 +856,7 @@ def test_reclassification_raises_only(consortium: Consortium, state: MemoryState
         classification=CORE,
         reason="national security",
     )
-    consortium.apply(state, signed, BLOCK_MS)
+    consortium.apply(state, signed, BLOCK_TIME_MS)
     asset = state.load("asset", "raw/important")
     assert asset.classification == CORE
     assert asset.owner_id == "agency-a" and asset.name == "raw/important"

@@ -11,13 +11,12 @@ ruling's remedy writes (another rule's, planted here as records).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.memory_state import GENESIS_TIME_MS, MEMBER_ROLES, Consortium, MemoryState, digest
+from support.rule_cases import BLOCK_TIME_MS, Case, Setup, SignedMaker, reject
 
 from provledger.protocol import access, concerns, rules_market
 from provledger.protocol.errors import Rejected, RejectionKind
@@ -32,7 +31,6 @@ GENERAL = ledger_pb2.CLASSIFICATION_GENERAL
 IMPORTANT = ledger_pb2.CLASSIFICATION_IMPORTANT
 
 SETUP_TIME_MS = GENESIS_TIME_MS + 1_000
-BLOCK_TIME_MS = GENESIS_TIME_MS + 10_000
 EXPIRY_MS = BLOCK_TIME_MS + 50_000  # qualifications and mandates of the scene
 LATER_MS = EXPIRY_MS + 1  # a block time past them
 ROLES = {**MEMBER_ROLES, "broker": "broker", "broker-b": "broker"}
@@ -170,9 +168,6 @@ VALID: dict[str, tuple[str, dict[str, Any]]] = {
     "order_placed": ("agency-b", dict(order_id="order-new", offer_id="offer-brokered")),
 }
 
-SignedMaker = Callable[[Consortium], ledger_pb2.SignedEvent]
-Setup = Callable[[Consortium, MemoryState], Any]
-
 
 def valid(kind: str, author: str | None = None, **overrides: Any) -> SignedMaker:
     default_author, fields = VALID[kind]
@@ -261,28 +256,6 @@ def remove(member_id: str) -> Setup:
 
 
 # --- refusals -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    make: SignedMaker
-    kind: RejectionKind
-    code: str
-    fragment: str
-    setup: Setup | None = None
-    time_ms: int = BLOCK_TIME_MS
-
-
-def reject(
-    case_id: str,
-    make: SignedMaker,
-    kind: RejectionKind,
-    code: str,
-    fragment: str,
-    setup: Setup | None = None,
-    time_ms: int = BLOCK_TIME_MS,
-) -> Any:
-    return pytest.param(Case(make, kind, code, fragment, setup, time_ms), id=case_id)
 
 
 REFUSALS = [
